@@ -1,0 +1,27 @@
+//! peerapi: a libp2p node, operator console and CLI for the subnet API protocol.
+//!
+//! Layout:
+//! - [`wire`]: request message, varint framing, 1.0.0 texts (no I/O beyond AsyncRead/Write).
+//! - [`routes`]: the route table (immutable, swapped whole), its JSON file, the watcher.
+//! - [`upstream`]: the one HTTP forwarder (reqwest).
+//! - [`keys`]: libp2p protobuf key files, py-libp2p's 32-byte seeds included.
+//! - [`node`]: the swarm task, its handle and events, serving and calling.
+//! - [`demo`]: the demo backend used by `peerapi demo` and the tests.
+//! - `tui` (feature `console`): the operator console. `cli`: the binary's commands.
+//!
+//! ```text
+//!  caller ─/subnet/api_protocol/1.0.0─▶ node ─route table─▶ upstream ─HTTP─▶ backend
+//! ```
+
+pub mod demo;
+pub mod keys;
+pub mod node;
+pub mod routes;
+pub mod upstream;
+pub mod wire;
+
+pub use node::{
+    CallError, CallOptions, CallRequest, CallStream, Node, NodeConfig, NodeError, NodeEvent,
+    NodeHandle, PeerInfo,
+};
+pub use routes::{Route, RouteTable, Routes};

@@ -1,0 +1,355 @@
+//! The one task that owns the `Swarm`. Commands come in from handles, node
+//! events go out on the broadcast; nothing else touches the swarm.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use futures::channel::oneshot;
+use futures::StreamExt;
+use libp2p::core::ConnectedPoint;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, noise, ping, tcp, Multiaddr, PeerId, StreamProtocol, Swarm};
+use tokio::sync::{broadcast, mpsc};
+
+use super::api::{self, InboundStream, Refuser};
+use super::events::{Direction, NodeEvent, PeerInfo};
+use super::muxer::YamuxUpgrade;
+use super::{Command, NodeConfig, NodeError};
+use crate::wire::PROTOCOL_V1;
+
+/// RTT samples kept per peer for average and jitter.
+const RTT_SAMPLES: usize = 32;
+
+/// The agent string peers see in identify.
+pub fn agent_version() -> String {
+    format!("peerapi/{}", env!("CARGO_PKG_VERSION"))
+}
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    api: api::Behaviour,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+}
+
+pub(crate) struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: broadcast::Sender<NodeEvent>,
+    peers: HashMap<PeerId, (PeerInfo, u32)>,
+    pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
+    /// Listeners that have not reported an address yet, and who waits for them.
+    unready_listeners: Vec<libp2p::core::transport::ListenerId>,
+    ready: Option<oneshot::Sender<Result<(), NodeError>>>,
+}
+
+pub(crate) type Ready = oneshot::Receiver<Result<(), NodeError>>;
+
+impl EventLoop {
+    pub(crate) fn new(
+        config: NodeConfig,
+        inbound_tx: mpsc::Sender<InboundStream>,
+        refuse: Refuser,
+        events: broadcast::Sender<NodeEvent>,
+        commands: mpsc::UnboundedReceiver<Command>,
+    ) -> Result<(Self, Ready), NodeError> {
+        let split = config.yamux_split_send_bytes;
+        let max_streams = config.yamux_max_streams;
+        let ping_interval = config.ping_interval;
+        let idle = config.idle_connection_timeout;
+        let protocols = vec![StreamProtocol::new(PROTOCOL_V1)];
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                move || YamuxUpgrade::new(split, max_streams),
+            )
+            .map_err(|e| NodeError::Transport(e.to_string()))?
+            .with_behaviour(|key| Behaviour {
+                api: api::Behaviour::new(protocols, inbound_tx, refuse),
+                identify: identify::Behaviour::new(
+                    identify::Config::new("/ipfs/id/1.0.0".into(), key.public())
+                        .with_agent_version(agent_version()),
+                ),
+                ping: ping::Behaviour::new(ping::Config::new().with_interval(ping_interval)),
+            })
+            .map_err(|e| NodeError::Transport(e.to_string()))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build();
+
+        let mut unready_listeners = Vec::new();
+        for addr in &config.listen {
+            let id = swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NodeError::Listen {
+                    addr: addr.clone(),
+                    message: e.to_string(),
+                })?;
+            unready_listeners.push(id);
+        }
+        for addr in &config.bootstrap {
+            if let Err(e) = swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, "cannot dial bootstrap peer: {e}");
+            }
+        }
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let mut this = Self {
+            swarm,
+            commands,
+            events,
+            peers: HashMap::new(),
+            pending_dials: HashMap::new(),
+            unready_listeners,
+            ready: Some(ready_tx),
+        };
+        this.check_ready();
+        Ok((this, ready_rx))
+    }
+
+    fn check_ready(&mut self) {
+        if self.unready_listeners.is_empty() {
+            if let Some(tx) = self.ready.take() {
+                let _ = tx.send(Ok(()));
+            }
+        }
+    }
+
+    fn emit(&self, event: NodeEvent) {
+        let _ = self.events.send(event);
+    }
+
+    fn with_p2p(&self, addr: &Multiaddr) -> Multiaddr {
+        let mut addr = addr.clone();
+        if !matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+            addr.push(Protocol::P2p(*self.swarm.local_peer_id()));
+        }
+        addr
+    }
+
+    pub(crate) async fn run(mut self) {
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.commands.recv() => match command {
+                    Some(Command::Stop) | None => break,
+                    Some(command) => self.on_command(command),
+                },
+            }
+        }
+        tracing::debug!("event loop stopped");
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Dial { addr, peer, reply } => {
+                if self.swarm.is_connected(&peer) {
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
+                let waiting = self.pending_dials.entry(peer).or_default();
+                waiting.push(reply);
+                if waiting.len() > 1 {
+                    return; // A dial to this peer is already under way.
+                }
+                let mut transport_addr = addr.clone();
+                if matches!(transport_addr.iter().last(), Some(Protocol::P2p(_))) {
+                    transport_addr.pop();
+                }
+                let opts = DialOpts::peer_id(peer)
+                    .addresses(vec![transport_addr])
+                    .build();
+                if let Err(e) = self.swarm.dial(opts) {
+                    self.fail_dials(peer, e.to_string());
+                }
+            }
+            Command::Open {
+                peer,
+                protocols,
+                reply,
+            } => {
+                if self.swarm.is_connected(&peer) {
+                    self.swarm.behaviour_mut().api.open(peer, protocols, reply);
+                } else {
+                    let _ = reply.send(Err(api::OpenError::ConnectionClosed));
+                }
+            }
+            Command::Disconnect { peer } => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            Command::Peers { reply } => {
+                let mut peers: Vec<PeerInfo> =
+                    self.peers.values().map(|(info, _)| info.clone()).collect();
+                peers.sort_by_key(|p| p.connected_since);
+                let _ = reply.send(peers);
+            }
+            Command::ListenAddrs { reply } => {
+                let addrs = self.swarm.listeners().map(|a| self.with_p2p(a)).collect();
+                let _ = reply.send(addrs);
+            }
+            Command::Stop => {}
+        }
+    }
+
+    fn fail_dials(&mut self, peer: PeerId, message: String) {
+        for reply in self.pending_dials.remove(&peer).unwrap_or_default() {
+            let _ = reply.send(Err(message.clone()));
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
+                let full = self.with_p2p(&address);
+                tracing::info!(addr = %full, "listening");
+                self.emit(NodeEvent::Listening { addr: full });
+                self.unready_listeners.retain(|id| *id != listener_id);
+                self.check_ready();
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                addresses,
+                reason,
+            } => {
+                if let Err(e) = &reason {
+                    tracing::warn!(?addresses, "listener closed: {e}");
+                }
+                if self.unready_listeners.contains(&listener_id) {
+                    if let Some(tx) = self.ready.take() {
+                        let _ = tx.send(Err(NodeError::Listen {
+                            addr: addresses.first().cloned().unwrap_or_else(Multiaddr::empty),
+                            message: match reason {
+                                Err(e) => e.to_string(),
+                                Ok(()) => "listener closed".into(),
+                            },
+                        }));
+                    }
+                }
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                tracing::warn!("listener error: {error}");
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                let (addr, direction) = match &endpoint {
+                    ConnectedPoint::Dialer { address, .. } => {
+                        (address.clone(), Direction::Outbound)
+                    }
+                    ConnectedPoint::Listener { send_back_addr, .. } => {
+                        (send_back_addr.clone(), Direction::Inbound)
+                    }
+                };
+                let entry = self.peers.entry(peer_id).or_insert_with(|| {
+                    (
+                        PeerInfo {
+                            peer: peer_id,
+                            addr: addr.clone(),
+                            direction,
+                            connected_since: SystemTime::now(),
+                            agent: None,
+                            protocols: Vec::new(),
+                            listen_addrs: Vec::new(),
+                            rtt_last: None,
+                            rtt_samples: Vec::new(),
+                            pings_sent: 0,
+                            pings_failed: 0,
+                        },
+                        0,
+                    )
+                });
+                entry.1 = num_established.get();
+                if num_established.get() == 1 {
+                    tracing::info!(peer = %peer_id, %addr, ?direction, "peer connected");
+                    self.emit(NodeEvent::PeerConnected {
+                        peer: peer_id,
+                        addr,
+                        direction,
+                    });
+                }
+                for reply in self.pending_dials.remove(&peer_id).unwrap_or_default() {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                if num_established == 0 {
+                    self.peers.remove(&peer_id);
+                    let cause = cause.map(|c| c.to_string());
+                    tracing::info!(peer = %peer_id, ?cause, "peer disconnected");
+                    self.emit(NodeEvent::PeerDisconnected {
+                        peer: peer_id,
+                        cause,
+                    });
+                } else if let Some(entry) = self.peers.get_mut(&peer_id) {
+                    entry.1 = num_established;
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                let message = error.to_string();
+                tracing::warn!(peer = ?peer_id, "dial failed: {message}");
+                if let Some(peer) = peer_id {
+                    if !self.swarm.is_connected(&peer) {
+                        self.fail_dials(peer, message.clone());
+                    }
+                }
+                self.emit(NodeEvent::DialFailed {
+                    peer: peer_id,
+                    error: message,
+                });
+            }
+            SwarmEvent::IncomingConnectionError { error, .. } => {
+                tracing::debug!("incoming connection failed: {error}");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                let protocols: Vec<String> = info.protocols.iter().map(|p| p.to_string()).collect();
+                if let Some((peer, _)) = self.peers.get_mut(&peer_id) {
+                    peer.agent = Some(info.agent_version.clone());
+                    peer.protocols = protocols.clone();
+                    peer.listen_addrs = info.listen_addrs.clone();
+                }
+                tracing::debug!(peer = %peer_id, agent = %info.agent_version, "peer identified");
+                self.emit(NodeEvent::PeerIdentified {
+                    peer: peer_id,
+                    agent: info.agent_version,
+                    protocols,
+                });
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, result, .. })) => {
+                let rtt = result.as_ref().ok().copied();
+                if let Some((info, _)) = self.peers.get_mut(&peer) {
+                    info.pings_sent = info.pings_sent.saturating_add(1);
+                    match rtt {
+                        Some(rtt) => {
+                            info.rtt_last = Some(rtt);
+                            if info.rtt_samples.len() == RTT_SAMPLES {
+                                info.rtt_samples.remove(0);
+                            }
+                            info.rtt_samples.push(rtt);
+                        }
+                        None => info.pings_failed = info.pings_failed.saturating_add(1),
+                    }
+                }
+                self.emit(NodeEvent::PeerRtt { peer, rtt });
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Api(never)) => match never {},
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! What a node reports: the same events feed the console, the CLI and logs.
+
+use std::time::{Duration, SystemTime};
+
+use libp2p::{Multiaddr, PeerId};
+
+use crate::routes::{RouteDiff, RouteReload};
+
+/// Identifies one outgoing or served call for the node's lifetime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(pub u64);
+
+impl std::fmt::Display for CallId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Who opened a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+/// How a served call ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServeOutcome {
+    /// The backend's response was relayed (its status, as far as we know it).
+    Ok {
+        status: u16,
+    },
+    RouteNotFound,
+    StreamNotSupported,
+    /// The node refused the call because of a limit (too many calls, too large).
+    Refused {
+        reason: String,
+    },
+    /// Forwarding failed; the caller got an error text.
+    Failed {
+        error: String,
+    },
+    /// The caller went away before the response was written.
+    CallerGone {
+        error: String,
+    },
+}
+
+/// What we know of a connected peer.
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    pub peer: PeerId,
+    /// The address of the (first) connection.
+    pub addr: Multiaddr,
+    pub direction: Direction,
+    pub connected_since: SystemTime,
+    pub agent: Option<String>,
+    pub protocols: Vec<String>,
+    pub listen_addrs: Vec<Multiaddr>,
+    pub rtt_last: Option<Duration>,
+    pub rtt_samples: Vec<Duration>,
+    pub pings_sent: u32,
+    pub pings_failed: u32,
+}
+
+impl PeerInfo {
+    /// Whether identify says the peer serves the 1.0.0 API protocol.
+    pub fn serves_api_v1(&self) -> bool {
+        self.protocols.iter().any(|p| p == crate::wire::PROTOCOL_V1)
+    }
+
+    pub fn rtt_avg(&self) -> Option<Duration> {
+        if self.rtt_samples.is_empty() {
+            return None;
+        }
+        let sum: Duration = self.rtt_samples.iter().sum();
+        Some(sum / self.rtt_samples.len() as u32)
+    }
+
+    /// Mean absolute difference between consecutive RTT samples.
+    pub fn rtt_jitter(&self) -> Option<Duration> {
+        if self.rtt_samples.len() < 2 {
+            return None;
+        }
+        let diffs: Duration = self
+            .rtt_samples
+            .windows(2)
+            .map(|w| w[0].abs_diff(w[1]))
+            .sum();
+        Some(diffs / (self.rtt_samples.len() - 1) as u32)
+    }
+
+    /// Share of pings that failed, 0.0 to 1.0.
+    pub fn ping_loss(&self) -> f64 {
+        if self.pings_sent == 0 {
+            0.0
+        } else {
+            f64::from(self.pings_failed) / f64::from(self.pings_sent)
+        }
+    }
+}
+
+/// Everything a node reports.
+#[derive(Clone, Debug)]
+pub enum NodeEvent {
+    Listening {
+        addr: Multiaddr,
+    },
+    PeerConnected {
+        peer: PeerId,
+        addr: Multiaddr,
+        direction: Direction,
+    },
+    PeerDisconnected {
+        peer: PeerId,
+        cause: Option<String>,
+    },
+    PeerIdentified {
+        peer: PeerId,
+        agent: String,
+        protocols: Vec<String>,
+    },
+    PeerRtt {
+        peer: PeerId,
+        rtt: Option<Duration>,
+    },
+    DialFailed {
+        peer: Option<PeerId>,
+        error: String,
+    },
+    CallStarted {
+        id: CallId,
+        peer: PeerId,
+        route: String,
+        method: String,
+        stream: bool,
+    },
+    CallResponding {
+        id: CallId,
+        protocol: String,
+    },
+    CallChunk {
+        id: CallId,
+        bytes: usize,
+    },
+    CallFinished {
+        id: CallId,
+        bytes: u64,
+        chunks: u64,
+        elapsed: Duration,
+    },
+    CallFailed {
+        id: CallId,
+        error: String,
+    },
+    ServeStarted {
+        id: CallId,
+        peer: PeerId,
+        route: String,
+        method: String,
+        stream: bool,
+    },
+    ServeFinished {
+        id: CallId,
+        outcome: ServeOutcome,
+        bytes: u64,
+        elapsed: Duration,
+    },
+    RoutesReloaded {
+        diff: RouteDiff,
+        routes: usize,
+        warnings: Vec<String>,
+    },
+    RoutesRejected {
+        error: String,
+    },
+}
+
+impl From<RouteReload> for NodeEvent {
+    fn from(reload: RouteReload) -> Self {
+        match reload {
+            RouteReload::Reloaded {
+                diff,
+                routes,
+                warnings,
+            } => {
+                tracing::info!(routes, changes = %diff, "route file reloaded");
+                for w in &warnings {
+                    tracing::warn!("route file: {w}");
+                }
+                NodeEvent::RoutesReloaded {
+                    diff,
+                    routes,
+                    warnings,
+                }
+            }
+            RouteReload::Rejected { error } => {
+                tracing::warn!("route file rejected, keeping the last good table: {error}");
+                NodeEvent::RoutesRejected { error }
+            }
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The node: a tokio task that owns the libp2p `Swarm`, a cheap cloneable
+//! [`NodeHandle`] that talks to it, and the serve/call halves of the protocol.
+//!
+//! ```text
+//!  NodeHandle ──Command──▶ event_loop (owns Swarm) ──NodeEvent──▶ subscribers
+//!      │                        │ api::Behaviour (inbound queue, outbound opens)
+//!      │ call/stream            ▼
+//!      └─opens stream──▶  serve::accept_loop ──▶ task per call ──▶ Upstream (reqwest)
+//! ```
+
+mod api;
+mod call;
+mod event_loop;
+mod events;
+pub mod muxer;
+mod serve;
+
+pub use api::{OpenError, DEFAULT_INBOUND_QUEUE_DEPTH};
+pub use call::{
+    classify_v1_body, parse_peer_addr, CallError, CallOptions, CallRequest, CallStream, V1ErrorText,
+};
+pub use events::{CallId, Direction, NodeEvent, PeerInfo, ServeOutcome};
+pub use serve::ServeLimits;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use libp2p::identity::Keypair;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::routes::{RouteWatcher, Routes, RELOAD_DEBOUNCE};
+use crate::upstream::{Upstream, UpstreamConfig};
+
+/// Default time an idle connection is kept open (Python nodes keep theirs ~75 s).
+pub const DEFAULT_IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default interval between pings to each peer.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(5);
+/// Default time in-flight calls get to finish on shutdown.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Capacity of the event broadcast; a subscriber that falls further behind
+/// misses events (and is told how many).
+pub const EVENT_CAPACITY: usize = 4096;
+
+/// Everything a node needs to start.
+pub struct NodeConfig {
+    pub keypair: Keypair,
+    pub listen: Vec<Multiaddr>,
+    pub bootstrap: Vec<Multiaddr>,
+    /// The live table; set its in-memory part before starting if you have one.
+    pub routes: Routes,
+    /// A route file to load and watch; its keys win over the in-memory table.
+    pub route_file: Option<PathBuf>,
+    pub upstream: UpstreamConfig,
+    pub serve: ServeLimits,
+    pub call: CallOptions,
+    pub inbound_queue_depth: usize,
+    pub idle_connection_timeout: Duration,
+    pub ping_interval: Duration,
+    pub yamux_split_send_bytes: usize,
+    pub yamux_max_streams: usize,
+    pub shutdown_grace: Duration,
+}
+
+impl NodeConfig {
+    /// Defaults: listen on a random loopback port, no routes.
+    pub fn new(keypair: Keypair) -> Self {
+        Self {
+            keypair,
+            listen: vec!["/ip4/127.0.0.1/tcp/0"
+                .parse()
+                .expect("static multiaddr is valid")],
+            bootstrap: Vec::new(),
+            routes: Routes::default(),
+            route_file: None,
+            upstream: UpstreamConfig::default(),
+            serve: ServeLimits::default(),
+            call: CallOptions::default(),
+            inbound_queue_depth: DEFAULT_INBOUND_QUEUE_DEPTH,
+            idle_connection_timeout: DEFAULT_IDLE_CONNECTION_TIMEOUT,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            yamux_split_send_bytes: muxer::DEFAULT_YAMUX_SPLIT_SEND_BYTES,
+            yamux_max_streams: muxer::DEFAULT_YAMUX_MAX_STREAMS,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// Why a node could not start or a command could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot build the transport: {0}")]
+    Transport(String),
+    #[error("cannot listen on {addr}: {message} (is the port in use?)")]
+    Listen { addr: Multiaddr, message: String },
+    #[error(transparent)]
+    Routes(#[from] crate::routes::RouteFileError),
+    #[error(transparent)]
+    Upstream(#[from] crate::upstream::UpstreamError),
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+pub(crate) enum Command {
+    Dial {
+        addr: Multiaddr,
+        peer: PeerId,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Open {
+        peer: PeerId,
+        protocols: Vec<libp2p::StreamProtocol>,
+        reply: oneshot::Sender<Result<(libp2p::Stream, libp2p::StreamProtocol), OpenError>>,
+    },
+    Disconnect {
+        peer: PeerId,
+    },
+    Peers {
+        reply: oneshot::Sender<Vec<PeerInfo>>,
+    },
+    ListenAddrs {
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+    Stop,
+}
+
+pub(crate) struct Shared {
+    pub(crate) local_peer_id: PeerId,
+    pub(crate) commands: mpsc::UnboundedSender<Command>,
+    pub(crate) events: broadcast::Sender<NodeEvent>,
+    pub(crate) next_call_id: Arc<AtomicU64>,
+    pub(crate) routes: Routes,
+    pub(crate) call_options: CallOptions,
+}
+
+/// A cheap, cloneable handle to a running node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// A running node: its handle and the means to stop it.
+pub struct Node {
+    handle: NodeHandle,
+    tasks: tokio::task::JoinSet<()>,
+    server: serve::Server,
+    shutdown_grace: Duration,
+    _watcher: Option<RouteWatcher>,
+}
+
+impl Node {
+    /// Starts the node: listens, dials the bootstrap peers, serves calls.
+    /// Returns once every listen address is bound.
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let local_peer_id = config.keypair.public().to_peer_id();
+        let routes = config.routes.clone();
+
+        let watcher = match &config.route_file {
+            Some(path) => {
+                match routes.load_file(path) {
+                    Ok((_, warnings)) => {
+                        for w in warnings {
+                            tracing::warn!(file = %path.display(), "{w}");
+                        }
+                    }
+                    Err(e) => {
+                        // A node may start before its route file is valid; it
+                        // serves what it has and picks the file up once fixed.
+                        tracing::warn!("{e}");
+                    }
+                }
+                let ev = events.clone();
+                Some(RouteWatcher::spawn(
+                    routes.clone(),
+                    path,
+                    RELOAD_DEBOUNCE,
+                    move |reload| {
+                        let _ = ev.send(NodeEvent::from(reload));
+                    },
+                )?)
+            }
+            None => None,
+        };
+
+        let upstream = Upstream::new(config.upstream.clone())?;
+        let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue_depth.max(1));
+        let call_ids = Arc::new(AtomicU64::new(1));
+        let server = serve::Server::new(
+            routes.clone(),
+            upstream,
+            config.serve.clone(),
+            events.clone(),
+            call_ids.clone(),
+        );
+        let shared = Arc::new(Shared {
+            local_peer_id,
+            commands,
+            events: events.clone(),
+            next_call_id: call_ids,
+            routes,
+            call_options: config.call.clone(),
+        });
+        let handle = NodeHandle { shared };
+        let shutdown_grace = config.shutdown_grace;
+        let (swarm_loop, ready) =
+            event_loop::EventLoop::new(config, inbound_tx, server.refuser(), events, command_rx)?;
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(swarm_loop.run());
+        tasks.spawn(server.clone().accept_loop(inbound_rx));
+        ready.await.map_err(|_| NodeError::Stopped)??;
+        Ok(Node {
+            handle,
+            tasks,
+            server,
+            shutdown_grace,
+            _watcher: watcher,
+        })
+    }
+
+    pub fn handle(&self) -> NodeHandle {
+        self.handle.clone()
+    }
+
+    /// Stops taking new calls, lets in-flight calls finish for up to the
+    /// shutdown grace, then stops the swarm.
+    pub async fn shutdown(mut self) {
+        let drained = self.server.drain(self.shutdown_grace).await;
+        if !drained {
+            tracing::warn!(
+                grace = ?self.shutdown_grace,
+                "in-flight calls did not finish within the grace period; stopping anyway"
+            );
+        }
+        let _ = self.handle.shared.commands.send(Command::Stop);
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        self.tasks.abort_all();
+    }
+
+    /// Stops at once, abandoning calls in flight.
+    pub fn abort(mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+impl NodeHandle {
+    pub fn local_peer_id(&self) -> PeerId {
+        self.shared.local_peer_id
+    }
+
+    /// The live route table this node serves.
+    pub fn routes(&self) -> &Routes {
+        &self.shared.routes
+    }
+
+    /// Node events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.shared.events.subscribe()
+    }
+
+    pub(crate) fn next_call_id(&self) -> CallId {
+        CallId(self.shared.next_call_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub(crate) fn emit(&self, event: NodeEvent) {
+        let _ = self.shared.events.send(event);
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .commands
+            .send(make(tx))
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Our listen addresses, each ending in `/p2p/<peer id>`.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NodeError> {
+        self.ask(|reply| Command::ListenAddrs { reply }).await
+    }
+
+    /// Connected peers and what we know of them.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
+        self.ask(|reply| Command::Peers { reply }).await
+    }
+
+    /// Connects to `addr` (which must end in `/p2p/<peer id>`), if not connected yet.
+    pub async fn dial(&self, addr: &Multiaddr) -> Result<PeerId, CallError> {
+        let peer = call::peer_of(addr)?;
+        let addr = addr.clone();
+        self.ask(|reply| Command::Dial { addr, peer, reply })
+            .await
+            .map_err(|_| CallError::NodeStopped)?
+            .map_err(|message| CallError::DialFailed { peer, message })?;
+        Ok(peer)
+    }
+
+    /// Closes every connection to `peer`.
+    pub fn disconnect(&self, peer: PeerId) {
+        let _ = self.shared.commands.send(Command::Disconnect { peer });
+    }
+}

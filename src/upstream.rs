@@ -1,0 +1,281 @@
+//! The one HTTP forwarder: a route and a request in, a status, headers and a
+//! body (whole or chunked) out. One shared reqwest client pools connections
+//! to every backend.
+//!
+//! Life of a forwarded call:
+//!
+//! ```text
+//! ApiRequest ──build──▶ reqwest::Request ──send (connect ≤ connect_timeout)──▶ backend
+//!                                                   │
+//!    unary:  collect body (≤ max_unary_response_bytes, ≤ unary_timeout in all)
+//!    stream: yield chunks (each ≤ stream_idle_timeout after the last)
+//! ```
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::routes::Route;
+use crate::wire::ApiRequest;
+
+/// Default time allowed to open a TCP connection to a backend.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default time allowed for a whole unary call to a backend.
+pub const DEFAULT_UNARY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time allowed between two chunks of a streamed response (and before the first).
+pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default cap on a unary response body held in memory before it is sent.
+pub const DEFAULT_MAX_UNARY_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Limits on the backend side of a call.
+#[derive(Clone, Debug)]
+pub struct UpstreamConfig {
+    pub connect_timeout: Duration,
+    pub unary_timeout: Duration,
+    pub stream_idle_timeout: Duration,
+    pub max_unary_response_bytes: usize,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            unary_timeout: DEFAULT_UNARY_TIMEOUT,
+            stream_idle_timeout: DEFAULT_STREAM_IDLE_TIMEOUT,
+            max_unary_response_bytes: DEFAULT_MAX_UNARY_RESPONSE_BYTES,
+        }
+    }
+}
+
+/// Why forwarding failed. The text is what a 1.0.0 caller sees after
+/// `Error processing request: `.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("invalid HTTP method {0:?}")]
+    BadMethod(String),
+    #[error("invalid header {0:?}")]
+    BadHeader(String),
+    #[error("invalid backend URL {url:?}: {message}")]
+    BadUrl { url: String, message: String },
+    #[error("backend {url} is unavailable: {message}")]
+    Unavailable { url: String, message: String },
+    #[error("backend {url} timed out after {after:?}")]
+    Timeout { url: String, after: Duration },
+    #[error("backend {url} failed: {message}")]
+    Failed { url: String, message: String },
+    #[error("backend response exceeds the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+}
+
+/// Headers that describe one hop and must not be forwarded.
+pub fn is_hop_by_hop(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    matches!(
+        n.as_str(),
+        "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "upgrade"
+            | "te"
+            | "trailer"
+            | "trailers"
+            | "host"
+            | "content-length"
+    ) || n.starts_with("proxy-")
+}
+
+/// A backend's answer, before its body is read.
+pub struct UpstreamResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    response: reqwest::Response,
+    url: String,
+    config: UpstreamConfig,
+}
+
+impl UpstreamResponse {
+    /// Reads the whole body within the unary limits.
+    pub async fn collect(self, deadline: tokio::time::Instant) -> Result<Bytes, UpstreamError> {
+        let limit = self.config.max_unary_response_bytes;
+        let url = self.url;
+        let mut body = BytesMut::new();
+        let mut stream = self.response.bytes_stream();
+        loop {
+            let next = tokio::time::timeout_at(deadline, stream.next())
+                .await
+                .map_err(|_| UpstreamError::Timeout {
+                    url: url.clone(),
+                    after: self.config.unary_timeout,
+                })?;
+            match next {
+                None => return Ok(body.freeze()),
+                Some(Ok(chunk)) => {
+                    if body.len() + chunk.len() > limit {
+                        return Err(UpstreamError::TooLarge { limit });
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Some(Err(e)) => {
+                    return Err(UpstreamError::Failed {
+                        url,
+                        message: error_chain(&e),
+                    })
+                }
+            }
+        }
+    }
+
+    /// The body as chunks, each within the idle timeout of the previous one.
+    pub fn chunks(self) -> impl Stream<Item = Result<Bytes, UpstreamError>> + Send + 'static {
+        let idle = self.config.stream_idle_timeout;
+        let url = self.url;
+        let inner = self.response.bytes_stream();
+        futures::stream::unfold(
+            (Box::pin(inner), url, false),
+            move |(mut inner, url, done)| async move {
+                if done {
+                    return None;
+                }
+                match tokio::time::timeout(idle, inner.next()).await {
+                    Err(_) => Some((
+                        Err(UpstreamError::Timeout {
+                            url: url.clone(),
+                            after: idle,
+                        }),
+                        (inner, url, true),
+                    )),
+                    Ok(None) => None,
+                    Ok(Some(Ok(chunk))) => Some((Ok(chunk), (inner, url, false))),
+                    Ok(Some(Err(e))) => {
+                        let err = UpstreamError::Failed {
+                            url: url.clone(),
+                            message: error_chain(&e),
+                        };
+                        Some((Err(err), (inner, url, true)))
+                    }
+                }
+            },
+        )
+    }
+}
+
+/// The shared forwarder.
+#[derive(Clone)]
+pub struct Upstream {
+    client: reqwest::Client,
+    config: UpstreamConfig,
+}
+
+impl Upstream {
+    pub fn new(config: UpstreamConfig) -> Result<Self, UpstreamError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| UpstreamError::Failed {
+                url: String::new(),
+                message: format!("cannot build HTTP client: {e}"),
+            })?;
+        Ok(Self { client, config })
+    }
+
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.config
+    }
+
+    /// Sends the request to the route's backend and waits for the response
+    /// head. `wait` bounds how long the head may take.
+    pub async fn send(
+        &self,
+        route: &Route,
+        req: &ApiRequest,
+        wait: Duration,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let method = reqwest::Method::from_bytes(req.method_or_default().as_bytes())
+            .map_err(|_| UpstreamError::BadMethod(req.method.clone()))?;
+        let url = reqwest::Url::parse(&route.url).map_err(|e| UpstreamError::BadUrl {
+            url: route.url.clone(),
+            message: e.to_string(),
+        })?;
+        let mut headers = HeaderMap::with_capacity(req.headers.len());
+        for (name, value) in &req.headers {
+            if is_hop_by_hop(name) {
+                continue;
+            }
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| UpstreamError::BadHeader(name.clone()))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| UpstreamError::BadHeader(name.to_string()))?;
+            headers.append(name, value);
+        }
+        let mut builder = self.client.request(method, url).headers(headers);
+        if !req.body.is_empty() {
+            builder = builder.body(req.body.clone());
+        }
+        let response = tokio::time::timeout(wait, builder.send())
+            .await
+            .map_err(|_| UpstreamError::Timeout {
+                url: route.url.clone(),
+                after: wait,
+            })?
+            .map_err(|e| classify(&route.url, e))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter(|(n, _)| !is_hop_by_hop(n.as_str()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        Ok(UpstreamResponse {
+            status,
+            headers,
+            response,
+            url: route.url.clone(),
+            config: self.config.clone(),
+        })
+    }
+}
+
+fn classify(url: &str, e: reqwest::Error) -> UpstreamError {
+    let message = error_chain(&e);
+    if e.is_connect() {
+        UpstreamError::Unavailable {
+            url: url.to_string(),
+            message,
+        }
+    } else if e.is_timeout() {
+        UpstreamError::Timeout {
+            url: url.to_string(),
+            after: DEFAULT_CONNECT_TIMEOUT,
+        }
+    } else {
+        UpstreamError::Failed {
+            url: url.to_string(),
+            message,
+        }
+    }
+}
+
+/// reqwest's top-level message is vague ("error sending request"); the cause
+/// chain says what actually happened (e.g. "Connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg
+}

@@ -1,0 +1,135 @@
+//! Bytes on the wire: the request message, the unsigned-varint length prefix,
+//! and the 1.0.0 response texts. Everything here is generic over
+//! `AsyncRead`/`AsyncWrite`, so it is tested without a swarm.
+
+mod request;
+mod varint;
+
+pub use request::{ApiRequest, ResponseType};
+pub use varint::{encode_varint, MAX_VARINT_BYTES};
+
+use bytes::{Bytes, BytesMut};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use prost::Message;
+
+/// Protocol id of the compatibility protocol spoken by the Python subnet nodes.
+pub const PROTOCOL_V1: &str = "/subnet/api_protocol/1.0.0";
+
+/// Default cap on a request message (varint-declared length).
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// The 1.0.0 in-band error texts, exactly as the Python nodes send them.
+pub mod v1_text {
+    pub const ROUTE_NOT_FOUND: &str = "Route not found";
+    pub const STREAM_NOT_SUPPORTED_PREFIX: &str = "Route does not support streaming: ";
+    pub const ERROR_PREFIX: &str = "Error processing request: ";
+
+    /// `Route does not support streaming: <route>`.
+    pub fn stream_not_supported(route: &str) -> String {
+        format!("{STREAM_NOT_SUPPORTED_PREFIX}{route}")
+    }
+
+    /// `Error processing request: <message>`.
+    pub fn error(message: &str) -> String {
+        format!("{ERROR_PREFIX}{message}")
+    }
+}
+
+/// What can go wrong reading or writing a message.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("stream closed before a request arrived")]
+    Empty,
+    #[error("stream closed inside a message (read {got} of {expected} bytes)")]
+    Truncated { got: usize, expected: usize },
+    #[error(
+        "length prefix is not a valid unsigned varint (over {MAX_VARINT_BYTES} bytes or overflow)"
+    )]
+    BadVarint,
+    #[error("message of {declared} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { declared: u64, limit: usize },
+    #[error("invalid protobuf message: {0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Encodes `msg` as `varint(len) || msg` in one buffer, so it goes out in a
+/// single write (a Python server reads the request with a single read).
+pub fn encode_length_prefixed<M: Message>(msg: &M) -> Bytes {
+    let len = msg.encoded_len();
+    let mut buf = BytesMut::with_capacity(len + MAX_VARINT_BYTES);
+    encode_varint(len as u64, &mut buf);
+    // Encoding into a buffer with enough capacity cannot fail.
+    msg.encode(&mut buf)
+        .expect("buffer was reserved for the encoded length");
+    buf.freeze()
+}
+
+/// Reads one varint length prefix. `Ok(None)` means a clean EOF before any byte.
+pub async fn read_varint<R: AsyncRead + Unpin>(io: &mut R) -> Result<Option<u64>, WireError> {
+    let mut decoder = varint::Decoder::default();
+    let mut byte = [0u8; 1];
+    loop {
+        let n = io.read(&mut byte).await?;
+        if n == 0 {
+            return if decoder.is_empty() {
+                Ok(None)
+            } else {
+                Err(WireError::Truncated {
+                    got: decoder.len(),
+                    expected: decoder.len() + 1,
+                })
+            };
+        }
+        match decoder.push(byte[0]) {
+            varint::Step::More => {}
+            varint::Step::Done(v) => return Ok(Some(v)),
+            varint::Step::Invalid => return Err(WireError::BadVarint),
+        }
+    }
+}
+
+/// Reads one length-prefixed payload of at most `limit` bytes.
+pub async fn read_length_prefixed<R: AsyncRead + Unpin>(
+    io: &mut R,
+    limit: usize,
+) -> Result<Bytes, WireError> {
+    let declared = read_varint(io).await?.ok_or(WireError::Empty)?;
+    if declared > limit as u64 {
+        return Err(WireError::TooLarge { declared, limit });
+    }
+    let expected = declared as usize;
+    let mut buf = vec![0u8; expected];
+    let mut got = 0;
+    while got < expected {
+        let n = io.read(&mut buf[got..]).await?;
+        if n == 0 {
+            return Err(WireError::Truncated { got, expected });
+        }
+        got += n;
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Reads and decodes one request with a size cap.
+pub async fn read_request<R: AsyncRead + Unpin>(
+    io: &mut R,
+    limit: usize,
+) -> Result<ApiRequest, WireError> {
+    let payload = read_length_prefixed(io, limit).await?;
+    Ok(ApiRequest::decode(payload)?)
+}
+
+/// Writes one request as a single write and flushes it.
+pub async fn write_request<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    req: &ApiRequest,
+) -> Result<(), WireError> {
+    io.write_all(&encode_length_prefixed(req)).await?;
+    io.flush().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
