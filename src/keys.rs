@@ -63,17 +63,18 @@ pub fn decode_key(bytes: &[u8], path: &Path) -> Result<Keypair, KeyError> {
     };
     match proto.key_type {
         KEY_TYPE_ED25519 => {
-            let (seed, public) =
-                match proto.data.len() {
-                    32 => (&proto.data[..], None),
-                    64 => (&proto.data[..32], Some(&proto.data[32..])),
-                    n => return Err(invalid(
+            let (seed, public) = match proto.data.len() {
+                32 => (&proto.data[..], None),
+                64 => (&proto.data[..32], Some(&proto.data[32..])),
+                n => {
+                    return Err(invalid(
                         "Ed25519",
                         format!(
                             "key data is {n} bytes; expected 32 (seed) or 64 (seed and public key)"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             let mut seed_copy = [0u8; 32];
             seed_copy.copy_from_slice(seed);
             let keypair = Keypair::ed25519_from_bytes(seed_copy)

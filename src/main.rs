@@ -1,1 +1,7 @@
-fn main() {}
+//! The `peerapi` binary: a thin CLI over the library.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -172,6 +172,17 @@ pub fn parse_peer_addr(text: &str) -> Result<Multiaddr, CallError> {
     Ok(addr)
 }
 
+/// Writes the request in one write and half-closes: the server reads one
+/// message and must not wait for more.
+async fn write_request_and_close<W: futures::AsyncWrite + Unpin>(
+    mut io: W,
+    req: &ApiRequest,
+) -> std::io::Result<()> {
+    io.write_all(&wire::encode_length_prefixed(req)).await?;
+    io.flush().await?;
+    io.close().await
+}
+
 /// A streamed response: chunks as they arrive, then `None` at the end.
 pub struct CallStream {
     inner: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, CallError>> + Send>>,
@@ -213,32 +224,17 @@ impl NodeHandle {
         }
     }
 
-    /// Dials (bounded by the dial timeout), opens a stream and writes the request.
-    async fn start_call(
-        &self,
-        addr: &Multiaddr,
-        req: &ApiRequest,
-    ) -> Result<(PeerId, libp2p::Stream), CallError> {
+    /// Dials (bounded by the dial timeout) and opens a stream.
+    async fn open_call(&self, addr: &Multiaddr) -> Result<(PeerId, libp2p::Stream), CallError> {
         let dial_timeout = self.shared.call_options.dial_timeout;
-        let peer = tokio::time::timeout(dial_timeout, self.dial(addr))
+        let peer = peer_of(addr)?;
+        tokio::time::timeout(dial_timeout, self.dial(addr))
             .await
             .map_err(|_| CallError::DialFailed {
-                peer: peer_of(addr).expect("dial checked the address"),
+                peer,
                 message: format!("no connection within {dial_timeout:?}"),
             })??;
-        let mut stream = self.open_v1(peer).await?;
-        let io_err = |e: std::io::Error| CallError::Stream {
-            peer,
-            message: e.to_string(),
-        };
-        stream
-            .write_all(&wire::encode_length_prefixed(req))
-            .await
-            .map_err(io_err)?;
-        stream.flush().await.map_err(io_err)?;
-        // Half-close: the server reads one message and must not wait for more.
-        stream.close().await.map_err(io_err)?;
-        Ok((peer, stream))
+        Ok((peer, self.open_v1(peer).await?))
     }
 
     /// Calls `req.route` on the peer at `addr` and returns the whole response
@@ -258,17 +254,34 @@ impl NodeHandle {
         let wire_req = req.to_wire(ResponseType::Unary);
         let request_bytes = wire_req.body.len();
         let result = tokio::time::timeout(options.timeout, async {
-            let (peer, mut stream) = self.start_call(addr, &wire_req).await?;
-            let mut body = Vec::new();
+            let (peer, stream) = self.open_call(addr).await?;
             let limit = options.max_response_bytes;
-            let read = (&mut stream)
-                .take(limit as u64 + 1)
-                .read_to_end(&mut body)
-                .await;
-            read.map_err(|e| CallError::Stream {
+            // Write and read at once: a server that refuses the request (too
+            // large, overloaded) answers before reading it all, then resets.
+            let (reader, writer) = stream.split();
+            let write = std::pin::pin!(write_request_and_close(writer, &wire_req));
+            let read = std::pin::pin!(async move {
+                let mut body = Vec::new();
+                reader
+                    .take(limit as u64 + 1)
+                    .read_to_end(&mut body)
+                    .await
+                    .map(|_| body)
+            });
+            let stream_err = |e: std::io::Error| CallError::Stream {
                 peer,
                 message: e.to_string(),
-            })?;
+            };
+            let body = match futures::future::select(write, read).await {
+                // The server answered (and closed) before taking the whole
+                // request: the answer is what counts.
+                futures::future::Either::Right((read, _)) => read.map_err(stream_err)?,
+                futures::future::Either::Left((written, read)) => match (written, read.await) {
+                    (_, Ok(body)) if !body.is_empty() => body,
+                    (Err(e), _) | (Ok(()), Err(e)) => return Err(stream_err(e)),
+                    (Ok(()), Ok(body)) => body,
+                },
+            };
             if body.len() > limit {
                 return Err(CallError::TooLarge { limit });
             }
@@ -317,7 +330,17 @@ impl NodeHandle {
             stream: true,
         });
         let wire_req = req.to_wire(ResponseType::Stream);
-        let stream = match tokio::time::timeout(options.timeout, self.start_call(addr, &wire_req))
+        let opened = async {
+            let (peer, mut stream) = self.open_call(addr).await?;
+            write_request_and_close(&mut stream, &wire_req)
+                .await
+                .map_err(|e| CallError::Stream {
+                    peer,
+                    message: e.to_string(),
+                })?;
+            Ok::<_, CallError>((peer, stream))
+        };
+        let stream = match tokio::time::timeout(options.timeout, opened)
             .await
             .unwrap_or(Err(CallError::Timeout {
                 after: options.timeout,

@@ -136,8 +136,11 @@ impl Server {
 
     async fn serve(self, inbound: InboundStream) {
         let InboundStream {
-            peer, mut stream, ..
+            peer,
+            mut stream,
+            protocol,
         } = inbound;
+        tracing::trace!(%peer, %protocol, "inbound stream");
         let limits = &self.inner.limits;
         let Ok(_permit) = self.inner.permits.clone().try_acquire_owned() else {
             let text = v1_text::error(&format!(

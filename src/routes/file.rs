@@ -174,22 +174,26 @@ pub fn upsert_route_in_file(
     stream: bool,
 ) -> Result<(), RouteFileError> {
     let mut map = read_for_edit(path)?;
-    let entry = match map.remove(name) {
-        Some(Value::Object(mut obj)) => {
+    match map.get_mut(name) {
+        Some(Value::Object(obj)) => {
             obj.insert("url".into(), Value::String(url.into()));
             obj.insert("stream".into(), Value::Bool(stream));
-            Value::Object(obj)
         }
-        _ => serde_json::json!({ "url": url, "stream": stream }),
-    };
-    map.insert(name.to_string(), entry);
+        // A new route, or a legacy string entry turned into an object in place.
+        _ => {
+            map.insert(
+                name.to_string(),
+                serde_json::json!({ "url": url, "stream": stream }),
+            );
+        }
+    }
     write_map(path, map)
 }
 
 /// Removes one route from the file; other keys are kept.
 pub fn remove_route_in_file(path: &Path, name: &str) -> Result<bool, RouteFileError> {
     let mut map = read_for_edit(path)?;
-    let removed = map.remove(name).is_some();
+    let removed = map.shift_remove(name).is_some();
     if removed {
         write_map(path, map)?;
     }

@@ -1,0 +1,107 @@
+//! Command-line interface: one file per subcommand, clap derive.
+
+mod call;
+mod key;
+mod logging;
+mod node;
+mod routes;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub(crate) use node::NodeArgs;
+
+#[derive(Parser)]
+#[command(
+    name = "peerapi",
+    version,
+    about = "Serve, call and watch the subnet API protocol over libp2p",
+    long_about = "peerapi is a libp2p node for peer-to-peer AI subnets: it serves HTTP backends to peers \
+                  under route names (/subnet/api_protocol/1.0.0, byte-compatible with the Python subnet nodes), \
+                  calls other peers' routes, and (with no subcommand) opens an operator console.",
+    after_help = "Start here: `peerapi demo` opens the console on a local demo subnet."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a headless node until Ctrl-C or SIGTERM.
+    Node(node::NodeCmd),
+    /// Call a route on a peer and print the whole response body.
+    Call(call::CallCmd),
+    /// Call a streaming route and print each chunk as it arrives.
+    Stream(call::CallCmd),
+    /// Create or inspect key files.
+    #[command(subcommand)]
+    Key(key::KeyCmd),
+    /// Check route files.
+    #[command(subcommand)]
+    Routes(routes::RoutesCmd),
+    /// Start a local demo backend and two demo peers, and open the console on them.
+    #[cfg(feature = "console")]
+    Demo(peerapi::tui::DemoArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("peerapi: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Some(Command::Node(cmd)) => node::run(cmd).await,
+            Some(Command::Call(cmd)) => call::run(cmd, false).await,
+            Some(Command::Stream(cmd)) => call::run(cmd, true).await,
+            Some(Command::Key(cmd)) => key::run(cmd),
+            Some(Command::Routes(cmd)) => routes::run(cmd).await,
+            #[cfg(feature = "console")]
+            Some(Command::Demo(args)) => console_result(peerapi::tui::run_demo(args).await),
+            None => open_console(cli.node).await,
+        }
+    });
+    // Calls still running in detached tasks must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
+}
+
+#[cfg(feature = "console")]
+fn console_result(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("peerapi: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(feature = "console")]
+async fn open_console(args: NodeArgs) -> ExitCode {
+    let config = match args.into_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("peerapi: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    console_result(peerapi::tui::run_console(config.node, config.log_dir).await)
+}
+
+#[cfg(not(feature = "console"))]
+async fn open_console(_args: NodeArgs) -> ExitCode {
+    eprintln!("peerapi: this build has no console (built without the `console` feature); see `peerapi --help`");
+    ExitCode::from(2)
+}

@@ -1,0 +1,168 @@
+//! `peerapi node`, and the node flags shared with the console.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use libp2p::Multiaddr;
+use peerapi::node::{self, NodeConfig};
+
+#[derive(Args, Clone, Debug)]
+pub(crate) struct NodeArgs {
+    /// Route file (JSON); re-read whenever it changes.
+    #[arg(long, value_name = "FILE", env = "PEERAPI_ROUTES")]
+    pub routes: Option<PathBuf>,
+    /// Address to listen on (repeatable).
+    #[arg(
+        long,
+        value_name = "MULTIADDR",
+        default_value = "/ip4/0.0.0.0/tcp/4001"
+    )]
+    pub listen: Vec<Multiaddr>,
+    /// Key file (libp2p protobuf); created with a new Ed25519 key if missing.
+    /// Without it the node gets a new identity each run.
+    #[arg(long, value_name = "PATH", env = "PEERAPI_KEY")]
+    pub key: Option<PathBuf>,
+    /// Peer to connect to at start (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<Multiaddr>,
+    /// Also write logs to a daily rolling file in this directory.
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Largest request message accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = peerapi::wire::DEFAULT_MAX_REQUEST_BYTES)]
+    pub max_request_bytes: usize,
+    /// Most calls served at once; more are refused at once.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_concurrent_calls: usize,
+    /// Seconds to connect to a backend.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub connect_timeout: f64,
+    /// Seconds a unary call to a backend may take in all.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub unary_timeout: f64,
+    /// Seconds a streamed backend response may go without a chunk.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub stream_idle_timeout: f64,
+    /// Seconds an idle connection to a peer is kept open.
+    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
+    pub idle_connection_timeout: f64,
+    /// Largest yamux frame sent, in bytes (large frames let Python peers read large messages whole).
+    #[arg(long, value_name = "BYTES", default_value_t = node::muxer::DEFAULT_YAMUX_SPLIT_SEND_BYTES)]
+    pub yamux_split_send_bytes: usize,
+    /// Depth of the queue of negotiated inbound streams waiting to be served.
+    #[arg(long, value_name = "N", default_value_t = node::DEFAULT_INBOUND_QUEUE_DEPTH)]
+    pub inbound_queue_depth: usize,
+}
+
+pub(crate) struct Resolved {
+    pub node: NodeConfig,
+    #[allow(dead_code)]
+    pub log_dir: Option<PathBuf>,
+}
+
+fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(v)
+        .map_err(|_| anyhow::anyhow!("--{name} must be a non-negative number of seconds, got {v}"))
+}
+
+impl NodeArgs {
+    pub(crate) fn into_config(self) -> anyhow::Result<Resolved> {
+        let keypair = match &self.key {
+            Some(path) => {
+                let (kp, created) = peerapi::keys::load_or_generate(path)?;
+                if created {
+                    tracing::info!(file = %path.display(), "created a new Ed25519 key");
+                }
+                kp
+            }
+            None => libp2p::identity::Keypair::generate_ed25519(),
+        };
+        let mut config = NodeConfig::new(keypair);
+        config.listen = self.listen;
+        config.bootstrap = self.bootstrap;
+        config.route_file = self.routes;
+        config.serve.max_request_bytes = self.max_request_bytes;
+        config.serve.max_concurrent_calls = self.max_concurrent_calls;
+        config.upstream.connect_timeout = secs("connect-timeout", self.connect_timeout)?;
+        config.upstream.unary_timeout = secs("unary-timeout", self.unary_timeout)?;
+        config.upstream.stream_idle_timeout =
+            secs("stream-idle-timeout", self.stream_idle_timeout)?;
+        config.idle_connection_timeout =
+            secs("idle-connection-timeout", self.idle_connection_timeout)?;
+        config.yamux_split_send_bytes = self.yamux_split_send_bytes;
+        config.inbound_queue_depth = self.inbound_queue_depth;
+        Ok(Resolved {
+            node: config,
+            log_dir: self.log_dir,
+        })
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct NodeCmd {
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+pub(crate) async fn run(cmd: NodeCmd) -> ExitCode {
+    let _guard = super::logging::init("info", cmd.node.log_dir.as_deref());
+    match serve(cmd.node).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("peerapi: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: NodeArgs) -> anyhow::Result<()> {
+    let config = args.into_config()?.node;
+    if config.route_file.is_none() {
+        tracing::warn!("no --routes file: this node serves no routes (it can still call others)");
+    }
+    let node = peerapi::Node::start(config)
+        .await
+        .context("cannot start the node")?;
+    let handle = node.handle();
+    println!("peer id {}", handle.local_peer_id());
+    for addr in handle.listen_addrs().await? {
+        println!("listening on {addr}");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+
+    wait_for_signal().await;
+    tracing::info!(
+        "shutting down: no new calls; in-flight calls get up to 10 s (signal again to stop now)"
+    );
+    tokio::select! {
+        _ = node.shutdown() => {}
+        _ = wait_for_signal() => tracing::warn!("second signal: stopping now"),
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,156 @@
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_peerapi");
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `peerapi node` and returns it with its first full multiaddr.
+fn node_process(routes: &std::path::Path) -> (Killed, String) {
+    let mut child = Command::new(BIN)
+        .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--routes"])
+        .arg(routes)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("node prints its address");
+    (Killed(child), addr)
+}
+
+#[tokio::test]
+async fn call_and_stream_against_a_node_process() {
+    let backend = demo_backend().await;
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.json");
+    std::fs::write(&routes, backend.routes_json()).unwrap();
+    let (_node, addr) = node_process(&routes);
+    assert!(addr.contains("/p2p/12D3KooW"), "{addr}");
+
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let out = Command::new(BIN).args(&args).output().unwrap();
+            assert!(started.elapsed() < LIMIT);
+            out
+        })
+    };
+    let out = within(run(vec![
+        "call".into(),
+        addr.clone(),
+        "echo".into(),
+        "-d".into(),
+        "hello peer".into(),
+    ]))
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"hello peer");
+
+    let out = within(run(vec![
+        "stream".into(),
+        addr.clone(),
+        "inference".into(),
+        "-d".into(),
+        r#"{"max_tokens": 5}"#.into(),
+    ]))
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("data: [DONE]"), "{text}");
+    assert_eq!(text.matches("chat.completion.chunk").count(), 6, "{text}");
+
+    let out = within(run(vec!["call".into(), addr.clone(), "missing".into()]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Route not found"));
+
+    let out = within(run(vec![
+        "call".into(),
+        "/ip4/127.0.0.1/tcp/1".into(),
+        "x".into(),
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/p2p/"));
+}
+
+#[test]
+fn routes_check_reports_errors_with_exit_code_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.json");
+    std::fs::write(
+        &good,
+        r#"{"a": "http://127.0.0.1:1/a", "b": {"url": "http://127.0.0.1:1/b", "stream": true}}"#,
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["routes", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 routes, ok"));
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\n  \"a\": [\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["routes", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3"), "{err}");
+}
+
+#[test]
+fn key_generate_and_show_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.key");
+    let gen = Command::new(BIN)
+        .args(["key", "generate"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(gen.status.success());
+    let show = Command::new(BIN)
+        .args(["key", "show"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(show.status.success());
+    assert_eq!(gen.stdout, show.stdout);
+    assert!(String::from_utf8_lossy(&show.stdout).starts_with("12D3KooW"));
+}

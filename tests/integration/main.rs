@@ -1,0 +1,8 @@
+//! Integration tests: real libp2p swarms over TCP on 127.0.0.1 and real HTTP
+//! backends on loopback. Every wait is bounded.
+
+mod cli;
+mod common;
+mod keys;
+mod node_calls;
+mod reload;
