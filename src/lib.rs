@@ -17,8 +17,12 @@ pub mod demo;
 pub mod keys;
 pub mod node;
 pub mod routes;
+pub mod sse;
 pub mod upstream;
 pub mod wire;
+
+#[cfg(feature = "console")]
+pub mod tui;
 
 pub use node::{
     CallError, CallOptions, CallRequest, CallStream, Node, NodeConfig, NodeError, NodeEvent,

@@ -1,0 +1,562 @@
+//! The console's main loop, effects, terminal setup and the demo.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+use ratatui::crossterm::event::{
+    self, DisableMouseCapture, EnableMouseCapture, Event, KeyCode, KeyEventKind, KeyModifiers,
+    MouseEventKind,
+};
+use ratatui::crossterm::execute;
+use ratatui::crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use tokio::sync::mpsc;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+
+use super::action::{Action, LocalId, Pane};
+use super::keymap;
+use super::output::DEFAULT_OUTPUT_CAP_BYTES;
+use super::state::{CallSpec, Effect, State, F_BODY, F_HEADERS, F_METHOD, F_ROUTE, F_TARGET};
+use super::view::{self, Theme};
+use crate::demo::{DemoBackend, DemoPace};
+use crate::node::{CallRequest, Node, NodeConfig, NodeHandle};
+use crate::routes::Routes;
+
+/// Frames are drawn at most this often.
+const FRAME_INTERVAL: Duration = Duration::from_millis(16);
+/// Connected peers are refreshed this often.
+const PEER_REFRESH: Duration = Duration::from_secs(1);
+/// Log lines waiting for the console; more are dropped (the file keeps all).
+const LOG_QUEUE: usize = 4096;
+
+/// `peerapi demo` options.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Stream demo tokens with no delay instead of a realistic pace.
+    #[arg(long)]
+    pub fast: bool,
+    /// Directory for the demo's route file and logs (default: the data directory).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Where history and logs go: $XDG_DATA_HOME/peerapi or ~/.local/share/peerapi.
+pub fn data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("peerapi");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/share/peerapi"),
+        None => PathBuf::from(".peerapi"),
+    }
+}
+
+/// Routes tracing events to the Log pane (and never to the terminal).
+struct PaneLayer {
+    tx: mpsc::Sender<Action>,
+}
+
+impl<S: tracing::Subscriber> Layer<S> for PaneLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Visit(String);
+        impl tracing::field::Visit for Visit {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0.insert_str(0, &format!("{value:?} "));
+                } else {
+                    self.0.push_str(&format!("{}={value:?} ", field.name()));
+                }
+            }
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                if field.name() == "message" {
+                    self.0.insert_str(0, &format!("{value} "));
+                } else {
+                    self.0.push_str(&format!("{}={value} ", field.name()));
+                }
+            }
+        }
+        let mut v = Visit(String::new());
+        event.record(&mut v);
+        let _ = self.tx.try_send(Action::Log(v.0.trim_end().to_string(), *event.metadata().level()));
+    }
+}
+
+fn init_logging(dir: &std::path::Path, tx: mpsc::Sender<Action>) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::EnvFilter;
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (file_layer, guard) = match std::fs::create_dir_all(dir) {
+        Ok(()) => {
+            let appender = tracing_appender::rolling::daily(dir, "peerapi.log");
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            (
+                Some(tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false).with_filter(filter())),
+                Some(guard),
+            )
+        }
+        Err(_) => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(file_layer)
+        .with(PaneLayer { tx }.with_filter(filter()))
+        .try_init();
+    guard
+}
+
+/// Restores the terminal when dropped, whatever the exit path.
+struct TerminalGuard;
+
+impl TerminalGuard {
+    fn enter() -> anyhow::Result<Self> {
+        enable_raw_mode().context("cannot put the terminal in raw mode (is this a terminal?)")?;
+        let guard = TerminalGuard;
+        execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+        Ok(guard)
+    }
+}
+
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(std::io::stdout(), LeaveAlternateScreen, DisableMouseCapture, ratatui::crossterm::cursor::Show);
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// What the console opens with.
+#[derive(Default)]
+struct Prefill {
+    target: String,
+    route: String,
+    method: String,
+    headers: String,
+    body: String,
+    stream: bool,
+}
+
+/// Opens the console over a node started from `config`.
+pub async fn run_console(config: NodeConfig, log_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let (tx, rx) = mpsc::channel(LOG_QUEUE);
+    let _log = init_logging(&log_dir.unwrap_or_else(data_dir), tx.clone());
+    let node = Node::start(config).await.context("cannot start the node")?;
+    run_app(node, rx, tx, Prefill::default()).await
+}
+
+/// Starts a demo backend, two demo peers and a console node connected to them.
+pub async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
+    let dir = args.data_dir.clone().unwrap_or_else(|| data_dir().join("demo"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let (tx, rx) = mpsc::channel(LOG_QUEUE);
+    let _log = init_logging(&dir, tx.clone());
+    let (pace_a, pace_b) = if args.fast {
+        (DemoPace::INSTANT, DemoPace::INSTANT)
+    } else {
+        (
+            DemoPace::REALISTIC,
+            DemoPace { first_token: Duration::from_millis(900), per_token: Duration::from_millis(90) },
+        )
+    };
+    let local = "127.0.0.1:0".parse().expect("static socket address");
+    let backend_a = DemoBackend::start(local, pace_a).await.context("cannot start the demo backend")?;
+    let backend_b = DemoBackend::start(local, pace_b).await.context("cannot start the demo backend")?;
+    let mut peers = Vec::new();
+    let mut addrs = Vec::new();
+    for backend in [&backend_a, &backend_b] {
+        let mut cfg = NodeConfig::new(libp2p::identity::Keypair::generate_ed25519());
+        cfg.routes = Routes::new(backend.routes());
+        let node = Node::start(cfg).await.context("cannot start a demo peer")?;
+        let addr = node.handle().listen_addrs().await?.into_iter().next().context("demo peer has no address")?;
+        addrs.push(addr);
+        peers.push(node);
+    }
+    // Our own node serves the fast backend from a route file the Routes pane edits.
+    let route_file = dir.join("routes.json");
+    std::fs::write(&route_file, backend_a.routes_json() + "\n")
+        .with_context(|| format!("cannot write {}", route_file.display()))?;
+    let mut cfg = NodeConfig::new(libp2p::identity::Keypair::generate_ed25519());
+    cfg.route_file = Some(route_file);
+    cfg.bootstrap = addrs.clone();
+    let node = Node::start(cfg).await.context("cannot start the console's node")?;
+    tracing::info!(peer_a = %addrs[0], peer_b = %addrs[1], "demo subnet up: peer A paces tokens fast, peer B slow");
+    let prefill = Prefill {
+        target: addrs[0].to_string(),
+        route: "inference".into(),
+        method: "POST".into(),
+        headers: "content-type: application/json".into(),
+        body: r#"{"model": "demo-1", "stream": true, "messages": [{"role": "user", "content": "What is a subnet?"}]}"#.into(),
+        stream: true,
+    };
+    let result = run_app(node, rx, tx, prefill).await;
+    for p in peers {
+        p.abort();
+    }
+    drop((backend_a, backend_b));
+    result
+}
+
+async fn run_app(
+    node: Node,
+    mut actions: mpsc::Receiver<Action>,
+    tx: mpsc::Sender<Action>,
+    prefill: Prefill,
+) -> anyhow::Result<()> {
+    let handle = node.handle();
+    let mut state = State::new(handle.local_peer_id().to_string(), handle.routes().clone(), DEFAULT_OUTPUT_CAP_BYTES);
+    if !prefill.route.is_empty() {
+        state.composer.set(F_TARGET, &prefill.target);
+        state.composer.set(F_ROUTE, &prefill.route);
+        state.composer.set(F_METHOD, &prefill.method);
+        state.composer.set(F_HEADERS, &prefill.headers);
+        state.composer.set(F_BODY, &prefill.body);
+        state.composer.stream = prefill.stream;
+        state.composer.field = F_BODY;
+    }
+    let listen: Vec<String> = handle.listen_addrs().await?.iter().map(|a| a.to_string()).collect();
+    state.update(Action::Listening(listen));
+
+    // Node events and a periodic peer refresh.
+    let mut events = handle.subscribe();
+    let ev_tx = tx.clone();
+    let ev_handle = handle.clone();
+    let pump = tokio::spawn(async move {
+        let mut refresh = tokio::time::interval(PEER_REFRESH);
+        loop {
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Ok(crate::NodeEvent::CallChunk { .. }) => {}
+                    Ok(ev) => { let _ = ev_tx.send(Action::Node(ev)).await; }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        let _ = ev_tx.send(Action::Log(format!("console fell behind: {n} node events skipped"), tracing::Level::WARN)).await;
+                    }
+                    Err(_) => break,
+                },
+                _ = refresh.tick() => {
+                    if let Ok(peers) = ev_handle.peers().await {
+                        let _ = ev_tx.send(Action::Peers(peers)).await;
+                    }
+                }
+            }
+        }
+    });
+
+    // Keyboard and mouse in a thread of their own: crossterm's read blocks.
+    let (key_tx, mut keys) = mpsc::unbounded_channel::<Event>();
+    let stop_input = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = stop_input.clone();
+    let input = std::thread::spawn(move || {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match event::poll(Duration::from_millis(50)) {
+                Ok(true) => match event::read() {
+                    Ok(ev) => {
+                        if key_tx.send(ev).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                },
+                Ok(false) => {}
+                Err(_) => break,
+            }
+        }
+    });
+
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        default_hook(info);
+    }));
+    let guard = TerminalGuard::enter()?;
+    let backend = ratatui::backend::CrosstermBackend::new(std::io::stdout());
+    let mut terminal = ratatui::Terminal::new(backend)?;
+    terminal.clear()?;
+    let theme = Theme::from_env();
+    let mut runner = Runner { handle: handle.clone(), tx: tx.clone(), tasks: HashMap::new(), tees: HashMap::new() };
+
+    #[cfg(unix)]
+    let mut term_signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut ticker = tokio::time::interval(FRAME_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut dirty = true;
+    while !state.quit {
+        #[cfg(unix)]
+        let sigterm = async {
+            match term_signal.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => futures::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let sigterm = futures::future::pending::<()>();
+        tokio::select! {
+            _ = ticker.tick() => {
+                if dirty {
+                    let size = terminal.size()?;
+                    state.screen = ratatui::layout::Rect::new(0, 0, size.width, size.height);
+                    terminal.draw(|f| view::draw(f, &state, &theme))?;
+                    dirty = false;
+                }
+            }
+            Some(ev) = keys.recv() => {
+                for effect in on_terminal_event(&mut state, ev) {
+                    runner.run(&mut state, effect);
+                }
+                dirty = true;
+            }
+            Some(action) = actions.recv() => {
+                // Take everything that is ready, then draw once.
+                let mut batch = vec![action];
+                while batch.len() < 10_000 {
+                    match actions.try_recv() {
+                        Ok(a) => batch.push(a),
+                        Err(_) => break,
+                    }
+                }
+                for action in batch {
+                    if let Action::CallBytes { id, bytes, .. } = &action {
+                        runner.tee(*id, bytes);
+                    }
+                    if let Action::CallEnded { id, .. } = &action {
+                        runner.tasks.remove(id);
+                        runner.tees.remove(id);
+                    }
+                    for effect in state.update(action) {
+                        runner.run(&mut state, effect);
+                    }
+                }
+                dirty = true;
+            }
+            _ = sigterm => {
+                state.update(Action::ForceQuit);
+            }
+        }
+    }
+    drop(guard);
+    stop_input.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = input.join();
+    pump.abort();
+    for (_, task) in runner.tasks.drain() {
+        task.abort();
+    }
+    node.shutdown().await;
+    Ok(())
+}
+
+fn on_terminal_event(state: &mut State, ev: Event) -> Vec<Effect> {
+    match ev {
+        Event::Key(key) if key.kind != KeyEventKind::Release => {
+            if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) && state.prompt.is_none() {
+                return state.update(Action::Quit);
+            }
+            if state.question.is_some() {
+                let answer = match key.code {
+                    KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => Some(true),
+                    KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => Some(false),
+                    _ => None,
+                };
+                return answer.map(|a| state.update(Action::Confirm(a))).unwrap_or_default();
+            }
+            if state.help {
+                if matches!(key.code, KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q')) {
+                    state.help = false;
+                }
+                return vec![];
+            }
+            if let Some(effects) = state.text_key(key) {
+                return effects;
+            }
+            match keymap::resolve(&key, state.focus) {
+                Some(action) => state.update(action),
+                None => vec![],
+            }
+        }
+        Event::Mouse(m) => match m.kind {
+            MouseEventKind::Down(_) => state.update(Action::MouseClick { column: m.column, row: m.row }),
+            MouseEventKind::ScrollDown => state.update(Action::Scroll { column: m.column, row: m.row, down: true }),
+            MouseEventKind::ScrollUp => state.update(Action::Scroll { column: m.column, row: m.row, down: false }),
+            _ => vec![],
+        },
+        Event::Paste(text) => {
+            if state.focus == Pane::Composer && state.composer.editing {
+                let f = state.composer.field;
+                state.composer.fields[f].insert_str(text);
+            } else if let Some(p) = &mut state.prompt {
+                p.input.insert_str(text.replace('\n', " "));
+            }
+            vec![]
+        }
+        _ => vec![],
+    }
+}
+
+/// Carries out effects: the only place the console does I/O.
+struct Runner {
+    handle: NodeHandle,
+    tx: mpsc::Sender<Action>,
+    tasks: HashMap<LocalId, tokio::task::JoinHandle<()>>,
+    tees: HashMap<LocalId, std::fs::File>,
+}
+
+impl Runner {
+    fn tee(&mut self, id: LocalId, bytes: &[u8]) {
+        if let Some(f) = self.tees.get_mut(&id) {
+            if f.write_all(bytes).is_err() {
+                self.tees.remove(&id);
+            }
+        }
+    }
+
+    fn notice(&self, text: String) {
+        let _ = self.tx.try_send(Action::Notice(text));
+    }
+
+    fn run(&mut self, state: &mut State, effect: Effect) {
+        match effect {
+            Effect::Send { id, spec } => {
+                let task = tokio::spawn(send_call(self.handle.clone(), self.tx.clone(), id, spec));
+                self.tasks.insert(id, task);
+            }
+            Effect::Cancel(id) => {
+                if let Some(task) = self.tasks.remove(&id) {
+                    // Dropping the call's stream resets it, so the serving peer stops too.
+                    task.abort();
+                }
+                self.tees.remove(&id);
+            }
+            Effect::Dial(addr) => {
+                let handle = self.handle.clone();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let text = match crate::node::parse_peer_addr(&addr) {
+                        Ok(a) => match handle.dial(&a).await {
+                            Ok(peer) => format!("connected to {peer}"),
+                            Err(e) => format!("dial failed: {e}"),
+                        },
+                        Err(e) => e.to_string(),
+                    };
+                    let _ = tx.send(Action::Notice(text)).await;
+                });
+            }
+            Effect::Disconnect(peer) => {
+                self.handle.disconnect(peer);
+                self.notice(format!("disconnecting {peer}"));
+            }
+            Effect::UpsertRoute { name, url, stream } => match state.routes.file_state().path {
+                Some(path) => match crate::routes::upsert_route_in_file(&path, &name, &url, stream) {
+                    Ok(()) => self.notice(format!("route '{name}' written to {}; reloading", path.display())),
+                    Err(e) => self.notice(format!("cannot save route: {e}")),
+                },
+                None => self.notice("no route file: start with --routes FILE to edit routes".into()),
+            },
+            Effect::RemoveRoute(name) => match state.routes.file_state().path {
+                Some(path) => match crate::routes::remove_route_in_file(&path, &name) {
+                    Ok(true) => self.notice(format!("route '{name}' removed from {}", path.display())),
+                    Ok(false) => self.notice(format!("route '{name}' is not in the file (in-memory routes cannot be removed)")),
+                    Err(e) => self.notice(format!("cannot remove route: {e}")),
+                },
+                None => self.notice("no route file: start with --routes FILE to edit routes".into()),
+            },
+            Effect::Save { id, path } => {
+                let Some(call) = state.calls.iter().find(|c| c.id == id) else { return };
+                let result = std::fs::File::create(&path).and_then(|mut f| {
+                    f.write_all(&call.output.raw)?;
+                    Ok(f)
+                });
+                match result {
+                    Ok(f) => {
+                        let more = if call.state.in_flight() { "; the rest is appended as it arrives" } else { "" };
+                        let lost = if call.output.dropped > 0 {
+                            format!(" ({} earlier bytes were past the cap)", call.output.dropped)
+                        } else {
+                            String::new()
+                        };
+                        if call.state.in_flight() {
+                            self.tees.insert(id, f);
+                        }
+                        self.notice(format!("saved to {}{lost}{more}", path.display()));
+                    }
+                    Err(e) => self.notice(format!("cannot save to {}: {e}", path.display())),
+                }
+            }
+            Effect::Copy(text) => {
+                let seq = format!("\x1b]52;c;{}\x07", base64(text.as_bytes()));
+                let mut out = std::io::stdout();
+                let _ = out.write_all(seq.as_bytes()).and_then(|_| out.flush());
+            }
+            Effect::Quit => {}
+        }
+    }
+}
+
+async fn send_call(handle: NodeHandle, tx: mpsc::Sender<Action>, id: LocalId, spec: CallSpec) {
+    let addr = match crate::node::parse_peer_addr(&spec.target) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = tx.send(Action::CallEnded { id, error: Some(e.to_string()), at: Instant::now() }).await;
+            return;
+        }
+    };
+    let req: CallRequest = spec.request;
+    let error = if spec.stream {
+        match handle.stream(&addr, req).await {
+            Ok(mut chunks) => {
+                let mut error = None;
+                while let Some(chunk) = chunks.next().await {
+                    match chunk {
+                        Ok(bytes) => {
+                            let _ = tx.send(Action::CallBytes { id, bytes, at: Instant::now() }).await;
+                        }
+                        Err(e) => {
+                            error = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                error
+            }
+            Err(e) => Some(e.to_string()),
+        }
+    } else {
+        match handle.call(&addr, req).await {
+            Ok(bytes) => {
+                let _ = tx.send(Action::CallBytes { id, bytes, at: Instant::now() }).await;
+                None
+            }
+            Err(e) => Some(e.to_string()),
+        }
+    };
+    let _ = tx.send(Action::CallEnded { id, error, at: Instant::now() }).await;
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if c.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
+        out.push(if c.len() > 2 { T[n as usize & 63] as char } else { '=' });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_the_rfc_vectors() {
+        for (input, want) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+            assert_eq!(super::base64(input.as_bytes()), want);
+        }
+    }
+}

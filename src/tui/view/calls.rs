@@ -1,0 +1,72 @@
+use std::time::Instant;
+
+use ratatui::layout::{Constraint, Rect};
+use ratatui::widgets::{Paragraph, Row, Table, TableState};
+use ratatui::Frame;
+
+use super::{fmt_bytes, fmt_dur, pane_block, short_peer, Theme};
+use crate::tui::action::Pane;
+use crate::tui::state::{CallState, State};
+
+pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
+    let block = pane_block(state, theme, Pane::Calls, format!("Calls ({} in flight)", state.in_flight()));
+    if state.calls.is_empty() {
+        frame.render_widget(Paragraph::new("no calls yet — compose one and press s").style(theme.dim()).block(block), area);
+        return;
+    }
+    let now = Instant::now();
+    let rows = state.calls.iter().map(|c| {
+        let dir = if c.outgoing { "→" } else { "←" };
+        let style = match c.state {
+            CallState::Failed => theme.err(),
+            CallState::Cancelled => theme.warn(),
+            CallState::Done => theme.ok(),
+            _ => theme.accent(),
+        };
+        let dur = c.duration.unwrap_or_else(|| now.saturating_duration_since(c.started));
+        let rate = if c.stream {
+            c.output
+                .metrics
+                .rate_window(now)
+                .or(c.output.metrics.rate_overall())
+                .map(|r| format!("{r:.1}t/s"))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let state_text = match (&c.error, c.status) {
+            (Some(_), _) => c.state.label().to_string(),
+            (None, Some(s)) => format!("{} {s}", c.state.label()),
+            _ => c.state.label().to_string(),
+        };
+        Row::new(vec![
+            format!("{dir}{}", c.id),
+            c.route.clone(),
+            if c.stream { "strm".into() } else { c.method.clone() },
+            state_text,
+            fmt_bytes(c.bytes),
+            fmt_dur(dur),
+            rate,
+            short_peer(&c.peer),
+        ])
+        .style(style)
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(4),
+            Constraint::Length(10),
+            Constraint::Length(5),
+            Constraint::Length(10),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(8),
+            Constraint::Min(6),
+        ],
+    )
+    .header(Row::new(["#", "ROUTE", "KIND", "STATE", "BYTES", "TIME", "RATE", "PEER"]).style(theme.dim()))
+    .row_highlight_style(theme.selected())
+    .block(block);
+    let mut ts = TableState::default().with_selected(Some(state.call_sel));
+    frame.render_stateful_widget(table, area, &mut ts);
+}

@@ -1,0 +1,204 @@
+use std::time::Instant;
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use super::{fmt_bytes, fmt_dur, pane_block, Theme};
+use crate::tui::action::Pane;
+use crate::tui::state::{CallView, OutputMode, State};
+
+/// Most bytes of the tail considered when drawing or searching the Raw view.
+const VIEW_WINDOW_BYTES: usize = 4 * 1024 * 1024;
+
+pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
+    let mode = match state.output.mode {
+        OutputMode::Raw => "raw",
+        OutputMode::Events => "events",
+        OutputMode::Text => "text",
+    };
+    let mut flags = vec![mode.to_string()];
+    if state.output.paused.is_some() {
+        flags.push("PAUSED".into());
+    } else if !state.output.follow {
+        flags.push("scrolled".into());
+    }
+    if state.output.wrap {
+        flags.push("wrap".into());
+    }
+    if let Some(s) = &state.output.search {
+        flags.push(format!("/{s}"));
+    }
+    let Some(call) = state.selected_call() else {
+        let block = pane_block(state, theme, Pane::Output, format!("Output [{}]", flags.join(" ")));
+        frame.render_widget(Paragraph::new("the selected call's response appears here").style(theme.dim()).block(block), area);
+        return;
+    };
+    let title = format!("Output #{} {} [{}]", call.id, call.route, flags.join(" "));
+    let block = pane_block(state, theme, Pane::Output, title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [head, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+    frame.render_widget(Paragraph::new(metrics_line(call, theme)), head);
+
+    let width = body.width.max(1) as usize;
+    let height = body.height as usize;
+    let (raw_len, ev_len, text_len) = state
+        .output
+        .paused
+        .unwrap_or((call.output.raw.len(), call.output.events.len(), call.output.text.len()));
+    let mut lines: Vec<String> = Vec::new();
+    let need = height + state.output.scroll + 1;
+    match state.output.mode {
+        OutputMode::Raw => {
+            let raw = &call.output.raw[..raw_len.min(call.output.raw.len())];
+            let start = raw.len().saturating_sub(VIEW_WINDOW_BYTES);
+            let window = &raw[start..];
+            let text = match std::str::from_utf8(window) {
+                Ok(t) => t.to_string(),
+                // A window may start inside a UTF-8 sequence; only show hex
+                // when the bytes really are not text.
+                Err(e) if e.valid_up_to() + 4 >= window.len() || e.error_len().is_none() => {
+                    String::from_utf8_lossy(window).into_owned()
+                }
+                Err(_) => hex_dump(&window[window.len().saturating_sub(need * 16)..]),
+            };
+            if call.output.dropped > 0 || start > 0 {
+                lines.push(format!(
+                    "… {} earlier bytes not shown (kept tail is capped) …",
+                    fmt_bytes(call.output.dropped + start as u64)
+                ));
+            }
+            lines.extend(text.lines().map(str::to_string));
+        }
+        OutputMode::Events => {
+            let events = &call.output.events[..ev_len.min(call.output.events.len())];
+            let skip = events.len().saturating_sub(need + 200);
+            if call.output.events_dropped > 0 || skip > 0 {
+                lines.push(format!("… {} earlier events …", call.output.events_dropped + skip as u64));
+            }
+            for e in &events[skip..] {
+                let mark = if e.stall { "STALL " } else { "" };
+                lines.push(format!("{:>9} +{:<8} {mark}{}", fmt_dur(e.at), fmt_dur(e.gap), e.data.replace('\n', "⏎")));
+            }
+            if events.is_empty() && !call.output.raw.is_empty() {
+                lines.push("(no SSE or NDJSON events in this body; v for raw)".into());
+            }
+        }
+        OutputMode::Text => {
+            let text = &call.output.text[..floor_char(&call.output.text, text_len)];
+            let start = floor_char(text, text.len().saturating_sub(VIEW_WINDOW_BYTES));
+            lines.extend(text[start..].split('\n').map(str::to_string));
+            if call.output.text.is_empty() && !call.output.raw.is_empty() {
+                lines = String::from_utf8_lossy(&call.output.raw[call.output.raw.len().saturating_sub(VIEW_WINDOW_BYTES)..])
+                    .lines()
+                    .map(str::to_string)
+                    .collect();
+            }
+        }
+    }
+    if let Some(err) = &call.error {
+        lines.push(String::new());
+        lines.push(format!("✖ {err}"));
+    }
+    let visual: Vec<String> = if state.output.wrap {
+        lines.iter().flat_map(|l| wrap(l, width)).collect()
+    } else {
+        lines
+    };
+    // Search: jump to the chosen match, counted from the end.
+    let mut scroll = if state.output.follow && state.output.paused.is_none() { 0 } else { state.output.scroll };
+    let term = state.output.search.as_deref().filter(|s| !s.is_empty());
+    if let Some(term) = term {
+        let hits: Vec<usize> = visual.iter().enumerate().filter(|(_, l)| l.contains(term)).map(|(i, _)| i).collect();
+        if let Some(&line) = hits.iter().rev().nth(state.output.search_hit % hits.len().max(1)) {
+            scroll = visual.len().saturating_sub(line + height / 2 + 1);
+        }
+    }
+    let end = visual.len().saturating_sub(scroll);
+    let start = end.saturating_sub(height);
+    let shown: Vec<Line> = visual[start..end]
+        .iter()
+        .map(|l| {
+            if l.starts_with('✖') {
+                return Line::styled(l.clone(), theme.err());
+            }
+            if l.contains("STALL ") || l.starts_with('…') {
+                return Line::styled(l.clone(), theme.warn());
+            }
+            match term {
+                Some(t) if l.contains(t) => highlight(l, t, theme),
+                _ => Line::raw(l.clone()),
+            }
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(shown), body);
+}
+
+fn metrics_line(call: &CallView, theme: &Theme) -> Line<'static> {
+    let m = &call.output.metrics;
+    let now = Instant::now();
+    let mut parts = vec![Span::styled(format!("{} ", call.state.label()), theme.accent())];
+    if let Some(t) = m.ttfb {
+        parts.push(Span::raw(format!("ttfb {} ", fmt_dur(t))));
+    }
+    if call.stream {
+        if let Some(t) = m.ttft {
+            parts.push(Span::raw(format!("ttft {} ", fmt_dur(t))));
+        }
+        let (n, reported) = m.token_count();
+        parts.push(Span::raw(format!("{n} tok{} ", if reported { "" } else { " (est)" })));
+        if let Some(r) = m.rate_window(now) {
+            parts.push(Span::styled(format!("{r:.1} tok/s "), theme.ok()));
+        } else if let Some(r) = m.rate_overall() {
+            parts.push(Span::styled(format!("{r:.1} tok/s "), theme.ok()));
+        }
+        if let (Some(p50), Some(p99)) = (m.gap_percentile(0.5), m.gap_percentile(0.99)) {
+            parts.push(Span::styled(format!("gap p50 {} p99 {} ", fmt_dur(p50), fmt_dur(p99)), theme.dim()));
+        }
+    }
+    parts.push(Span::styled(format!("{} in {} chunks", fmt_bytes(call.bytes), call.chunks), theme.dim()));
+    Line::from(parts)
+}
+
+fn highlight(line: &str, term: &str, theme: &Theme) -> Line<'static> {
+    let mut spans = Vec::new();
+    let mut rest = line;
+    while let Some(pos) = rest.find(term) {
+        spans.push(Span::raw(rest[..pos].to_string()));
+        spans.push(Span::styled(term.to_string(), theme.selected()));
+        rest = &rest[pos + term.len()..];
+    }
+    spans.push(Span::raw(rest.to_string()));
+    Line::from(spans)
+}
+
+fn floor_char(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Splits a line into pieces of at most `width` characters.
+pub fn wrap(line: &str, width: usize) -> Vec<String> {
+    if line.chars().count() <= width {
+        return vec![line.to_string()];
+    }
+    let chars: Vec<char> = line.chars().collect();
+    chars.chunks(width.max(1)).map(|c| c.iter().collect()).collect()
+}
+
+fn hex_dump(bytes: &[u8]) -> String {
+    bytes
+        .chunks(16)
+        .map(|row| {
+            let hex: Vec<String> = row.iter().map(|b| format!("{b:02x}")).collect();
+            let ascii: String = row.iter().map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '.' }).collect();
+            format!("{:<48} {ascii}", hex.join(" "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

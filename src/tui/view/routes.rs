@@ -1,0 +1,41 @@
+use ratatui::layout::{Constraint, Rect};
+use ratatui::widgets::{Paragraph, Row, Table, TableState};
+use ratatui::Frame;
+
+use super::{pane_block, Theme};
+use crate::tui::action::Pane;
+use crate::tui::state::State;
+
+pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
+    let table_now = state.routes.current();
+    let file = state.routes.file_state();
+    let block = pane_block(state, theme, Pane::Routes, format!("Routes ({})", table_now.len()));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let mut banner = Vec::new();
+    if let Some(err) = &file.last_error {
+        banner.push(Paragraph::new(format!("⚠ {err}")).style(theme.err()));
+    } else if let Some((when, what)) = &state.route_change {
+        let ago = when.elapsed().map(|d| d.as_secs()).unwrap_or(0);
+        banner.push(Paragraph::new(format!("reloaded {ago}s ago: {what}")).style(theme.ok()));
+    } else if let Some(p) = &file.path {
+        banner.push(Paragraph::new(format!("file {}", p.display())).style(theme.dim()));
+    } else {
+        banner.push(Paragraph::new("no route file (start with --routes FILE)").style(theme.dim()));
+    }
+    let [top, rest] = ratatui::layout::Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+    for b in banner {
+        frame.render_widget(b.wrap(ratatui::widgets::Wrap { trim: true }), top);
+    }
+    if table_now.is_empty() {
+        frame.render_widget(Paragraph::new("no routes — a to add one").style(theme.dim()), rest);
+        return;
+    }
+    let rows = table_now.iter().map(|(name, r)| {
+        Row::new(vec![name.clone(), if r.stream { "stream".into() } else { "unary".into() }, r.url.clone()])
+    });
+    let table = Table::new(rows, [Constraint::Length(12), Constraint::Length(6), Constraint::Min(10)])
+        .row_highlight_style(theme.selected());
+    let mut ts = TableState::default().with_selected((state.focus == Pane::Routes).then_some(state.route_sel));
+    frame.render_stateful_widget(table, rest, &mut ts);
+}
