@@ -212,7 +212,11 @@ mod tests {
 
     #[test]
     fn sse_events_split_across_chunks_and_crlf() {
-        let out = frame_all(&[b"data: {\"a\"", b":1}\r\n\r\nda", b"ta: x\n\ndata: [DONE]\n\n"]);
+        let out = frame_all(&[
+            b"data: {\"a\"",
+            b":1}\r\n\r\nda",
+            b"ta: x\n\ndata: [DONE]\n\n",
+        ]);
         assert_eq!(out.len(), 3);
         assert_eq!(out[0].data, "{\"a\":1}");
         assert_eq!(out[1].data, "x");

@@ -76,6 +76,9 @@ impl RouteWatcher {
             .map_err(watch_err)?;
 
         let task = tokio::spawn(async move {
+            // Editors and atomic saves often signal one save twice; a re-read
+            // that changes nothing after a good one is not news.
+            let mut last_was_good = true;
             while rx.recv().await.is_some() {
                 // Wait until the burst is over.
                 while let Ok(Some(())) = tokio::time::timeout(debounce, rx.recv()).await {}
@@ -95,7 +98,12 @@ impl RouteWatcher {
                         },
                     }
                 };
-                report(outcome);
+                let quiet = matches!(&outcome, RouteReload::Reloaded { diff, warnings, .. }
+                    if diff.is_empty() && warnings.is_empty() && last_was_good);
+                last_was_good = matches!(outcome, RouteReload::Reloaded { .. });
+                if !quiet {
+                    report(outcome);
+                }
             }
         });
         Ok(Self {

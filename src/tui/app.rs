@@ -84,11 +84,17 @@ impl<S: tracing::Subscriber> Layer<S> for PaneLayer {
         }
         let mut v = Visit(String::new());
         event.record(&mut v);
-        let _ = self.tx.try_send(Action::Log(v.0.trim_end().to_string(), *event.metadata().level()));
+        let _ = self.tx.try_send(Action::Log(
+            v.0.trim_end().to_string(),
+            *event.metadata().level(),
+        ));
     }
 }
 
-fn init_logging(dir: &std::path::Path, tx: mpsc::Sender<Action>) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+fn init_logging(
+    dir: &std::path::Path,
+    tx: mpsc::Sender<Action>,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     use tracing_subscriber::EnvFilter;
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (file_layer, guard) = match std::fs::create_dir_all(dir) {
@@ -96,7 +102,12 @@ fn init_logging(dir: &std::path::Path, tx: mpsc::Sender<Action>) -> Option<traci
             let appender = tracing_appender::rolling::daily(dir, "peerapi.log");
             let (writer, guard) = tracing_appender::non_blocking(appender);
             (
-                Some(tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false).with_filter(filter())),
+                Some(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(writer)
+                        .with_ansi(false)
+                        .with_filter(filter()),
+                ),
                 Some(guard),
             )
         }
@@ -123,7 +134,12 @@ impl TerminalGuard {
 
 fn restore_terminal() {
     let _ = disable_raw_mode();
-    let _ = execute!(std::io::stdout(), LeaveAlternateScreen, DisableMouseCapture, ratatui::crossterm::cursor::Show);
+    let _ = execute!(
+        std::io::stdout(),
+        LeaveAlternateScreen,
+        DisableMouseCapture,
+        ratatui::crossterm::cursor::Show
+    );
 }
 
 impl Drop for TerminalGuard {
@@ -153,7 +169,10 @@ pub async fn run_console(config: NodeConfig, log_dir: Option<PathBuf>) -> anyhow
 
 /// Starts a demo backend, two demo peers and a console node connected to them.
 pub async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
-    let dir = args.data_dir.clone().unwrap_or_else(|| data_dir().join("demo"));
+    let dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| data_dir().join("demo"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let (tx, rx) = mpsc::channel(LOG_QUEUE);
     let _log = init_logging(&dir, tx.clone());
@@ -162,19 +181,32 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     } else {
         (
             DemoPace::REALISTIC,
-            DemoPace { first_token: Duration::from_millis(900), per_token: Duration::from_millis(90) },
+            DemoPace {
+                first_token: Duration::from_millis(900),
+                per_token: Duration::from_millis(90),
+            },
         )
     };
     let local = "127.0.0.1:0".parse().expect("static socket address");
-    let backend_a = DemoBackend::start(local, pace_a).await.context("cannot start the demo backend")?;
-    let backend_b = DemoBackend::start(local, pace_b).await.context("cannot start the demo backend")?;
+    let backend_a = DemoBackend::start(local, pace_a)
+        .await
+        .context("cannot start the demo backend")?;
+    let backend_b = DemoBackend::start(local, pace_b)
+        .await
+        .context("cannot start the demo backend")?;
     let mut peers = Vec::new();
     let mut addrs = Vec::new();
     for backend in [&backend_a, &backend_b] {
         let mut cfg = NodeConfig::new(libp2p::identity::Keypair::generate_ed25519());
         cfg.routes = Routes::new(backend.routes());
         let node = Node::start(cfg).await.context("cannot start a demo peer")?;
-        let addr = node.handle().listen_addrs().await?.into_iter().next().context("demo peer has no address")?;
+        let addr = node
+            .handle()
+            .listen_addrs()
+            .await?
+            .into_iter()
+            .next()
+            .context("demo peer has no address")?;
         addrs.push(addr);
         peers.push(node);
     }
@@ -185,7 +217,9 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let mut cfg = NodeConfig::new(libp2p::identity::Keypair::generate_ed25519());
     cfg.route_file = Some(route_file);
     cfg.bootstrap = addrs.clone();
-    let node = Node::start(cfg).await.context("cannot start the console's node")?;
+    let node = Node::start(cfg)
+        .await
+        .context("cannot start the console's node")?;
     tracing::info!(peer_a = %addrs[0], peer_b = %addrs[1], "demo subnet up: peer A paces tokens fast, peer B slow");
     let prefill = Prefill {
         target: addrs[0].to_string(),
@@ -210,7 +244,11 @@ async fn run_app(
     prefill: Prefill,
 ) -> anyhow::Result<()> {
     let handle = node.handle();
-    let mut state = State::new(handle.local_peer_id().to_string(), handle.routes().clone(), DEFAULT_OUTPUT_CAP_BYTES);
+    let mut state = State::new(
+        handle.local_peer_id().to_string(),
+        handle.routes().clone(),
+        DEFAULT_OUTPUT_CAP_BYTES,
+    );
     if !prefill.route.is_empty() {
         state.composer.set(F_TARGET, &prefill.target);
         state.composer.set(F_ROUTE, &prefill.route);
@@ -220,7 +258,12 @@ async fn run_app(
         state.composer.stream = prefill.stream;
         state.composer.field = F_BODY;
     }
-    let listen: Vec<String> = handle.listen_addrs().await?.iter().map(|a| a.to_string()).collect();
+    let listen: Vec<String> = handle
+        .listen_addrs()
+        .await?
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
     state.update(Action::Listening(listen));
 
     // Node events and a periodic peer refresh.
@@ -279,10 +322,16 @@ async fn run_app(
     let mut terminal = ratatui::Terminal::new(backend)?;
     terminal.clear()?;
     let theme = Theme::from_env();
-    let mut runner = Runner { handle: handle.clone(), tx: tx.clone(), tasks: HashMap::new(), tees: HashMap::new() };
+    let mut runner = Runner {
+        handle: handle.clone(),
+        tx: tx.clone(),
+        tasks: HashMap::new(),
+        tees: HashMap::new(),
+    };
 
     #[cfg(unix)]
-    let mut term_signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut term_signal =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let mut ticker = tokio::time::interval(FRAME_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = true;
@@ -355,7 +404,10 @@ async fn run_app(
 fn on_terminal_event(state: &mut State, ev: Event) -> Vec<Effect> {
     match ev {
         Event::Key(key) if key.kind != KeyEventKind::Release => {
-            if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) && state.prompt.is_none() {
+            if key.code == KeyCode::Char('c')
+                && key.modifiers.contains(KeyModifiers::CONTROL)
+                && state.prompt.is_none()
+            {
                 return state.update(Action::Quit);
             }
             if state.question.is_some() {
@@ -364,10 +416,15 @@ fn on_terminal_event(state: &mut State, ev: Event) -> Vec<Effect> {
                     KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => Some(false),
                     _ => None,
                 };
-                return answer.map(|a| state.update(Action::Confirm(a))).unwrap_or_default();
+                return answer
+                    .map(|a| state.update(Action::Confirm(a)))
+                    .unwrap_or_default();
             }
             if state.help {
-                if matches!(key.code, KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q')) {
+                if matches!(
+                    key.code,
+                    KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q')
+                ) {
                     state.help = false;
                 }
                 return vec![];
@@ -381,9 +438,20 @@ fn on_terminal_event(state: &mut State, ev: Event) -> Vec<Effect> {
             }
         }
         Event::Mouse(m) => match m.kind {
-            MouseEventKind::Down(_) => state.update(Action::MouseClick { column: m.column, row: m.row }),
-            MouseEventKind::ScrollDown => state.update(Action::Scroll { column: m.column, row: m.row, down: true }),
-            MouseEventKind::ScrollUp => state.update(Action::Scroll { column: m.column, row: m.row, down: false }),
+            MouseEventKind::Down(_) => state.update(Action::MouseClick {
+                column: m.column,
+                row: m.row,
+            }),
+            MouseEventKind::ScrollDown => state.update(Action::Scroll {
+                column: m.column,
+                row: m.row,
+                down: true,
+            }),
+            MouseEventKind::ScrollUp => state.update(Action::Scroll {
+                column: m.column,
+                row: m.row,
+                down: false,
+            }),
             _ => vec![],
         },
         Event::Paste(text) => {
@@ -452,29 +520,47 @@ impl Runner {
                 self.notice(format!("disconnecting {peer}"));
             }
             Effect::UpsertRoute { name, url, stream } => match state.routes.file_state().path {
-                Some(path) => match crate::routes::upsert_route_in_file(&path, &name, &url, stream) {
-                    Ok(()) => self.notice(format!("route '{name}' written to {}; reloading", path.display())),
+                Some(path) => match crate::routes::upsert_route_in_file(&path, &name, &url, stream)
+                {
+                    Ok(()) => self.notice(format!(
+                        "route '{name}' written to {}; reloading",
+                        path.display()
+                    )),
                     Err(e) => self.notice(format!("cannot save route: {e}")),
                 },
-                None => self.notice("no route file: start with --routes FILE to edit routes".into()),
+                None => {
+                    self.notice("no route file: start with --routes FILE to edit routes".into())
+                }
             },
             Effect::RemoveRoute(name) => match state.routes.file_state().path {
                 Some(path) => match crate::routes::remove_route_in_file(&path, &name) {
-                    Ok(true) => self.notice(format!("route '{name}' removed from {}", path.display())),
-                    Ok(false) => self.notice(format!("route '{name}' is not in the file (in-memory routes cannot be removed)")),
+                    Ok(true) => {
+                        self.notice(format!("route '{name}' removed from {}", path.display()))
+                    }
+                    Ok(false) => self.notice(format!(
+                        "route '{name}' is not in the file (in-memory routes cannot be removed)"
+                    )),
                     Err(e) => self.notice(format!("cannot remove route: {e}")),
                 },
-                None => self.notice("no route file: start with --routes FILE to edit routes".into()),
+                None => {
+                    self.notice("no route file: start with --routes FILE to edit routes".into())
+                }
             },
             Effect::Save { id, path } => {
-                let Some(call) = state.calls.iter().find(|c| c.id == id) else { return };
+                let Some(call) = state.calls.iter().find(|c| c.id == id) else {
+                    return;
+                };
                 let result = std::fs::File::create(&path).and_then(|mut f| {
                     f.write_all(&call.output.raw)?;
                     Ok(f)
                 });
                 match result {
                     Ok(f) => {
-                        let more = if call.state.in_flight() { "; the rest is appended as it arrives" } else { "" };
+                        let more = if call.state.in_flight() {
+                            "; the rest is appended as it arrives"
+                        } else {
+                            ""
+                        };
                         let lost = if call.output.dropped > 0 {
                             format!(" ({} earlier bytes were past the cap)", call.output.dropped)
                         } else {
@@ -502,7 +588,13 @@ async fn send_call(handle: NodeHandle, tx: mpsc::Sender<Action>, id: LocalId, sp
     let addr = match crate::node::parse_peer_addr(&spec.target) {
         Ok(a) => a,
         Err(e) => {
-            let _ = tx.send(Action::CallEnded { id, error: Some(e.to_string()), at: Instant::now() }).await;
+            let _ = tx
+                .send(Action::CallEnded {
+                    id,
+                    error: Some(e.to_string()),
+                    at: Instant::now(),
+                })
+                .await;
             return;
         }
     };
@@ -514,7 +606,13 @@ async fn send_call(handle: NodeHandle, tx: mpsc::Sender<Action>, id: LocalId, sp
                 while let Some(chunk) = chunks.next().await {
                     match chunk {
                         Ok(bytes) => {
-                            let _ = tx.send(Action::CallBytes { id, bytes, at: Instant::now() }).await;
+                            let _ = tx
+                                .send(Action::CallBytes {
+                                    id,
+                                    bytes,
+                                    at: Instant::now(),
+                                })
+                                .await;
                         }
                         Err(e) => {
                             error = Some(e.to_string());
@@ -529,24 +627,46 @@ async fn send_call(handle: NodeHandle, tx: mpsc::Sender<Action>, id: LocalId, sp
     } else {
         match handle.call(&addr, req).await {
             Ok(bytes) => {
-                let _ = tx.send(Action::CallBytes { id, bytes, at: Instant::now() }).await;
+                let _ = tx
+                    .send(Action::CallBytes {
+                        id,
+                        bytes,
+                        at: Instant::now(),
+                    })
+                    .await;
                 None
             }
             Err(e) => Some(e.to_string()),
         }
     };
-    let _ = tx.send(Action::CallEnded { id, error, at: Instant::now() }).await;
+    let _ = tx
+        .send(Action::CallEnded {
+            id,
+            error,
+            at: Instant::now(),
+        })
+        .await;
 }
 
 fn base64(bytes: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
         out.push(T[(n >> 18) as usize & 63] as char);
         out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if c.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if c.len() > 2 { T[n as usize & 63] as char } else { '=' });
+        out.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -555,7 +675,13 @@ fn base64(bytes: &[u8]) -> String {
 mod tests {
     #[test]
     fn base64_matches_the_rfc_vectors() {
-        for (input, want) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(super::base64(input.as_bytes()), want);
         }
     }

@@ -36,45 +36,255 @@ use Scope::{Global, In};
 /// Every binding, in the order the help overlay lists them.
 pub static BINDINGS: &[Binding] = &[
     b!(Global, [(Tab, NONE)], "Tab", "next pane", Action::FocusNext),
-    b!(Global, [(BackTab, SHIFT), (BackTab, NONE)], "S-Tab", "previous pane", Action::FocusPrev),
-    b!(Global, [(Char('?'), NONE), (Char('?'), SHIFT)], "?", "help", Action::ToggleHelp),
+    b!(
+        Global,
+        [(BackTab, SHIFT), (BackTab, NONE)],
+        "S-Tab",
+        "previous pane",
+        Action::FocusPrev
+    ),
+    b!(
+        Global,
+        [(Char('?'), NONE), (Char('?'), SHIFT)],
+        "?",
+        "help",
+        Action::ToggleHelp
+    ),
     b!(Global, [(Char('q'), NONE)], "q", "quit", Action::Quit),
     b!(Global, [(Char('c'), CTRL)], "C-c", "quit", Action::Quit),
-    b!(Global, [(Up, NONE), (Char('k'), NONE)], "↑/k", "up", Action::Up),
-    b!(Global, [(Down, NONE), (Char('j'), NONE)], "↓/j", "down", Action::Down),
+    b!(
+        Global,
+        [(Up, NONE), (Char('k'), NONE)],
+        "↑/k",
+        "up",
+        Action::Up
+    ),
+    b!(
+        Global,
+        [(Down, NONE), (Char('j'), NONE)],
+        "↓/j",
+        "down",
+        Action::Down
+    ),
     b!(Global, [(PageUp, NONE)], "PgUp", "page up", Action::PageUp),
-    b!(Global, [(PageDown, NONE)], "PgDn", "page down", Action::PageDown),
-    b!(Global, [(Home, NONE), (Char('g'), NONE)], "g", "top", Action::Top),
-    b!(Global, [(End, NONE), (Char('G'), SHIFT), (Char('G'), NONE)], "G", "bottom", Action::Bottom),
+    b!(
+        Global,
+        [(PageDown, NONE)],
+        "PgDn",
+        "page down",
+        Action::PageDown
+    ),
+    b!(
+        Global,
+        [(Home, NONE), (Char('g'), NONE)],
+        "g",
+        "top",
+        Action::Top
+    ),
+    b!(
+        Global,
+        [(End, NONE), (Char('G'), SHIFT), (Char('G'), NONE)],
+        "G",
+        "bottom",
+        Action::Bottom
+    ),
     b!(Global, [(Esc, NONE)], "Esc", "back", Action::Back),
-    b!(Global, [(Char('1'), NONE)], "1-6", "jump to pane", Action::Focus(Pane::Peers)),
-    b!(Global, [(Char('2'), NONE)], "", "", Action::Focus(Pane::Routes)),
-    b!(Global, [(Char('3'), NONE)], "", "", Action::Focus(Pane::Calls)),
-    b!(Global, [(Char('4'), NONE)], "", "", Action::Focus(Pane::Output)),
-    b!(Global, [(Char('5'), NONE)], "", "", Action::Focus(Pane::Composer)),
-    b!(Global, [(Char('6'), NONE)], "", "", Action::Focus(Pane::Log)),
-    b!(In(Pane::Peers), [(Char('d'), NONE)], "d", "dial a multiaddr", Action::StartDial),
-    b!(In(Pane::Peers), [(Char('x'), NONE)], "x", "disconnect peer", Action::DisconnectPeer),
-    b!(In(Pane::Peers), [(Char('c'), NONE), (Enter, NONE)], "c/Enter", "use peer in composer", Action::CopyPeerToComposer),
-    b!(In(Pane::Routes), [(Char('a'), NONE)], "a", "add route", Action::AddRoute),
-    b!(In(Pane::Routes), [(Char('e'), NONE), (Enter, NONE)], "e/Enter", "edit route", Action::EditRoute),
-    b!(In(Pane::Routes), [(Char('d'), NONE), (Delete, NONE)], "d/Del", "delete route", Action::DeleteRoute),
-    b!(In(Pane::Calls), [(Enter, NONE)], "Enter", "show output", Action::Activate),
-    b!(In(Pane::Calls), [(Char('c'), NONE)], "c", "cancel call", Action::CancelCall),
-    b!(In(Pane::Calls), [(Char('r'), NONE)], "r", "re-run call", Action::RerunCall),
-    b!(In(Pane::Output), [(Char('v'), NONE)], "v", "view raw/events/text", Action::CycleView),
-    b!(In(Pane::Output), [(Char('f'), NONE)], "f", "follow tail", Action::ToggleFollow),
-    b!(In(Pane::Output), [(Char('p'), NONE), (Char(' '), NONE)], "p", "pause view", Action::TogglePause),
-    b!(In(Pane::Output), [(Char('w'), NONE)], "w", "wrap", Action::ToggleWrap),
-    b!(In(Pane::Output), [(Char('/'), NONE)], "/", "search", Action::StartSearch),
-    b!(In(Pane::Output), [(Char('n'), NONE)], "n/N", "next/prev match", Action::SearchNext),
-    b!(In(Pane::Output), [(Char('N'), SHIFT), (Char('N'), NONE)], "", "", Action::SearchPrev),
-    b!(In(Pane::Output), [(Char('s'), NONE)], "s", "save to file", Action::SaveOutput),
-    b!(In(Pane::Output), [(Char('y'), NONE)], "y", "copy (OSC 52)", Action::CopyOutput),
-    b!(In(Pane::Composer), [(Enter, NONE), (Char('e'), NONE), (Char('i'), NONE)], "Enter", "edit field", Action::Activate),
-    b!(In(Pane::Composer), [(Char('s'), NONE), (Char('s'), CTRL)], "s", "send", Action::Send),
-    b!(In(Pane::Composer), [(Char('m'), NONE)], "m", "unary/stream", Action::ToggleStream),
-    b!(In(Pane::Log), [(Char('l'), NONE)], "l", "level filter", Action::CycleLogLevel),
+    b!(
+        Global,
+        [(Char('1'), NONE)],
+        "1-6",
+        "jump to pane",
+        Action::Focus(Pane::Peers)
+    ),
+    b!(
+        Global,
+        [(Char('2'), NONE)],
+        "",
+        "",
+        Action::Focus(Pane::Routes)
+    ),
+    b!(
+        Global,
+        [(Char('3'), NONE)],
+        "",
+        "",
+        Action::Focus(Pane::Calls)
+    ),
+    b!(
+        Global,
+        [(Char('4'), NONE)],
+        "",
+        "",
+        Action::Focus(Pane::Output)
+    ),
+    b!(
+        Global,
+        [(Char('5'), NONE)],
+        "",
+        "",
+        Action::Focus(Pane::Composer)
+    ),
+    b!(
+        Global,
+        [(Char('6'), NONE)],
+        "",
+        "",
+        Action::Focus(Pane::Log)
+    ),
+    b!(
+        In(Pane::Peers),
+        [(Char('d'), NONE)],
+        "d",
+        "dial a multiaddr",
+        Action::StartDial
+    ),
+    b!(
+        In(Pane::Peers),
+        [(Char('x'), NONE)],
+        "x",
+        "disconnect peer",
+        Action::DisconnectPeer
+    ),
+    b!(
+        In(Pane::Peers),
+        [(Char('c'), NONE), (Enter, NONE)],
+        "c/Enter",
+        "use peer in composer",
+        Action::CopyPeerToComposer
+    ),
+    b!(
+        In(Pane::Routes),
+        [(Char('a'), NONE)],
+        "a",
+        "add route",
+        Action::AddRoute
+    ),
+    b!(
+        In(Pane::Routes),
+        [(Char('e'), NONE), (Enter, NONE)],
+        "e/Enter",
+        "edit route",
+        Action::EditRoute
+    ),
+    b!(
+        In(Pane::Routes),
+        [(Char('d'), NONE), (Delete, NONE)],
+        "d/Del",
+        "delete route",
+        Action::DeleteRoute
+    ),
+    b!(
+        In(Pane::Calls),
+        [(Enter, NONE)],
+        "Enter",
+        "show output",
+        Action::Activate
+    ),
+    b!(
+        In(Pane::Calls),
+        [(Char('c'), NONE)],
+        "c",
+        "cancel call",
+        Action::CancelCall
+    ),
+    b!(
+        In(Pane::Calls),
+        [(Char('r'), NONE)],
+        "r",
+        "re-run call",
+        Action::RerunCall
+    ),
+    b!(
+        In(Pane::Output),
+        [(Char('v'), NONE)],
+        "v",
+        "view raw/events/text",
+        Action::CycleView
+    ),
+    b!(
+        In(Pane::Output),
+        [(Char('f'), NONE)],
+        "f",
+        "follow tail",
+        Action::ToggleFollow
+    ),
+    b!(
+        In(Pane::Output),
+        [(Char('p'), NONE), (Char(' '), NONE)],
+        "p",
+        "pause view",
+        Action::TogglePause
+    ),
+    b!(
+        In(Pane::Output),
+        [(Char('w'), NONE)],
+        "w",
+        "wrap",
+        Action::ToggleWrap
+    ),
+    b!(
+        In(Pane::Output),
+        [(Char('/'), NONE)],
+        "/",
+        "search",
+        Action::StartSearch
+    ),
+    b!(
+        In(Pane::Output),
+        [(Char('n'), NONE)],
+        "n/N",
+        "next/prev match",
+        Action::SearchNext
+    ),
+    b!(
+        In(Pane::Output),
+        [(Char('N'), SHIFT), (Char('N'), NONE)],
+        "",
+        "",
+        Action::SearchPrev
+    ),
+    b!(
+        In(Pane::Output),
+        [(Char('s'), NONE)],
+        "s",
+        "save to file",
+        Action::SaveOutput
+    ),
+    b!(
+        In(Pane::Output),
+        [(Char('y'), NONE)],
+        "y",
+        "copy (OSC 52)",
+        Action::CopyOutput
+    ),
+    b!(
+        In(Pane::Composer),
+        [(Enter, NONE), (Char('e'), NONE), (Char('i'), NONE)],
+        "Enter",
+        "edit field",
+        Action::Activate
+    ),
+    b!(
+        In(Pane::Composer),
+        [(Char('s'), NONE), (Char('s'), CTRL)],
+        "s",
+        "send",
+        Action::Send
+    ),
+    b!(
+        In(Pane::Composer),
+        [(Char('m'), NONE)],
+        "m",
+        "unary/stream",
+        Action::ToggleStream
+    ),
+    b!(
+        In(Pane::Log),
+        [(Char('l'), NONE)],
+        "l",
+        "level filter",
+        Action::CycleLogLevel
+    ),
 ];
 
 /// Keys while a text field is being edited: everything else is typed.
@@ -121,9 +331,18 @@ mod tests {
 
     #[test]
     fn pane_bindings_win_over_global_ones() {
-        assert!(matches!(resolve(&key(Char('d')), Pane::Peers), Some(Action::StartDial)));
-        assert!(matches!(resolve(&key(Char('d')), Pane::Routes), Some(Action::DeleteRoute)));
-        assert!(matches!(resolve(&key(Char('j')), Pane::Calls), Some(Action::Down)));
+        assert!(matches!(
+            resolve(&key(Char('d')), Pane::Peers),
+            Some(Action::StartDial)
+        ));
+        assert!(matches!(
+            resolve(&key(Char('d')), Pane::Routes),
+            Some(Action::DeleteRoute)
+        ));
+        assert!(matches!(
+            resolve(&key(Char('j')), Pane::Calls),
+            Some(Action::Down)
+        ));
         assert!(resolve(&key(Char('z')), Pane::Calls).is_none());
     }
 

@@ -85,7 +85,10 @@ impl Metrics {
     /// Tokens/s over the last two seconds (live) or over the whole stream.
     pub fn rate_window(&self, now: Instant) -> Option<f64> {
         let first = self.window.front()?;
-        let span = now.saturating_duration_since(*first).as_secs_f64().max(0.05);
+        let span = now
+            .saturating_duration_since(*first)
+            .as_secs_f64()
+            .max(0.05);
         if self.end.is_some() {
             return None;
         }
@@ -93,7 +96,8 @@ impl Metrics {
     }
 
     pub fn rate_overall(&self) -> Option<f64> {
-        if let (Some(n), Some(secs)) = (self.reported.completion_tokens, self.reported.eval_seconds) {
+        if let (Some(n), Some(secs)) = (self.reported.completion_tokens, self.reported.eval_seconds)
+        {
             if secs > 0.0 {
                 return Some(n as f64 / secs);
             }
@@ -236,14 +240,23 @@ mod tests {
     fn tokens_are_assembled_across_chunks_and_counted() {
         let t0 = Instant::now();
         let mut out = Output::new(t0, 1 << 20);
-        out.push(b"data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\ndata: {\"choi", t0 + Duration::from_millis(100));
-        out.push(b"ces\":[{\"delta\":{\"content\":\"lo\"}}]}\n\ndata: [DONE]\n\n", t0 + Duration::from_millis(150));
+        out.push(
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\ndata: {\"choi",
+            t0 + Duration::from_millis(100),
+        );
+        out.push(
+            b"ces\":[{\"delta\":{\"content\":\"lo\"}}]}\n\ndata: [DONE]\n\n",
+            t0 + Duration::from_millis(150),
+        );
         out.finish(t0 + Duration::from_millis(160));
         assert_eq!(out.text, "Hello");
         assert_eq!(out.metrics.token_count(), (2, false));
         assert_eq!(out.events.len(), 3);
         assert_eq!(out.metrics.ttfb, Some(Duration::from_millis(100)));
-        assert_eq!(out.metrics.gap_percentile(0.5), Some(Duration::from_millis(50)));
+        assert_eq!(
+            out.metrics.gap_percentile(0.5),
+            Some(Duration::from_millis(50))
+        );
     }
 
     #[test]

@@ -179,7 +179,11 @@ impl Composer {
             return Err("route is empty".into());
         }
         let method = self.text(F_METHOD).trim().to_uppercase();
-        let method = if method.is_empty() { "GET".into() } else { method };
+        let method = if method.is_empty() {
+            "GET".into()
+        } else {
+            method
+        };
         if !method.bytes().all(|b| b.is_ascii_alphabetic()) {
             return Err(format!("method {method:?} is not an HTTP method"));
         }
@@ -233,13 +237,23 @@ impl Default for Composer {
 /// What the app must do for an update; the state itself does no I/O.
 #[derive(Debug, Clone)]
 pub enum Effect {
-    Send { id: LocalId, spec: CallSpec },
+    Send {
+        id: LocalId,
+        spec: CallSpec,
+    },
     Cancel(LocalId),
     Dial(String),
     Disconnect(libp2p::PeerId),
-    UpsertRoute { name: String, url: String, stream: bool },
+    UpsertRoute {
+        name: String,
+        url: String,
+        stream: bool,
+    },
     RemoveRoute(String),
-    Save { id: LocalId, path: PathBuf },
+    Save {
+        id: LocalId,
+        path: PathBuf,
+    },
     Copy(String),
     Quit,
 }
@@ -496,11 +510,17 @@ impl State {
                     None | Some("unary") | Some("false") | Some("no") => false,
                     Some("stream") | Some("true") | Some("yes") => true,
                     Some(other) => {
-                        return reopen(self, prompt, format!("third word must be 'stream' or 'unary', not {other:?}"))
+                        return reopen(
+                            self,
+                            prompt,
+                            format!("third word must be 'stream' or 'unary', not {other:?}"),
+                        )
                     }
                 };
                 match parts.as_slice() {
-                    [name, url, ..] if url.starts_with("http://") || url.starts_with("https://") => {
+                    [name, url, ..]
+                        if url.starts_with("http://") || url.starts_with("https://") =>
+                    {
                         let mut effects = vec![Effect::UpsertRoute {
                             name: name.to_string(),
                             url: url.to_string(),
@@ -516,7 +536,8 @@ impl State {
                     _ => reopen(
                         self,
                         prompt,
-                        "write: NAME URL [stream|unary], URL starting with http:// or https://".into(),
+                        "write: NAME URL [stream|unary], URL starting with http:// or https://"
+                            .into(),
                     ),
                 }
             }
@@ -549,7 +570,16 @@ impl State {
                     _ => vec![],
                 };
             }
-            if !matches!(action, Action::Node(_) | Action::CallBytes { .. } | Action::CallEnded { .. } | Action::Log(..) | Action::Peers(_) | Action::Listening(_) | Action::Notice(_)) {
+            if !matches!(
+                action,
+                Action::Node(_)
+                    | Action::CallBytes { .. }
+                    | Action::CallEnded { .. }
+                    | Action::Log(..)
+                    | Action::Peers(_)
+                    | Action::Listening(_)
+                    | Action::Notice(_)
+            ) {
                 return vec![];
             }
         }
@@ -580,7 +610,11 @@ impl State {
             Action::FocusNext | Action::FocusPrev => {
                 let i = Pane::ALL.iter().position(|p| *p == self.focus).unwrap_or(0);
                 let n = Pane::ALL.len();
-                let next = if matches!(action, Action::FocusNext) { (i + 1) % n } else { (i + n - 1) % n };
+                let next = if matches!(action, Action::FocusNext) {
+                    (i + 1) % n
+                } else {
+                    (i + n - 1) % n
+                };
                 self.focus = Pane::ALL[next];
             }
             Action::Focus(p) => self.focus = p,
@@ -652,12 +686,24 @@ impl State {
                     self.notice("peer address copied into the composer");
                 }
             }
-            Action::AddRoute => self.open_prompt(PromptKind::AddRoute, "Add route: NAME URL [stream|unary]", ""),
+            Action::AddRoute => self.open_prompt(
+                PromptKind::AddRoute,
+                "Add route: NAME URL [stream|unary]",
+                "",
+            ),
             Action::EditRoute => {
                 let table = self.routes.current();
                 if let Some((name, route)) = table.iter().nth(self.route_sel) {
-                    let initial = format!("{name} {} {}", route.url, if route.stream { "stream" } else { "unary" });
-                    self.open_prompt(PromptKind::EditRoute(name.clone()), "Edit route: NAME URL [stream|unary]", &initial);
+                    let initial = format!(
+                        "{name} {} {}",
+                        route.url,
+                        if route.stream { "stream" } else { "unary" }
+                    );
+                    self.open_prompt(
+                        PromptKind::EditRoute(name.clone()),
+                        "Edit route: NAME URL [stream|unary]",
+                        &initial,
+                    );
                 }
             }
             Action::DeleteRoute => {
@@ -682,7 +728,11 @@ impl State {
             }
             Action::TogglePause => {
                 self.output.paused = match (&self.output.paused, self.selected_call()) {
-                    (None, Some(c)) => Some((c.output.raw.len(), c.output.events.len(), c.output.text.len())),
+                    (None, Some(c)) => Some((
+                        c.output.raw.len(),
+                        c.output.events.len(),
+                        c.output.text.len(),
+                    )),
                     _ => None,
                 };
             }
@@ -702,7 +752,10 @@ impl State {
                         OutputMode::Text => c.output.text.clone(),
                         _ => String::from_utf8_lossy(&c.output.raw).into_owned(),
                     };
-                    self.notice(format!("copied {} bytes to the clipboard (OSC 52)", text.len()));
+                    self.notice(format!(
+                        "copied {} bytes to the clipboard (OSC 52)",
+                        text.len()
+                    ));
                     return vec![Effect::Copy(text)];
                 }
             }
@@ -719,7 +772,11 @@ impl State {
             Action::CallBytes { id, bytes, at } => {
                 if let Some(c) = self.call_mut(id) {
                     if c.state.in_flight() {
-                        c.state = if c.stream { CallState::Streaming } else { CallState::Waiting };
+                        c.state = if c.stream {
+                            CallState::Streaming
+                        } else {
+                            CallState::Waiting
+                        };
                         c.bytes += bytes.len() as u64;
                         c.chunks += 1;
                         c.output.push(&bytes, at);
@@ -780,7 +837,13 @@ impl State {
             NodeEvent::RoutesRejected { error } => {
                 self.route_change = Some((SystemTime::now(), format!("rejected: {error}")));
             }
-            NodeEvent::ServeStarted { id, peer, route, method, stream } => {
+            NodeEvent::ServeStarted {
+                id,
+                peer,
+                route,
+                method,
+                stream,
+            } => {
                 let local = self.next_id;
                 self.next_id += 1;
                 self.served.insert(id, local);
@@ -803,7 +866,12 @@ impl State {
                     output: Output::new(now, 1024),
                 });
             }
-            NodeEvent::ServeFinished { id, outcome, bytes, elapsed } => {
+            NodeEvent::ServeFinished {
+                id,
+                outcome,
+                bytes,
+                elapsed,
+            } => {
                 if let Some(local) = self.served.remove(&id) {
                     if let Some(c) = self.call_mut(local) {
                         c.bytes = bytes;
@@ -821,7 +889,9 @@ impl State {
                                 c.state = CallState::Failed;
                                 c.error = Some(match other {
                                     ServeOutcome::RouteNotFound => "route not found".into(),
-                                    ServeOutcome::StreamNotSupported => "stream not supported".into(),
+                                    ServeOutcome::StreamNotSupported => {
+                                        "stream not supported".into()
+                                    }
                                     ServeOutcome::Refused { reason } => reason,
                                     ServeOutcome::Failed { error } => error,
                                     _ => String::new(),
@@ -892,7 +962,10 @@ mod tests {
         assert_eq!(s.composer.text(F_ROUTE), "quit");
         s.text_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
         assert!(!s.composer.editing);
-        assert!(s.text_key(key('q')).is_none(), "outside editing, keys go to the keymap");
+        assert!(
+            s.text_key(key('q')).is_none(),
+            "outside editing, keys go to the keymap"
+        );
     }
 
     #[test]
@@ -900,16 +973,30 @@ mod tests {
         let mut s = state();
         let effects = s.update(Action::Send);
         assert!(effects.is_empty());
-        assert!(s.composer.warning.as_deref().unwrap_or("").contains("multiaddr"));
-        let peer = libp2p::identity::Keypair::generate_ed25519().public().to_peer_id();
-        s.composer.set(F_TARGET, &format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}"));
+        assert!(s
+            .composer
+            .warning
+            .as_deref()
+            .unwrap_or("")
+            .contains("multiaddr"));
+        let peer = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        s.composer
+            .set(F_TARGET, &format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}"));
         s.composer.set(F_ROUTE, "inference");
         s.composer.set(F_HEADERS, "content-type: application/json");
         s.composer.set(F_BODY, "{not json");
-        assert!(s.update(Action::Send).is_empty(), "bad JSON is flagged first");
+        assert!(
+            s.update(Action::Send).is_empty(),
+            "bad JSON is flagged first"
+        );
         assert!(s.composer.warning.as_deref().unwrap().contains("JSON"));
         let effects = s.update(Action::Send);
-        assert!(matches!(effects.as_slice(), [Effect::Send { .. }]), "second send goes anyway");
+        assert!(
+            matches!(effects.as_slice(), [Effect::Send { .. }]),
+            "second send goes anyway"
+        );
         assert_eq!(s.calls.len(), 1);
         assert_eq!(s.calls[0].state, CallState::Connecting);
     }
@@ -917,23 +1004,33 @@ mod tests {
     #[test]
     fn cancel_marks_the_call_and_asks_the_app_to_abort() {
         let mut s = state();
-        let peer = libp2p::identity::Keypair::generate_ed25519().public().to_peer_id();
-        s.composer.set(F_TARGET, &format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}"));
+        let peer = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        s.composer
+            .set(F_TARGET, &format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}"));
         s.composer.set(F_ROUTE, "x");
         s.update(Action::Send);
         let effects = s.update(Action::CancelCall);
         assert!(matches!(effects.as_slice(), [Effect::Cancel(1)]));
         assert_eq!(s.calls[0].state, CallState::Cancelled);
         // Late bytes do not revive it.
-        s.update(Action::CallBytes { id: 1, bytes: "x".into(), at: Instant::now() });
+        s.update(Action::CallBytes {
+            id: 1,
+            bytes: "x".into(),
+            at: Instant::now(),
+        });
         assert_eq!(s.calls[0].bytes, 0);
     }
 
     #[test]
     fn quitting_with_calls_in_flight_asks_first() {
         let mut s = state();
-        let peer = libp2p::identity::Keypair::generate_ed25519().public().to_peer_id();
-        s.composer.set(F_TARGET, &format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}"));
+        let peer = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        s.composer
+            .set(F_TARGET, &format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}"));
         s.composer.set(F_ROUTE, "x");
         s.update(Action::Send);
         assert!(s.update(Action::Quit).is_empty());
@@ -941,7 +1038,10 @@ mod tests {
         assert!(s.update(Action::Confirm(false)).is_empty());
         assert!(!s.quit);
         s.update(Action::Quit);
-        assert!(matches!(s.update(Action::Confirm(true)).as_slice(), [Effect::Quit]));
+        assert!(matches!(
+            s.update(Action::Confirm(true)).as_slice(),
+            [Effect::Quit]
+        ));
     }
 
     #[test]
@@ -952,7 +1052,9 @@ mod tests {
         for c in "chat http://127.0.0.1:9/v1 stream".chars() {
             s.text_key(key(c));
         }
-        let effects = s.text_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)).unwrap();
+        let effects = s
+            .text_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE))
+            .unwrap();
         match effects.as_slice() {
             [Effect::UpsertRoute { name, url, stream }] => {
                 assert_eq!(name, "chat");
@@ -965,8 +1067,13 @@ mod tests {
         for c in "bad ftp://x".chars() {
             s.text_key(key(c));
         }
-        let effects = s.text_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)).unwrap();
+        let effects = s
+            .text_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE))
+            .unwrap();
         assert!(effects.is_empty());
-        assert!(s.prompt.as_ref().unwrap().error.is_some(), "bad input keeps the prompt open with an error");
+        assert!(
+            s.prompt.as_ref().unwrap().error.is_some(),
+            "bad input keeps the prompt open with an error"
+        );
     }
 }

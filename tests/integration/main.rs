@@ -3,6 +3,8 @@
 
 mod cli;
 mod common;
+#[cfg(feature = "console")]
+mod console;
 mod keys;
 mod node_calls;
 mod reload;

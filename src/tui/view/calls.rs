@@ -9,12 +9,24 @@ use crate::tui::action::Pane;
 use crate::tui::state::{CallState, State};
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
-    let block = pane_block(state, theme, Pane::Calls, format!("Calls ({} in flight)", state.in_flight()));
+    let block = pane_block(
+        state,
+        theme,
+        Pane::Calls,
+        format!("Calls ({} in flight)", state.in_flight()),
+    );
     if state.calls.is_empty() {
-        frame.render_widget(Paragraph::new("no calls yet — compose one and press s").style(theme.dim()).block(block), area);
+        frame.render_widget(
+            Paragraph::new("no calls yet — compose one and press s")
+                .style(theme.dim())
+                .block(block),
+            area,
+        );
         return;
     }
     let now = Instant::now();
+    // Narrow screens keep the columns that matter most.
+    let wide = area.width >= 64;
     let rows = state.calls.iter().map(|c| {
         let dir = if c.outgoing { "→" } else { "←" };
         let style = match c.state {
@@ -23,7 +35,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             CallState::Done => theme.ok(),
             _ => theme.accent(),
         };
-        let dur = c.duration.unwrap_or_else(|| now.saturating_duration_since(c.started));
+        let dur = c
+            .duration
+            .unwrap_or_else(|| now.saturating_duration_since(c.started));
         let rate = if c.stream {
             c.output
                 .metrics
@@ -39,34 +53,51 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             (None, Some(s)) => format!("{} {s}", c.state.label()),
             _ => c.state.label().to_string(),
         };
-        Row::new(vec![
+        let cells = vec![
             format!("{dir}{}", c.id),
             c.route.clone(),
-            if c.stream { "strm".into() } else { c.method.clone() },
+            if c.stream {
+                "strm".into()
+            } else {
+                c.method.clone()
+            },
             state_text,
             fmt_bytes(c.bytes),
             fmt_dur(dur),
             rate,
             short_peer(&c.peer),
-        ])
-        .style(style)
+        ];
+        Row::new(pick(cells, wide)).style(style)
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(4),
-            Constraint::Length(10),
-            Constraint::Length(5),
-            Constraint::Length(10),
-            Constraint::Length(7),
-            Constraint::Length(7),
-            Constraint::Length(8),
-            Constraint::Min(6),
-        ],
-    )
-    .header(Row::new(["#", "ROUTE", "KIND", "STATE", "BYTES", "TIME", "RATE", "PEER"]).style(theme.dim()))
-    .row_highlight_style(theme.selected())
-    .block(block);
+    let widths = [
+        Constraint::Length(4),
+        Constraint::Length(10),
+        Constraint::Length(5),
+        Constraint::Length(10),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(8),
+        Constraint::Min(6),
+    ];
+    let header = [
+        "#", "ROUTE", "KIND", "STATE", "BYTES", "TIME", "RATE", "PEER",
+    ];
+    let table = Table::new(rows, pick(widths.to_vec(), wide))
+        .header(Row::new(pick(header.to_vec(), wide)).style(theme.dim()))
+        .row_highlight_style(theme.selected())
+        .block(block);
     let mut ts = TableState::default().with_selected(Some(state.call_sel));
     frame.render_stateful_widget(table, area, &mut ts);
+}
+
+/// All columns when wide; otherwise #, ROUTE, STATE, TIME, RATE.
+fn pick<T>(cols: Vec<T>, wide: bool) -> Vec<T> {
+    if wide {
+        return cols;
+    }
+    cols.into_iter()
+        .enumerate()
+        .filter(|(i, _)| matches!(i, 0 | 1 | 3 | 5 | 6))
+        .map(|(_, c)| c)
+        .collect()
 }

@@ -11,8 +11,17 @@ use crate::tui::state::{State, FIELD_NAMES, F_BODY, F_HEADERS, F_METHOD, F_ROUTE
 pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let c = &state.composer;
     let mode = if c.stream { "STREAM" } else { "UNARY" };
-    let editing = if c.editing { " — editing (Esc to stop)" } else { "" };
-    let block = pane_block(state, theme, Pane::Composer, format!("Composer [{mode}]{editing}"));
+    let editing = if c.editing {
+        " — editing (Esc to stop)"
+    } else {
+        ""
+    };
+    let block = pane_block(
+        state,
+        theme,
+        Pane::Composer,
+        format!("Composer [{mode}]{editing}"),
+    );
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let body_h = inner.height.saturating_sub(5).max(1);
@@ -24,13 +33,29 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         Constraint::Length(1),
     ])
     .areas(inner);
-    let [route, method] = Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(route_row);
-    for (field, rect) in [(F_TARGET, target), (F_ROUTE, route), (F_METHOD, method), (F_HEADERS, headers), (F_BODY, body)] {
-        let [label, input] = Layout::horizontal([Constraint::Length(8), Constraint::Min(1)]).areas(rect);
+    let [route, method] =
+        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
+            .areas(route_row);
+    for (field, rect) in [
+        (F_TARGET, target),
+        (F_ROUTE, route),
+        (F_METHOD, method),
+        (F_HEADERS, headers),
+        (F_BODY, body),
+    ] {
+        let [label, input] =
+            Layout::horizontal([Constraint::Length(9), Constraint::Min(1)]).areas(rect);
         let selected = state.focus == Pane::Composer && c.field == field;
-        let style = if selected { theme.accent().add_modifier(Modifier::BOLD) } else { theme.dim() };
+        let style = if selected {
+            theme.accent().add_modifier(Modifier::BOLD)
+        } else {
+            theme.dim()
+        };
         let marker = if selected { "▶" } else { " " };
-        frame.render_widget(Paragraph::new(format!("{marker}{}", FIELD_NAMES[field])).style(style), label);
+        frame.render_widget(
+            Paragraph::new(format!("{marker}{}", FIELD_NAMES[field])).style(style),
+            label,
+        );
         let mut area_widget = c.fields[field].clone();
         if !(selected && c.editing) {
             area_widget.set_cursor_style(ratatui::style::Style::default());
@@ -40,8 +65,14 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     }
     let hint_line = match &c.warning {
         Some(w) => Line::from(Span::styled(format!("⚠ {w}"), theme.warn())),
-        None if c.editing => Line::from(Span::styled("type to edit · Tab next field · Ctrl-S send · Esc done", theme.dim())),
-        None => Line::from(Span::styled("Enter edit · s send · m unary/stream · ↑↓ field", theme.dim())),
+        None if c.editing => Line::from(Span::styled(
+            "type to edit · Tab next field · Ctrl-S send · Esc done",
+            theme.dim(),
+        )),
+        None => Line::from(Span::styled(
+            "Enter edit · s send · m unary/stream · ↑↓ field",
+            theme.dim(),
+        )),
     };
     frame.render_widget(Paragraph::new(hint_line), hint);
 }

@@ -11,7 +11,11 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let title = format!("Log (≥{})", state.log_level);
     let block = pane_block(state, theme, Pane::Log, title);
     let height = block.inner(area).height as usize;
-    let lines: Vec<&(tracing::Level, String)> = state.log.iter().filter(|(l, _)| *l <= state.log_level).collect();
+    let lines: Vec<&(tracing::Level, String)> = state
+        .log
+        .iter()
+        .filter(|(l, _)| *l <= state.log_level)
+        .collect();
     let end = lines.len().saturating_sub(state.log_scroll);
     let start = end.saturating_sub(height);
     let shown: Vec<Line> = lines[start..end]

@@ -83,7 +83,7 @@ pub fn regions(area: Rect) -> Regions {
     ])
     .areas(area);
     let [left, right] =
-        Layout::horizontal([Constraint::Percentage(42), Constraint::Percentage(58)]).areas(main);
+        Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(main);
     let [peers, routes, calls] = Layout::vertical([
         Constraint::Percentage(28),
         Constraint::Percentage(30),
@@ -128,7 +128,11 @@ pub fn pane_block<'a>(state: &State, theme: &Theme, pane: Pane, title: String) -
     let n = Pane::ALL.iter().position(|p| *p == pane).unwrap_or(0) + 1;
     Block::default()
         .borders(Borders::ALL)
-        .border_type(if focused { BorderType::Thick } else { BorderType::Plain })
+        .border_type(if focused {
+            BorderType::Thick
+        } else {
+            BorderType::Plain
+        })
         .border_style(if focused { theme.accent() } else { theme.dim() })
         .title(format!(" {n} {title} "))
 }

@@ -31,8 +31,18 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         flags.push(format!("/{s}"));
     }
     let Some(call) = state.selected_call() else {
-        let block = pane_block(state, theme, Pane::Output, format!("Output [{}]", flags.join(" ")));
-        frame.render_widget(Paragraph::new("the selected call's response appears here").style(theme.dim()).block(block), area);
+        let block = pane_block(
+            state,
+            theme,
+            Pane::Output,
+            format!("Output [{}]", flags.join(" ")),
+        );
+        frame.render_widget(
+            Paragraph::new("the selected call's response appears here")
+                .style(theme.dim())
+                .block(block),
+            area,
+        );
         return;
     };
     let title = format!("Output #{} {} [{}]", call.id, call.route, flags.join(" "));
@@ -44,10 +54,11 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
 
     let width = body.width.max(1) as usize;
     let height = body.height as usize;
-    let (raw_len, ev_len, text_len) = state
-        .output
-        .paused
-        .unwrap_or((call.output.raw.len(), call.output.events.len(), call.output.text.len()));
+    let (raw_len, ev_len, text_len) = state.output.paused.unwrap_or((
+        call.output.raw.len(),
+        call.output.events.len(),
+        call.output.text.len(),
+    ));
     let mut lines: Vec<String> = Vec::new();
     let need = height + state.output.scroll + 1;
     match state.output.mode {
@@ -76,11 +87,19 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             let events = &call.output.events[..ev_len.min(call.output.events.len())];
             let skip = events.len().saturating_sub(need + 200);
             if call.output.events_dropped > 0 || skip > 0 {
-                lines.push(format!("… {} earlier events …", call.output.events_dropped + skip as u64));
+                lines.push(format!(
+                    "… {} earlier events …",
+                    call.output.events_dropped + skip as u64
+                ));
             }
             for e in &events[skip..] {
                 let mark = if e.stall { "STALL " } else { "" };
-                lines.push(format!("{:>9} +{:<8} {mark}{}", fmt_dur(e.at), fmt_dur(e.gap), e.data.replace('\n', "⏎")));
+                lines.push(format!(
+                    "{:>9} +{:<8} {mark}{}",
+                    fmt_dur(e.at),
+                    fmt_dur(e.gap),
+                    e.data.replace('\n', "⏎")
+                ));
             }
             if events.is_empty() && !call.output.raw.is_empty() {
                 lines.push("(no SSE or NDJSON events in this body; v for raw)".into());
@@ -91,10 +110,12 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             let start = floor_char(text, text.len().saturating_sub(VIEW_WINDOW_BYTES));
             lines.extend(text[start..].split('\n').map(str::to_string));
             if call.output.text.is_empty() && !call.output.raw.is_empty() {
-                lines = String::from_utf8_lossy(&call.output.raw[call.output.raw.len().saturating_sub(VIEW_WINDOW_BYTES)..])
-                    .lines()
-                    .map(str::to_string)
-                    .collect();
+                lines = String::from_utf8_lossy(
+                    &call.output.raw[call.output.raw.len().saturating_sub(VIEW_WINDOW_BYTES)..],
+                )
+                .lines()
+                .map(str::to_string)
+                .collect();
             }
         }
     }
@@ -108,11 +129,24 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         lines
     };
     // Search: jump to the chosen match, counted from the end.
-    let mut scroll = if state.output.follow && state.output.paused.is_none() { 0 } else { state.output.scroll };
+    let mut scroll = if state.output.follow && state.output.paused.is_none() {
+        0
+    } else {
+        state.output.scroll
+    };
     let term = state.output.search.as_deref().filter(|s| !s.is_empty());
     if let Some(term) = term {
-        let hits: Vec<usize> = visual.iter().enumerate().filter(|(_, l)| l.contains(term)).map(|(i, _)| i).collect();
-        if let Some(&line) = hits.iter().rev().nth(state.output.search_hit % hits.len().max(1)) {
+        let hits: Vec<usize> = visual
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.contains(term))
+            .map(|(i, _)| i)
+            .collect();
+        if let Some(&line) = hits
+            .iter()
+            .rev()
+            .nth(state.output.search_hit % hits.len().max(1))
+        {
             scroll = visual.len().saturating_sub(line + height / 2 + 1);
         }
     }
@@ -139,7 +173,10 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
 fn metrics_line(call: &CallView, theme: &Theme) -> Line<'static> {
     let m = &call.output.metrics;
     let now = Instant::now();
-    let mut parts = vec![Span::styled(format!("{} ", call.state.label()), theme.accent())];
+    let mut parts = vec![Span::styled(
+        format!("{} ", call.state.label()),
+        theme.accent(),
+    )];
     if let Some(t) = m.ttfb {
         parts.push(Span::raw(format!("ttfb {} ", fmt_dur(t))));
     }
@@ -148,17 +185,26 @@ fn metrics_line(call: &CallView, theme: &Theme) -> Line<'static> {
             parts.push(Span::raw(format!("ttft {} ", fmt_dur(t))));
         }
         let (n, reported) = m.token_count();
-        parts.push(Span::raw(format!("{n} tok{} ", if reported { "" } else { " (est)" })));
+        parts.push(Span::raw(format!(
+            "{n} tok{} ",
+            if reported { "" } else { " (est)" }
+        )));
         if let Some(r) = m.rate_window(now) {
             parts.push(Span::styled(format!("{r:.1} tok/s "), theme.ok()));
         } else if let Some(r) = m.rate_overall() {
             parts.push(Span::styled(format!("{r:.1} tok/s "), theme.ok()));
         }
         if let (Some(p50), Some(p99)) = (m.gap_percentile(0.5), m.gap_percentile(0.99)) {
-            parts.push(Span::styled(format!("gap p50 {} p99 {} ", fmt_dur(p50), fmt_dur(p99)), theme.dim()));
+            parts.push(Span::styled(
+                format!("gap p50 {} p99 {} ", fmt_dur(p50), fmt_dur(p99)),
+                theme.dim(),
+            ));
         }
     }
-    parts.push(Span::styled(format!("{} in {} chunks", fmt_bytes(call.bytes), call.chunks), theme.dim()));
+    parts.push(Span::styled(
+        format!("{} in {} chunks", fmt_bytes(call.bytes), call.chunks),
+        theme.dim(),
+    ));
     Line::from(parts)
 }
 
@@ -182,13 +228,27 @@ fn floor_char(s: &str, mut i: usize) -> usize {
     i
 }
 
-/// Splits a line into pieces of at most `width` characters.
+/// Splits a line into pieces of at most `width` characters, breaking after
+/// a space where there is one so words stay whole.
 pub fn wrap(line: &str, width: usize) -> Vec<String> {
-    if line.chars().count() <= width {
+    let width = width.max(1);
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= width {
         return vec![line.to_string()];
     }
-    let chars: Vec<char> = line.chars().collect();
-    chars.chunks(width.max(1)).map(|c| c.iter().collect()).collect()
+    let mut out = Vec::new();
+    let mut start = 0;
+    while chars.len() - start > width {
+        let window = &chars[start..start + width];
+        let cut = match window.iter().rposition(|c| *c == ' ') {
+            Some(i) if i > 0 => i + 1,
+            _ => width,
+        };
+        out.push(chars[start..start + cut].iter().collect());
+        start += cut;
+    }
+    out.push(chars[start..].iter().collect());
+    out
 }
 
 fn hex_dump(bytes: &[u8]) -> String {
@@ -196,7 +256,16 @@ fn hex_dump(bytes: &[u8]) -> String {
         .chunks(16)
         .map(|row| {
             let hex: Vec<String> = row.iter().map(|b| format!("{b:02x}")).collect();
-            let ascii: String = row.iter().map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '.' }).collect();
+            let ascii: String = row
+                .iter()
+                .map(|&b| {
+                    if (0x20..0x7f).contains(&b) {
+                        b as char
+                    } else {
+                        '.'
+                    }
+                })
+                .collect();
             format!("{:<48} {ascii}", hex.join(" "))
         })
         .collect::<Vec<_>>()

@@ -8,39 +8,63 @@ use crate::tui::action::Pane;
 use crate::tui::state::State;
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
-    let block = pane_block(state, theme, Pane::Peers, format!("Peers ({})", state.peers.len()));
+    let block = pane_block(
+        state,
+        theme,
+        Pane::Peers,
+        format!("Peers ({})", state.peers.len()),
+    );
     if state.peers.is_empty() {
-        let p = Paragraph::new("no peers connected — d to dial a multiaddr").style(theme.dim()).block(block);
+        let p = Paragraph::new("no peers connected — d to dial a multiaddr")
+            .style(theme.dim())
+            .block(block);
         frame.render_widget(p, area);
         return;
     }
+    let wide = area.width >= 60;
     let rows = state.peers.iter().map(|p| {
-        let api = if p.serves_api_v1() { "api" } else if p.agent.is_some() { "-" } else { "?" };
+        let api = if p.serves_api_v1() {
+            "api"
+        } else if p.agent.is_some() {
+            "-"
+        } else {
+            "?"
+        };
         let agent = p.agent.clone().unwrap_or_default();
         let age = p.connected_since.elapsed().unwrap_or_default();
-        Row::new(vec![
-            Cell::from(short_peer(&p.peer.to_string())),
-            Cell::from(match p.direction { Direction::Inbound => "in", Direction::Outbound => "out" }),
-            Cell::from(p.rtt_last.map(fmt_dur).unwrap_or_else(|| "-".into())),
-            Cell::from(api),
-            Cell::from(agent),
-            Cell::from(fmt_dur(std::time::Duration::from_secs(age.as_secs()))),
-        ])
+        let cells = vec![
+            short_peer(&p.peer.to_string()),
+            match p.direction {
+                Direction::Inbound => "in".into(),
+                Direction::Outbound => "out".into(),
+            },
+            p.rtt_last.map(fmt_dur).unwrap_or_else(|| "-".into()),
+            api.to_string(),
+            agent,
+            fmt_dur(std::time::Duration::from_secs(age.as_secs())),
+        ];
+        Row::new(
+            pick(cells, wide)
+                .into_iter()
+                .map(Cell::from)
+                .collect::<Vec<_>>(),
+        )
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(15),
-            Constraint::Length(3),
-            Constraint::Length(7),
-            Constraint::Length(3),
-            Constraint::Min(8),
-            Constraint::Length(6),
-        ],
-    )
-    .header(Row::new(["PEER", "DIR", "RTT", "API", "AGENT", "UP"]).style(theme.dim()))
-    .row_highlight_style(theme.selected())
-    .block(block);
+    let widths = vec![
+        Constraint::Length(15),
+        Constraint::Length(3),
+        Constraint::Length(7),
+        Constraint::Length(3),
+        Constraint::Min(8),
+        Constraint::Length(6),
+    ];
+    let table = Table::new(rows, pick(widths, wide))
+        .header(
+            Row::new(pick(vec!["PEER", "DIR", "RTT", "API", "AGENT", "UP"], wide))
+                .style(theme.dim()),
+        )
+        .row_highlight_style(theme.selected())
+        .block(block);
     let mut ts = TableState::default().with_selected(Some(state.peer_sel));
     frame.render_stateful_widget(table, area, &mut ts);
     // Details of the selected peer on the bottom border line.
@@ -53,8 +77,25 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
                 p.rtt_jitter().map(fmt_dur).unwrap_or_else(|| "-".into()),
                 p.ping_loss() * 100.0
             );
-            let line = Rect::new(area.x + 1, area.y + area.height - 1, area.width.saturating_sub(2), 1);
+            let line = Rect::new(
+                area.x + 1,
+                area.y + area.height - 1,
+                area.width.saturating_sub(2),
+                1,
+            );
             frame.render_widget(Paragraph::new(detail).style(theme.accent()), line);
         }
     }
+}
+
+/// All columns when wide; otherwise PEER, RTT, API, AGENT.
+fn pick<T>(cols: Vec<T>, wide: bool) -> Vec<T> {
+    if wide {
+        return cols;
+    }
+    cols.into_iter()
+        .enumerate()
+        .filter(|(i, _)| matches!(i, 0 | 2 | 3 | 4))
+        .map(|(_, c)| c)
+        .collect()
 }

@@ -9,7 +9,12 @@ use crate::tui::state::State;
 pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let table_now = state.routes.current();
     let file = state.routes.file_state();
-    let block = pane_block(state, theme, Pane::Routes, format!("Routes ({})", table_now.len()));
+    let block = pane_block(
+        state,
+        theme,
+        Pane::Routes,
+        format!("Routes ({})", table_now.len()),
+    );
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let mut banner = Vec::new();
@@ -23,19 +28,39 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     } else {
         banner.push(Paragraph::new("no route file (start with --routes FILE)").style(theme.dim()));
     }
-    let [top, rest] = ratatui::layout::Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+    let [top, rest] =
+        ratatui::layout::Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
     for b in banner {
         frame.render_widget(b.wrap(ratatui::widgets::Wrap { trim: true }), top);
     }
     if table_now.is_empty() {
-        frame.render_widget(Paragraph::new("no routes — a to add one").style(theme.dim()), rest);
+        frame.render_widget(
+            Paragraph::new("no routes — a to add one").style(theme.dim()),
+            rest,
+        );
         return;
     }
     let rows = table_now.iter().map(|(name, r)| {
-        Row::new(vec![name.clone(), if r.stream { "stream".into() } else { "unary".into() }, r.url.clone()])
+        Row::new(vec![
+            name.clone(),
+            if r.stream {
+                "stream".into()
+            } else {
+                "unary".into()
+            },
+            r.url.clone(),
+        ])
     });
-    let table = Table::new(rows, [Constraint::Length(12), Constraint::Length(6), Constraint::Min(10)])
-        .row_highlight_style(theme.selected());
-    let mut ts = TableState::default().with_selected((state.focus == Pane::Routes).then_some(state.route_sel));
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(12),
+            Constraint::Length(6),
+            Constraint::Min(10),
+        ],
+    )
+    .row_highlight_style(theme.selected());
+    let mut ts = TableState::default()
+        .with_selected((state.focus == Pane::Routes).then_some(state.route_sel));
     frame.render_stateful_widget(table, rest, &mut ts);
 }

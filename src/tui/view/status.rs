@@ -11,7 +11,12 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let file_span = match (&file.path, &file.last_error) {
         (None, _) => Span::styled("routes: in memory", theme.dim()),
         (Some(p), None) => Span::styled(
-            format!("routes: {}", p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+            format!(
+                "routes: {}",
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ),
             theme.ok(),
         ),
         (Some(_), Some(_)) => Span::styled("routes: FILE INVALID (last good kept)", theme.err()),
@@ -23,7 +28,10 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         .unwrap_or_else(|| "not listening".into());
     let in_flight = state.in_flight();
     let line = Line::from(vec![
-        Span::styled(" peerapi ", theme.accent().add_modifier(ratatui::style::Modifier::BOLD)),
+        Span::styled(
+            " peerapi ",
+            theme.accent().add_modifier(ratatui::style::Modifier::BOLD),
+        ),
         Span::raw(format!("{} ", short_peer(&state.me))),
         Span::styled(format!("{listen} "), theme.dim()),
         Span::raw(format!("│ peers {} ", state.peers.len())),
@@ -32,7 +40,11 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         Span::raw(" │ "),
         Span::styled(
             format!("in flight {in_flight}"),
-            if in_flight > 0 { theme.warn() } else { theme.dim() },
+            if in_flight > 0 {
+                theme.warn()
+            } else {
+                theme.dim()
+            },
         ),
     ]);
     frame.render_widget(Paragraph::new(line), area);

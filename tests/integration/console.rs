@@ -1,0 +1,121 @@
+//! Drives the real binary in tmux as a person would: `peerapi demo`, send the
+//! pre-filled streaming call, watch tokens arrive, add a route from the
+//! Routes pane and find it in the file, quit.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_peerapi");
+
+struct Session(String);
+
+impl Session {
+    fn capture(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.0])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let status = Command::new("tmux")
+            .args(["send-keys", "-t", &self.0])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Polls the screen until `pred` holds, for at most `limit`.
+    fn wait_for(&self, what: &str, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.capture();
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "waited {limit:?} for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn demo_streams_tokens_and_edits_routes_in_tmux() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI");
+        eprintln!("tmux not installed: skipping the console end-to-end test");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("peerapi-e2e-{}", std::process::id());
+    let cmd = format!(
+        "{BIN} demo --data-dir {}; echo PEERAPI-EXITED; sleep 5",
+        dir.path().display()
+    );
+    let status = Command::new("tmux")
+        .args(["new-session", "-d", "-s", &name, "-x", "100", "-y", "30"])
+        .arg(cmd)
+        .env("NO_COLOR", "1")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let s = Session(name);
+    s.wait_for("the console", Duration::from_secs(30), |t| {
+        t.contains("Composer [STREAM]") && t.contains("Peers (2)")
+    });
+
+    s.keys(&["s"]);
+    let screen = s.wait_for("tokens on screen", Duration::from_secs(20), |t| {
+        t.contains("streaming") && t.contains("subnet")
+    });
+    assert!(screen.contains("ttfb"), "{screen}");
+    let screen = s.wait_for("the call to finish", Duration::from_secs(40), |t| {
+        t.contains("done") && t.contains("tok/s")
+    });
+    assert!(
+        screen.contains("145 tok"),
+        "the demo reports 145 completion tokens:\n{screen}"
+    );
+
+    s.keys(&["2"]);
+    s.keys(&["a"]);
+    s.wait_for("the add-route prompt", Duration::from_secs(5), |t| {
+        t.contains("Add route")
+    });
+    s.keys(&["-l", "chat http://127.0.0.1:9/v1 stream"]);
+    s.keys(&["Enter"]);
+    let file = dir.path().join("routes.json");
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if text.contains("\"chat\"") && text.contains("http://127.0.0.1:9/v1") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "route not written:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.wait_for("the reloaded table", Duration::from_secs(10), |t| {
+        t.contains("chat") && t.contains("Routes (6)")
+    });
+
+    s.keys(&["q"]);
+    s.wait_for("the console to exit", Duration::from_secs(20), |t| {
+        t.contains("PEERAPI-EXITED")
+    });
+}
