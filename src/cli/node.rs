@@ -52,6 +52,12 @@ pub(crate) struct NodeArgs {
     /// Largest yamux frame sent, in bytes (large frames let Python peers read large messages whole).
     #[arg(long, value_name = "BYTES", default_value_t = node::muxer::DEFAULT_YAMUX_SPLIT_SEND_BYTES)]
     pub yamux_split_send_bytes: usize,
+    /// Private-network key file (libp2p swarm.key format); peers without it cannot connect.
+    #[arg(long, value_name = "FILE")]
+    pub psk: Option<PathBuf>,
+    /// Offer Noise as /pos-transport/1.0.0 before /noise (for subnets that run proof of stake).
+    #[arg(long)]
+    pub pos_first: bool,
     /// Depth of the queue of negotiated inbound streams waiting to be served.
     #[arg(long, value_name = "N", default_value_t = node::DEFAULT_INBOUND_QUEUE_DEPTH)]
     pub inbound_queue_depth: usize,
@@ -94,6 +100,12 @@ impl NodeArgs {
             secs("idle-connection-timeout", self.idle_connection_timeout)?;
         config.yamux_split_send_bytes = self.yamux_split_send_bytes;
         config.inbound_queue_depth = self.inbound_queue_depth;
+        if let Some(path) = &self.psk {
+            config.psk = Some(node::transport::load_psk(path).map_err(anyhow::Error::msg)?);
+        }
+        if self.pos_first {
+            config.security_names.reverse();
+        }
         Ok(Resolved {
             node: config,
             log_dir: self.log_dir,

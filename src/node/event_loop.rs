@@ -10,7 +10,7 @@ use libp2p::core::ConnectedPoint;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, ping, tcp, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{identify, ping, Multiaddr, PeerId, StreamProtocol, Swarm};
 use tokio::sync::{broadcast, mpsc};
 
 use super::api::{self, InboundStream, Refuser};
@@ -60,13 +60,16 @@ impl EventLoop {
         let ping_interval = config.ping_interval;
         let idle = config.idle_connection_timeout;
         let protocols = vec![StreamProtocol::new(PROTOCOL_V1)];
+        let transport = super::transport::build(
+            &config.keypair,
+            config.psk.clone(),
+            config.security_names.clone(),
+            YamuxUpgrade::new(split, max_streams),
+        )
+        .map_err(|e| NodeError::Transport(e.to_string()))?;
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
             .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                move || YamuxUpgrade::new(split, max_streams),
-            )
+            .with_other_transport(|_| transport)
             .map_err(|e| NodeError::Transport(e.to_string()))?
             .with_behaviour(|key| Behaviour {
                 api: api::Behaviour::new(protocols, inbound_tx, refuse),

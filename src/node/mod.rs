@@ -14,6 +14,7 @@ mod event_loop;
 mod events;
 pub mod muxer;
 mod serve;
+pub mod transport;
 
 pub use api::{OpenError, DEFAULT_INBOUND_QUEUE_DEPTH};
 pub use call::{
@@ -63,6 +64,10 @@ pub struct NodeConfig {
     pub yamux_split_send_bytes: usize,
     pub yamux_max_streams: usize,
     pub shutdown_grace: Duration,
+    /// Private network key; peers without it cannot connect.
+    pub psk: Option<libp2p::pnet::PreSharedKey>,
+    /// Security protocol names Noise is offered under, likeliest first.
+    pub security_names: Vec<&'static str>,
 }
 
 impl NodeConfig {
@@ -85,6 +90,8 @@ impl NodeConfig {
             yamux_split_send_bytes: muxer::DEFAULT_YAMUX_SPLIT_SEND_BYTES,
             yamux_max_streams: muxer::DEFAULT_YAMUX_MAX_STREAMS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            psk: None,
+            security_names: vec![transport::NOISE, transport::POS_TRANSPORT],
         }
     }
 }

@@ -276,3 +276,49 @@ async fn connection_is_reused_between_calls_and_events_are_reported() {
     assert_eq!(peers.len(), 1);
     server.abort();
 }
+
+#[tokio::test]
+async fn private_network_admits_only_peers_with_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("swarm.key");
+    std::fs::write(
+        &key_file,
+        "/key/swarm/psk/1.0.0/\n/base16/\n0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
+    let psk = peerapi::node::transport::load_psk(&key_file).unwrap();
+    let backend = demo_backend().await;
+    let mut cfg = config();
+    cfg.routes = peerapi::Routes::new(backend.routes());
+    cfg.psk = Some(psk);
+    let (server, addr) = start(cfg).await;
+
+    let mut member = config();
+    member.listen = vec![];
+    member.psk = Some(psk);
+    let member = within(peerapi::Node::start(member)).await.unwrap();
+    let body = within(member.handle().call(&addr, CallRequest::new("health")))
+        .await
+        .unwrap();
+    assert!(body.starts_with(b"{"));
+
+    let mut outsider = config();
+    outsider.listen = vec![];
+    outsider.call.dial_timeout = Duration::from_secs(3);
+    let outsider = within(peerapi::Node::start(outsider)).await.unwrap();
+    let err = within(outsider.handle().call(&addr, CallRequest::new("health")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, peerapi::CallError::DialFailed { .. }),
+        "{err}"
+    );
+
+    std::fs::write(&key_file, "not a key").unwrap();
+    let err = peerapi::node::transport::load_psk(&key_file).unwrap_err();
+    assert!(
+        err.contains("swarm.key") && err.contains("/key/swarm/psk/1.0.0/"),
+        "{err}"
+    );
+    server.abort();
+}
