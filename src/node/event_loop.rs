@@ -62,7 +62,7 @@ impl EventLoop {
         let protocols = vec![StreamProtocol::new(PROTOCOL_V1)];
         let transport = super::transport::build(
             &config.keypair,
-            config.psk.clone(),
+            config.psk,
             config.security_names.clone(),
             YamuxUpgrade::new(split, max_streams),
         )
