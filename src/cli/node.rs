@@ -55,6 +55,9 @@ pub(crate) struct NodeArgs {
     /// Private-network key file (libp2p swarm.key format); peers without it cannot connect.
     #[arg(long, value_name = "FILE")]
     pub psk: Option<PathBuf>,
+    /// Seconds between DHT random walks that look for more subnet peers.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub discovery_interval: f64,
     /// Offer Noise as /pos-transport/1.0.0 before /noise (for subnets that run proof of stake).
     #[arg(long)]
     pub pos_first: bool,
@@ -99,6 +102,8 @@ impl NodeArgs {
         config.idle_connection_timeout =
             secs("idle-connection-timeout", self.idle_connection_timeout)?;
         config.yamux_split_send_bytes = self.yamux_split_send_bytes;
+        config.discovery_interval =
+            secs("discovery-interval", self.discovery_interval)?.max(Duration::from_millis(100));
         config.inbound_queue_depth = self.inbound_queue_depth;
         if let Some(path) = &self.psk {
             config.psk = Some(node::transport::load_psk(path).map_err(anyhow::Error::msg)?);

@@ -10,7 +10,7 @@ use libp2p::core::ConnectedPoint;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, ping, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{identify, kad, ping, Multiaddr, PeerId, StreamProtocol, Swarm};
 use tokio::sync::{broadcast, mpsc};
 
 use super::api::{self, InboundStream, Refuser};
@@ -27,11 +27,15 @@ pub fn agent_version() -> String {
     format!("peerapi/{}", env!("CARGO_PKG_VERSION"))
 }
 
+/// The Kademlia protocol id the Python subnet nodes use (py-libp2p's default).
+pub const KAD_PROTOCOL: &str = "/ipfs/kad/1.0.0";
+
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     api: api::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
+    kad: kad::Behaviour<kad::store::MemoryStore>,
 }
 
 pub(crate) struct EventLoop {
@@ -42,6 +46,7 @@ pub(crate) struct EventLoop {
     pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
     /// Listeners that have not reported an address yet, and who waits for them.
     unready_listeners: Vec<libp2p::core::transport::ListenerId>,
+    discovery: tokio::time::Interval,
     ready: Option<oneshot::Sender<Result<(), NodeError>>>,
 }
 
@@ -59,6 +64,7 @@ impl EventLoop {
         let max_streams = config.yamux_max_streams;
         let ping_interval = config.ping_interval;
         let idle = config.idle_connection_timeout;
+        let discovery_interval = config.discovery_interval;
         let protocols = vec![StreamProtocol::new(PROTOCOL_V1)];
         let transport = super::transport::build(
             &config.keypair,
@@ -71,13 +77,27 @@ impl EventLoop {
             .with_tokio()
             .with_other_transport(|_| transport)
             .map_err(|e| NodeError::Transport(e.to_string()))?
-            .with_behaviour(|key| Behaviour {
-                api: api::Behaviour::new(protocols, inbound_tx, refuse),
-                identify: identify::Behaviour::new(
-                    identify::Config::new("/ipfs/id/1.0.0".into(), key.public())
-                        .with_agent_version(agent_version()),
-                ),
-                ping: ping::Behaviour::new(ping::Config::new().with_interval(ping_interval)),
+            .with_behaviour(|key| {
+                let peer = key.public().to_peer_id();
+                let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+                kad_config.set_periodic_bootstrap_interval(Some(discovery_interval));
+                let mut kad = kad::Behaviour::with_config(
+                    peer,
+                    kad::store::MemoryStore::new(peer),
+                    kad_config,
+                );
+                // Subnet nodes answer DHT queries; auto mode would stay a
+                // client until an external address is confirmed.
+                kad.set_mode(Some(kad::Mode::Server));
+                Behaviour {
+                    api: api::Behaviour::new(protocols, inbound_tx, refuse),
+                    identify: identify::Behaviour::new(
+                        identify::Config::new("/ipfs/id/1.0.0".into(), key.public())
+                            .with_agent_version(agent_version()),
+                    ),
+                    ping: ping::Behaviour::new(ping::Config::new().with_interval(ping_interval)),
+                    kad,
+                }
             })
             .map_err(|e| NodeError::Transport(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
@@ -94,6 +114,11 @@ impl EventLoop {
             unready_listeners.push(id);
         }
         for addr in &config.bootstrap {
+            if let Some(Protocol::P2p(peer)) = addr.iter().last() {
+                let mut transport_addr = addr.clone();
+                transport_addr.pop();
+                swarm.behaviour_mut().kad.add_address(&peer, transport_addr);
+            }
             if let Err(e) = swarm.dial(addr.clone()) {
                 tracing::warn!(%addr, "cannot dial bootstrap peer: {e}");
             }
@@ -106,6 +131,7 @@ impl EventLoop {
             peers: HashMap::new(),
             pending_dials: HashMap::new(),
             unready_listeners,
+            discovery: tokio::time::interval(discovery_interval),
             ready: Some(ready_tx),
         };
         this.check_ready();
@@ -136,6 +162,11 @@ impl EventLoop {
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                _ = self.discovery.tick() => {
+                    // Random walk: looking up a random id fills the routing
+                    // table with peers near it; new ones are dialed below.
+                    self.swarm.behaviour_mut().kad.get_closest_peers(PeerId::random());
+                }
                 command = self.commands.recv() => match command {
                     Some(Command::Stop) | None => break,
                     Some(command) => self.on_command(command),
@@ -322,6 +353,14 @@ impl EventLoop {
                 ..
             })) => {
                 let protocols: Vec<String> = info.protocols.iter().map(|p| p.to_string()).collect();
+                if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) {
+                    for addr in &info.listen_addrs {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer_id, addr.clone());
+                    }
+                }
                 if let Some((peer, _)) = self.peers.get_mut(&peer_id) {
                     peer.agent = Some(info.agent_version.clone());
                     peer.protocols = protocols.clone();
@@ -350,6 +389,26 @@ impl EventLoop {
                     }
                 }
                 self.emit(NodeEvent::PeerRtt { peer, rtt });
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer,
+                addresses,
+                is_new_peer,
+                ..
+            })) => {
+                if is_new_peer
+                    && peer != *self.swarm.local_peer_id()
+                    && !self.swarm.is_connected(&peer)
+                {
+                    tracing::info!(%peer, "discovered peer through the DHT");
+                    let opts = DialOpts::peer_id(peer)
+                        .addresses(addresses.into_vec())
+                        .condition(
+                            libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing,
+                        )
+                        .build();
+                    let _ = self.swarm.dial(opts);
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Api(never)) => match never {},
             _ => {}

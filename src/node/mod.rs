@@ -40,6 +40,8 @@ use crate::upstream::{Upstream, UpstreamConfig};
 pub const DEFAULT_IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
 /// Default interval between pings to each peer.
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(5);
+/// Default interval of DHT random walks (peer discovery).
+pub const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
 /// Default time in-flight calls get to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Capacity of the event broadcast; a subscriber that falls further behind
@@ -66,6 +68,8 @@ pub struct NodeConfig {
     pub shutdown_grace: Duration,
     /// Private network key; peers without it cannot connect.
     pub psk: Option<libp2p::pnet::PreSharedKey>,
+    /// How often the DHT is walked to find more subnet peers.
+    pub discovery_interval: Duration,
     /// Security protocol names Noise is offered under, likeliest first.
     pub security_names: Vec<&'static str>,
 }
@@ -91,6 +95,7 @@ impl NodeConfig {
             yamux_max_streams: muxer::DEFAULT_YAMUX_MAX_STREAMS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             psk: None,
+            discovery_interval: DEFAULT_DISCOVERY_INTERVAL,
             security_names: vec![transport::NOISE, transport::POS_TRANSPORT],
         }
     }

@@ -5,6 +5,7 @@ mod cli;
 mod common;
 #[cfg(feature = "console")]
 mod console;
+mod discovery;
 mod interop;
 mod keys;
 mod node_calls;
