@@ -393,22 +393,15 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer,
                 addresses,
-                is_new_peer,
+                is_new_peer: true,
                 ..
-            })) => {
-                if is_new_peer
-                    && peer != *self.swarm.local_peer_id()
-                    && !self.swarm.is_connected(&peer)
-                {
-                    tracing::info!(%peer, "discovered peer through the DHT");
-                    let opts = DialOpts::peer_id(peer)
-                        .addresses(addresses.into_vec())
-                        .condition(
-                            libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing,
-                        )
-                        .build();
-                    let _ = self.swarm.dial(opts);
-                }
+            })) if peer != *self.swarm.local_peer_id() && !self.swarm.is_connected(&peer) => {
+                tracing::info!(%peer, "discovered peer through the DHT");
+                let opts = DialOpts::peer_id(peer)
+                    .addresses(addresses.into_vec())
+                    .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                let _ = self.swarm.dial(opts);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Api(never)) => match never {},
             _ => {}
