@@ -202,12 +202,20 @@ impl Stream for CallStream {
 
 impl NodeHandle {
     async fn open_v1(&self, peer: PeerId) -> Result<libp2p::Stream, CallError> {
+        self.open(peer, PROTOCOL_V1).await
+    }
+
+    async fn open(
+        &self,
+        peer: PeerId,
+        protocol: &'static str,
+    ) -> Result<libp2p::Stream, CallError> {
         let (tx, rx) = futures::channel::oneshot::channel();
         self.shared
             .commands
             .send(Command::Open {
                 peer,
-                protocols: vec![StreamProtocol::new(PROTOCOL_V1)],
+                protocols: vec![StreamProtocol::new(protocol)],
                 reply: tx,
             })
             .map_err(|_| CallError::NodeStopped)?;
@@ -215,7 +223,7 @@ impl NodeHandle {
             Ok((stream, _)) => Ok(stream),
             Err(super::OpenError::Unsupported(_)) => Err(CallError::Unsupported {
                 peer,
-                protocol: PROTOCOL_V1.into(),
+                protocol: protocol.into(),
             }),
             Err(e) => Err(CallError::Stream {
                 peer,
@@ -414,6 +422,38 @@ impl NodeHandle {
             inner: Box::pin(inner),
             id,
         })
+    }
+
+    /// Asks a peer for its route names and stream flags
+    /// (`/peerapi/routes/1.0.0`; Python nodes do not serve it).
+    pub async fn list_routes(&self, addr: &Multiaddr) -> Result<Vec<wire::RouteInfo>, CallError> {
+        let timeout = self.shared.call_options.timeout;
+        tokio::time::timeout(timeout, async {
+            let peer = peer_of(addr)?;
+            tokio::time::timeout(self.shared.call_options.dial_timeout, self.dial(addr))
+                .await
+                .map_err(|_| CallError::DialFailed {
+                    peer,
+                    message: "no connection within the dial timeout".into(),
+                })??;
+            let mut stream = self.open(peer, wire::PROTOCOL_ROUTES).await?;
+            let _ = stream.close().await;
+            let payload = wire::read_length_prefixed(&mut stream, wire::MAX_ROUTE_LIST_BYTES)
+                .await
+                .map_err(|e| CallError::Stream {
+                    peer,
+                    message: e.to_string(),
+                })?;
+            let list = <wire::RouteList as prost::Message>::decode(payload).map_err(|e| {
+                CallError::Stream {
+                    peer,
+                    message: format!("invalid route listing: {e}"),
+                }
+            })?;
+            Ok(list.routes)
+        })
+        .await
+        .unwrap_or(Err(CallError::Timeout { after: timeout }))
     }
 
     /// Mirrors the Python `call_remote(peer, route, method, headers, body)`.

@@ -17,7 +17,7 @@ use super::api::{self, InboundStream, Refuser};
 use super::events::{Direction, NodeEvent, PeerInfo};
 use super::muxer::YamuxUpgrade;
 use super::{Command, NodeConfig, NodeError};
-use crate::wire::PROTOCOL_V1;
+use crate::wire::{PROTOCOL_ROUTES, PROTOCOL_V1};
 
 /// RTT samples kept per peer for average and jitter.
 const RTT_SAMPLES: usize = 32;
@@ -65,7 +65,10 @@ impl EventLoop {
         let ping_interval = config.ping_interval;
         let idle = config.idle_connection_timeout;
         let discovery_interval = config.discovery_interval;
-        let protocols = vec![StreamProtocol::new(PROTOCOL_V1)];
+        let protocols = vec![
+            StreamProtocol::new(PROTOCOL_V1),
+            StreamProtocol::new(PROTOCOL_ROUTES),
+        ];
         let transport = super::transport::build(
             &config.keypair,
             config.psk,

@@ -141,6 +141,10 @@ impl Server {
             protocol,
         } = inbound;
         tracing::trace!(%peer, %protocol, "inbound stream");
+        if protocol.as_ref() == wire::PROTOCOL_ROUTES {
+            self.list_routes(&mut stream).await;
+            return;
+        }
         let limits = &self.inner.limits;
         let Ok(_permit) = self.inner.permits.clone().try_acquire_owned() else {
             let text = v1_text::error(&format!(
@@ -201,6 +205,24 @@ impl Server {
             bytes,
             elapsed,
         });
+    }
+
+    /// Answers a route listing: names and stream flags, never URLs.
+    async fn list_routes<S: AsyncWrite + Unpin>(&self, stream: &mut S) {
+        let list = wire::RouteList {
+            routes: self
+                .inner
+                .routes
+                .current()
+                .iter()
+                .map(|(name, r)| wire::RouteInfo {
+                    name: name.clone(),
+                    stream: r.stream,
+                })
+                .collect(),
+        };
+        self.finish(stream, &wire::encode_length_prefixed(&list))
+            .await;
     }
 
     /// Writes `bytes` and closes, bounded by the write timeout.

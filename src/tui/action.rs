@@ -64,6 +64,8 @@ pub enum Action {
     // Composer
     Send,
     ToggleStream,
+    HistoryPrev,
+    HistoryNext,
     EditKey(KeyEvent),
     NextField,
     // Calls
@@ -107,6 +109,11 @@ pub enum Action {
     Notice(String),
     Peers(Vec<crate::node::PeerInfo>),
     Listening(Vec<String>),
+    /// A peer's route listing (or why it could not be had).
+    RemoteRoutes {
+        target: String,
+        routes: Result<Vec<crate::wire::RouteInfo>, String>,
+    },
     MouseClick {
         column: u16,
         row: u16,

@@ -162,9 +162,10 @@ struct Prefill {
 /// Opens the console over a node started from `config`.
 pub async fn run_console(config: NodeConfig, log_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(LOG_QUEUE);
-    let _log = init_logging(&log_dir.unwrap_or_else(data_dir), tx.clone());
+    let dir = log_dir.unwrap_or_else(data_dir);
+    let _log = init_logging(&dir, tx.clone());
     let node = Node::start(config).await.context("cannot start the node")?;
-    run_app(node, rx, tx, Prefill::default()).await
+    run_app(dir, node, rx, tx, Prefill::default()).await
 }
 
 /// Starts a demo backend, two demo peers and a console node connected to them.
@@ -229,7 +230,7 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         body: r#"{"model": "demo-1", "stream": true, "messages": [{"role": "user", "content": "What is a subnet?"}]}"#.into(),
         stream: true,
     };
-    let result = run_app(node, rx, tx, prefill).await;
+    let result = run_app(dir, node, rx, tx, prefill).await;
     for p in peers {
         p.abort();
     }
@@ -238,6 +239,7 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 async fn run_app(
+    data_dir: PathBuf,
     node: Node,
     mut actions: mpsc::Receiver<Action>,
     tx: mpsc::Sender<Action>,
@@ -322,11 +324,14 @@ async fn run_app(
     let mut terminal = ratatui::Terminal::new(backend)?;
     terminal.clear()?;
     let theme = Theme::from_env();
+    let history_file = super::history::path_in(&data_dir);
+    state.history = super::history::load(&history_file);
     let mut runner = Runner {
         handle: handle.clone(),
         tx: tx.clone(),
         tasks: HashMap::new(),
         tees: HashMap::new(),
+        history_file,
     };
 
     #[cfg(unix)]
@@ -334,6 +339,9 @@ async fn run_app(
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let mut ticker = tokio::time::interval(FRAME_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    if let Some(effect) = state.fetch_routes_effect() {
+        runner.run(&mut state, effect);
+    }
     let mut dirty = true;
     while !state.quit {
         #[cfg(unix)]
@@ -473,6 +481,7 @@ struct Runner {
     tx: mpsc::Sender<Action>,
     tasks: HashMap<LocalId, tokio::task::JoinHandle<()>>,
     tees: HashMap<LocalId, std::fs::File>,
+    history_file: PathBuf,
 }
 
 impl Runner {
@@ -578,6 +587,27 @@ impl Runner {
                 let seq = format!("\x1b]52;c;{}\x07", base64(text.as_bytes()));
                 let mut out = std::io::stdout();
                 let _ = out.write_all(seq.as_bytes()).and_then(|_| out.flush());
+            }
+            Effect::FetchRoutes(target) => {
+                let handle = self.handle.clone();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let routes = match crate::node::parse_peer_addr(&target) {
+                        Ok(addr) => handle.list_routes(&addr).await.map_err(|e| match e {
+                            crate::CallError::Unsupported { .. } => {
+                                "the peer does not list its routes (a 1.0.0-only node)".to_string()
+                            }
+                            other => other.to_string(),
+                        }),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let _ = tx.send(Action::RemoteRoutes { target, routes }).await;
+                });
+            }
+            Effect::RecordHistory(entry) => {
+                if let Err(e) = super::history::append(&self.history_file, &entry) {
+                    tracing::warn!(file = %self.history_file.display(), "cannot record history: {e}");
+                }
             }
             Effect::Quit => {}
         }

@@ -6,6 +6,7 @@
 
 pub mod action;
 mod app;
+pub mod history;
 pub mod keymap;
 pub mod output;
 pub mod state;

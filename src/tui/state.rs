@@ -255,6 +255,8 @@ pub enum Effect {
         path: PathBuf,
     },
     Copy(String),
+    FetchRoutes(String),
+    RecordHistory(super::history::Entry),
     Quit,
 }
 
@@ -284,6 +286,11 @@ pub struct State {
     /// The whole screen, as last drawn (for mouse hit tests).
     pub screen: Rect,
     pub quit: bool,
+    /// Route listings of remote peers, by the composer target they were asked for.
+    pub remote_routes: HashMap<String, Result<Vec<crate::wire::RouteInfo>, String>>,
+    /// Sent calls, oldest first, and where the composer is in them.
+    pub history: Vec<super::history::Entry>,
+    pub history_pos: Option<usize>,
 }
 
 impl State {
@@ -321,6 +328,9 @@ impl State {
             output_cap,
             screen: Rect::new(0, 0, 80, 24),
             quit: false,
+            remote_routes: HashMap::new(),
+            history: Vec::new(),
+            history_pos: None,
         }
     }
 
@@ -468,7 +478,10 @@ impl State {
         if self.focus == Pane::Composer && self.composer.editing {
             let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
             match key.code {
-                KeyCode::Esc => self.composer.editing = false,
+                KeyCode::Esc => {
+                    self.composer.editing = false;
+                    return Some(self.fetch_routes_effect().into_iter().collect());
+                }
                 KeyCode::Tab => self.composer.field = (self.composer.field + 1) % 5,
                 KeyCode::BackTab => self.composer.field = (self.composer.field + 4) % 5,
                 KeyCode::Char('s') if ctrl => return Some(self.update(Action::Send)),
@@ -485,6 +498,48 @@ impl State {
             return Some(vec![]);
         }
         None
+    }
+
+    fn composer_entry(&self) -> super::history::Entry {
+        super::history::Entry {
+            target: self.composer.text(F_TARGET).trim().to_string(),
+            route: self.composer.text(F_ROUTE).trim().to_string(),
+            method: self.composer.text(F_METHOD).trim().to_string(),
+            headers: self.composer.text(F_HEADERS),
+            body: self.composer.text(F_BODY),
+            stream: self.composer.stream,
+        }
+    }
+
+    /// Asks for the target peer's routes once per target.
+    pub fn fetch_routes_effect(&mut self) -> Option<Effect> {
+        let target = self.composer.text(F_TARGET).trim().to_string();
+        if crate::node::parse_peer_addr(&target).is_err()
+            || self.remote_routes.contains_key(&target)
+        {
+            return None;
+        }
+        self.remote_routes
+            .insert(target.clone(), Err("asking…".into()));
+        Some(Effect::FetchRoutes(target))
+    }
+
+    /// A warning when the target's listing says the call cannot work.
+    fn listing_warning(&self, spec: &CallSpec) -> Option<String> {
+        let Some(Ok(routes)) = self.remote_routes.get(&spec.target) else {
+            return None;
+        };
+        match routes.iter().find(|r| r.name == spec.request.route) {
+            None => Some(format!(
+                "the peer lists no route '{}': send again to send anyway",
+                spec.request.route
+            )),
+            Some(r) if spec.stream && !r.stream => Some(format!(
+                "route '{}' is unary on that peer (m switches to unary): send again to send anyway",
+                r.name
+            )),
+            _ => None,
+        }
     }
 
     fn submit_prompt(&mut self) -> Vec<Effect> {
@@ -641,7 +696,32 @@ impl State {
                 self.composer.fields[f].input(key);
             }
             Action::ToggleStream => self.composer.stream = !self.composer.stream,
-            Action::Send => match self.composer.build() {
+            Action::HistoryPrev | Action::HistoryNext => {
+                if self.history.is_empty() {
+                    self.notice("no sent calls yet");
+                    return vec![];
+                }
+                let last = self.history.len() - 1;
+                let pos = match (self.history_pos, matches!(action, Action::HistoryPrev)) {
+                    (None, _) => last,
+                    (Some(p), true) => p.saturating_sub(1),
+                    (Some(p), false) => (p + 1).min(last),
+                };
+                self.history_pos = Some(pos);
+                let e = self.history[pos].clone();
+                self.composer.set(F_TARGET, &e.target);
+                self.composer.set(F_ROUTE, &e.route);
+                self.composer.set(F_METHOD, &e.method);
+                self.composer.set(F_HEADERS, &e.headers);
+                self.composer.set(F_BODY, &e.body);
+                self.composer.stream = e.stream;
+                self.notice(format!("history {}/{}", pos + 1, self.history.len()));
+                return self.fetch_routes_effect().into_iter().collect();
+            }
+            Action::Send => match self.composer.build().map(|(spec, w)| {
+                let w = w.or_else(|| self.listing_warning(&spec));
+                (spec, w)
+            }) {
                 Ok((spec, Some(warning))) if !self.composer.armed => {
                     self.composer.warning = Some(warning);
                     self.composer.armed = true;
@@ -651,7 +731,14 @@ impl State {
                     self.composer.warning = None;
                     self.composer.armed = false;
                     self.composer.editing = false;
-                    return self.new_call(spec);
+                    let entry = self.composer_entry();
+                    if self.history.last() != Some(&entry) {
+                        self.history.push(entry.clone());
+                    }
+                    self.history_pos = None;
+                    let mut effects = self.new_call(spec);
+                    effects.push(Effect::RecordHistory(entry));
+                    return effects;
                 }
                 Err(e) => {
                     self.composer.warning = Some(e);
@@ -684,6 +771,7 @@ impl State {
                     self.composer.set(F_TARGET, &addr);
                     self.focus = Pane::Composer;
                     self.notice("peer address copied into the composer");
+                    return self.fetch_routes_effect().into_iter().collect();
                 }
             }
             Action::AddRoute => self.open_prompt(
@@ -811,6 +899,9 @@ impl State {
                 self.peer_sel = self.peer_sel.min(self.peers.len().saturating_sub(1));
             }
             Action::Listening(addrs) => self.listen = addrs,
+            Action::RemoteRoutes { target, routes } => {
+                self.remote_routes.insert(target, routes);
+            }
             Action::MouseClick { column, row } => {
                 if let Some(p) = super::view::pane_at(self, column, row) {
                     self.focus = p;
@@ -994,8 +1085,19 @@ mod tests {
         assert!(s.composer.warning.as_deref().unwrap().contains("JSON"));
         let effects = s.update(Action::Send);
         assert!(
-            matches!(effects.as_slice(), [Effect::Send { .. }]),
-            "second send goes anyway"
+            matches!(
+                effects.as_slice(),
+                [Effect::Send { .. }, Effect::RecordHistory(_)]
+            ),
+            "second send goes anyway, and is recorded"
+        );
+        assert_eq!(s.history.len(), 1);
+        s.composer.set(F_ROUTE, "changed");
+        s.update(Action::HistoryPrev);
+        assert_eq!(
+            s.composer.text(F_ROUTE),
+            "inference",
+            "history recalls the sent call"
         );
         assert_eq!(s.calls.len(), 1);
         assert_eq!(s.calls[0].state, CallState::Connecting);
@@ -1013,6 +1115,7 @@ mod tests {
         s.update(Action::Send);
         let effects = s.update(Action::CancelCall);
         assert!(matches!(effects.as_slice(), [Effect::Cancel(1)]));
+        assert_eq!(s.history.len(), 1);
         assert_eq!(s.calls[0].state, CallState::Cancelled);
         // Late bytes do not revive it.
         s.update(Action::CallBytes {

@@ -2,9 +2,11 @@
 //! and the 1.0.0 response texts. Everything here is generic over
 //! `AsyncRead`/`AsyncWrite`, so it is tested without a swarm.
 
+mod listing;
 mod request;
 mod varint;
 
+pub use listing::{RouteInfo, RouteList};
 pub use request::{ApiRequest, ResponseType};
 pub use varint::{encode_varint, MAX_VARINT_BYTES};
 
@@ -14,6 +16,12 @@ use prost::Message;
 
 /// Protocol id of the compatibility protocol spoken by the Python subnet nodes.
 pub const PROTOCOL_V1: &str = "/subnet/api_protocol/1.0.0";
+
+/// Protocol id of the route listing: names and stream flags, never URLs.
+pub const PROTOCOL_ROUTES: &str = "/peerapi/routes/1.0.0";
+
+/// Largest route listing a caller accepts.
+pub const MAX_ROUTE_LIST_BYTES: usize = 1024 * 1024;
 
 /// Default cap on a request message (varint-declared length).
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;

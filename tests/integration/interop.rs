@@ -198,6 +198,13 @@ async fn peerapi_calls_a_python_node() {
         String::from_utf8_lossy(&down)
     );
 
+    // Python nodes do not serve the route listing: a clean "unsupported".
+    let err = within(h.list_routes(addr)).await.unwrap_err();
+    assert!(
+        matches!(err, peerapi::CallError::Unsupported { .. }),
+        "{err}"
+    );
+
     // Identify told us what the peer is before any call needed it.
     let peers = within(h.peers()).await.unwrap();
     let py_peer = peers

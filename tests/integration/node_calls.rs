@@ -322,3 +322,23 @@ async fn private_network_admits_only_peers_with_the_key() {
     );
     server.abort();
 }
+
+#[tokio::test]
+async fn route_listing_gives_names_and_stream_flags_never_urls() {
+    let backend = demo_backend().await;
+    let (server, addr) = serving_node(backend.routes()).await;
+    let client = client().await;
+    let routes = within(client.handle().list_routes(&addr)).await.unwrap();
+    let names: Vec<(&str, bool)> = routes.iter().map(|r| (r.name.as_str(), r.stream)).collect();
+    assert_eq!(
+        names,
+        vec![
+            ("echo", false),
+            ("events", true),
+            ("health", false),
+            ("inference", true),
+            ("inspect", false)
+        ]
+    );
+    server.abort();
+}

@@ -63,13 +63,31 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         area_widget.set_cursor_line_style(ratatui::style::Style::default());
         frame.render_widget(&area_widget, input);
     }
-    let hint_line = match &c.warning {
-        Some(w) => Line::from(Span::styled(format!("⚠ {w}"), theme.warn())),
-        None if c.editing => Line::from(Span::styled(
+    let target = c.text(F_TARGET).trim().to_string();
+    let listing = state.remote_routes.get(&target);
+    let hint_line = match (&c.warning, listing) {
+        (Some(w), _) => Line::from(Span::styled(format!("⚠ {w}"), theme.warn())),
+        (None, Some(Ok(routes))) if !c.editing => {
+            let names: Vec<String> = routes
+                .iter()
+                .map(|r| {
+                    if r.stream {
+                        format!("{}~", r.name)
+                    } else {
+                        r.name.clone()
+                    }
+                })
+                .collect();
+            Line::from(vec![
+                Span::styled("peer routes (~ stream): ", theme.dim()),
+                Span::raw(names.join(" ")),
+            ])
+        }
+        (None, _) if c.editing => Line::from(Span::styled(
             "type to edit · Tab next field · Ctrl-S send · Esc done",
             theme.dim(),
         )),
-        None => Line::from(Span::styled(
+        (None, _) => Line::from(Span::styled(
             "Enter edit · s send · m unary/stream · ↑↓ field",
             theme.dim(),
         )),
