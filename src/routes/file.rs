@@ -13,7 +13,7 @@ use super::{Route, RouteTable};
 pub enum RouteFileError {
     #[error("cannot read route file {}: {message}", path.display())]
     Read { path: PathBuf, message: String },
-    #[error("route file is not valid JSON at line {line}, column {column}: {message}")]
+    #[error("invalid JSON at line {line}, column {column}: {message}; the last good table stays in force")]
     Json {
         line: usize,
         column: usize,
@@ -44,10 +44,18 @@ fn kind_of(v: &Value) -> &'static str {
 }
 
 fn parse_json(text: &str) -> Result<Map<String, Value>, RouteFileError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| RouteFileError::Json {
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        // serde_json appends " at line L column C"; we say it first.
+        let message = e.to_string();
+        let message = match message.rfind(" at line ") {
+            Some(i) => message[..i].to_string(),
+            None => message,
+        };
+        RouteFileError::Json {
+            line: e.line(),
+            column: e.column(),
+            message,
+        }
     })?;
     match value {
         Value::Object(map) => Ok(map),

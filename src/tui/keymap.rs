@@ -279,6 +279,20 @@ pub static BINDINGS: &[Binding] = &[
         Action::ToggleStream
     ),
     b!(
+        In(Pane::Composer),
+        [(Char('p'), CTRL), (Char('['), NONE)],
+        "[/C-p",
+        "older sent call",
+        Action::HistoryPrev
+    ),
+    b!(
+        In(Pane::Composer),
+        [(Char('n'), CTRL), (Char(']'), NONE)],
+        "]/C-n",
+        "newer sent call",
+        Action::HistoryNext
+    ),
+    b!(
         In(Pane::Log),
         [(Char('l'), NONE)],
         "l",

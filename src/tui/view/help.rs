@@ -18,48 +18,52 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, theme: &Theme) {
-    let mut lines = Vec::new();
-    let mut scope = None;
-    for b in BINDINGS.iter().filter(|b| !b.label.is_empty()) {
-        if scope != Some(b.scope) {
-            scope = Some(b.scope);
-            let name = match b.scope {
-                Scope::Global => "Everywhere".to_string(),
-                Scope::In(p) => p.title().to_string(),
-            };
-            lines.push(Line::styled(name, theme.accent()));
-        }
-        lines.push(Line::from(vec![
-            Span::styled(format!("  {:<9}", b.label), theme.ok()),
-            Span::raw(b.help),
-        ]));
-    }
-    lines.push(Line::styled("Editing a field", theme.accent()));
-    for (k, h) in EDITING {
-        lines.push(Line::from(vec![
-            Span::styled(format!("  {k:<9}"), theme.ok()),
-            Span::raw(*h),
-        ]));
-    }
-    lines.push(Line::styled(
-        "Mouse: click a pane to focus it, wheel to scroll",
-        theme.dim(),
-    ));
-    // Two columns when the screen is short.
-    let rect = centered(area, 76, area.height.saturating_sub(2));
+    let rect = centered(area, 78, area.height);
     frame.render_widget(Clear, rect);
     let block = Block::default()
         .borders(Borders::ALL)
         .title(" Help — ? or Esc to close ");
     let inner = block.inner(rect);
     frame.render_widget(block, rect);
-    let per_col = inner.height as usize;
-    let [left, right] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
-    let split = per_col.min(lines.len());
-    let rest: Vec<Line> = lines.split_off(split);
-    frame.render_widget(Paragraph::new(lines), left);
-    frame.render_widget(Paragraph::new(rest), right);
+    let width = inner.width.saturating_sub(2).max(10) as usize;
+    // One compact paragraph per scope, so every binding fits on 80x24.
+    let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+    for b in BINDINGS.iter().filter(|b| !b.label.is_empty()) {
+        let name = match b.scope {
+            Scope::Global => "Everywhere".to_string(),
+            Scope::In(p) => p.title().to_string(),
+        };
+        match sections.last_mut() {
+            Some((n, items)) if *n == name => items.push(format!("{} {}", b.label, b.help)),
+            _ => sections.push((name, vec![format!("{} {}", b.label, b.help)])),
+        }
+    }
+    sections.push((
+        "Editing".into(),
+        EDITING.iter().map(|(k, h)| format!("{k} {h}")).collect(),
+    ));
+    sections.push((
+        "Mouse".into(),
+        vec!["click focuses a pane, wheel scrolls".into()],
+    ));
+    let mut lines = Vec::new();
+    for (name, items) in sections {
+        let text = items.join(" · ");
+        let mut first = true;
+        for piece in super::output::wrap(&text, width.saturating_sub(12)) {
+            let label = if first {
+                format!("{name:<11} ")
+            } else {
+                " ".repeat(12)
+            };
+            first = false;
+            lines.push(Line::from(vec![
+                Span::styled(label, theme.accent()),
+                Span::raw(piece),
+            ]));
+        }
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
 }
 
 pub fn draw_prompt(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {

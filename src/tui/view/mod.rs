@@ -190,3 +190,7 @@ pub fn short_peer(id: &str) -> String {
         format!("{}…{}", &id[..8], &id[id.len() - 6..])
     }
 }
+
+#[cfg(test)]
+#[path = "snapshots_test.rs"]
+mod snapshots_test;

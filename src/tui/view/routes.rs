@@ -19,7 +19,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     frame.render_widget(block, area);
     let mut banner = Vec::new();
     if let Some(err) = &file.last_error {
-        banner.push(Paragraph::new(format!("⚠ {err}")).style(theme.err()));
+        // The status bar already says the last good table is kept.
+        let short = err.trim_end_matches("; the last good table stays in force");
+        banner.push(Paragraph::new(format!("⚠ {short}")).style(theme.err()));
     } else if let Some((when, what)) = &state.route_change {
         let ago = when.elapsed().map(|d| d.as_secs()).unwrap_or(0);
         banner.push(Paragraph::new(format!("reloaded {ago}s ago: {what}")).style(theme.ok()));
@@ -28,8 +30,11 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     } else {
         banner.push(Paragraph::new("no route file (start with --routes FILE)").style(theme.dim()));
     }
+    // An error gets room to say where the file is wrong.
+    let banner_h = if file.last_error.is_some() { 2 } else { 1 };
     let [top, rest] =
-        ratatui::layout::Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+        ratatui::layout::Layout::vertical([Constraint::Length(banner_h), Constraint::Min(0)])
+            .areas(inner);
     for b in banner {
         frame.render_widget(b.wrap(ratatui::widgets::Wrap { trim: true }), top);
     }

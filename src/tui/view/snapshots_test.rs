@@ -1,0 +1,220 @@
+//! Whole-screen snapshots at 80x24 of hand-built states.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+use super::Theme;
+use crate::node::{Direction, PeerInfo};
+use crate::routes::{Route, Routes};
+use crate::tui::action::{Action, Pane};
+use crate::tui::state::{State, F_BODY, F_ROUTE, F_TARGET};
+
+fn peer(n: u8) -> libp2p::PeerId {
+    libp2p::identity::Keypair::ed25519_from_bytes([n; 32])
+        .unwrap()
+        .public()
+        .to_peer_id()
+}
+
+fn render(state: &mut State) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    state.screen = ratatui::layout::Rect::new(0, 0, 80, 24);
+    terminal
+        .draw(|f| super::draw(f, state, &Theme { color: false }))
+        .unwrap();
+    terminal.backend().to_string()
+}
+
+fn snapshot(name: &str, screen: String) {
+    insta::with_settings!({filters => vec![
+        (r"\d+(\.\d+)?(t/s| tok/s)", "[rate]$2"),
+    ]}, {
+        insta::assert_snapshot!(name, screen);
+    });
+}
+
+fn empty() -> State {
+    State::new(peer(1).to_string(), Routes::default(), 1 << 20)
+}
+
+fn populated() -> State {
+    let routes = Routes::new(
+        [
+            (
+                "health".to_string(),
+                Route::new("http://127.0.0.1:8000/health", false),
+            ),
+            (
+                "inference".to_string(),
+                Route::new("http://127.0.0.1:8000/v1/chat", true),
+            ),
+        ]
+        .into(),
+    );
+    let mut s = State::new(peer(1).to_string(), routes, 1 << 20);
+    s.update(Action::Listening(vec![format!(
+        "/ip4/127.0.0.1/tcp/4001/p2p/{}",
+        peer(1)
+    )]));
+    let info = |n: u8, rtt: u64| PeerInfo {
+        peer: peer(n),
+        addr: "/ip4/127.0.0.1/tcp/4002".parse().unwrap(),
+        direction: Direction::Outbound,
+        connected_since: SystemTime::now(),
+        agent: Some("py-libp2p/0.8.1".into()),
+        protocols: vec![crate::wire::PROTOCOL_V1.into()],
+        listen_addrs: vec![],
+        rtt_last: Some(Duration::from_micros(rtt)),
+        rtt_samples: vec![Duration::from_micros(rtt)],
+        pings_sent: 1,
+        pings_failed: 0,
+    };
+    s.update(Action::Peers(vec![info(2, 420), info(3, 1300)]));
+    s.composer.set(
+        F_TARGET,
+        &format!("/ip4/127.0.0.1/tcp/4002/p2p/{}", peer(2)),
+    );
+    s.composer.set(F_ROUTE, "inference");
+    s.composer.set(F_BODY, "{\"prompt\": \"hi\"}");
+    s.composer.stream = true;
+    s
+}
+
+/// Sends the composer's call and feeds it a finished token stream.
+fn with_finished_stream(s: &mut State) {
+    s.update(Action::Send);
+    let t0 = s.calls[0].started;
+    let tokens = ["Peers", " answer", " one", " another."];
+    for (i, tok) in tokens.iter().enumerate() {
+        let ev = format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{tok}\"}}}}]}}\n\n");
+        s.update(Action::CallBytes {
+            id: 1,
+            bytes: ev.into(),
+            at: t0 + Duration::from_millis(400 + 40 * i as u64),
+        });
+    }
+    s.update(Action::CallBytes {
+        id: 1,
+        bytes: "data: [DONE]\n\n".into(),
+        at: t0 + Duration::from_millis(560),
+    });
+    s.update(Action::CallEnded {
+        id: 1,
+        error: None,
+        at: t0 + Duration::from_millis(561),
+    });
+}
+
+#[test]
+fn empty_console() {
+    snapshot("empty", render(&mut empty()));
+}
+
+#[test]
+fn populated_console_with_a_finished_stream() {
+    let mut s = populated();
+    with_finished_stream(&mut s);
+    snapshot("finished_stream", render(&mut s));
+}
+
+#[test]
+fn events_view() {
+    let mut s = populated();
+    with_finished_stream(&mut s);
+    s.focus = Pane::Output;
+    s.update(Action::CycleView);
+    s.update(Action::CycleView);
+    snapshot("events_view", render(&mut s));
+}
+
+#[test]
+fn streaming_in_flight() {
+    let mut s = populated();
+    s.update(Action::Send);
+    let now = Instant::now();
+    s.update(Action::CallBytes {
+        id: 1,
+        bytes: "data: {\"choices\":[{\"delta\":{\"content\":\"Tokens arrive\"}}]}\n\n".into(),
+        at: now,
+    });
+    let mut screen = render(&mut s);
+    // The running clock is volatile.
+    screen = regex_lite_replace(&screen);
+    snapshot("streaming", screen);
+}
+
+#[test]
+fn route_file_error_banner() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routes.json");
+    std::fs::write(&path, r#"{"health": "http://127.0.0.1:8000/health"}"#).unwrap();
+    let routes = Routes::default();
+    routes.load_file(&path).unwrap();
+    std::fs::write(&path, "{\n  \"health\": ,\n}").unwrap();
+    assert!(routes.load_file(&path).is_err());
+    let mut s = State::new(peer(1).to_string(), routes, 1 << 20);
+    s.focus = Pane::Routes;
+    snapshot("route_error", render(&mut s));
+}
+
+#[test]
+fn help_overlay() {
+    let mut s = populated();
+    s.update(Action::ToggleHelp);
+    snapshot("help", render(&mut s));
+}
+
+#[test]
+fn failed_call_and_quit_question() {
+    let mut s = populated();
+    s.composer.stream = false;
+    s.update(Action::Send);
+    s.update(Action::CallBytes {
+        id: 1,
+        bytes: "Route not found".into(),
+        at: s.calls[0].started + Duration::from_millis(3),
+    });
+    s.update(Action::CallEnded {
+        id: 1,
+        error: None,
+        at: s.calls[0].started + Duration::from_millis(4),
+    });
+    assert_eq!(
+        s.calls[0].state,
+        crate::tui::state::CallState::Failed,
+        "1.0.0 error text is an error"
+    );
+    s.update(Action::Send);
+    s.update(Action::Quit);
+    let screen = regex_lite_replace(&render(&mut s));
+    snapshot("failed_and_quit", screen);
+}
+
+/// Masks the elapsed time of in-flight calls (e.g. `12.3ms`, `850µs`).
+fn regex_lite_replace(screen: &str) -> String {
+    screen
+        .lines()
+        .map(|l| {
+            if l.contains("connecting") || l.contains("streaming") || l.contains("waiting") {
+                let mut out = String::new();
+                for word in l.split_inclusive(' ') {
+                    let t = word.trim_end();
+                    let is_time = (t.ends_with("ms") || t.ends_with("µs") || t.ends_with('s'))
+                        && t.chars().next().is_some_and(|c| c.is_ascii_digit());
+                    if is_time {
+                        out.push_str(&"~".repeat(t.chars().count()));
+                        out.push_str(&word[t.len()..]);
+                    } else {
+                        out.push_str(word);
+                    }
+                }
+                out
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
