@@ -360,6 +360,8 @@ async fn run_app(
                 if dirty {
                     let size = terminal.size()?;
                     state.screen = ratatui::layout::Rect::new(0, 0, size.width, size.height);
+                    state.now = Instant::now();
+                    state.wall = std::time::SystemTime::now();
                     terminal.draw(|f| view::draw(f, &state, &theme))?;
                     dirty = false;
                 }

@@ -291,6 +291,10 @@ pub struct State {
     /// Sent calls, oldest first, and where the composer is in them.
     pub history: Vec<super::history::Entry>,
     pub history_pos: Option<usize>,
+    /// The clock views read, set before each frame (so drawing is a pure
+    /// function of the state, and snapshots are stable).
+    pub now: Instant,
+    pub wall: SystemTime,
 }
 
 impl State {
@@ -331,6 +335,8 @@ impl State {
             remote_routes: HashMap::new(),
             history: Vec::new(),
             history_pos: None,
+            now: Instant::now(),
+            wall: SystemTime::now(),
         }
     }
 

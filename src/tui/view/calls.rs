@@ -1,5 +1,3 @@
-use std::time::Instant;
-
 use ratatui::layout::{Constraint, Rect};
 use ratatui::widgets::{Paragraph, Row, Table, TableState};
 use ratatui::Frame;
@@ -24,7 +22,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         );
         return;
     }
-    let now = Instant::now();
+    let now = state.now;
     // Narrow screens keep the columns that matter most.
     let wide = area.width >= 64;
     let rows = state.calls.iter().map(|c| {

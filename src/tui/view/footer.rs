@@ -14,7 +14,7 @@ const NOTICE_FOR: Duration = Duration::from_secs(4);
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     if let Some((text, at)) = &state.notice {
-        if at.elapsed() < NOTICE_FOR {
+        if state.now.saturating_duration_since(*at) < NOTICE_FOR {
             frame.render_widget(
                 Paragraph::new(Line::styled(format!(" {text}"), theme.ok())),
                 area,

@@ -50,7 +50,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let [head, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
-    frame.render_widget(Paragraph::new(metrics_line(call, theme)), head);
+    frame.render_widget(Paragraph::new(metrics_line(call, state.now, theme)), head);
 
     let width = body.width.max(1) as usize;
     let height = body.height as usize;
@@ -61,10 +61,16 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     ));
     let mut lines: Vec<String> = Vec::new();
     let need = height + state.output.scroll + 1;
+    // Only the tail that can be on screen is laid out, unless searching.
+    let window_limit = if state.output.search.is_some() {
+        VIEW_WINDOW_BYTES
+    } else {
+        ((need + 1) * (width + 1) * 4).min(VIEW_WINDOW_BYTES)
+    };
     match state.output.mode {
         OutputMode::Raw => {
             let raw = &call.output.raw[..raw_len.min(call.output.raw.len())];
-            let start = raw.len().saturating_sub(VIEW_WINDOW_BYTES);
+            let start = tail_start(raw, need, window_limit);
             let window = &raw[start..];
             let text = match std::str::from_utf8(window) {
                 Ok(t) => t.to_string(),
@@ -75,10 +81,10 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
                 }
                 Err(_) => hex_dump(&window[window.len().saturating_sub(need * 16)..]),
             };
-            if call.output.dropped > 0 || start > 0 {
+            if call.output.dropped > 0 && start == 0 {
                 lines.push(format!(
-                    "… {} earlier bytes not shown (kept tail is capped) …",
-                    fmt_bytes(call.output.dropped + start as u64)
+                    "… {} earlier bytes dropped (the kept tail is capped; s saves what follows) …",
+                    fmt_bytes(call.output.dropped)
                 ));
             }
             lines.extend(text.lines().map(str::to_string));
@@ -107,7 +113,8 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         }
         OutputMode::Text => {
             let text = &call.output.text[..floor_char(&call.output.text, text_len)];
-            let start = floor_char(text, text.len().saturating_sub(VIEW_WINDOW_BYTES));
+            let start = tail_start(text.as_bytes(), need, window_limit);
+            let start = ceil_char(text, start);
             lines.extend(text[start..].split('\n').map(str::to_string));
             if call.output.text.is_empty() && !call.output.raw.is_empty() {
                 lines = String::from_utf8_lossy(
@@ -170,9 +177,8 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     frame.render_widget(Paragraph::new(shown), body);
 }
 
-fn metrics_line(call: &CallView, theme: &Theme) -> Line<'static> {
+fn metrics_line(call: &CallView, now: Instant, theme: &Theme) -> Line<'static> {
     let m = &call.output.metrics;
-    let now = Instant::now();
     let mut parts = vec![Span::styled(
         format!("{} ", call.state.label()),
         theme.accent(),
@@ -218,6 +224,32 @@ fn highlight(line: &str, term: &str, theme: &Theme) -> Line<'static> {
     }
     spans.push(Span::raw(rest.to_string()));
     Line::from(spans)
+}
+
+/// Where the last `lines` lines of `bytes` start, looking back at most `limit` bytes.
+fn tail_start(bytes: &[u8], lines: usize, limit: usize) -> usize {
+    let floor = bytes.len().saturating_sub(limit);
+    let mut seen = 0;
+    // A trailing newline ends the last line rather than starting a new one.
+    let end = bytes
+        .len()
+        .saturating_sub(usize::from(bytes.last() == Some(&b'\n')));
+    for i in (floor..end).rev() {
+        if bytes[i] == b'\n' {
+            seen += 1;
+            if seen == lines {
+                return i + 1;
+            }
+        }
+    }
+    floor
+}
+
+fn ceil_char(s: &str, mut i: usize) -> usize {
+    while i < s.len() && !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i.min(s.len())
 }
 
 fn floor_char(s: &str, mut i: usize) -> usize {

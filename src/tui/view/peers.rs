@@ -31,7 +31,10 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             "?"
         };
         let agent = p.agent.clone().unwrap_or_default();
-        let age = p.connected_since.elapsed().unwrap_or_default();
+        let age = state
+            .wall
+            .duration_since(p.connected_since)
+            .unwrap_or_default();
         let cells = vec![
             short_peer(&p.peer.to_string()),
             match p.direction {

@@ -23,7 +23,11 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         let short = err.trim_end_matches("; the last good table stays in force");
         banner.push(Paragraph::new(format!("⚠ {short}")).style(theme.err()));
     } else if let Some((when, what)) = &state.route_change {
-        let ago = when.elapsed().map(|d| d.as_secs()).unwrap_or(0);
+        let ago = state
+            .wall
+            .duration_since(*when)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         banner.push(Paragraph::new(format!("reloaded {ago}s ago: {what}")).style(theme.ok()));
     } else if let Some(p) = &file.path {
         banner.push(Paragraph::new(format!("file {}", p.display())).style(theme.dim()));
