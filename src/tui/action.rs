@@ -85,6 +85,7 @@ pub enum Action {
     TogglePause,
     ToggleWrap,
     StartSearch,
+    SetTokenPath,
     SearchNext,
     SearchPrev,
     SaveOutput,

@@ -258,6 +258,13 @@ pub static BINDINGS: &[Binding] = &[
         Action::CopyOutput
     ),
     b!(
+        In(Pane::Output),
+        [(Char('t'), NONE)],
+        "t",
+        "token JSON path",
+        Action::SetTokenPath
+    ),
+    b!(
         In(Pane::Composer),
         [(Enter, NONE), (Char('e'), NONE), (Char('i'), NONE)],
         "Enter",

@@ -216,6 +216,20 @@ impl Output {
         }
     }
 
+    /// Sets where the token text is taken from and re-reads the kept
+    /// events with it (token counts and timings stay as first measured).
+    pub fn set_token_path(&mut self, path: Option<String>) {
+        self.token_path = path;
+        self.text.clear();
+        for ev in &self.events {
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&ev.data) {
+                if let Some(tok) = sse::token_text(&value, self.token_path.as_deref()) {
+                    self.text.push_str(&tok);
+                }
+            }
+        }
+    }
+
     /// Whether the body is (or ends with) one of the 1.0.0 error texts.
     pub fn v1_error(&self) -> Option<String> {
         if self.dropped == 0 {
@@ -257,6 +271,19 @@ mod tests {
             out.metrics.gap_percentile(0.5),
             Some(Duration::from_millis(50))
         );
+    }
+
+    #[test]
+    fn a_user_json_path_re_reads_the_kept_events() {
+        let t0 = Instant::now();
+        let mut out = Output::new(t0, 1 << 20);
+        out.push(
+            b"{\"out\":{\"piece\":\"a\"}}\n{\"out\":{\"piece\":\"b\"}}\n",
+            t0,
+        );
+        assert_eq!(out.text, "");
+        out.set_token_path(Some("out.piece".into()));
+        assert_eq!(out.text, "ab");
     }
 
     #[test]

@@ -99,6 +99,7 @@ pub enum PromptKind {
     EditRoute(String),
     Search,
     SavePath,
+    TokenPath,
 }
 
 pub struct Prompt {
@@ -295,6 +296,8 @@ pub struct State {
     /// function of the state, and snapshots are stable).
     pub now: Instant,
     pub wall: SystemTime,
+    /// JSON path for token text set by the user (None: the common shapes).
+    pub token_path: Option<String>,
 }
 
 impl State {
@@ -337,6 +340,7 @@ impl State {
             history_pos: None,
             now: Instant::now(),
             wall: SystemTime::now(),
+            token_path: None,
         }
     }
 
@@ -394,7 +398,11 @@ impl State {
             started: now,
             duration: None,
             spec: Some(spec.clone()),
-            output: Output::new(now, self.output_cap),
+            output: {
+                let mut o = Output::new(now, self.output_cap);
+                o.token_path = self.token_path.clone();
+                o
+            },
         });
         self.select_call(self.calls.len() - 1);
         vec![Effect::Send { id, spec }]
@@ -606,6 +614,18 @@ impl State {
                 self.output.search = (!text.is_empty()).then_some(text);
                 self.output.search_hit = 0;
                 self.output.follow = false;
+                vec![]
+            }
+            PromptKind::TokenPath => {
+                self.token_path = (!text.is_empty()).then_some(text);
+                let path = self.token_path.clone();
+                if let Some(c) = self.calls.get_mut(self.call_sel) {
+                    c.output.set_token_path(path);
+                }
+                self.notice(match &self.token_path {
+                    Some(p) => format!("token text from JSON path {p}"),
+                    None => "token text from the common inference shapes".into(),
+                });
                 vec![]
             }
             PromptKind::SavePath => match self.selected_call() {
@@ -832,6 +852,14 @@ impl State {
             }
             Action::ToggleWrap => self.output.wrap = !self.output.wrap,
             Action::StartSearch => self.open_prompt(PromptKind::Search, "Search output", ""),
+            Action::SetTokenPath => {
+                let current = self.token_path.clone().unwrap_or_default();
+                self.open_prompt(
+                    PromptKind::TokenPath,
+                    "Token JSON path, e.g. choices.0.delta.content (empty: automatic)",
+                    &current,
+                );
+            }
             Action::SearchNext => self.output.search_hit = self.output.search_hit.saturating_add(1),
             Action::SearchPrev => self.output.search_hit = self.output.search_hit.saturating_sub(1),
             Action::SaveOutput => {
