@@ -166,6 +166,7 @@ impl UpstreamResponse {
 pub struct Upstream {
     client: reqwest::Client,
     config: UpstreamConfig,
+    health: std::sync::Arc<Health>,
 }
 
 impl Upstream {
@@ -179,15 +180,20 @@ impl Upstream {
                 url: String::new(),
                 message: format!("cannot build HTTP client: {e}"),
             })?;
-        Ok(Self { client, config })
+        Ok(Self {
+            client,
+            config,
+            health: Default::default(),
+        })
     }
 
     pub fn config(&self) -> &UpstreamConfig {
         &self.config
     }
 
-    /// Sends the request to the route's backend and waits for the response
-    /// head. `wait` bounds how long the head may take.
+    /// Sends the request to one of the route's backends (round-robin, with
+    /// failover to the next when one refuses connections or times out before
+    /// answering) and waits for the response head, at most `wait` per try.
     pub async fn send(
         &self,
         route: &Route,
@@ -196,32 +202,71 @@ impl Upstream {
     ) -> Result<UpstreamResponse, UpstreamError> {
         let method = reqwest::Method::from_bytes(req.method_or_default().as_bytes())
             .map_err(|_| UpstreamError::BadMethod(req.method.clone()))?;
-        let url = reqwest::Url::parse(&route.url).map_err(|e| UpstreamError::BadUrl {
-            url: route.url.clone(),
-            message: e.to_string(),
-        })?;
-        let mut headers = HeaderMap::with_capacity(req.headers.len());
-        for (name, value) in &req.headers {
+        let mut headers = HeaderMap::with_capacity(req.headers.len() + route.policy.headers.len());
+        let forwarded = req.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        // The route's own headers come last and win (e.g. an API key).
+        let own = route
+            .policy
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()));
+        for (name, value) in forwarded.chain(own) {
             if is_hop_by_hop(name) {
                 continue;
             }
             let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| UpstreamError::BadHeader(name.clone()))?;
+                .map_err(|_| UpstreamError::BadHeader(name.to_string()))?;
             let value = HeaderValue::from_str(value)
                 .map_err(|_| UpstreamError::BadHeader(name.to_string()))?;
-            headers.append(name, value);
+            headers.insert(name, value);
         }
-        let mut builder = self.client.request(method, url).headers(headers);
+        let mut last_err = None;
+        for url in self.health.order(&route.urls) {
+            match self
+                .send_one(&url, method.clone(), headers.clone(), req, wait)
+                .await
+            {
+                Ok(resp) => {
+                    self.health.succeeded(&url);
+                    return Ok(resp);
+                }
+                Err(e @ (UpstreamError::Unavailable { .. } | UpstreamError::Timeout { .. })) => {
+                    self.health.failed(&url);
+                    tracing::warn!(%url, "backend failed, trying the next: {e}");
+                    last_err = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or(UpstreamError::BadUrl {
+            url: String::new(),
+            message: "the route has no backend".into(),
+        }))
+    }
+
+    async fn send_one(
+        &self,
+        url: &str,
+        method: reqwest::Method,
+        headers: HeaderMap,
+        req: &ApiRequest,
+        wait: Duration,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| UpstreamError::BadUrl {
+            url: url.to_string(),
+            message: e.to_string(),
+        })?;
+        let mut builder = self.client.request(method, parsed).headers(headers);
         if !req.body.is_empty() {
             builder = builder.body(req.body.clone());
         }
         let response = tokio::time::timeout(wait, builder.send())
             .await
             .map_err(|_| UpstreamError::Timeout {
-                url: route.url.clone(),
+                url: url.to_string(),
                 after: wait,
             })?
-            .map_err(|e| classify(&route.url, e))?;
+            .map_err(|e| classify(url, e))?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -238,9 +283,79 @@ impl Upstream {
             status,
             headers,
             response,
-            url: route.url.clone(),
+            url: url.to_string(),
             config: self.config.clone(),
         })
+    }
+}
+
+/// Consecutive failures after which a backend is left alone for a while.
+pub const FAILURES_BEFORE_COOLDOWN: u32 = 3;
+/// How long a failing backend is skipped (passive health).
+pub const BACKEND_COOLDOWN: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct BackendHealth {
+    failures: u32,
+    cooldown_until: Option<std::time::Instant>,
+}
+
+/// Round-robin position per backend set and passive health per backend.
+#[derive(Default)]
+struct Health {
+    inner: std::sync::Mutex<HealthState>,
+}
+
+#[derive(Default)]
+struct HealthState {
+    backends: std::collections::HashMap<String, BackendHealth>,
+    turns: std::collections::HashMap<Vec<String>, usize>,
+}
+
+impl Health {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HealthState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The order to try `urls` in: the next in turn first, backends cooling
+    /// down last (still tried when nothing else is left).
+    fn order(&self, urls: &[String]) -> Vec<String> {
+        if urls.len() <= 1 {
+            return urls.to_vec();
+        }
+        let mut guard = self.lock();
+        let HealthState { backends, turns } = &mut *guard;
+        let turn = turns.entry(urls.to_vec()).or_insert(0);
+        let start = *turn % urls.len();
+        *turn = turn.wrapping_add(1);
+        let now = std::time::Instant::now();
+        let (mut ready, mut cooling): (Vec<String>, Vec<String>) = (0..urls.len())
+            .map(|i| urls[(start + i) % urls.len()].clone())
+            .partition(|u| {
+                backends
+                    .get(u)
+                    .and_then(|h| h.cooldown_until)
+                    .is_none_or(|t| t <= now)
+            });
+        ready.append(&mut cooling);
+        ready
+    }
+
+    fn succeeded(&self, url: &str) {
+        if let Some(h) = self.lock().backends.get_mut(url) {
+            h.failures = 0;
+            h.cooldown_until = None;
+        }
+    }
+
+    fn failed(&self, url: &str) {
+        let mut guard = self.lock();
+        let h = guard.backends.entry(url.to_string()).or_default();
+        h.failures += 1;
+        if h.failures >= FAILURES_BEFORE_COOLDOWN {
+            h.cooldown_until = Some(std::time::Instant::now() + BACKEND_COOLDOWN);
+            tracing::warn!(%url, cooldown = ?BACKEND_COOLDOWN, "backend keeps failing: skipping it for a while");
+        }
     }
 }
 

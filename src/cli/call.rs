@@ -8,7 +8,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::Args;
 use futures::StreamExt;
-use peerapi::node::{classify_v1_body, parse_peer_addr, CallError, CallRequest, NodeConfig};
+use peerapi::node::{
+    classify_v1_body, parse_peer_addr, CallError, CallRequest, NodeConfig, ProtocolChoice,
+    ResponseHead, V1ErrorText,
+};
+use peerapi::wire::frame::Code;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -19,9 +23,16 @@ Exit codes:
   4  cannot connect to the peer
   5  the peer does not speak the API protocol
   6  timed out
-  7  the peer answered with an error (route not found, stream not supported, backend failure)
-  8  the stream broke mid-response
-  9  response larger than --max-response-bytes";
+  7  the peer refused the call: route not found, stream not supported,
+     method not allowed, bad request, request too large
+  8  the stream broke mid-response, or (2.0.0) ended without its end frame
+  9  response larger than --max-response-bytes
+ 10  forbidden: the route or node does not admit our peer id
+ 11  the peer is overloaded; retry later
+ 12  the peer's backend failed: unavailable, timed out, or failed mid-stream
+ 22  with --fail: the backend answered with HTTP status 400 or above (2.0.0)
+On 1.0.0 peers errors arrive as text in the body; peerapi recognises the
+three texts of the Python nodes and maps them to the codes above.";
 
 #[derive(Args)]
 #[command(after_help = EXIT_CODES)]
@@ -51,6 +62,16 @@ pub(crate) struct CallCmd {
     /// Key file for our identity (default: a new one per run).
     #[arg(long, value_name = "PATH")]
     key: Option<std::path::PathBuf>,
+    /// Print the protocol, status line and response headers before the body.
+    #[arg(short = 'i', long)]
+    include: bool,
+    /// Exit 22 when the backend answers with HTTP status 400 or above (2.0.0).
+    #[arg(short = 'f', long)]
+    fail: bool,
+    /// Force a protocol version: 1 (/subnet/api_protocol/1.0.0) or 2
+    /// (/peerapi/api/2.0.0). Default: 2 when the peer has it, else 1.
+    #[arg(long, value_name = "1|2", value_parser = clap::value_parser!(u8).range(1..=2))]
+    protocol: Option<u8>,
 }
 
 fn exit_code_of(e: &CallError) -> u8 {
@@ -61,8 +82,61 @@ fn exit_code_of(e: &CallError) -> u8 {
         CallError::Timeout { .. } => 6,
         CallError::LikelyOversizeRequest { .. } => 7,
         CallError::Stream { .. } | CallError::NodeStopped => 8,
+        CallError::Truncated { .. } | CallError::BadFrame(_) => 8,
         CallError::TooLarge { .. } => 9,
+        CallError::Remote { code, .. } => exit_code_of_remote(*code),
     }
+}
+
+fn exit_code_of_remote(code: Code) -> u8 {
+    match code {
+        Code::Forbidden => 10,
+        Code::Overloaded => 11,
+        Code::UpstreamUnavailable
+        | Code::UpstreamTimeout
+        | Code::UpstreamFailed
+        | Code::Internal => 12,
+        Code::RouteNotFound
+        | Code::StreamNotSupported
+        | Code::MethodNotAllowed
+        | Code::BadRequest
+        | Code::TooLarge => 7,
+    }
+}
+
+/// The exit code of a 1.0.0 error text.
+fn exit_code_of_v1(err: &V1ErrorText) -> u8 {
+    match err {
+        V1ErrorText::RouteNotFound | V1ErrorText::StreamNotSupported(_) => 7,
+        V1ErrorText::Forbidden => 10,
+        V1ErrorText::Processing(m) if m.contains("overloaded") => 11,
+        V1ErrorText::Processing(m)
+            if m.contains("not allowed") || m.contains("exceeds the limit") =>
+        {
+            7
+        }
+        V1ErrorText::Processing(_) => 12,
+    }
+}
+
+/// `-i`: the protocol, the status line and the headers, then a blank line.
+fn print_head(head: &ResponseHead) {
+    let mut out = std::io::stdout().lock();
+    match head.status {
+        Some(status) => {
+            let _ = writeln!(out, "{} {status}", head.version.id());
+            let mut headers: Vec<_> = head.headers.iter().collect();
+            headers.sort();
+            for (k, v) in headers {
+                let _ = writeln!(out, "{k}: {v}");
+            }
+        }
+        None => {
+            let _ = writeln!(out, "{} (no status or headers in 1.0.0)", head.version.id());
+        }
+    }
+    let _ = writeln!(out);
+    let _ = out.flush();
 }
 
 fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
@@ -140,6 +214,11 @@ pub(crate) async fn run(cmd: CallCmd, stream: bool) -> ExitCode {
     config.call.timeout = timeout;
     config.call.stream_idle_timeout = idle;
     config.call.max_response_bytes = cmd.max_response_bytes;
+    config.call.protocol = match cmd.protocol {
+        Some(1) => ProtocolChoice::V1,
+        Some(_) => ProtocolChoice::V2,
+        None => ProtocolChoice::Auto,
+    };
     let node = match peerapi::Node::start(config).await {
         Ok(n) => n,
         Err(e) => return fail(1, format!("cannot start the local node: {e}")),
@@ -151,10 +230,14 @@ pub(crate) async fn run(cmd: CallCmd, stream: bool) -> ExitCode {
         headers,
         body,
     };
+    let flags = Flags {
+        include: cmd.include,
+        fail: cmd.fail,
+    };
     let code = if stream {
-        run_stream(&handle, &addr, req).await
+        run_stream(&handle, &addr, req, flags).await
     } else {
-        run_unary(&handle, &addr, req).await
+        run_unary(&handle, &addr, req, flags).await
     };
     node.abort();
     code
@@ -164,19 +247,45 @@ async fn run_unary(
     handle: &peerapi::NodeHandle,
     addr: &libp2p::Multiaddr,
     req: CallRequest,
+    flags: Flags,
 ) -> ExitCode {
-    match handle.call(addr, req).await {
-        Ok(body) => {
-            if let Some(err) = classify_v1_body(&body) {
-                return fail(7, format!("peer answered: {err}"));
+    match handle.call_full(addr, req).await {
+        Ok(response) => {
+            if response.head.status.is_none() {
+                if let Some(err) = classify_v1_body(&response.body) {
+                    return fail(exit_code_of_v1(&err), format!("peer answered: {err}"));
+                }
+            }
+            if flags.include {
+                print_head(&response.head);
             }
             let mut out = std::io::stdout().lock();
-            if out.write_all(&body).and_then(|_| out.flush()).is_err() {
+            if out
+                .write_all(&response.body)
+                .and_then(|_| out.flush())
+                .is_err()
+            {
                 return ExitCode::from(1);
             }
-            ExitCode::SUCCESS
+            status_exit(&response.head, flags)
         }
         Err(e) => fail(exit_code_of(&e), e),
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Flags {
+    include: bool,
+    fail: bool,
+}
+
+fn status_exit(head: &ResponseHead, flags: Flags) -> ExitCode {
+    match head.status {
+        Some(s) if flags.fail && s >= 400 => {
+            eprintln!("peerapi: the backend answered HTTP {s}");
+            ExitCode::from(22)
+        }
+        _ => ExitCode::SUCCESS,
     }
 }
 
@@ -184,11 +293,30 @@ async fn run_stream(
     handle: &peerapi::NodeHandle,
     addr: &libp2p::Multiaddr,
     req: CallRequest,
+    flags: Flags,
 ) -> ExitCode {
-    let mut chunks = match handle.stream(addr, req).await {
+    let (head, mut chunks) = match handle.stream_full(addr, req).await {
         Ok(s) => s,
         Err(e) => return fail(exit_code_of(&e), e),
     };
+    if flags.include {
+        print_head(&head);
+    }
+    if head.status.is_some() {
+        // 2.0.0: errors are frames, never body text.
+        let mut out = std::io::stdout();
+        while let Some(chunk) = chunks.next().await {
+            match chunk {
+                Ok(c) => {
+                    if out.write_all(&c).and_then(|_| out.flush()).is_err() {
+                        return ExitCode::from(1);
+                    }
+                }
+                Err(e) => return fail(exit_code_of(&e), e),
+            }
+        }
+        return status_exit(&head, flags);
+    }
     // The 1.0.0 error texts can only be recognised at the start of the
     // response; hold back the first bytes until they can be told apart.
     let mut head: Vec<u8> = Vec::new();
@@ -217,7 +345,7 @@ async fn run_stream(
                     head.extend_from_slice(&more);
                 }
                 if let Some(err) = classify_v1_body(&head) {
-                    return fail(7, format!("peer answered: {err}"));
+                    return fail(exit_code_of_v1(&err), format!("peer answered: {err}"));
                 }
             }
             &head
@@ -228,7 +356,7 @@ async fn run_stream(
     }
     if !decided {
         if let Some(err) = classify_v1_body(&head) {
-            return fail(7, format!("peer answered: {err}"));
+            return fail(exit_code_of_v1(&err), format!("peer answered: {err}"));
         }
         let _ = out.write_all(&head);
         let _ = out.flush();
@@ -239,11 +367,16 @@ async fn run_stream(
 /// Whether `head` could be the start of one of the 1.0.0 error texts.
 fn is_prefix_of_error(head: &[u8]) -> bool {
     use peerapi::wire::v1_text::*;
-    [ROUTE_NOT_FOUND, STREAM_NOT_SUPPORTED_PREFIX, ERROR_PREFIX]
-        .iter()
-        .any(|t| {
-            let t = t.as_bytes();
-            let n = head.len().min(t.len());
-            head[..n] == t[..n]
-        })
+    [
+        ROUTE_NOT_FOUND,
+        STREAM_NOT_SUPPORTED_PREFIX,
+        ERROR_PREFIX,
+        FORBIDDEN,
+    ]
+    .iter()
+    .any(|t| {
+        let t = t.as_bytes();
+        let n = head.len().min(t.len());
+        head[..n] == t[..n]
+    })
 }

@@ -55,6 +55,15 @@ pub(crate) struct NodeArgs {
     /// Private-network key file (libp2p swarm.key format); peers without it cannot connect.
     #[arg(long, value_name = "FILE")]
     pub psk: Option<PathBuf>,
+    /// Most calls served at once for one peer; more are refused (OVERLOADED).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_calls_per_peer: usize,
+    /// Only this peer id may connect (repeatable; default: everyone not denied).
+    #[arg(long = "allow-peer", value_name = "PEER_ID")]
+    pub allow_peers: Vec<libp2p::PeerId>,
+    /// This peer id may not connect (repeatable).
+    #[arg(long = "deny-peer", value_name = "PEER_ID")]
+    pub deny_peers: Vec<libp2p::PeerId>,
     /// Seconds between DHT random walks that look for more subnet peers.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub discovery_interval: f64,
@@ -95,6 +104,11 @@ impl NodeArgs {
         config.route_file = self.routes;
         config.serve.max_request_bytes = self.max_request_bytes;
         config.serve.max_concurrent_calls = self.max_concurrent_calls;
+        config.serve.max_calls_per_peer = self.max_calls_per_peer;
+        config.access = node::PeerAccess {
+            allow: (!self.allow_peers.is_empty()).then(|| self.allow_peers.clone()),
+            deny: self.deny_peers.clone(),
+        };
         config.upstream.connect_timeout = secs("connect-timeout", self.connect_timeout)?;
         config.upstream.unary_timeout = secs("unary-timeout", self.unary_timeout)?;
         config.upstream.stream_idle_timeout =

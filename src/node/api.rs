@@ -67,7 +67,26 @@ pub struct OpenStream {
 /// it explicitly (on a runtime of its own), never just drop it.
 pub type Refuser = std::sync::Arc<dyn Fn(InboundStream) + Send + Sync>;
 
+/// Node-wide peer access: who may connect at all.
+#[derive(Clone, Debug, Default)]
+pub struct PeerAccess {
+    /// Only these peers may connect; `None` admits everyone not denied.
+    pub allow: Option<Vec<PeerId>>,
+    pub deny: Vec<PeerId>,
+}
+
+impl PeerAccess {
+    pub fn admits(&self, peer: &PeerId) -> bool {
+        !self.deny.contains(peer) && self.allow.as_ref().is_none_or(|a| a.contains(peer))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("peer {0} is not admitted by this node's allow/deny lists")]
+struct NotAdmitted(PeerId);
+
 pub struct Behaviour {
+    access: PeerAccess,
     inbound_protocols: Vec<StreamProtocol>,
     inbound_tx: mpsc::Sender<InboundStream>,
     refuse: Refuser,
@@ -77,11 +96,13 @@ pub struct Behaviour {
 
 impl Behaviour {
     pub fn new(
+        access: PeerAccess,
         inbound_protocols: Vec<StreamProtocol>,
         inbound_tx: mpsc::Sender<InboundStream>,
         refuse: Refuser,
     ) -> Self {
         Self {
+            access,
             inbound_protocols,
             inbound_tx,
             refuse,
@@ -102,15 +123,21 @@ impl Behaviour {
         }
     }
 
-    fn handler(&self, peer: PeerId) -> Handler {
-        Handler {
+    fn handler(&self, peer: PeerId) -> Result<Handler, ConnectionDenied> {
+        // Like libp2p's allow/block lists: a peer not admitted is refused
+        // as soon as its identity is known, in either direction.
+        if !self.access.admits(&peer) {
+            tracing::info!(%peer, "refusing connection: peer not admitted");
+            return Err(ConnectionDenied::new(NotAdmitted(peer)));
+        }
+        Ok(Handler {
             peer,
             inbound_protocols: self.inbound_protocols.clone(),
             inbound_tx: self.inbound_tx.clone(),
             refuse: self.refuse.clone(),
             opens: VecDeque::new(),
             waker: None,
-        }
+        })
     }
 }
 
@@ -125,7 +152,7 @@ impl NetworkBehaviour for Behaviour {
         _: &Multiaddr,
         _: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(self.handler(peer))
+        self.handler(peer)
     }
 
     fn handle_established_outbound_connection(
@@ -136,7 +163,7 @@ impl NetworkBehaviour for Behaviour {
         _: Endpoint,
         _: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(self.handler(peer))
+        self.handler(peer)
     }
 
     fn on_swarm_event(&mut self, _: FromSwarm) {}

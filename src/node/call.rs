@@ -11,7 +11,8 @@ use libp2p::{Multiaddr, PeerId, StreamProtocol};
 
 use super::events::{CallId, NodeEvent};
 use super::{Command, NodeHandle};
-use crate::wire::{self, v1_text, ApiRequest, ResponseType, PROTOCOL_V1};
+use crate::wire::frame::{self, Code};
+use crate::wire::{self, v1_text, ApiRequest, ResponseType, PROTOCOL_V1, PROTOCOL_V2};
 
 /// Default time a whole unary call may take, dial included.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -27,6 +28,47 @@ const STREAM_READ_BYTES: usize = 64 * 1024;
 /// large probably dropped it for its size (Python servers read once).
 const LIKELY_OVERSIZE_REQUEST_BYTES: usize = 60 * 1024;
 
+/// Which protocol a call uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProtocolChoice {
+    /// 2.0.0 when the peer has it (identify, else negotiation), else 1.0.0.
+    #[default]
+    Auto,
+    V1,
+    V2,
+}
+
+/// The protocol a call went over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiVersion {
+    V1,
+    V2,
+}
+
+impl ApiVersion {
+    pub fn id(self) -> &'static str {
+        match self {
+            ApiVersion::V1 => PROTOCOL_V1,
+            ApiVersion::V2 => PROTOCOL_V2,
+        }
+    }
+}
+
+/// What a response says before its body: 2.0.0 carries status and headers.
+#[derive(Clone, Debug)]
+pub struct ResponseHead {
+    pub version: ApiVersion,
+    pub status: Option<u16>,
+    pub headers: HashMap<String, String>,
+}
+
+/// A whole response.
+#[derive(Clone, Debug)]
+pub struct Response {
+    pub head: ResponseHead,
+    pub body: Bytes,
+}
+
 /// Limits on the calling side.
 #[derive(Clone, Debug)]
 pub struct CallOptions {
@@ -34,6 +76,9 @@ pub struct CallOptions {
     pub stream_idle_timeout: Duration,
     pub dial_timeout: Duration,
     pub max_response_bytes: usize,
+    /// Largest 2.0.0 frame accepted.
+    pub max_frame_bytes: usize,
+    pub protocol: ProtocolChoice,
 }
 
 impl Default for CallOptions {
@@ -43,6 +88,8 @@ impl Default for CallOptions {
             stream_idle_timeout: DEFAULT_CALL_STREAM_IDLE_TIMEOUT,
             dial_timeout: DEFAULT_DIAL_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_frame_bytes: frame::DEFAULT_MAX_FRAME_BYTES,
+            protocol: ProtocolChoice::Auto,
         }
     }
 }
@@ -80,7 +127,7 @@ impl CallRequest {
         self
     }
 
-    fn to_wire(&self, response_type: ResponseType) -> ApiRequest {
+    fn to_wire(&self, response_type: ResponseType, timeout: Duration) -> ApiRequest {
         ApiRequest {
             route: self.route.clone(),
             method: if self.method.is_empty() {
@@ -91,7 +138,7 @@ impl CallRequest {
             headers: self.headers.clone(),
             body: self.body.clone(),
             response_type: response_type as i32,
-            timeout_ms: 0,
+            timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
         }
     }
 }
@@ -115,6 +162,12 @@ pub enum CallError {
     LikelyOversizeRequest { bytes: usize },
     #[error("the local node has stopped")]
     NodeStopped,
+    #[error("peer answered {code}: {message}")]
+    Remote { code: Code, message: String },
+    #[error("the response ended after {received} bytes without its end frame (truncated)")]
+    Truncated { received: u64 },
+    #[error("peer broke the 2.0.0 framing: {0}")]
+    BadFrame(String),
 }
 
 /// An in-band 1.0.0 error text, recognised in a response body.
@@ -122,6 +175,7 @@ pub enum CallError {
 pub enum V1ErrorText {
     RouteNotFound,
     StreamNotSupported(String),
+    Forbidden,
     Processing(String),
 }
 
@@ -132,6 +186,7 @@ impl std::fmt::Display for V1ErrorText {
             Self::StreamNotSupported(route) => {
                 write!(f, "{}", v1_text::stream_not_supported(route))
             }
+            Self::Forbidden => write!(f, "{}", v1_text::FORBIDDEN),
             Self::Processing(m) => write!(f, "{}", v1_text::error(m)),
         }
     }
@@ -143,6 +198,8 @@ pub fn classify_v1_body(body: &[u8]) -> Option<V1ErrorText> {
     let text = std::str::from_utf8(body).ok()?;
     if text == v1_text::ROUTE_NOT_FOUND {
         Some(V1ErrorText::RouteNotFound)
+    } else if text == v1_text::FORBIDDEN {
+        Some(V1ErrorText::Forbidden)
     } else if let Some(route) = text.strip_prefix(v1_text::STREAM_NOT_SUPPORTED_PREFIX) {
         Some(V1ErrorText::StreamNotSupported(route.to_string()))
     } else {
@@ -172,15 +229,92 @@ pub fn parse_peer_addr(text: &str) -> Result<Multiaddr, CallError> {
     Ok(addr)
 }
 
-/// Writes the request in one write and half-closes: the server reads one
-/// message and must not wait for more.
-async fn write_request_and_close<W: futures::AsyncWrite + Unpin>(
+/// Writes the request in one write (a Python server reads it with one read).
+/// 1.0.0 then half-closes; 2.0.0 keeps its side open, since closing it cancels.
+async fn write_request<W: futures::AsyncWrite + Unpin>(
     mut io: W,
     req: &ApiRequest,
+    version: ApiVersion,
 ) -> std::io::Result<()> {
     io.write_all(&wire::encode_length_prefixed(req)).await?;
     io.flush().await?;
-    io.close().await
+    if version == ApiVersion::V1 {
+        io.close().await?;
+    }
+    Ok(())
+}
+
+fn frame_error(peer: PeerId, e: wire::WireError) -> CallError {
+    match e {
+        wire::WireError::Io(e) => CallError::Stream {
+            peer,
+            message: e.to_string(),
+        },
+        other => CallError::BadFrame(other.to_string()),
+    }
+}
+
+/// Reads 2.0.0 frames up to and including the head (or an error frame).
+async fn read_head<R: futures::AsyncRead + Unpin>(
+    io: &mut R,
+    peer: PeerId,
+    max_frame: usize,
+) -> Result<ResponseHead, CallError> {
+    match wire::read_frame(io, max_frame)
+        .await
+        .map_err(|e| frame_error(peer, e))?
+    {
+        None => Err(CallError::Truncated { received: 0 }),
+        Some(f) => match f.kind {
+            Some(frame::Kind::Head(h)) => Ok(ResponseHead {
+                version: ApiVersion::V2,
+                status: u16::try_from(h.status).ok(),
+                headers: h.headers,
+            }),
+            Some(frame::Kind::Error(e)) => Err(CallError::Remote {
+                code: Code::from_wire(e.code),
+                message: e.message,
+            }),
+            _ => Err(CallError::BadFrame(
+                "the first frame was neither head nor error".into(),
+            )),
+        },
+    }
+}
+
+/// What one body frame of 2.0.0 means to the reader.
+enum BodyFrame {
+    Data(Bytes),
+    End,
+}
+
+async fn read_body_frame<R: futures::AsyncRead + Unpin>(
+    io: &mut R,
+    peer: PeerId,
+    max_frame: usize,
+    received: u64,
+) -> Result<BodyFrame, CallError> {
+    match wire::read_frame(io, max_frame)
+        .await
+        .map_err(|e| frame_error(peer, e))?
+    {
+        None => Err(CallError::Truncated { received }),
+        Some(f) => match f.kind {
+            Some(frame::Kind::Data(d)) => Ok(BodyFrame::Data(d)),
+            Some(frame::Kind::End(end)) if end.body_bytes == received => Ok(BodyFrame::End),
+            Some(frame::Kind::End(end)) => Err(CallError::BadFrame(format!(
+                "end frame says {} body bytes, {received} arrived",
+                end.body_bytes
+            ))),
+            Some(frame::Kind::Error(e)) => Err(CallError::Remote {
+                code: Code::from_wire(e.code),
+                message: e.message,
+            }),
+            Some(frame::Kind::Head(_)) | None => {
+                Err(CallError::BadFrame("unexpected frame in the body".into()))
+            }
+        },
+    }
 }
 
 /// A streamed response: chunks as they arrive, then `None` at the end.
@@ -201,29 +335,25 @@ impl Stream for CallStream {
 }
 
 impl NodeHandle {
-    async fn open_v1(&self, peer: PeerId) -> Result<libp2p::Stream, CallError> {
-        self.open(peer, PROTOCOL_V1).await
-    }
-
     async fn open(
         &self,
         peer: PeerId,
-        protocol: &'static str,
-    ) -> Result<libp2p::Stream, CallError> {
+        protocols: Vec<&'static str>,
+    ) -> Result<(libp2p::Stream, StreamProtocol), CallError> {
         let (tx, rx) = futures::channel::oneshot::channel();
         self.shared
             .commands
             .send(Command::Open {
                 peer,
-                protocols: vec![StreamProtocol::new(protocol)],
+                protocols: protocols.iter().map(|p| StreamProtocol::new(p)).collect(),
                 reply: tx,
             })
             .map_err(|_| CallError::NodeStopped)?;
         match rx.await.map_err(|_| CallError::NodeStopped)? {
-            Ok((stream, _)) => Ok(stream),
+            Ok(opened) => Ok(opened),
             Err(super::OpenError::Unsupported(_)) => Err(CallError::Unsupported {
                 peer,
-                protocol: protocol.into(),
+                protocol: protocols.join(" or "),
             }),
             Err(e) => Err(CallError::Stream {
                 peer,
@@ -232,8 +362,12 @@ impl NodeHandle {
         }
     }
 
-    /// Dials (bounded by the dial timeout) and opens a stream.
-    async fn open_call(&self, addr: &Multiaddr) -> Result<(PeerId, libp2p::Stream), CallError> {
+    /// Dials (bounded by the dial timeout) and opens an API stream in the
+    /// protocol the options ask for.
+    async fn open_call(
+        &self,
+        addr: &Multiaddr,
+    ) -> Result<(PeerId, libp2p::Stream, ApiVersion), CallError> {
         let dial_timeout = self.shared.call_options.dial_timeout;
         let peer = peer_of(addr)?;
         tokio::time::timeout(dial_timeout, self.dial(addr))
@@ -242,12 +376,33 @@ impl NodeHandle {
                 peer,
                 message: format!("no connection within {dial_timeout:?}"),
             })??;
-        Ok((peer, self.open_v1(peer).await?))
+        let protocols = match self.shared.call_options.protocol {
+            ProtocolChoice::Auto => vec![PROTOCOL_V2, PROTOCOL_V1],
+            ProtocolChoice::V1 => vec![PROTOCOL_V1],
+            ProtocolChoice::V2 => vec![PROTOCOL_V2],
+        };
+        let (stream, chosen) = self.open(peer, protocols).await?;
+        let version = if chosen.as_ref() == PROTOCOL_V2 {
+            ApiVersion::V2
+        } else {
+            ApiVersion::V1
+        };
+        Ok((peer, stream, version))
     }
 
-    /// Calls `req.route` on the peer at `addr` and returns the whole response
-    /// body (1.0.0: errors arrive in-band, see [`classify_v1_body`]).
+    /// Calls `req.route` on the peer at `addr` and returns the body. On 1.0.0
+    /// errors arrive in-band (see [`classify_v1_body`]); on 2.0.0 they are
+    /// [`CallError::Remote`].
     pub async fn call(&self, addr: &Multiaddr, req: CallRequest) -> Result<Bytes, CallError> {
+        self.call_full(addr, req).await.map(|r| r.body)
+    }
+
+    /// Like [`call`](Self::call), with the status and headers (2.0.0).
+    pub async fn call_full(
+        &self,
+        addr: &Multiaddr,
+        req: CallRequest,
+    ) -> Result<Response, CallError> {
         let options = self.shared.call_options.clone();
         let id = self.next_call_id();
         let started = Instant::now();
@@ -259,58 +414,111 @@ impl NodeHandle {
             method: req.method.clone(),
             stream: false,
         });
-        let wire_req = req.to_wire(ResponseType::Unary);
+        let wire_req = req.to_wire(ResponseType::Unary, options.timeout);
         let request_bytes = wire_req.body.len();
         let result = tokio::time::timeout(options.timeout, async {
-            let (peer, stream) = self.open_call(addr).await?;
+            let (peer, stream, version) = self.open_call(addr).await?;
             let limit = options.max_response_bytes;
-            // Write and read at once: a server that refuses the request (too
-            // large, overloaded) answers before reading it all, then resets.
-            let (reader, writer) = stream.split();
-            let write = std::pin::pin!(write_request_and_close(writer, &wire_req));
-            let read = std::pin::pin!(async move {
-                let mut body = Vec::new();
-                reader
-                    .take(limit as u64 + 1)
-                    .read_to_end(&mut body)
-                    .await
-                    .map(|_| body)
-            });
-            let stream_err = |e: std::io::Error| CallError::Stream {
-                peer,
-                message: e.to_string(),
+            let (mut reader, mut writer) = stream.split();
+            let response = {
+                let write = std::pin::pin!(write_request(&mut writer, &wire_req, version));
+                let read = std::pin::pin!(async {
+                    match version {
+                        ApiVersion::V1 => {
+                            let mut body = Vec::new();
+                            (&mut reader)
+                                .take(limit as u64 + 1)
+                                .read_to_end(&mut body)
+                                .await
+                                .map_err(|e| CallError::Stream {
+                                    peer,
+                                    message: e.to_string(),
+                                })?;
+                            if body.len() > limit {
+                                return Err(CallError::TooLarge { limit });
+                            }
+                            Ok(Response {
+                                head: ResponseHead {
+                                    version,
+                                    status: None,
+                                    headers: HashMap::new(),
+                                },
+                                body: Bytes::from(body),
+                            })
+                        }
+                        ApiVersion::V2 => {
+                            let head =
+                                read_head(&mut reader, peer, options.max_frame_bytes).await?;
+                            let mut body = BytesMut::new();
+                            while let BodyFrame::Data(d) = read_body_frame(
+                                &mut reader,
+                                peer,
+                                options.max_frame_bytes,
+                                body.len() as u64,
+                            )
+                            .await?
+                            {
+                                if body.len() + d.len() > limit {
+                                    return Err(CallError::TooLarge { limit });
+                                }
+                                body.extend_from_slice(&d);
+                            }
+                            Ok(Response {
+                                head,
+                                body: body.freeze(),
+                            })
+                        }
+                    }
+                });
+                match futures::future::select(write, read).await {
+                    // The server answered (and closed) before taking the whole
+                    // request: the answer is what counts.
+                    futures::future::Either::Right((read, _)) => read?,
+                    futures::future::Either::Left((written, read)) => match (written, read.await) {
+                        (_, Ok(r)) if !(r.body.is_empty() && r.head.version == ApiVersion::V1) => r,
+                        (_, Err(e @ CallError::Remote { .. })) => return Err(e),
+                        (Err(e), _) => {
+                            return Err(CallError::Stream {
+                                peer,
+                                message: e.to_string(),
+                            })
+                        }
+                        (Ok(()), r) => r?,
+                    },
+                }
             };
-            let body = match futures::future::select(write, read).await {
-                // The server answered (and closed) before taking the whole
-                // request: the answer is what counts.
-                futures::future::Either::Right((read, _)) => read.map_err(stream_err)?,
-                futures::future::Either::Left((written, read)) => match (written, read.await) {
-                    (_, Ok(body)) if !body.is_empty() => body,
-                    (Err(e), _) | (Ok(()), Err(e)) => return Err(stream_err(e)),
-                    (Ok(()), Ok(body)) => body,
-                },
-            };
-            if body.len() > limit {
-                return Err(CallError::TooLarge { limit });
+            // 2.0.0: our side stayed open until the end arrived; close it now.
+            if version == ApiVersion::V2 {
+                let _ = writer.close().await;
             }
-            if body.is_empty() && request_bytes >= LIKELY_OVERSIZE_REQUEST_BYTES {
+            if version == ApiVersion::V1
+                && response.body.is_empty()
+                && request_bytes >= LIKELY_OVERSIZE_REQUEST_BYTES
+            {
                 return Err(CallError::LikelyOversizeRequest {
                     bytes: request_bytes,
                 });
             }
-            Ok(Bytes::from(body))
+            Ok(response)
         })
         .await
         .unwrap_or(Err(CallError::Timeout {
             after: options.timeout,
         }));
         match &result {
-            Ok(body) => self.emit(NodeEvent::CallFinished {
-                id,
-                bytes: body.len() as u64,
-                chunks: 1,
-                elapsed: started.elapsed(),
-            }),
+            Ok(r) => {
+                self.emit(NodeEvent::CallResponding {
+                    id,
+                    protocol: r.head.version.id().into(),
+                    status: r.head.status,
+                });
+                self.emit(NodeEvent::CallFinished {
+                    id,
+                    bytes: r.body.len() as u64,
+                    chunks: 1,
+                    elapsed: started.elapsed(),
+                })
+            }
             Err(e) => self.emit(NodeEvent::CallFailed {
                 id,
                 error: e.to_string(),
@@ -326,6 +534,17 @@ impl NodeHandle {
         addr: &Multiaddr,
         req: CallRequest,
     ) -> Result<CallStream, CallError> {
+        self.stream_full(addr, req).await.map(|(_, s)| s)
+    }
+
+    /// Like [`stream`](Self::stream), with the status and headers (2.0.0),
+    /// which arrive before the first chunk. Dropping the stream cancels the
+    /// call: the serving node drops its backend request.
+    pub async fn stream_full(
+        &self,
+        addr: &Multiaddr,
+        req: CallRequest,
+    ) -> Result<(ResponseHead, CallStream), CallError> {
         let options = self.shared.call_options.clone();
         let id = self.next_call_id();
         let started = Instant::now();
@@ -337,23 +556,31 @@ impl NodeHandle {
             method: req.method.clone(),
             stream: true,
         });
-        let wire_req = req.to_wire(ResponseType::Stream);
+        let wire_req = req.to_wire(ResponseType::Stream, options.stream_idle_timeout);
         let opened = async {
-            let (peer, mut stream) = self.open_call(addr).await?;
-            write_request_and_close(&mut stream, &wire_req)
+            let (peer, mut stream, version) = self.open_call(addr).await?;
+            write_request(&mut stream, &wire_req, version)
                 .await
                 .map_err(|e| CallError::Stream {
                     peer,
                     message: e.to_string(),
                 })?;
-            Ok::<_, CallError>((peer, stream))
+            let head = match version {
+                ApiVersion::V1 => ResponseHead {
+                    version,
+                    status: None,
+                    headers: HashMap::new(),
+                },
+                ApiVersion::V2 => read_head(&mut stream, peer, options.max_frame_bytes).await?,
+            };
+            Ok::<_, CallError>((stream, head))
         };
-        let stream = match tokio::time::timeout(options.timeout, opened)
+        let (stream, head) = match tokio::time::timeout(options.timeout, opened)
             .await
             .unwrap_or(Err(CallError::Timeout {
                 after: options.timeout,
             })) {
-            Ok((_, stream)) => stream,
+            Ok(opened) => opened,
             Err(e) => {
                 self.emit(NodeEvent::CallFailed {
                     id,
@@ -364,11 +591,13 @@ impl NodeHandle {
         };
         self.emit(NodeEvent::CallResponding {
             id,
-            protocol: PROTOCOL_V1.into(),
+            protocol: head.version.id().into(),
+            status: head.status,
         });
         struct State {
             stream: libp2p::Stream,
             handle: NodeHandle,
+            version: ApiVersion,
             bytes: u64,
             chunks: u64,
             done: bool,
@@ -376,19 +605,61 @@ impl NodeHandle {
         let state = State {
             stream,
             handle: self.clone(),
+            version: head.version,
             bytes: 0,
             chunks: 0,
             done: false,
         };
         let idle = options.stream_idle_timeout;
+        let max_frame = options.max_frame_bytes;
         let inner = futures::stream::unfold(state, move |mut st| async move {
             if st.done {
                 return None;
             }
-            let mut buf = BytesMut::zeroed(STREAM_READ_BYTES);
-            let read = tokio::time::timeout(idle, st.stream.read(&mut buf)).await;
-            let err = match read {
-                Ok(Ok(0)) => {
+            let next = match st.version {
+                ApiVersion::V1 => {
+                    let mut buf = BytesMut::zeroed(STREAM_READ_BYTES);
+                    match tokio::time::timeout(idle, st.stream.read(&mut buf)).await {
+                        Ok(Ok(0)) => Ok(None),
+                        Ok(Ok(n)) => {
+                            buf.truncate(n);
+                            Ok(Some(buf.freeze()))
+                        }
+                        Ok(Err(e)) => Err(CallError::Stream {
+                            peer,
+                            message: e.to_string(),
+                        }),
+                        Err(_) => Err(CallError::Timeout { after: idle }),
+                    }
+                }
+                ApiVersion::V2 => {
+                    match tokio::time::timeout(
+                        idle,
+                        read_body_frame(&mut st.stream, peer, max_frame, st.bytes),
+                    )
+                    .await
+                    {
+                        Ok(Ok(BodyFrame::Data(d))) => Ok(Some(d)),
+                        Ok(Ok(BodyFrame::End)) => {
+                            let _ = st.stream.close().await;
+                            Ok(None)
+                        }
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => Err(CallError::Timeout { after: idle }),
+                    }
+                }
+            };
+            match next {
+                Ok(Some(chunk)) => {
+                    st.bytes += chunk.len() as u64;
+                    st.chunks += 1;
+                    st.handle.emit(NodeEvent::CallChunk {
+                        id,
+                        bytes: chunk.len(),
+                    });
+                    Some((Ok(chunk), st))
+                }
+                Ok(None) => {
                     st.done = true;
                     st.handle.emit(NodeEvent::CallFinished {
                         id,
@@ -396,32 +667,25 @@ impl NodeHandle {
                         chunks: st.chunks,
                         elapsed: started.elapsed(),
                     });
-                    return None;
+                    None
                 }
-                Ok(Ok(n)) => {
-                    buf.truncate(n);
-                    st.bytes += n as u64;
-                    st.chunks += 1;
-                    st.handle.emit(NodeEvent::CallChunk { id, bytes: n });
-                    return Some((Ok(buf.freeze()), st));
+                Err(err) => {
+                    st.done = true;
+                    st.handle.emit(NodeEvent::CallFailed {
+                        id,
+                        error: err.to_string(),
+                    });
+                    Some((Err(err), st))
                 }
-                Ok(Err(e)) => CallError::Stream {
-                    peer,
-                    message: e.to_string(),
-                },
-                Err(_) => CallError::Timeout { after: idle },
-            };
-            st.done = true;
-            st.handle.emit(NodeEvent::CallFailed {
-                id,
-                error: err.to_string(),
-            });
-            Some((Err(err), st))
+            }
         });
-        Ok(CallStream {
-            inner: Box::pin(inner),
-            id,
-        })
+        Ok((
+            head,
+            CallStream {
+                inner: Box::pin(inner),
+                id,
+            },
+        ))
     }
 
     /// Asks a peer for its route names and stream flags
@@ -436,7 +700,7 @@ impl NodeHandle {
                     peer,
                     message: "no connection within the dial timeout".into(),
                 })??;
-            let mut stream = self.open(peer, wire::PROTOCOL_ROUTES).await?;
+            let (mut stream, _) = self.open(peer, vec![wire::PROTOCOL_ROUTES]).await?;
             let _ = stream.close().await;
             let payload = wire::read_length_prefixed(&mut stream, wire::MAX_ROUTE_LIST_BYTES)
                 .await

@@ -17,7 +17,7 @@ use super::api::{self, InboundStream, Refuser};
 use super::events::{Direction, NodeEvent, PeerInfo};
 use super::muxer::YamuxUpgrade;
 use super::{Command, NodeConfig, NodeError};
-use crate::wire::{PROTOCOL_ROUTES, PROTOCOL_V1};
+use crate::wire::{PROTOCOL_ROUTES, PROTOCOL_V1, PROTOCOL_V2};
 
 /// RTT samples kept per peer for average and jitter.
 const RTT_SAMPLES: usize = 32;
@@ -65,7 +65,9 @@ impl EventLoop {
         let ping_interval = config.ping_interval;
         let idle = config.idle_connection_timeout;
         let discovery_interval = config.discovery_interval;
+        let access = config.access.clone();
         let protocols = vec![
+            StreamProtocol::new(PROTOCOL_V2),
             StreamProtocol::new(PROTOCOL_V1),
             StreamProtocol::new(PROTOCOL_ROUTES),
         ];
@@ -93,7 +95,7 @@ impl EventLoop {
                 // client until an external address is confirmed.
                 kad.set_mode(Some(kad::Mode::Server));
                 Behaviour {
-                    api: api::Behaviour::new(protocols, inbound_tx, refuse),
+                    api: api::Behaviour::new(access, protocols, inbound_tx, refuse),
                     identify: identify::Behaviour::new(
                         identify::Config::new("/ipfs/id/1.0.0".into(), key.public())
                             .with_agent_version(agent_version()),
@@ -204,9 +206,23 @@ impl EventLoop {
             }
             Command::Open {
                 peer,
-                protocols,
+                mut protocols,
                 reply,
             } => {
+                // Where identify already told us what the peer speaks, offer
+                // only that: a refused proposal costs a round trip.
+                if let Some((info, _)) = self.peers.get(&peer) {
+                    if !info.protocols.is_empty() && protocols.len() > 1 {
+                        let known: Vec<_> = protocols
+                            .iter()
+                            .filter(|p| info.protocols.iter().any(|q| q == p.as_ref()))
+                            .cloned()
+                            .collect();
+                        if !known.is_empty() {
+                            protocols = known;
+                        }
+                    }
+                }
                 if self.swarm.is_connected(&peer) {
                     self.swarm.behaviour_mut().api.open(peer, protocols, reply);
                 } else {

@@ -138,6 +138,8 @@ pub enum NodeEvent {
     CallResponding {
         id: CallId,
         protocol: String,
+        /// The backend's status (2.0.0 only).
+        status: Option<u16>,
     },
     CallChunk {
         id: CallId,

@@ -16,9 +16,10 @@ pub mod muxer;
 mod serve;
 pub mod transport;
 
-pub use api::{OpenError, DEFAULT_INBOUND_QUEUE_DEPTH};
+pub use api::{OpenError, PeerAccess, DEFAULT_INBOUND_QUEUE_DEPTH};
 pub use call::{
-    classify_v1_body, parse_peer_addr, CallError, CallOptions, CallRequest, CallStream, V1ErrorText,
+    classify_v1_body, parse_peer_addr, ApiVersion, CallError, CallOptions, CallRequest, CallStream,
+    ProtocolChoice, Response, ResponseHead, V1ErrorText,
 };
 pub use events::{CallId, Direction, NodeEvent, PeerInfo, ServeOutcome};
 pub use serve::ServeLimits;
@@ -68,6 +69,8 @@ pub struct NodeConfig {
     pub shutdown_grace: Duration,
     /// Private network key; peers without it cannot connect.
     pub psk: Option<libp2p::pnet::PreSharedKey>,
+    /// Node-wide allow and deny lists of peer ids.
+    pub access: PeerAccess,
     /// How often the DHT is walked to find more subnet peers.
     pub discovery_interval: Duration,
     /// Security protocol names Noise is offered under, likeliest first.
@@ -95,6 +98,7 @@ impl NodeConfig {
             yamux_max_streams: muxer::DEFAULT_YAMUX_MAX_STREAMS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             psk: None,
+            access: PeerAccess::default(),
             discovery_interval: DEFAULT_DISCOVERY_INTERVAL,
             security_names: vec![transport::NOISE, transport::POS_TRANSPORT],
         }

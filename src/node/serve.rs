@@ -1,12 +1,22 @@
-//! The serving half: drain the inbound queue, one task per call, forward to
-//! the backend, answer in the 1.0.0 format.
+//! The serving half: drain the inbound queue, one task per call, check the
+//! route's policy, forward to the backend, answer in the caller's protocol
+//! (1.0.0 raw bytes or 2.0.0 frames).
+//!
+//! ```text
+//! stream ─read request (≤ max_request_bytes, ≤ request_read_timeout)─▶ policy checks
+//!    ├─ refused: 1.0.0 text / 2.0.0 Error frame
+//!    └─ Upstream::send ─▶ Responder (unary: one write; stream: coalesced writes)
+//!         raced against the caller's read side: EOF (2.0.0) or reset = cancel
+//! ```
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use futures::{AsyncWrite, AsyncWriteExt, FutureExt, StreamExt};
+use bytes::{Bytes, BytesMut};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt, StreamExt};
+use libp2p::PeerId;
 use tokio::sync::{broadcast, mpsc, Notify, Semaphore};
 use tokio_util::task::TaskTracker;
 
@@ -14,22 +24,26 @@ use super::api::{InboundStream, Refuser};
 use super::events::{CallId, NodeEvent, ServeOutcome};
 use crate::routes::Routes;
 use crate::upstream::{Upstream, UpstreamError};
+use crate::wire::frame::{encode_data, encode_frame, ApiResponseFrame, Code};
 use crate::wire::{self, v1_text, WireError};
 
 /// Default most calls served at once; past it new calls are refused at once.
 pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 256;
+/// Default most calls served at once for one peer.
+pub const DEFAULT_MAX_CALLS_PER_PEER: usize = 64;
 /// Default time a caller has to send its whole request.
 pub const DEFAULT_REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time one write to a caller may block (a caller that stops reading).
 pub const DEFAULT_RESPONSE_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most bytes of ready stream chunks joined into one write.
-const MAX_COALESCED_BYTES: usize = 1024 * 1024;
+const MAX_COALESCED_BYTES: usize = wire::frame::MAX_DATA_FRAME_BYTES;
 
 /// Limits on the serving side.
 #[derive(Clone, Debug)]
 pub struct ServeLimits {
     pub max_request_bytes: usize,
     pub max_concurrent_calls: usize,
+    pub max_calls_per_peer: usize,
     pub request_read_timeout: Duration,
     pub response_write_timeout: Duration,
 }
@@ -39,8 +53,204 @@ impl Default for ServeLimits {
         Self {
             max_request_bytes: wire::DEFAULT_MAX_REQUEST_BYTES,
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
+            max_calls_per_peer: DEFAULT_MAX_CALLS_PER_PEER,
             request_read_timeout: DEFAULT_REQUEST_READ_TIMEOUT,
             response_write_timeout: DEFAULT_RESPONSE_WRITE_TIMEOUT,
+        }
+    }
+}
+
+/// Why a call was not forwarded, as both protocols say it.
+#[derive(Debug)]
+struct Refusal {
+    code: Code,
+    message: String,
+    route: String,
+}
+
+impl Refusal {
+    fn new(code: Code, route: &str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            route: route.to_string(),
+        }
+    }
+
+    /// The 1.0.0 in-band text.
+    fn v1_text(&self) -> String {
+        match self.code {
+            Code::RouteNotFound => v1_text::ROUTE_NOT_FOUND.to_string(),
+            Code::StreamNotSupported => v1_text::stream_not_supported(&self.route),
+            Code::Forbidden => v1_text::FORBIDDEN.to_string(),
+            _ => v1_text::error(&self.message),
+        }
+    }
+
+    fn outcome(&self) -> ServeOutcome {
+        match self.code {
+            Code::RouteNotFound => ServeOutcome::RouteNotFound,
+            Code::StreamNotSupported => ServeOutcome::StreamNotSupported,
+            Code::UpstreamFailed
+            | Code::UpstreamTimeout
+            | Code::UpstreamUnavailable
+            | Code::Internal => ServeOutcome::Failed {
+                error: format!("{}: {}", self.code, self.message),
+            },
+            _ => ServeOutcome::Refused {
+                reason: format!("{}: {}", self.code, self.message),
+            },
+        }
+    }
+}
+
+fn upstream_refusal(route: &str, e: &UpstreamError) -> Refusal {
+    let code = match e {
+        UpstreamError::BadMethod(_) => Code::MethodNotAllowed,
+        UpstreamError::BadHeader(_) => Code::BadRequest,
+        UpstreamError::BadUrl { .. } => Code::Internal,
+        UpstreamError::Unavailable { .. } => Code::UpstreamUnavailable,
+        UpstreamError::Timeout { .. } => Code::UpstreamTimeout,
+        UpstreamError::Failed { .. } => Code::UpstreamFailed,
+        UpstreamError::TooLarge { .. } => Code::TooLarge,
+    };
+    Refusal::new(code, route, e.to_string())
+}
+
+/// Writes a response in the caller's protocol.
+struct Responder<W> {
+    io: W,
+    v2: bool,
+    write_timeout: Duration,
+    body_bytes: u64,
+}
+
+impl<W: AsyncWrite + Unpin> Responder<W> {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let io = &mut self.io;
+        tokio::time::timeout(self.write_timeout, async {
+            io.write_all(bytes).await?;
+            io.flush().await
+        })
+        .await
+        .map_err(|_| "caller stopped reading".to_string())?
+        .map_err(|e| e.to_string())
+    }
+
+    async fn refuse(&mut self, refusal: &Refusal) -> Result<(), String> {
+        if self.v2 {
+            let mut buf = BytesMut::new();
+            encode_frame(
+                &ApiResponseFrame::error(refusal.code, &refusal.message),
+                &mut buf,
+            );
+            self.write(&buf).await
+        } else {
+            self.write(refusal.v1_text().as_bytes()).await
+        }
+    }
+
+    /// A whole response in one write (a Python caller reads it with one read).
+    async fn unary(
+        &mut self,
+        status: u16,
+        headers: HashMap<String, String>,
+        body: Bytes,
+    ) -> Result<(), String> {
+        self.body_bytes = body.len() as u64;
+        if self.v2 {
+            let mut buf = BytesMut::with_capacity(body.len() + 256);
+            encode_frame(&ApiResponseFrame::head(status, headers), &mut buf);
+            encode_data(&body, &mut buf);
+            encode_frame(&ApiResponseFrame::end(body.len() as u64), &mut buf);
+            self.write(&buf).await
+        } else {
+            self.write(&body).await
+        }
+    }
+
+    async fn head(&mut self, status: u16, headers: HashMap<String, String>) -> Result<(), String> {
+        if self.v2 {
+            let mut buf = BytesMut::new();
+            encode_frame(&ApiResponseFrame::head(status, headers), &mut buf);
+            self.write(&buf).await?;
+        }
+        Ok(())
+    }
+
+    async fn data(&mut self, chunk: Bytes) -> Result<(), String> {
+        self.body_bytes += chunk.len() as u64;
+        if self.v2 {
+            let mut buf = BytesMut::with_capacity(chunk.len() + 16);
+            encode_data(&chunk, &mut buf);
+            self.write(&buf).await
+        } else {
+            self.write(&chunk).await
+        }
+    }
+
+    async fn end(&mut self) -> Result<(), String> {
+        if self.v2 {
+            let mut buf = BytesMut::new();
+            encode_frame(&ApiResponseFrame::end(self.body_bytes), &mut buf);
+            self.write(&buf).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Resolves when the caller gives up: a reset, or (2.0.0) closing its side.
+async fn caller_gone<R: AsyncRead + Unpin>(mut io: R, v2: bool) {
+    let mut buf = [0u8; 64];
+    loop {
+        match io.read(&mut buf).await {
+            // A 1.0.0 caller may half-close after its request; that is no cancel.
+            Ok(0) if !v2 => return futures::future::pending().await,
+            Ok(_) if !v2 => continue,
+            // 2.0.0: the caller keeps its side open until it has the end.
+            Ok(_) | Err(_) => return,
+        }
+    }
+}
+
+/// Counts calls per peer; the guard gives the slot back.
+#[derive(Default)]
+struct PerPeer {
+    counts: Mutex<HashMap<PeerId, usize>>,
+}
+
+struct PeerSlot<'a> {
+    per_peer: &'a PerPeer,
+    peer: PeerId,
+}
+
+impl PerPeer {
+    fn try_take(&self, peer: PeerId, max: usize) -> Option<PeerSlot<'_>> {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(peer).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            per_peer: self,
+            peer,
+        })
+    }
+}
+
+impl Drop for PeerSlot<'_> {
+    fn drop(&mut self) {
+        let mut counts = self
+            .per_peer
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.peer);
+            }
         }
     }
 }
@@ -51,6 +261,7 @@ struct Inner {
     limits: ServeLimits,
     events: broadcast::Sender<NodeEvent>,
     permits: Arc<Semaphore>,
+    per_peer: PerPeer,
     tracker: TaskTracker,
     stop_accepting: Notify,
     call_ids: Arc<AtomicU64>,
@@ -77,6 +288,7 @@ impl Server {
                 limits,
                 events,
                 permits,
+                per_peer: PerPeer::default(),
                 tracker: TaskTracker::new(),
                 stop_accepting: Notify::new(),
                 call_ids,
@@ -93,13 +305,20 @@ impl Server {
                 return;
             };
             rt.spawn(async move {
-                let mut stream = inbound.stream;
-                let text = v1_text::error("node overloaded: inbound queue is full; retry later");
-                let _ = tokio::time::timeout(write_timeout, async {
-                    let _ = stream.write_all(text.as_bytes()).await;
-                    let _ = stream.close().await;
-                })
-                .await;
+                let v2 = inbound.protocol.as_ref() == wire::PROTOCOL_V2;
+                let mut responder = Responder {
+                    io: inbound.stream,
+                    v2,
+                    write_timeout,
+                    body_bytes: 0,
+                };
+                let refusal = Refusal::new(
+                    Code::Overloaded,
+                    "",
+                    "node overloaded: inbound queue is full; retry later",
+                );
+                let _ = responder.refuse(&refusal).await;
+                let _ = tokio::time::timeout(write_timeout, responder.io.close()).await;
             });
         })
     }
@@ -146,32 +365,61 @@ impl Server {
             return;
         }
         let limits = &self.inner.limits;
-        let Ok(_permit) = self.inner.permits.clone().try_acquire_owned() else {
-            let text = v1_text::error(&format!(
+        let v2 = protocol.as_ref() == wire::PROTOCOL_V2;
+        let (reader, writer) = stream.split();
+        let mut reader = reader;
+        let mut out = Responder {
+            io: writer,
+            v2,
+            write_timeout: limits.response_write_timeout,
+            body_bytes: 0,
+        };
+
+        let permit = self.inner.permits.clone().try_acquire_owned();
+        let slot = self
+            .inner
+            .per_peer
+            .try_take(peer, limits.max_calls_per_peer.max(1));
+        let refusal = match (&permit, &slot) {
+            (Err(_), _) => Some(format!(
                 "node overloaded: {} calls in flight; retry later",
                 limits.max_concurrent_calls
-            ));
-            tracing::warn!(%peer, "refusing call: {text}");
-            self.finish(&mut stream, text.as_bytes()).await;
-            return;
+            )),
+            (_, None) => Some(format!(
+                "node overloaded: {} calls in flight from your peer; retry later",
+                limits.max_calls_per_peer
+            )),
+            _ => None,
         };
+        if let Some(message) = refusal {
+            tracing::warn!(%peer, "refusing call: {message}");
+            let _ = out
+                .refuse(&Refusal::new(Code::Overloaded, "", message))
+                .await;
+            self.close(&mut out).await;
+            return;
+        }
 
         let read = tokio::time::timeout(
             limits.request_read_timeout,
-            wire::read_request(&mut stream, limits.max_request_bytes),
+            wire::read_request(&mut reader, limits.max_request_bytes),
         )
         .await;
         let req = match read {
             Ok(Ok(req)) => req,
             Ok(Err(WireError::Empty)) => {
                 tracing::debug!(%peer, "stream closed before a request arrived");
-                let _ = stream.close().await;
+                self.close(&mut out).await;
                 return;
             }
             Ok(Err(e)) => {
                 tracing::warn!(%peer, "bad request: {e}");
-                self.finish(&mut stream, v1_text::error(&e.to_string()).as_bytes())
-                    .await;
+                let code = match e {
+                    WireError::TooLarge { .. } => Code::TooLarge,
+                    _ => Code::BadRequest,
+                };
+                let _ = out.refuse(&Refusal::new(code, "", e.to_string())).await;
+                self.close(&mut out).await;
                 return;
             }
             Err(_) => {
@@ -180,8 +428,8 @@ impl Server {
                     limits.request_read_timeout
                 );
                 tracing::warn!(%peer, "{msg}");
-                self.finish(&mut stream, v1_text::error(&msg).as_bytes())
-                    .await;
+                let _ = out.refuse(&Refusal::new(Code::BadRequest, "", msg)).await;
+                self.close(&mut out).await;
                 return;
             }
         };
@@ -195,16 +443,33 @@ impl Server {
             method: req.method_or_default().to_string(),
             stream: req.is_stream(),
         });
-        let (outcome, bytes) = self.respond_v1(&mut stream, &req).await;
-        let _ = tokio::time::timeout(limits.response_write_timeout, stream.close()).await;
+        // The backend request lives only as long as the caller wants it.
+        let outcome = {
+            let respond = std::pin::pin!(self.respond(&mut out, peer, &req));
+            let gone = std::pin::pin!(caller_gone(&mut reader, v2));
+            match futures::future::select(respond, gone).await {
+                futures::future::Either::Left((outcome, _)) => outcome,
+                futures::future::Either::Right(((), _)) => ServeOutcome::CallerGone {
+                    error: "caller cancelled".into(),
+                },
+            }
+        };
+        self.close(&mut out).await;
+        let bytes = out.body_bytes;
         let elapsed = started.elapsed();
-        tracing::info!(%peer, route = %req.route, stream = req.is_stream(), ?outcome, bytes, ?elapsed, "served");
+        tracing::info!(%peer, route = %req.route, v2, stream = req.is_stream(), ?outcome, bytes, ?elapsed, "served");
+        drop((permit, slot));
         self.emit(NodeEvent::ServeFinished {
             id,
             outcome,
             bytes,
             elapsed,
         });
+    }
+
+    async fn close<W: AsyncWrite + Unpin>(&self, out: &mut Responder<W>) {
+        let _ =
+            tokio::time::timeout(self.inner.limits.response_write_timeout, out.io.close()).await;
     }
 
     /// Answers a route listing: names and stream flags, never URLs.
@@ -221,90 +486,114 @@ impl Server {
                 })
                 .collect(),
         };
-        self.finish(stream, &wire::encode_length_prefixed(&list))
-            .await;
-    }
-
-    /// Writes `bytes` and closes, bounded by the write timeout.
-    async fn finish<S: AsyncWrite + Unpin>(&self, stream: &mut S, bytes: &[u8]) {
         let _ = tokio::time::timeout(self.inner.limits.response_write_timeout, async {
-            let _ = stream.write_all(bytes).await;
-            let _ = stream.flush().await;
+            let _ = stream.write_all(&wire::encode_length_prefixed(&list)).await;
             let _ = stream.close().await;
         })
         .await;
     }
 
-    async fn write<S: AsyncWrite + Unpin>(
+    /// Checks the route's policy, forwards, and answers.
+    async fn respond<W: AsyncWrite + Unpin>(
         &self,
-        stream: &mut S,
-        bytes: &[u8],
-    ) -> Result<(), String> {
-        tokio::time::timeout(self.inner.limits.response_write_timeout, async {
-            stream.write_all(bytes).await?;
-            stream.flush().await
-        })
-        .await
-        .map_err(|_| "caller stopped reading".to_string())?
-        .map_err(|e| e.to_string())
-    }
-
-    async fn respond_v1<S: AsyncWrite + Unpin>(
-        &self,
-        stream: &mut S,
+        out: &mut Responder<W>,
+        peer: PeerId,
         req: &wire::ApiRequest,
-    ) -> (ServeOutcome, u64) {
-        let Some(route) = self.inner.routes.get(&req.route) else {
-            let outcome = match self
-                .write(stream, v1_text::ROUTE_NOT_FOUND.as_bytes())
-                .await
+    ) -> ServeOutcome {
+        let name = req.route.as_str();
+        let method = req.method_or_default();
+        let checked = match self.inner.routes.get(name) {
+            None => Err(Refusal::new(
+                Code::RouteNotFound,
+                name,
+                format!("no route named '{name}'"),
+            )),
+            Some(route) if !route.policy.admits(&peer) => Err(Refusal::new(
+                Code::Forbidden,
+                name,
+                format!("peer {peer} may not call route '{name}'"),
+            )),
+            Some(route) if !route.policy.allows_method(method) => Err(Refusal::new(
+                Code::MethodNotAllowed,
+                name,
+                format!(
+                    "method {method} is not allowed on route '{name}' (allowed: {})",
+                    route.policy.methods.clone().unwrap_or_default().join(", ")
+                ),
+            )),
+            Some(route) if req.is_stream() && !route.stream => Err(Refusal::new(
+                Code::StreamNotSupported,
+                name,
+                format!("route '{name}' does not stream"),
+            )),
+            Some(route)
+                if route
+                    .policy
+                    .max_body_bytes
+                    .is_some_and(|m| req.body.len() > m) =>
             {
-                Ok(()) => ServeOutcome::RouteNotFound,
-                Err(error) => ServeOutcome::CallerGone { error },
-            };
-            return (outcome, 0);
+                Err(Refusal::new(
+                    Code::TooLarge,
+                    name,
+                    format!(
+                        "request body of {} bytes exceeds the limit of {} bytes of route '{name}'",
+                        req.body.len(),
+                        route.policy.max_body_bytes.unwrap_or_default()
+                    ),
+                ))
+            }
+            Some(route) => Ok(route),
         };
-        if req.is_stream() && !route.stream {
-            let text = v1_text::stream_not_supported(&req.route);
-            let outcome = match self.write(stream, text.as_bytes()).await {
-                Ok(()) => ServeOutcome::StreamNotSupported,
-                Err(error) => ServeOutcome::CallerGone { error },
-            };
-            return (outcome, 0);
-        }
-        let upstream = &self.inner.upstream;
-        let config = upstream.config();
+        let route = match checked {
+            Ok(route) => route,
+            Err(refusal) => return self.refused(out, refusal).await,
+        };
+        let config = self.inner.upstream.config();
+        // The caller's deadline (2.0.0) can only shorten ours.
+        let cap = |d: Duration| match req.timeout_ms {
+            0 => d,
+            ms => d.min(Duration::from_millis(u64::from(ms))),
+        };
         if !req.is_stream() {
-            let deadline = tokio::time::Instant::now() + config.unary_timeout;
-            let result = match upstream.send(&route, req, config.unary_timeout).await {
+            let timeout = cap(route.policy.timeout.unwrap_or(config.unary_timeout));
+            let deadline = tokio::time::Instant::now() + timeout;
+            let result = match self.inner.upstream.send(&route, req, timeout).await {
                 Ok(resp) => {
                     let status = resp.status;
-                    resp.collect(deadline).await.map(|body| (status, body))
+                    let headers: HashMap<String, String> = resp.headers.iter().cloned().collect();
+                    resp.collect(deadline)
+                        .await
+                        .map(|body| (status, headers, body))
                 }
                 Err(e) => Err(e),
             };
             match result {
-                // One write, so a Python caller's single read sees it whole.
-                Ok((status, body)) => match self.write(stream, &body).await {
-                    Ok(()) => (ServeOutcome::Ok { status }, body.len() as u64),
-                    Err(error) => (ServeOutcome::CallerGone { error }, 0),
+                Ok((status, headers, body)) => match out.unary(status, headers, body).await {
+                    Ok(()) => ServeOutcome::Ok { status },
+                    Err(error) => ServeOutcome::CallerGone { error },
                 },
-                Err(e) => self.write_failure(stream, e, 0).await,
+                Err(e) => self.refused(out, upstream_refusal(name, &e)).await,
             }
         } else {
-            let resp = match upstream.send(&route, req, config.stream_idle_timeout).await {
+            let idle = cap(route.policy.timeout.unwrap_or(config.stream_idle_timeout));
+            let resp = match self.inner.upstream.send(&route, req, idle).await {
                 Ok(resp) => resp,
-                Err(e) => return self.write_failure(stream, e, 0).await,
+                Err(e) => return self.refused(out, upstream_refusal(name, &e)).await,
             };
             let status = resp.status;
+            if let Err(error) = out
+                .head(status, resp.headers.iter().cloned().collect())
+                .await
+            {
+                return ServeOutcome::CallerGone { error };
+            }
             let mut chunks = Box::pin(resp.chunks());
-            let mut sent = 0u64;
             let mut buf = BytesMut::new();
             loop {
                 let first = match chunks.next().await {
-                    None => return (ServeOutcome::Ok { status }, sent),
+                    None => break,
                     Some(Ok(chunk)) => chunk,
-                    Some(Err(e)) => return self.write_failure(stream, e, sent).await,
+                    Some(Err(e)) => return self.refused(out, upstream_refusal(name, &e)).await,
                 };
                 // Coalesce whatever else is ready now; never wait for more.
                 let mut pending_err = None;
@@ -325,31 +614,32 @@ impl Server {
                         None => break,
                     }
                 }
-                if let Err(error) = self.write(stream, &buf).await {
-                    return (ServeOutcome::CallerGone { error }, sent);
+                if let Err(error) = out.data(buf.split().freeze()).await {
+                    return ServeOutcome::CallerGone { error };
                 }
-                sent += buf.len() as u64;
                 if let Some(e) = pending_err {
-                    return self.write_failure(stream, e, sent).await;
+                    return self.refused(out, upstream_refusal(name, &e)).await;
                 }
                 if ended {
-                    return (ServeOutcome::Ok { status }, sent);
+                    break;
                 }
+            }
+            match out.end().await {
+                Ok(()) => ServeOutcome::Ok { status },
+                Err(error) => ServeOutcome::CallerGone { error },
             }
         }
     }
 
-    async fn write_failure<S: AsyncWrite + Unpin>(
+    async fn refused<W: AsyncWrite + Unpin>(
         &self,
-        stream: &mut S,
-        err: UpstreamError,
-        sent: u64,
-    ) -> (ServeOutcome, u64) {
-        let error = err.to_string();
-        tracing::warn!("forwarding failed: {error}");
-        match self.write(stream, v1_text::error(&error).as_bytes()).await {
-            Ok(()) => (ServeOutcome::Failed { error }, sent),
-            Err(gone) => (ServeOutcome::CallerGone { error: gone }, sent),
+        out: &mut Responder<W>,
+        refusal: Refusal,
+    ) -> ServeOutcome {
+        tracing::warn!(route = %refusal.route, code = %refusal.code, "{}", refusal.message);
+        match out.refuse(&refusal).await {
+            Ok(()) => refusal.outcome(),
+            Err(error) => ServeOutcome::CallerGone { error },
         }
     }
 }

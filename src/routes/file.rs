@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::{Route, RouteTable};
+use super::{Route, RoutePolicy, RouteTable};
 
 /// Why a route file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -65,20 +65,111 @@ fn parse_json(text: &str) -> Result<Map<String, Value>, RouteFileError> {
     }
 }
 
+fn check_url(name: &str, url: &str) -> Result<(), String> {
+    if url.trim().is_empty() {
+        return Err(format!("route '{name}': \"url\" must not be empty"));
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!(
+            "route '{name}': url {url:?} must start with http:// or https://"
+        ));
+    }
+    Ok(())
+}
+
+fn string_list(name: &str, key: &str, v: &Value) -> Result<Vec<String>, String> {
+    let err = || format!("route '{name}': \"{key}\" must be an array of strings");
+    v.as_array()
+        .ok_or_else(err)?
+        .iter()
+        .map(|x| x.as_str().map(str::to_string).ok_or_else(err))
+        .collect()
+}
+
+fn peer_list(name: &str, key: &str, v: &Value) -> Result<Vec<libp2p::PeerId>, String> {
+    string_list(name, key, v)?
+        .iter()
+        .map(|p| {
+            p.parse()
+                .map_err(|_| format!("route '{name}': {key} holds {p:?}, which is not a peer id"))
+        })
+        .collect()
+}
+
+fn parse_policy(name: &str, obj: &Map<String, Value>) -> Result<RoutePolicy, String> {
+    let mut policy = RoutePolicy::default();
+    if let Some(v) = obj.get("methods") {
+        policy.methods = Some(
+            string_list(name, "methods", v)?
+                .into_iter()
+                .map(|m| m.to_ascii_uppercase())
+                .collect(),
+        );
+    }
+    if let Some(v) = obj.get("timeout_ms") {
+        let ms = v
+            .as_u64()
+            .filter(|ms| *ms > 0)
+            .ok_or_else(|| format!("route '{name}': \"timeout_ms\" must be a positive integer"))?;
+        policy.timeout = Some(std::time::Duration::from_millis(ms));
+    }
+    if let Some(v) = obj.get("max_body_bytes") {
+        let n = v.as_u64().ok_or_else(|| {
+            format!("route '{name}': \"max_body_bytes\" must be a non-negative integer")
+        })?;
+        policy.max_body_bytes = Some(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    if let Some(v) = obj.get("headers") {
+        let map = v.as_object().ok_or_else(|| {
+            format!("route '{name}': \"headers\" must be an object of header names to values")
+        })?;
+        for (k, v) in map {
+            let v = v
+                .as_str()
+                .ok_or_else(|| format!("route '{name}': header {k:?} must have a string value"))?;
+            policy.headers.push((k.clone(), v.to_string()));
+        }
+    }
+    if let Some(v) = obj.get("allow_peers") {
+        policy.allow_peers = Some(peer_list(name, "allow_peers", v)?);
+    }
+    if let Some(v) = obj.get("deny_peers") {
+        policy.deny_peers = peer_list(name, "deny_peers", v)?;
+    }
+    Ok(policy)
+}
+
 fn parse_entry(name: &str, value: &Value) -> Result<Route, String> {
-    let (url, stream) = match value {
-        Value::String(url) => (url.as_str(), false),
+    match value {
+        Value::String(url) => {
+            check_url(name, url)?;
+            Ok(Route::new(url, false))
+        }
         Value::Object(obj) => {
-            let url = match obj.get("url") {
-                Some(Value::String(u)) => u.as_str(),
+            let mut urls = Vec::new();
+            match obj.get("url") {
+                Some(Value::String(u)) => urls.push(u.clone()),
                 Some(other) => {
                     return Err(format!(
                         "route '{name}': \"url\" must be a string, found {}",
                         kind_of(other)
                     ))
                 }
-                None => return Err(format!("route '{name}': missing \"url\"")),
-            };
+                None => {}
+            }
+            if let Some(v) = obj.get("urls") {
+                for u in string_list(name, "urls", v)? {
+                    if !urls.contains(&u) {
+                        urls.push(u);
+                    }
+                }
+            }
+            if urls.is_empty() {
+                return Err(format!("route '{name}': missing \"url\""));
+            }
+            for u in &urls {
+                check_url(name, u)?;
+            }
             let stream = match obj.get("stream") {
                 None | Some(Value::Null) => false,
                 Some(Value::Bool(b)) => *b,
@@ -89,24 +180,15 @@ fn parse_entry(name: &str, value: &Value) -> Result<Route, String> {
                     ))
                 }
             };
-            (url, stream)
+            let mut route = Route::with_urls(urls, stream);
+            route.policy = parse_policy(name, obj)?;
+            Ok(route)
         }
-        other => {
-            return Err(format!(
-                "route '{name}': expected a URL string or an object with \"url\", found {}",
-                kind_of(other)
-            ))
-        }
-    };
-    if url.trim().is_empty() {
-        return Err(format!("route '{name}': \"url\" must not be empty"));
+        other => Err(format!(
+            "route '{name}': expected a URL string or an object with \"url\", found {}",
+            kind_of(other)
+        )),
     }
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(format!(
-            "route '{name}': url {url:?} must start with http:// or https://"
-        ));
-    }
-    Ok(Route::new(url, stream))
 }
 
 /// Parses route-file text. A JSON error or a non-object is fatal; a bad entry
@@ -238,6 +320,36 @@ mod tests {
         .unwrap();
         assert_eq!(out.table.len(), 1);
         assert_eq!(out.warnings.len(), 4, "{:?}", out.warnings);
+    }
+
+    #[test]
+    fn policies_parse_and_bad_ones_are_reported() {
+        let peer = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        let text = format!(
+            r#"{{"multi": {{"urls": ["http://a/x", "http://b/x"], "stream": true, "methods": ["post"],
+                 "timeout_ms": 1500, "max_body_bytes": 10, "headers": {{"authorization": "Bearer k"}},
+                 "allow_peers": ["{peer}"], "deny_peers": []}},
+                "badpeer": {{"url": "http://a/y", "deny_peers": ["nope"]}},
+                "badtimeout": {{"url": "http://a/y", "timeout_ms": -1}}}}"#
+        );
+        let out = parse_routes(&text).unwrap();
+        let r = &out.table["multi"];
+        assert_eq!(r.urls, vec!["http://a/x", "http://b/x"]);
+        assert_eq!(r.url, "http://a/x");
+        assert!(r.policy.allows_method("POST") && !r.policy.allows_method("GET"));
+        assert_eq!(
+            r.policy.timeout,
+            Some(std::time::Duration::from_millis(1500))
+        );
+        assert_eq!(r.policy.max_body_bytes, Some(10));
+        assert!(r.policy.admits(&peer));
+        let other = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        assert!(!r.policy.admits(&other));
+        assert_eq!(out.warnings.len(), 2, "{:?}", out.warnings);
     }
 
     #[test]

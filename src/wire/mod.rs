@@ -2,6 +2,7 @@
 //! and the 1.0.0 response texts. Everything here is generic over
 //! `AsyncRead`/`AsyncWrite`, so it is tested without a swarm.
 
+pub mod frame;
 mod listing;
 mod request;
 mod varint;
@@ -17,6 +18,10 @@ use prost::Message;
 /// Protocol id of the compatibility protocol spoken by the Python subnet nodes.
 pub const PROTOCOL_V1: &str = "/subnet/api_protocol/1.0.0";
 
+/// Protocol id of our framed protocol: status, headers, typed errors, an
+/// explicit end, cancellation.
+pub const PROTOCOL_V2: &str = "/peerapi/api/2.0.0";
+
 /// Protocol id of the route listing: names and stream flags, never URLs.
 pub const PROTOCOL_ROUTES: &str = "/peerapi/routes/1.0.0";
 
@@ -31,6 +36,8 @@ pub mod v1_text {
     pub const ROUTE_NOT_FOUND: &str = "Route not found";
     pub const STREAM_NOT_SUPPORTED_PREFIX: &str = "Route does not support streaming: ";
     pub const ERROR_PREFIX: &str = "Error processing request: ";
+    /// peerapi's answer to a caller a route's policy refuses.
+    pub const FORBIDDEN: &str = "Forbidden";
 
     /// `Route does not support streaming: <route>`.
     pub fn stream_not_supported(route: &str) -> String {
@@ -118,6 +125,18 @@ pub async fn read_length_prefixed<R: AsyncRead + Unpin>(
         got += n;
     }
     Ok(Bytes::from(buf))
+}
+
+/// Reads one 2.0.0 response frame. `Ok(None)` is a clean EOF between frames.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    io: &mut R,
+    limit: usize,
+) -> Result<Option<frame::ApiResponseFrame>, WireError> {
+    match read_length_prefixed(io, limit).await {
+        Ok(payload) => Ok(Some(frame::ApiResponseFrame::decode(payload)?)),
+        Err(WireError::Empty) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Reads and decodes one request with a size cap.

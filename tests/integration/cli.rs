@@ -93,7 +93,32 @@ async fn call_and_stream_against_a_node_process() {
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(7));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ROUTE_NOT_FOUND"));
+    let args = vec![
+        "call".into(),
+        addr.clone(),
+        "missing".into(),
+        "--protocol".into(),
+        "1".into(),
+    ];
+    let out = within(run(args)).await.unwrap();
+    assert_eq!(out.status.code(), Some(7));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Route not found"));
+
+    // -i: protocol, status line and headers before the body.
+    let out = within(run(vec![
+        "call".into(),
+        addr.clone(),
+        "health".into(),
+        "-i".into(),
+    ]))
+    .await
+    .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("/peerapi/api/2.0.0 200\n"), "{text}");
+    assert!(text.contains("content-type: application/json"), "{text}");
+    assert!(text.contains("\n\n{"), "{text}");
 
     let out = within(run(vec![
         "call".into(),

@@ -9,6 +9,7 @@ use axum::routing::get;
 use axum::Router;
 use libp2p::Multiaddr;
 use peerapi::demo::{DemoBackend, DemoPace};
+use peerapi::node::ProtocolChoice;
 use peerapi::{Node, NodeConfig, RouteTable, Routes};
 use tokio::sync::Notify;
 
@@ -43,10 +44,20 @@ pub async fn start(cfg: NodeConfig) -> (Node, Multiaddr) {
     (node, addr)
 }
 
-/// A node that only calls.
+/// A node that only calls (2.0.0 where the peer has it, else 1.0.0).
 pub async fn client() -> Node {
+    client_speaking(ProtocolChoice::Auto).await
+}
+
+/// A calling node that speaks only 1.0.0, as the Python nodes do.
+pub async fn client_v1() -> Node {
+    client_speaking(ProtocolChoice::V1).await
+}
+
+pub async fn client_speaking(choice: ProtocolChoice) -> Node {
     let mut cfg = config();
     cfg.listen = vec![];
+    cfg.call.protocol = choice;
     within(Node::start(cfg)).await.expect("client starts")
 }
 
@@ -61,6 +72,7 @@ pub async fn demo_backend() -> DemoBackend {
 pub struct StreamBackend {
     pub addr: SocketAddr,
     pub gate: Arc<Notify>,
+    pub state: BackendState,
     _task: tokio::task::JoinHandle<()>,
 }
 
@@ -96,13 +108,105 @@ async fn gated(State(gate): State<Arc<Notify>>) -> Response {
     Response::new(Body::from_stream(stream))
 }
 
+/// Counts how many slow streams the backend has seen dropped by its client.
+pub static DROPPED_STREAMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+struct DropGuard(Arc<Notify>);
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        DROPPED_STREAMS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.notify_one();
+    }
+}
+
+/// A chunk every 100 ms for 60 s; reports when the client goes away.
+async fn slow(State(s): State<BackendState>) -> Response {
+    let guard = DropGuard(s.dropped.clone());
+    let stream = futures::stream::unfold((0u32, guard), |(i, guard)| async move {
+        if i >= 600 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Some((
+            Ok::<_, std::io::Error>(Bytes::from(format!("data: {i}\n\n"))),
+            (i + 1, guard),
+        ))
+    });
+    Response::new(Body::from_stream(stream))
+}
+
+/// Never answers.
+async fn hang() -> Response {
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    Response::new(Body::empty())
+}
+
+/// A status and headers to pass through, hop-by-hop ones to strip.
+async fn teapot() -> Response {
+    Response::builder()
+        .status(418)
+        .header("x-teapot", "short and stout")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-agent", "nope")
+        .body(Body::from("I'm a teapot"))
+        .unwrap()
+}
+
+/// One chunk, then the body breaks.
+async fn broken() -> Response {
+    let stream = futures::stream::iter(vec![
+        Ok(Bytes::from_static(b"data: partial\n\n")),
+        Err(std::io::Error::other("backend crashed")),
+    ]);
+    Response::new(Body::from_stream(stream))
+}
+
+/// Counts hits, to see round-robin spread. Closes each connection, so a
+/// killed backend refuses the next call instead of serving a pooled one.
+async fn count(State(s): State<BackendState>) -> Response {
+    let n = s.hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    Response::builder()
+        .header("connection", "close")
+        .body(Body::from(format!("{} {n}", s.name)))
+        .unwrap()
+}
+
+#[derive(Clone)]
+pub struct BackendState {
+    gate: Arc<Notify>,
+    pub dropped: Arc<Notify>,
+    pub hits: Arc<std::sync::atomic::AtomicUsize>,
+    name: &'static str,
+}
+
+impl axum::extract::FromRef<BackendState> for Arc<Notify> {
+    fn from_ref(s: &BackendState) -> Self {
+        s.gate.clone()
+    }
+}
+
 impl StreamBackend {
     pub async fn start() -> Self {
+        Self::named("backend").await
+    }
+
+    pub async fn named(name: &'static str) -> Self {
         let gate = Arc::new(Notify::new());
+        let state = BackendState {
+            gate: gate.clone(),
+            dropped: Arc::new(Notify::new()),
+            hits: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            name,
+        };
         let app = Router::new()
             .route("/chunks", get(chunks))
             .route("/gated", get(gated))
-            .with_state(gate.clone());
+            .route("/slow", get(slow))
+            .route("/hang", get(hang).post(hang))
+            .route("/teapot", get(teapot))
+            .route("/broken", get(broken))
+            .route("/count", get(count))
+            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
@@ -111,8 +215,14 @@ impl StreamBackend {
         Self {
             addr,
             gate,
+            state,
             _task: task,
         }
+    }
+
+    /// Stops serving: new connections are refused (in-flight ones end too).
+    pub fn kill(&self) {
+        self._task.abort();
     }
 
     pub fn url(&self, path: &str) -> String {

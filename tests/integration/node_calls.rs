@@ -103,7 +103,7 @@ async fn the_three_v1_error_texts() {
         Route::new(format!("http://127.0.0.1:{}/x", dead_port()), false),
     );
     let (server, addr) = serving_node(routes).await;
-    let client = client().await;
+    let client = client_v1().await;
     let h = client.handle();
 
     let body = within(h.call(&addr, CallRequest::new("nope")))
@@ -140,7 +140,7 @@ async fn oversized_request_is_refused_while_a_normal_call_succeeds() {
     cfg.routes = peerapi::Routes::new(backend.routes());
     cfg.serve.max_request_bytes = 1024 * 1024;
     let (server, addr) = start(cfg).await;
-    let client = client().await;
+    let client = client_v1().await;
     let h = client.handle();
     let big = CallRequest::new("echo")
         .method("POST")

@@ -47,7 +47,7 @@ async fn routes_reload_on_change_and_bad_files_keep_the_last_good_table() {
     cfg.route_file = Some(file.clone());
     let (server, addr) = start(cfg).await;
     let mut events = server.handle().subscribe();
-    let client = client().await;
+    let client = client_v1().await;
     let h = client.handle();
     let call = |route: &'static str| {
         let h = h.clone();

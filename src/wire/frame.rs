@@ -1,0 +1,150 @@
+//! `/peerapi/api/2.0.0` response frames: head, data, end, or error, each
+//! varint-length-prefixed.
+
+use std::collections::HashMap;
+
+use bytes::{Bytes, BytesMut};
+
+/// Largest body chunk carried by one data frame.
+pub const MAX_DATA_FRAME_BYTES: usize = 1024 * 1024;
+/// Default cap on one received frame (a full data frame plus its envelope).
+pub const DEFAULT_MAX_FRAME_BYTES: usize = MAX_DATA_FRAME_BYTES + 64 * 1024;
+
+/// Typed failures of a 2.0.0 call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum Code {
+    Internal = 0,
+    RouteNotFound = 1,
+    StreamNotSupported = 2,
+    MethodNotAllowed = 3,
+    Forbidden = 4,
+    BadRequest = 5,
+    TooLarge = 6,
+    UpstreamUnavailable = 7,
+    UpstreamTimeout = 8,
+    UpstreamFailed = 9,
+    Overloaded = 10,
+}
+
+impl Code {
+    pub fn name(self) -> &'static str {
+        match self {
+            Code::Internal => "INTERNAL",
+            Code::RouteNotFound => "ROUTE_NOT_FOUND",
+            Code::StreamNotSupported => "STREAM_NOT_SUPPORTED",
+            Code::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Code::Forbidden => "FORBIDDEN",
+            Code::BadRequest => "BAD_REQUEST",
+            Code::TooLarge => "TOO_LARGE",
+            Code::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
+            Code::UpstreamTimeout => "UPSTREAM_TIMEOUT",
+            Code::UpstreamFailed => "UPSTREAM_FAILED",
+            Code::Overloaded => "OVERLOADED",
+        }
+    }
+
+    /// Unknown numbers (a newer peer) read as INTERNAL.
+    pub fn from_wire(v: i32) -> Code {
+        Code::try_from(v).unwrap_or(Code::Internal)
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Head {
+    #[prost(uint32, tag = "1")]
+    pub status: u32,
+    #[prost(map = "string, string", tag = "2")]
+    pub headers: HashMap<String, String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct End {
+    #[prost(uint64, tag = "1")]
+    pub body_bytes: u64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ErrorFrame {
+    #[prost(enumeration = "Code", tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum Kind {
+    #[prost(message, tag = "1")]
+    Head(Head),
+    #[prost(bytes = "bytes", tag = "2")]
+    Data(Bytes),
+    #[prost(message, tag = "3")]
+    End(End),
+    #[prost(message, tag = "4")]
+    Error(ErrorFrame),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ApiResponseFrame {
+    #[prost(oneof = "Kind", tags = "1, 2, 3, 4")]
+    pub kind: Option<Kind>,
+}
+
+impl ApiResponseFrame {
+    pub fn head(status: u16, headers: HashMap<String, String>) -> Self {
+        Self {
+            kind: Some(Kind::Head(Head {
+                status: u32::from(status),
+                headers,
+            })),
+        }
+    }
+
+    pub fn data(bytes: Bytes) -> Self {
+        Self {
+            kind: Some(Kind::Data(bytes)),
+        }
+    }
+
+    pub fn end(body_bytes: u64) -> Self {
+        Self {
+            kind: Some(Kind::End(End { body_bytes })),
+        }
+    }
+
+    pub fn error(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            kind: Some(Kind::Error(ErrorFrame {
+                code: code as i32,
+                message: message.into(),
+            })),
+        }
+    }
+}
+
+/// Appends `frame`, length-prefixed, to `buf`.
+pub fn encode_frame(frame: &ApiResponseFrame, buf: &mut BytesMut) {
+    use prost::Message;
+    let len = frame.encoded_len();
+    buf.reserve(len + super::MAX_VARINT_BYTES);
+    super::encode_varint(len as u64, buf);
+    frame
+        .encode(buf)
+        .expect("buffer was reserved for the encoded length");
+}
+
+/// Appends `body` as data frames of at most [`MAX_DATA_FRAME_BYTES`].
+pub fn encode_data(body: &Bytes, buf: &mut BytesMut) {
+    let mut offset = 0;
+    while offset < body.len() {
+        let end = (offset + MAX_DATA_FRAME_BYTES).min(body.len());
+        encode_frame(&ApiResponseFrame::data(body.slice(offset..end)), buf);
+        offset = end;
+    }
+}
