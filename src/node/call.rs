@@ -229,19 +229,17 @@ pub fn parse_peer_addr(text: &str) -> Result<Multiaddr, CallError> {
     Ok(addr)
 }
 
-/// Writes the request in one write (a Python server reads it with one read).
-/// 1.0.0 then half-closes; 2.0.0 keeps its side open, since closing it cancels.
+/// Writes the request in one write (a Python server reads it with one read)
+/// and keeps our side open, as the Python callers do: dropping an open yamux
+/// stream resets it, which is how the server learns of a cancel (yamux 0.14
+/// does not reset a half-closed stream that is dropped). 2.0.0 servers also
+/// read our closing it as a cancel.
 async fn write_request<W: futures::AsyncWrite + Unpin>(
     mut io: W,
     req: &ApiRequest,
-    version: ApiVersion,
 ) -> std::io::Result<()> {
     io.write_all(&wire::encode_length_prefixed(req)).await?;
-    io.flush().await?;
-    if version == ApiVersion::V1 {
-        io.close().await?;
-    }
-    Ok(())
+    io.flush().await
 }
 
 fn frame_error(peer: PeerId, e: wire::WireError) -> CallError {
@@ -421,7 +419,7 @@ impl NodeHandle {
             let limit = options.max_response_bytes;
             let (mut reader, mut writer) = stream.split();
             let response = {
-                let write = std::pin::pin!(write_request(&mut writer, &wire_req, version));
+                let write = std::pin::pin!(write_request(&mut writer, &wire_req));
                 let read = std::pin::pin!(async {
                     match version {
                         ApiVersion::V1 => {
@@ -487,10 +485,8 @@ impl NodeHandle {
                     },
                 }
             };
-            // 2.0.0: our side stayed open until the end arrived; close it now.
-            if version == ApiVersion::V2 {
-                let _ = writer.close().await;
-            }
+            // Our side stayed open until the response was in; close it now.
+            let _ = writer.close().await;
             if version == ApiVersion::V1
                 && response.body.is_empty()
                 && request_bytes >= LIKELY_OVERSIZE_REQUEST_BYTES
@@ -559,7 +555,7 @@ impl NodeHandle {
         let wire_req = req.to_wire(ResponseType::Stream, options.stream_idle_timeout);
         let opened = async {
             let (peer, mut stream, version) = self.open_call(addr).await?;
-            write_request(&mut stream, &wire_req, version)
+            write_request(&mut stream, &wire_req)
                 .await
                 .map_err(|e| CallError::Stream {
                     peer,
@@ -620,7 +616,10 @@ impl NodeHandle {
                 ApiVersion::V1 => {
                     let mut buf = BytesMut::zeroed(STREAM_READ_BYTES);
                     match tokio::time::timeout(idle, st.stream.read(&mut buf)).await {
-                        Ok(Ok(0)) => Ok(None),
+                        Ok(Ok(0)) => {
+                            let _ = st.stream.close().await;
+                            Ok(None)
+                        }
                         Ok(Ok(n)) => {
                             buf.truncate(n);
                             Ok(Some(buf.freeze()))

@@ -154,11 +154,22 @@ async fn teapot() -> Response {
 
 /// One chunk, then the body breaks.
 async fn broken() -> Response {
-    let stream = futures::stream::iter(vec![
-        Ok(Bytes::from_static(b"data: partial\n\n")),
-        Err(std::io::Error::other("backend crashed")),
-    ]);
-    Response::new(Body::from_stream(stream))
+    let stream = futures::stream::unfold(0u8, |i| async move {
+        match i {
+            0 => Some((Ok(Bytes::from_static(b"data: partial\n\n")), 1)),
+            // Fail only after the head and first chunk are on the wire.
+            1 => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Some((Err(std::io::Error::other("backend crashed")), 2))
+            }
+            _ => None,
+        }
+    });
+    // A crashing backend takes its connection with it.
+    Response::builder()
+        .header("connection", "close")
+        .body(Body::from_stream(stream))
+        .unwrap()
 }
 
 /// Counts hits, to see round-robin spread. Closes each connection, so a

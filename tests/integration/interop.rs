@@ -129,11 +129,22 @@ async fn peerapi_calls_a_python_node() {
     let h = client.handle();
     let addr = &server.addr;
 
-    let body = within(h.call(addr, CallRequest::new("health")))
+    // Python nodes speak only 1.0.0: the call falls back transparently.
+    let r = within(h.call_full(addr, CallRequest::new("health")))
         .await
         .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(r.head.version, peerapi::node::ApiVersion::V1);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["status"], "ok");
+    // Forcing 2.0.0 against it is a clean "unsupported".
+    let forced = client_speaking(peerapi::node::ProtocolChoice::V2).await;
+    let err = within(forced.handle().call(addr, CallRequest::new("health")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, peerapi::CallError::Unsupported { .. }),
+        "{err}"
+    );
 
     // The Python server reads the request with one read: a 200 KiB request
     // must reach it in one yamux frame.

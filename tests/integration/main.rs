@@ -6,6 +6,7 @@ mod common;
 #[cfg(feature = "console")]
 mod console;
 mod discovery;
+mod framed;
 mod interop;
 mod keys;
 mod node_calls;
