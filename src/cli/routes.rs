@@ -1,4 +1,4 @@
-//! `peerapi routes check`.
+//! `peerapi routes check` and `peerapi routes list`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,11 +9,67 @@ use clap::Subcommand;
 pub(crate) enum RoutesCmd {
     /// Validate a route file and print its table (exit 1 on errors).
     Check { file: PathBuf },
+    /// Ask a peer for its routes (names and stream flags; never URLs).
+    List {
+        /// The peer, e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...
+        addr: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+        timeout: f64,
+    },
 }
 
 pub(crate) async fn run(cmd: RoutesCmd) -> ExitCode {
     match cmd {
         RoutesCmd::Check { file } => check(&file),
+        RoutesCmd::List { addr, timeout } => list(&addr, timeout).await,
+    }
+}
+
+async fn list(addr: &str, timeout: f64) -> ExitCode {
+    let _guard = super::logging::init("warn", None);
+    let addr = match peerapi::node::parse_peer_addr(addr) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("peerapi: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let mut config = peerapi::NodeConfig::new(libp2p::identity::Keypair::generate_ed25519());
+    config.listen = Vec::new();
+    config.call.timeout = std::time::Duration::try_from_secs_f64(timeout)
+        .unwrap_or(std::time::Duration::from_secs(10));
+    let node = match peerapi::Node::start(config).await {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("peerapi: cannot start the local node: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = node.handle().list_routes(&addr).await;
+    node.abort();
+    match result {
+        Ok(routes) => {
+            let width = routes
+                .iter()
+                .map(|r| r.name.len())
+                .max()
+                .unwrap_or(5)
+                .max(5);
+            println!("{:width$}  STREAM", "ROUTE");
+            for r in routes {
+                println!("{:width$}  {}", r.name, if r.stream { "yes" } else { "no" });
+            }
+            ExitCode::SUCCESS
+        }
+        Err(peerapi::CallError::Unsupported { .. }) => {
+            eprintln!("peerapi: the peer does not serve route listings (/peerapi/routes/1.0.0); Python subnet nodes do not");
+            ExitCode::from(5)
+        }
+        Err(e) => {
+            eprintln!("peerapi: {e}");
+            ExitCode::from(4)
+        }
     }
 }
 
@@ -39,8 +95,32 @@ fn check(file: &std::path::Path) -> ExitCode {
                 println!(
                     "{name:width$}  {:6}  {}",
                     if route.stream { "yes" } else { "no" },
-                    route.url
+                    route.urls.join(" ")
                 );
+                let p = &route.policy;
+                let mut notes = Vec::new();
+                if let Some(m) = &p.methods {
+                    notes.push(format!("methods {}", m.join(",")));
+                }
+                if let Some(t) = p.timeout {
+                    notes.push(format!("timeout {t:?}"));
+                }
+                if let Some(b) = p.max_body_bytes {
+                    notes.push(format!("max body {b} bytes"));
+                }
+                if !p.headers.is_empty() {
+                    let names: Vec<&str> = p.headers.iter().map(|(k, _)| k.as_str()).collect();
+                    notes.push(format!("adds headers {}", names.join(",")));
+                }
+                if let Some(a) = &p.allow_peers {
+                    notes.push(format!("{} allowed peers", a.len()));
+                }
+                if !p.deny_peers.is_empty() {
+                    notes.push(format!("{} denied peers", p.deny_peers.len()));
+                }
+                if !notes.is_empty() {
+                    println!("{:width$}  {:6}  ({})", "", "", notes.join("; "));
+                }
             }
             for w in &outcome.warnings {
                 eprintln!("error: {w}");

@@ -86,6 +86,7 @@ pub enum Action {
     ToggleWrap,
     StartSearch,
     SetTokenPath,
+    ToggleHeaders,
     SearchNext,
     SearchPrev,
     SaveOutput,
@@ -96,6 +97,11 @@ pub enum Action {
     Confirm(bool),
     // From the outside world
     Node(NodeEvent),
+    /// The response head: protocol, and (2.0.0) status and headers.
+    CallHead {
+        id: LocalId,
+        head: crate::node::ResponseHead,
+    },
     CallBytes {
         id: LocalId,
         bytes: Bytes,

@@ -632,8 +632,9 @@ async fn send_call(handle: NodeHandle, tx: mpsc::Sender<Action>, id: LocalId, sp
     };
     let req: CallRequest = spec.request;
     let error = if spec.stream {
-        match handle.stream(&addr, req).await {
-            Ok(mut chunks) => {
+        match handle.stream_full(&addr, req).await {
+            Ok((head, mut chunks)) => {
+                let _ = tx.send(Action::CallHead { id, head }).await;
                 let mut error = None;
                 while let Some(chunk) = chunks.next().await {
                     match chunk {
@@ -657,8 +658,9 @@ async fn send_call(handle: NodeHandle, tx: mpsc::Sender<Action>, id: LocalId, sp
             Err(e) => Some(e.to_string()),
         }
     } else {
-        match handle.call(&addr, req).await {
-            Ok(bytes) => {
+        match handle.call_full(&addr, req).await {
+            Ok(crate::node::Response { head, body: bytes }) => {
+                let _ = tx.send(Action::CallHead { id, head }).await;
                 let _ = tx
                     .send(Action::CallBytes {
                         id,

@@ -265,6 +265,13 @@ pub static BINDINGS: &[Binding] = &[
         Action::SetTokenPath
     ),
     b!(
+        In(Pane::Output),
+        [(Char('h'), NONE)],
+        "h",
+        "response headers",
+        Action::ToggleHeaders
+    ),
+    b!(
         In(Pane::Composer),
         [(Enter, NONE), (Char('e'), NONE), (Char('i'), NONE)],
         "Enter",

@@ -70,6 +70,8 @@ pub struct CallView {
     pub duration: Option<Duration>,
     pub spec: Option<CallSpec>,
     pub output: Output,
+    /// What the response head said (None until it arrives).
+    pub head: Option<crate::node::ResponseHead>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +92,8 @@ pub struct OutputView {
     pub search: Option<String>,
     /// Index of the current match, counted from the end.
     pub search_hit: usize,
+    /// Show the response head (protocol, status, headers) above the body.
+    pub show_headers: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -324,6 +328,7 @@ impl State {
                 paused: None,
                 search: None,
                 search_hit: 0,
+                show_headers: false,
             },
             log: VecDeque::new(),
             log_level: tracing::Level::INFO,
@@ -398,6 +403,7 @@ impl State {
             started: now,
             duration: None,
             spec: Some(spec.clone()),
+            head: None,
             output: {
                 let mut o = Output::new(now, self.output_cap);
                 o.token_path = self.token_path.clone();
@@ -891,6 +897,13 @@ impl State {
                 };
             }
             Action::Node(ev) => self.on_node_event(ev),
+            Action::CallHead { id, head } => {
+                if let Some(c) = self.call_mut(id) {
+                    c.status = head.status;
+                    c.head = Some(head);
+                }
+            }
+            Action::ToggleHeaders => self.output.show_headers = !self.output.show_headers,
             Action::CallBytes { id, bytes, at } => {
                 if let Some(c) = self.call_mut(id) {
                     if c.state.in_flight() {
@@ -988,6 +1001,7 @@ impl State {
                     started: now,
                     duration: None,
                     spec: None,
+                    head: None,
                     output: Output::new(now, 1024),
                 });
             }

@@ -46,10 +46,13 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         } else {
             String::new()
         };
-        let state_text = match (&c.error, c.status) {
-            (Some(_), _) => c.state.label().to_string(),
-            (None, Some(s)) => format!("{} {s}", c.state.label()),
-            _ => c.state.label().to_string(),
+        // A finished 2.0.0 call shows its HTTP status; the rest their state.
+        let state_text = match (c.state, c.status) {
+            (crate::tui::state::CallState::Done, Some(s)) => format!("done {s}"),
+            (state, _) if c.status.is_some() && state.in_flight() => {
+                format!("{} {}", state.label(), c.status.unwrap_or_default())
+            }
+            (state, _) => state.label().to_string(),
         };
         let cells = vec![
             format!("{dir}{}", c.id),
@@ -67,20 +70,31 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         ];
         Row::new(pick(cells, wide)).style(style)
     });
-    let widths = [
-        Constraint::Length(4),
-        Constraint::Length(10),
-        Constraint::Length(5),
-        Constraint::Length(10),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Length(8),
-        Constraint::Min(6),
-    ];
+    let widths = if wide {
+        vec![
+            Constraint::Length(4),
+            Constraint::Length(10),
+            Constraint::Length(5),
+            Constraint::Length(10),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(8),
+            Constraint::Min(6),
+        ]
+    } else {
+        // #, ROUTE, STATE, TIME, RATE in 34 columns.
+        vec![
+            Constraint::Length(3),
+            Constraint::Length(7),
+            Constraint::Length(8),
+            Constraint::Length(7),
+            Constraint::Min(5),
+        ]
+    };
     let header = [
         "#", "ROUTE", "KIND", "STATE", "BYTES", "TIME", "RATE", "PEER",
     ];
-    let table = Table::new(rows, pick(widths.to_vec(), wide))
+    let table = Table::new(rows, widths)
         .header(Row::new(pick(header.to_vec(), wide)).style(theme.dim()))
         .row_highlight_style(theme.selected())
         .block(block);

@@ -60,6 +60,24 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         call.output.text.len(),
     ));
     let mut lines: Vec<String> = Vec::new();
+    if state.output.show_headers {
+        match &call.head {
+            Some(head) => {
+                match head.status {
+                    Some(s) => lines.push(format!("{} {s}", head.version.id())),
+                    None => lines.push(format!(
+                        "{} (no status or headers in 1.0.0)",
+                        head.version.id()
+                    )),
+                }
+                let mut headers: Vec<_> = head.headers.iter().collect();
+                headers.sort();
+                lines.extend(headers.into_iter().map(|(k, v)| format!("{k}: {v}")));
+            }
+            None => lines.push("(no response head yet)".into()),
+        }
+        lines.push(String::new());
+    }
     let need = height + state.output.scroll + 1;
     // Only the tail that can be on screen is laid out, unless searching.
     let window_limit = if state.output.search.is_some() {
@@ -112,17 +130,19 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             }
         }
         OutputMode::Text => {
-            let text = &call.output.text[..floor_char(&call.output.text, text_len)];
-            let start = tail_start(text.as_bytes(), need, window_limit);
-            let start = ceil_char(text, start);
-            lines.extend(text[start..].split('\n').map(str::to_string));
             if call.output.text.is_empty() && !call.output.raw.is_empty() {
-                lines = String::from_utf8_lossy(
-                    &call.output.raw[call.output.raw.len().saturating_sub(VIEW_WINDOW_BYTES)..],
-                )
-                .lines()
-                .map(str::to_string)
-                .collect();
+                // No tokens recognised (not an inference stream): show the body.
+                let raw = &call.output.raw;
+                let start = tail_start(raw, need, window_limit);
+                lines.extend(
+                    String::from_utf8_lossy(&raw[start..])
+                        .lines()
+                        .map(str::to_string),
+                );
+            } else {
+                let text = &call.output.text[..floor_char(&call.output.text, text_len)];
+                let start = ceil_char(text, tail_start(text.as_bytes(), need, window_limit));
+                lines.extend(text[start..].split('\n').map(str::to_string));
             }
         }
     }

@@ -188,3 +188,32 @@ fn failed_call_and_quit_question() {
     s.update(Action::Quit);
     snapshot("failed_and_quit", render(&mut s));
 }
+
+#[test]
+fn response_head_of_a_2_0_0_call() {
+    let mut s = populated();
+    s.composer.stream = false;
+    s.update(Action::Send);
+    let at = s.calls[0].started + Duration::from_millis(4);
+    s.update(Action::CallHead {
+        id: 1,
+        head: crate::node::ResponseHead {
+            version: crate::node::ApiVersion::V2,
+            status: Some(201),
+            headers: [("content-type".to_string(), "application/json".to_string())].into(),
+        },
+    });
+    s.update(Action::CallBytes {
+        id: 1,
+        bytes: "{\"ok\": true}".into(),
+        at,
+    });
+    s.update(Action::CallEnded {
+        id: 1,
+        error: None,
+        at,
+    });
+    s.focus = Pane::Output;
+    s.update(Action::ToggleHeaders);
+    snapshot("response_head", render(&mut s));
+}
