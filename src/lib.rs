@@ -13,6 +13,7 @@
 //!  caller ─/subnet/api_protocol/1.0.0─▶ node ─route table─▶ upstream ─HTTP─▶ backend
 //! ```
 
+pub mod bench;
 pub mod demo;
 pub mod keys;
 pub mod node;

@@ -1,5 +1,6 @@
 //! Command-line interface: one file per subcommand, clap derive.
 
+mod bench;
 mod call;
 mod key;
 mod logging;
@@ -40,9 +41,11 @@ enum Command {
     /// Create or inspect key files.
     #[command(subcommand)]
     Key(key::KeyCmd),
-    /// Check route files.
+    /// Check route files, or list a peer's routes.
     #[command(subcommand)]
     Routes(routes::RoutesCmd),
+    /// Measure the hop against a direct HTTP call on this machine.
+    Bench(bench::BenchCmd),
     /// Start a local demo backend and two demo peers, and open the console on them.
     #[cfg(feature = "console")]
     Demo(peerapi::tui::DemoArgs),
@@ -67,6 +70,7 @@ pub fn main() -> ExitCode {
             Some(Command::Stream(cmd)) => call::run(cmd, true).await,
             Some(Command::Key(cmd)) => key::run(cmd),
             Some(Command::Routes(cmd)) => routes::run(cmd).await,
+            Some(Command::Bench(cmd)) => bench::run(cmd).await,
             #[cfg(feature = "console")]
             Some(Command::Demo(args)) => console_result(peerapi::tui::run_demo(args).await),
             None => open_console(cli.node).await,

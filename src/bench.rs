@@ -1,0 +1,531 @@
+//! `peerapi bench`: the end-to-end cost of the hop against the physical
+//! floor (a direct HTTP call to the same backend), on this machine.
+//!
+//! One process runs a fast loopback backend and a calling node; the serving
+//! node is a separate `peerapi node` process (so its memory can be read on
+//! its own). Every measurement is bounded in count and time, repeated, and
+//! reported as the median of its repeats.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::Query;
+use axum::response::Response;
+use axum::routing::{any, get};
+use axum::Router;
+use futures::StreamExt;
+use libp2p::Multiaddr;
+use serde::Serialize;
+
+use crate::node::{CallRequest, Node, NodeConfig, NodeHandle, ProtocolChoice};
+
+/// How much to measure.
+#[derive(Clone, Copy, Debug)]
+pub struct BenchSize {
+    pub repeats: usize,
+    pub unary_calls: [usize; 3],
+    pub stream_events: usize,
+    pub blob_bytes: usize,
+    pub first_calls: usize,
+    pub concurrent_streams: usize,
+    pub cli_calls: usize,
+    /// No single measurement runs longer than this.
+    pub max_secs: f64,
+}
+
+impl BenchSize {
+    pub const FULL: BenchSize = BenchSize {
+        repeats: 3,
+        unary_calls: [2_000, 20_000, 40_000],
+        stream_events: 1_000_000,
+        blob_bytes: 256 * 1024 * 1024,
+        first_calls: 20,
+        concurrent_streams: 1_000,
+        cli_calls: 10,
+        max_secs: 20.0,
+    };
+    pub const QUICK: BenchSize = BenchSize {
+        repeats: 1,
+        unary_calls: [300, 3_000, 6_000],
+        stream_events: 100_000,
+        blob_bytes: 32 * 1024 * 1024,
+        first_calls: 5,
+        concurrent_streams: 200,
+        cli_calls: 3,
+        max_secs: 5.0,
+    };
+}
+
+/// One row of the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub name: String,
+    pub direct: Option<f64>,
+    pub hop: f64,
+    pub unit: String,
+    pub note: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub cores: usize,
+    pub size: String,
+    pub rows: Vec<Row>,
+}
+
+impl Report {
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "peerapi bench ({} run, {} cores, loopback, medians)\n{:<44} {:>14} {:>14} {:>8}\n",
+            self.size, self.cores, "measurement", "direct", "through hop", "ratio"
+        );
+        for r in &self.rows {
+            let direct = r.direct.map(|d| fmt_num(d, &r.unit)).unwrap_or_else(|| "-".into());
+            let ratio = match r.direct {
+                Some(d) if d > 0.0 => format!("{:.2}", r.hop / d),
+                _ => "-".into(),
+            };
+            out.push_str(&format!(
+                "{:<44} {:>14} {:>14} {:>8}  {}\n",
+                r.name,
+                direct,
+                fmt_num(r.hop, &r.unit),
+                ratio,
+                r.note
+            ));
+        }
+        out
+    }
+}
+
+fn fmt_num(v: f64, unit: &str) -> String {
+    match unit {
+        "us" => format!("{v:.0} µs"),
+        "ms" => format!("{v:.2} ms"),
+        "MB" => format!("{v:.1} MB"),
+        "MB/s" => format!("{v:.0} MB/s"),
+        "/s" => format!("{v:.0} /s"),
+        other => format!("{v:.1} {other}"),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v.get(((v.len().saturating_sub(1)) as f64 * p).round() as usize)
+        .copied()
+        .unwrap_or_default()
+}
+
+#[derive(serde::Deserialize)]
+struct Count {
+    n: usize,
+}
+
+/// A loopback backend as fast as axum gets: small JSON, echo, SSE tokens as
+/// separate chunks, a large blob, and paced tokens for the memory test.
+async fn start_backend() -> std::io::Result<SocketAddr> {
+    let small = || async {
+        (
+            [("content-type", "application/json")],
+            r#"{"id":"cmpl-1","object":"text_completion","choices":[{"text":"ok","index":0}]}"#,
+        )
+    };
+    let app = Router::new()
+        .route("/small", any(small))
+        .route("/echo", any(|b: Bytes| async move { b }))
+        .route(
+            "/tokens",
+            get(|Query(Count { n }): Query<Count>| async move {
+                let s = futures::stream::iter((0..n).map(|i| {
+                    Ok::<_, std::io::Error>(Bytes::from(format!("data: {{\"token\":\"t{i}\"}}\n\n")))
+                }));
+                Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(Body::from_stream(s))
+                    .unwrap_or_default()
+            }),
+        )
+        .route(
+            "/blob",
+            get(|Query(Count { n }): Query<Count>| async move {
+                let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+                let chunks = n.div_ceil(chunk.len());
+                let s = futures::stream::iter((0..chunks).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+                Body::from_stream(s)
+            }),
+        )
+        .route(
+            "/paced",
+            get(|| async {
+                let s = futures::stream::unfold(0u32, |i| async move {
+                    if i >= 40 {
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Some((Ok::<_, std::io::Error>(Bytes::from(format!("data: {{\"token\":\"t{i}\"}}\n\n"))), i + 1))
+                });
+                Body::from_stream(s)
+            }),
+        )
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(addr)
+}
+
+/// The serving node as a child process, killed on drop.
+struct ServingNode {
+    child: std::process::Child,
+    addr: Multiaddr,
+    _dir: PathGuard,
+}
+
+struct PathGuard(std::path::PathBuf);
+impl Drop for PathGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Drop for ServingNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServingNode {
+    fn start(exe: &Path, backend: SocketAddr, streams: usize) -> Result<Self, String> {
+        use std::io::BufRead;
+        let dir = std::env::temp_dir().join(format!("peerapi-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let routes = dir.join("routes.json");
+        let table = serde_json::json!({
+            "small": { "url": format!("http://{backend}/small") },
+            "echo": { "url": format!("http://{backend}/echo") },
+            "tokens": { "url": format!("http://{backend}/tokens?n=1000000"), "stream": true },
+            "blob": { "url": format!("http://{backend}/blob?n={}", 256 * 1024 * 1024), "stream": true },
+            "paced": { "url": format!("http://{backend}/paced"), "stream": true },
+        });
+        std::fs::write(&routes, table.to_string()).map_err(|e| e.to_string())?;
+        let limit = (streams * 2).max(256).to_string();
+        let mut child = std::process::Command::new(exe)
+            .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--routes"])
+            .arg(&routes)
+            .args(["--max-concurrent-calls", &limit, "--max-calls-per-peer", &limit])
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(a) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(a.to_string());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .map_err(|_| "the serving node did not start".to_string())?
+            .parse()
+            .map_err(|e| format!("bad address from the serving node: {e}"))?;
+        Ok(Self {
+            child,
+            addr,
+            _dir: PathGuard(dir),
+        })
+    }
+
+    fn rss_mb(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let kb: f64 = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some(kb / 1024.0)
+    }
+}
+
+async fn client(protocol: ProtocolChoice) -> Result<Node, String> {
+    let mut cfg = NodeConfig::new(libp2p::identity::Keypair::generate_ed25519());
+    cfg.listen = vec![];
+    cfg.call.protocol = protocol;
+    Node::start(cfg).await.map_err(|e| e.to_string())
+}
+
+struct Unary {
+    p50: Duration,
+    p99: Duration,
+    per_sec: f64,
+    failed: usize,
+}
+
+async fn unary_run<F, Fut>(calls: usize, concurrency: usize, max: Duration, call: F) -> Unary
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let call = call.clone();
+        let next = next.clone();
+        tasks.spawn(async move {
+            let mut lat = Vec::new();
+            let mut failed = 0;
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < calls && started.elapsed() < max {
+                let t = Instant::now();
+                if call().await {
+                    lat.push(t.elapsed());
+                } else {
+                    failed += 1;
+                }
+            }
+            (lat, failed)
+        });
+    }
+    let mut all = Vec::new();
+    let mut failed = 0;
+    while let Some(Ok((lat, f))) = tasks.join_next().await {
+        all.extend(lat);
+        failed += f;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    Unary {
+        p50: percentile(&mut all, 0.5),
+        p99: percentile(&mut all, 0.99),
+        per_sec: all.len() as f64 / elapsed,
+        failed,
+    }
+}
+
+fn count_events(bytes: &[u8], carry: &mut bool) -> usize {
+    // Events end in "\n\n"; a boundary may be split across chunks.
+    let mut n = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'\n' {
+            let prev_newline = if i == 0 { *carry } else { bytes[i - 1] == b'\n' };
+            if prev_newline {
+                n += 1;
+            }
+        }
+    }
+    *carry = bytes.last() == Some(&b'\n');
+    n
+}
+
+/// Runs everything and returns the report. `progress` gets a line per step.
+pub async fn run(exe: &Path, size: BenchSize, progress: impl Fn(&str)) -> Result<Report, String> {
+    let backend = start_backend().await.map_err(|e| e.to_string())?;
+    let server = ServingNode::start(exe, backend, size.concurrent_streams)?;
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(256)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let max = Duration::from_secs_f64(size.max_secs);
+    let mut rows = Vec::new();
+    let addr = server.addr.clone();
+
+    // Idle memory before any call.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle_rss = server.rss_mb();
+
+    for (label, choice) in [("2.0.0", ProtocolChoice::V2), ("1.0.0", ProtocolChoice::V1)] {
+        let node = client(choice).await?;
+        let h = node.handle();
+        h.dial(&addr).await.map_err(|e| e.to_string())?;
+        for (i, conc) in [1usize, 16, 64].into_iter().enumerate() {
+            progress(&format!("unary {label} at concurrency {conc}"));
+            let calls = size.unary_calls[i];
+            let (mut d50, mut d99, mut drate, mut h50, mut h99, mut hrate, mut failed) =
+                (vec![], vec![], vec![], vec![], vec![], vec![], 0);
+            for _ in 0..size.repeats {
+                let url = format!("http://{backend}/small");
+                let client = http.clone();
+                let direct = unary_run(calls, conc, max, move || {
+                    let client = client.clone();
+                    let url = url.clone();
+                    async move {
+                        match client.get(&url).send().await {
+                            Ok(r) => r.bytes().await.is_ok(),
+                            Err(_) => false,
+                        }
+                    }
+                })
+                .await;
+                let (hh, a) = (h.clone(), addr.clone());
+                let hop = unary_run(calls, conc, max, move || {
+                    let (hh, a) = (hh.clone(), a.clone());
+                    async move { hh.call(&a, CallRequest::new("small")).await.is_ok() }
+                })
+                .await;
+                d50.push(direct.p50.as_secs_f64() * 1e6);
+                d99.push(direct.p99.as_secs_f64() * 1e6);
+                drate.push(direct.per_sec);
+                h50.push(hop.p50.as_secs_f64() * 1e6);
+                h99.push(hop.p99.as_secs_f64() * 1e6);
+                hrate.push(hop.per_sec);
+                failed += hop.failed;
+            }
+            let note = format!("{failed} failed");
+            rows.push(Row { name: format!("unary {label} c={conc} p50"), direct: Some(median(d50)), hop: median(h50), unit: "us".into(), note: String::new() });
+            rows.push(Row { name: format!("unary {label} c={conc} p99"), direct: Some(median(d99)), hop: median(h99), unit: "us".into(), note: String::new() });
+            rows.push(Row { name: format!("unary {label} c={conc} calls/s"), direct: Some(median(drate)), hop: median(hrate), unit: "/s".into(), note });
+        }
+
+        progress(&format!("small stream chunks {label}"));
+        let (mut drate, mut hrate, mut dttfb, mut httfb) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..size.repeats {
+            let n = size.stream_events;
+            let url = format!("http://{backend}/tokens?n={n}");
+            let t = Instant::now();
+            let resp = http.get(&url).send().await.map_err(|e| e.to_string())?;
+            let mut body = resp.bytes_stream();
+            let (mut events, mut carry, mut first) = (0usize, false, None);
+            while let Some(Ok(c)) = body.next().await {
+                first.get_or_insert_with(|| t.elapsed());
+                events += count_events(&c, &mut carry);
+                if t.elapsed() > max {
+                    break;
+                }
+            }
+            drate.push(events as f64 / t.elapsed().as_secs_f64());
+            dttfb.push(first.unwrap_or_default().as_secs_f64() * 1e6);
+            // Through the hop: the route asks for 1,000,000; stop at n.
+            let t = Instant::now();
+            let mut s = h.stream(&addr, CallRequest::new("tokens")).await.map_err(|e| e.to_string())?;
+            let (mut events, mut carry, mut first) = (0usize, false, None);
+            while let Some(Ok(c)) = s.next().await {
+                first.get_or_insert_with(|| t.elapsed());
+                events += count_events(&c, &mut carry);
+                if events >= n || t.elapsed() > max {
+                    break;
+                }
+            }
+            hrate.push(events as f64 / t.elapsed().as_secs_f64());
+            httfb.push(first.unwrap_or_default().as_secs_f64() * 1e6);
+        }
+        rows.push(Row { name: format!("stream {label} small chunks/s"), direct: Some(median(drate)), hop: median(hrate), unit: "/s".into(), note: format!("{} SSE events", size.stream_events) });
+        rows.push(Row { name: format!("stream {label} time to first byte"), direct: Some(median(dttfb)), hop: median(httfb), unit: "us".into(), note: String::new() });
+
+        progress(&format!("large body {label}"));
+        let (mut dmb, mut hmb) = (vec![], vec![]);
+        for _ in 0..size.repeats {
+            let n = size.blob_bytes;
+            let t = Instant::now();
+            let resp = http.get(format!("http://{backend}/blob?n={n}")).send().await.map_err(|e| e.to_string())?;
+            let mut body = resp.bytes_stream();
+            let mut got = 0usize;
+            while let Some(Ok(c)) = body.next().await {
+                got += c.len();
+            }
+            dmb.push(got as f64 / 1e6 / t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            let mut s = h.stream(&addr, CallRequest::new("blob")).await.map_err(|e| e.to_string())?;
+            let mut got = 0usize;
+            while let Some(Ok(c)) = s.next().await {
+                got += c.len();
+                if got >= n || t.elapsed() > max {
+                    break;
+                }
+            }
+            hmb.push(got as f64 / 1e6 / t.elapsed().as_secs_f64());
+        }
+        rows.push(Row { name: format!("stream {label} large body"), direct: Some(median(dmb)), hop: median(hmb), unit: "MB/s".into(), note: format!("{} MiB", size.blob_bytes >> 20) });
+        node.abort();
+    }
+
+    progress("first call on a fresh connection");
+    let mut firsts = Vec::new();
+    for _ in 0..size.first_calls {
+        let node = client(ProtocolChoice::Auto).await?;
+        let t = Instant::now();
+        let ok = node.handle().call(&addr, CallRequest::new("small")).await.is_ok();
+        if ok {
+            firsts.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        node.abort();
+    }
+    rows.push(Row { name: "first call (dial+noise+yamux+call)".into(), direct: None, hop: median(firsts), unit: "ms".into(), note: String::new() });
+
+    progress("one-shot `peerapi call` processes");
+    let mut cli = Vec::new();
+    for _ in 0..size.cli_calls {
+        let t = Instant::now();
+        let out = std::process::Command::new(exe)
+            .args(["call", &addr.to_string(), "small"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            cli.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    rows.push(Row { name: "`peerapi call` one-shot process".into(), direct: None, hop: median(cli), unit: "ms".into(), note: String::new() });
+
+    progress(&format!("memory with {} concurrent streams", size.concurrent_streams));
+    let node = client(ProtocolChoice::Auto).await?;
+    let h: NodeHandle = node.handle();
+    let mut streams = Vec::new();
+    for _ in 0..size.concurrent_streams {
+        let (h, a) = (h.clone(), addr.clone());
+        streams.push(tokio::spawn(async move {
+            let mut n = 0usize;
+            if let Ok(mut s) = h.stream(&a, CallRequest::new("paced")).await {
+                while let Some(Ok(c)) = s.next().await {
+                    n += c.len();
+                }
+            }
+            n > 0
+        }));
+    }
+    let mut peak = 0.0f64;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        peak = peak.max(server.rss_mb().unwrap_or(0.0));
+    }
+    let mut ok = 0;
+    for s in streams {
+        if matches!(s.await, Ok(true)) {
+            ok += 1;
+        }
+    }
+    node.abort();
+    if let Some(idle) = idle_rss {
+        rows.push(Row { name: "serving node resident memory, idle".into(), direct: None, hop: idle, unit: "MB".into(), note: String::new() });
+    }
+    rows.push(Row {
+        name: format!("serving node memory, {} streams", size.concurrent_streams),
+        direct: None,
+        hop: peak,
+        unit: "MB".into(),
+        note: format!("{ok} of {} streams completed", size.concurrent_streams),
+    });
+    drop(server);
+    let _ = HashMap::<(), ()>::new();
+    Ok(Report {
+        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        size: if size.repeats == 1 { "quick".into() } else { "full".into() },
+        rows,
+    })
+}
