@@ -84,7 +84,10 @@ impl Report {
             self.size, self.cores, "measurement", "direct", "through hop", "ratio"
         );
         for r in &self.rows {
-            let direct = r.direct.map(|d| fmt_num(d, &r.unit)).unwrap_or_else(|| "-".into());
+            let direct = r
+                .direct
+                .map(|d| fmt_num(d, &r.unit))
+                .unwrap_or_else(|| "-".into());
             let ratio = match r.direct {
                 Some(d) if d > 0.0 => format!("{:.2}", r.hop / d),
                 _ => "-".into(),
@@ -146,7 +149,9 @@ async fn start_backend() -> std::io::Result<SocketAddr> {
             "/tokens",
             get(|Query(Count { n }): Query<Count>| async move {
                 let s = futures::stream::iter((0..n).map(|i| {
-                    Ok::<_, std::io::Error>(Bytes::from(format!("data: {{\"token\":\"t{i}\"}}\n\n")))
+                    Ok::<_, std::io::Error>(Bytes::from(format!(
+                        "data: {{\"token\":\"t{i}\"}}\n\n"
+                    )))
                 }));
                 Response::builder()
                     .header("content-type", "text/event-stream")
@@ -159,7 +164,9 @@ async fn start_backend() -> std::io::Result<SocketAddr> {
             get(|Query(Count { n }): Query<Count>| async move {
                 let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
                 let chunks = n.div_ceil(chunk.len());
-                let s = futures::stream::iter((0..chunks).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+                let s = futures::stream::iter(
+                    (0..chunks).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+                );
                 Body::from_stream(s)
             }),
         )
@@ -171,7 +178,12 @@ async fn start_backend() -> std::io::Result<SocketAddr> {
                         return None;
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    Some((Ok::<_, std::io::Error>(Bytes::from(format!("data: {{\"token\":\"t{i}\"}}\n\n"))), i + 1))
+                    Some((
+                        Ok::<_, std::io::Error>(Bytes::from(format!(
+                            "data: {{\"token\":\"t{i}\"}}\n\n"
+                        ))),
+                        i + 1,
+                    ))
                 });
                 Body::from_stream(s)
             }),
@@ -224,7 +236,12 @@ impl ServingNode {
         let mut child = std::process::Command::new(exe)
             .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--routes"])
             .arg(&routes)
-            .args(["--max-concurrent-calls", &limit, "--max-calls-per-peer", &limit])
+            .args([
+                "--max-concurrent-calls",
+                &limit,
+                "--max-calls-per-peer",
+                &limit,
+            ])
             .env("RUST_LOG", "error")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -233,7 +250,10 @@ impl ServingNode {
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if let Some(a) = line.strip_prefix("listening on ") {
                     let _ = tx.send(a.to_string());
                 }
@@ -292,7 +312,9 @@ where
         tasks.spawn(async move {
             let mut lat = Vec::new();
             let mut failed = 0;
-            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < calls && started.elapsed() < max {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < calls
+                && started.elapsed() < max
+            {
                 let t = Instant::now();
                 if call().await {
                     lat.push(t.elapsed());
@@ -323,7 +345,11 @@ fn count_events(bytes: &[u8], carry: &mut bool) -> usize {
     let mut n = 0;
     for (i, b) in bytes.iter().enumerate() {
         if *b == b'\n' {
-            let prev_newline = if i == 0 { *carry } else { bytes[i - 1] == b'\n' };
+            let prev_newline = if i == 0 {
+                *carry
+            } else {
+                bytes[i - 1] == b'\n'
+            };
             if prev_newline {
                 n += 1;
             }
@@ -388,9 +414,27 @@ pub async fn run(exe: &Path, size: BenchSize, progress: impl Fn(&str)) -> Result
                 failed += hop.failed;
             }
             let note = format!("{failed} failed");
-            rows.push(Row { name: format!("unary {label} c={conc} p50"), direct: Some(median(d50)), hop: median(h50), unit: "us".into(), note: String::new() });
-            rows.push(Row { name: format!("unary {label} c={conc} p99"), direct: Some(median(d99)), hop: median(h99), unit: "us".into(), note: String::new() });
-            rows.push(Row { name: format!("unary {label} c={conc} calls/s"), direct: Some(median(drate)), hop: median(hrate), unit: "/s".into(), note });
+            rows.push(Row {
+                name: format!("unary {label} c={conc} p50"),
+                direct: Some(median(d50)),
+                hop: median(h50),
+                unit: "us".into(),
+                note: String::new(),
+            });
+            rows.push(Row {
+                name: format!("unary {label} c={conc} p99"),
+                direct: Some(median(d99)),
+                hop: median(h99),
+                unit: "us".into(),
+                note: String::new(),
+            });
+            rows.push(Row {
+                name: format!("unary {label} c={conc} calls/s"),
+                direct: Some(median(drate)),
+                hop: median(hrate),
+                unit: "/s".into(),
+                note,
+            });
         }
 
         progress(&format!("small stream chunks {label}"));
@@ -413,7 +457,10 @@ pub async fn run(exe: &Path, size: BenchSize, progress: impl Fn(&str)) -> Result
             dttfb.push(first.unwrap_or_default().as_secs_f64() * 1e6);
             // Through the hop: the route asks for 1,000,000; stop at n.
             let t = Instant::now();
-            let mut s = h.stream(&addr, CallRequest::new("tokens")).await.map_err(|e| e.to_string())?;
+            let mut s = h
+                .stream(&addr, CallRequest::new("tokens"))
+                .await
+                .map_err(|e| e.to_string())?;
             let (mut events, mut carry, mut first) = (0usize, false, None);
             while let Some(Ok(c)) = s.next().await {
                 first.get_or_insert_with(|| t.elapsed());
@@ -425,15 +472,31 @@ pub async fn run(exe: &Path, size: BenchSize, progress: impl Fn(&str)) -> Result
             hrate.push(events as f64 / t.elapsed().as_secs_f64());
             httfb.push(first.unwrap_or_default().as_secs_f64() * 1e6);
         }
-        rows.push(Row { name: format!("stream {label} small chunks/s"), direct: Some(median(drate)), hop: median(hrate), unit: "/s".into(), note: format!("{} SSE events", size.stream_events) });
-        rows.push(Row { name: format!("stream {label} time to first byte"), direct: Some(median(dttfb)), hop: median(httfb), unit: "us".into(), note: String::new() });
+        rows.push(Row {
+            name: format!("stream {label} small chunks/s"),
+            direct: Some(median(drate)),
+            hop: median(hrate),
+            unit: "/s".into(),
+            note: format!("{} SSE events", size.stream_events),
+        });
+        rows.push(Row {
+            name: format!("stream {label} time to first byte"),
+            direct: Some(median(dttfb)),
+            hop: median(httfb),
+            unit: "us".into(),
+            note: String::new(),
+        });
 
         progress(&format!("large body {label}"));
         let (mut dmb, mut hmb) = (vec![], vec![]);
         for _ in 0..size.repeats {
             let n = size.blob_bytes;
             let t = Instant::now();
-            let resp = http.get(format!("http://{backend}/blob?n={n}")).send().await.map_err(|e| e.to_string())?;
+            let resp = http
+                .get(format!("http://{backend}/blob?n={n}"))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
             let mut body = resp.bytes_stream();
             let mut got = 0usize;
             while let Some(Ok(c)) = body.next().await {
@@ -441,7 +504,10 @@ pub async fn run(exe: &Path, size: BenchSize, progress: impl Fn(&str)) -> Result
             }
             dmb.push(got as f64 / 1e6 / t.elapsed().as_secs_f64());
             let t = Instant::now();
-            let mut s = h.stream(&addr, CallRequest::new("blob")).await.map_err(|e| e.to_string())?;
+            let mut s = h
+                .stream(&addr, CallRequest::new("blob"))
+                .await
+                .map_err(|e| e.to_string())?;
             let mut got = 0usize;
             while let Some(Ok(c)) = s.next().await {
                 got += c.len();
@@ -451,7 +517,13 @@ pub async fn run(exe: &Path, size: BenchSize, progress: impl Fn(&str)) -> Result
             }
             hmb.push(got as f64 / 1e6 / t.elapsed().as_secs_f64());
         }
-        rows.push(Row { name: format!("stream {label} large body"), direct: Some(median(dmb)), hop: median(hmb), unit: "MB/s".into(), note: format!("{} MiB", size.blob_bytes >> 20) });
+        rows.push(Row {
+            name: format!("stream {label} large body"),
+            direct: Some(median(dmb)),
+            hop: median(hmb),
+            unit: "MB/s".into(),
+            note: format!("{} MiB", size.blob_bytes >> 20),
+        });
         node.abort();
     }
 
@@ -460,13 +532,23 @@ pub async fn run(exe: &Path, size: BenchSize, progress: impl Fn(&str)) -> Result
     for _ in 0..size.first_calls {
         let node = client(ProtocolChoice::Auto).await?;
         let t = Instant::now();
-        let ok = node.handle().call(&addr, CallRequest::new("small")).await.is_ok();
+        let ok = node
+            .handle()
+            .call(&addr, CallRequest::new("small"))
+            .await
+            .is_ok();
         if ok {
             firsts.push(t.elapsed().as_secs_f64() * 1e3);
         }
         node.abort();
     }
-    rows.push(Row { name: "first call (dial+noise+yamux+call)".into(), direct: None, hop: median(firsts), unit: "ms".into(), note: String::new() });
+    rows.push(Row {
+        name: "first call (dial+noise+yamux+call)".into(),
+        direct: None,
+        hop: median(firsts),
+        unit: "ms".into(),
+        note: String::new(),
+    });
 
     progress("one-shot `peerapi call` processes");
     let mut cli = Vec::new();
@@ -480,9 +562,18 @@ pub async fn run(exe: &Path, size: BenchSize, progress: impl Fn(&str)) -> Result
             cli.push(t.elapsed().as_secs_f64() * 1e3);
         }
     }
-    rows.push(Row { name: "`peerapi call` one-shot process".into(), direct: None, hop: median(cli), unit: "ms".into(), note: String::new() });
+    rows.push(Row {
+        name: "`peerapi call` one-shot process".into(),
+        direct: None,
+        hop: median(cli),
+        unit: "ms".into(),
+        note: String::new(),
+    });
 
-    progress(&format!("memory with {} concurrent streams", size.concurrent_streams));
+    progress(&format!(
+        "memory with {} concurrent streams",
+        size.concurrent_streams
+    ));
     let node = client(ProtocolChoice::Auto).await?;
     let h: NodeHandle = node.handle();
     let mut streams = Vec::new();
@@ -512,7 +603,13 @@ pub async fn run(exe: &Path, size: BenchSize, progress: impl Fn(&str)) -> Result
     }
     node.abort();
     if let Some(idle) = idle_rss {
-        rows.push(Row { name: "serving node resident memory, idle".into(), direct: None, hop: idle, unit: "MB".into(), note: String::new() });
+        rows.push(Row {
+            name: "serving node resident memory, idle".into(),
+            direct: None,
+            hop: idle,
+            unit: "MB".into(),
+            note: String::new(),
+        });
     }
     rows.push(Row {
         name: format!("serving node memory, {} streams", size.concurrent_streams),
@@ -524,8 +621,14 @@ pub async fn run(exe: &Path, size: BenchSize, progress: impl Fn(&str)) -> Result
     drop(server);
     let _ = HashMap::<(), ()>::new();
     Ok(Report {
-        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        size: if size.repeats == 1 { "quick".into() } else { "full".into() },
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        size: if size.repeats == 1 {
+            "quick".into()
+        } else {
+            "full".into()
+        },
         rows,
     })
 }

@@ -105,11 +105,23 @@ async fn call_and_stream_against_a_node_process() {
     assert_eq!(out.status.code(), Some(7));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Route not found"));
 
-    let out = within(run(vec!["routes".into(), "list".into(), addr.clone()])).await.unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = within(run(vec!["routes".into(), "list".into(), addr.clone()]))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let listing = String::from_utf8(out.stdout).unwrap();
-    assert!(listing.contains("inference  yes") && listing.contains("health     no"), "{listing}");
-    assert!(!listing.contains("http://"), "URLs never leave the node: {listing}");
+    assert!(
+        listing.contains("inference  yes") && listing.contains("health     no"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains("http://"),
+        "URLs never leave the node: {listing}"
+    );
 
     // -i: protocol, status line and headers before the body.
     let out = within(run(vec![
