@@ -687,6 +687,23 @@ impl NodeHandle {
         ))
     }
 
+    /// Opens a raw stream on `protocol` to the peer at `addr`, for tools and
+    /// tests that speak the bytes themselves.
+    pub async fn open_raw(
+        &self,
+        addr: &Multiaddr,
+        protocol: &'static str,
+    ) -> Result<libp2p::Stream, CallError> {
+        let peer = peer_of(addr)?;
+        tokio::time::timeout(self.shared.call_options.dial_timeout, self.dial(addr))
+            .await
+            .map_err(|_| CallError::DialFailed {
+                peer,
+                message: "no connection within the dial timeout".into(),
+            })??;
+        self.open(peer, vec![protocol]).await.map(|(s, _)| s)
+    }
+
     /// Asks a peer for its route names and stream flags
     /// (`/peerapi/routes/1.0.0`; Python nodes do not serve it).
     pub async fn list_routes(&self, addr: &Multiaddr) -> Result<Vec<wire::RouteInfo>, CallError> {

@@ -35,6 +35,8 @@ pub const DEFAULT_MAX_CALLS_PER_PEER: usize = 64;
 pub const DEFAULT_REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time one write to a caller may block (a caller that stops reading).
 pub const DEFAULT_RESPONSE_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default most headers a request may carry.
+pub const DEFAULT_MAX_REQUEST_HEADERS: usize = 128;
 /// Most bytes of ready stream chunks joined into one write.
 const MAX_COALESCED_BYTES: usize = wire::frame::MAX_DATA_FRAME_BYTES;
 
@@ -44,6 +46,7 @@ pub struct ServeLimits {
     pub max_request_bytes: usize,
     pub max_concurrent_calls: usize,
     pub max_calls_per_peer: usize,
+    pub max_request_headers: usize,
     pub request_read_timeout: Duration,
     pub response_write_timeout: Duration,
 }
@@ -54,6 +57,7 @@ impl Default for ServeLimits {
             max_request_bytes: wire::DEFAULT_MAX_REQUEST_BYTES,
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
             max_calls_per_peer: DEFAULT_MAX_CALLS_PER_PEER,
+            max_request_headers: DEFAULT_MAX_REQUEST_HEADERS,
             request_read_timeout: DEFAULT_REQUEST_READ_TIMEOUT,
             response_write_timeout: DEFAULT_RESPONSE_WRITE_TIMEOUT,
         }
@@ -502,7 +506,16 @@ impl Server {
     ) -> ServeOutcome {
         let name = req.route.as_str();
         let method = req.method_or_default();
+        let max_headers = self.inner.limits.max_request_headers;
         let checked = match self.inner.routes.get(name) {
+            _ if req.headers.len() > max_headers => Err(Refusal::new(
+                Code::BadRequest,
+                name,
+                format!(
+                    "{} headers exceed the limit of {max_headers}",
+                    req.headers.len()
+                ),
+            )),
             None => Err(Refusal::new(
                 Code::RouteNotFound,
                 name,

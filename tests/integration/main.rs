@@ -7,6 +7,7 @@ mod common;
 mod console;
 mod discovery;
 mod framed;
+mod hostile;
 mod interop;
 mod keys;
 mod node_calls;
