@@ -172,7 +172,7 @@ async fn slow_loris_is_cut_off_by_the_read_deadline() {
         s.write_all(&varint(20)).await.unwrap();
         for _ in 0..10 {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            if s.write_all(&[b'x']).await.is_err() {
+            if s.write_all(b"x").await.is_err() {
                 break;
             }
         }
