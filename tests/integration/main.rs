@@ -7,6 +7,7 @@ mod common;
 mod console;
 mod discovery;
 mod framed;
+mod fuzz_regressions;
 mod hostile;
 mod interop;
 mod keys;
