@@ -9,6 +9,17 @@ use clap::Subcommand;
 pub(crate) enum RoutesCmd {
     /// Validate a route file and print its table (exit 1 on errors).
     Check { file: PathBuf },
+    /// Add or change a route in a route file (atomic write; other keys kept).
+    Set {
+        file: PathBuf,
+        name: String,
+        url: String,
+        /// The route streams its response.
+        #[arg(long)]
+        stream: bool,
+    },
+    /// Remove a route from a route file (atomic write).
+    Remove { file: PathBuf, name: String },
     /// Ask a peer for its routes (names and stream flags; never URLs).
     List {
         /// The peer, e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...
@@ -23,6 +34,37 @@ pub(crate) async fn run(cmd: RoutesCmd) -> ExitCode {
     match cmd {
         RoutesCmd::Check { file } => check(&file),
         RoutesCmd::List { addr, timeout } => list(&addr, timeout).await,
+        RoutesCmd::Set {
+            file,
+            name,
+            url,
+            stream,
+        } => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                eprintln!("peerapi: url {url:?} must start with http:// or https://");
+                return ExitCode::FAILURE;
+            }
+            match peerapi::routes::upsert_route_in_file(&file, &name, &url, stream) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("peerapi: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        RoutesCmd::Remove { file, name } => {
+            match peerapi::routes::remove_route_in_file(&file, &name) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => {
+                    eprintln!("peerapi: {} has no route '{name}'", file.display());
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("peerapi: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 

@@ -152,6 +152,42 @@ async fn teapot() -> Response {
         .unwrap()
 }
 
+/// A backend error with a body.
+async fn fail500() -> Response {
+    Response::builder()
+        .status(500)
+        .body(Body::from("model crashed: CUDA out of memory"))
+        .unwrap()
+}
+
+/// One chunk, then silence.
+async fn stall() -> Response {
+    let stream = futures::stream::unfold(0u8, |i| async move {
+        if i == 0 {
+            return Some((
+                Ok::<_, std::io::Error>(Bytes::from_static(b"data: first\n\n")),
+                1,
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        None
+    });
+    Response::new(Body::from_stream(stream))
+}
+
+#[derive(serde::Deserialize)]
+struct Size {
+    mib: usize,
+}
+
+/// `mib` MiB of body in 64 KiB chunks.
+async fn blob(Query(Size { mib }): Query<Size>) -> Response {
+    let chunk = Bytes::from(vec![b'z'; 64 * 1024]);
+    let stream =
+        futures::stream::iter((0..mib * 16).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    Response::new(Body::from_stream(stream))
+}
+
 /// One chunk, then the body breaks.
 async fn broken() -> Response {
     let stream = futures::stream::unfold(0u8, |i| async move {
@@ -217,6 +253,9 @@ impl StreamBackend {
             .route("/teapot", get(teapot))
             .route("/broken", get(broken))
             .route("/count", get(count))
+            .route("/fail500", get(fail500))
+            .route("/stall", get(stall))
+            .route("/blob", get(blob))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

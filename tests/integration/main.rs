@@ -6,6 +6,7 @@ mod common;
 #[cfg(feature = "console")]
 mod console;
 mod discovery;
+mod faults;
 mod framed;
 mod fuzz_regressions;
 mod hostile;
