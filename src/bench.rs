@@ -135,7 +135,7 @@ struct Count {
 
 /// A loopback backend as fast as axum gets: small JSON, echo, SSE tokens as
 /// separate chunks, a large blob, and paced tokens for the memory test.
-async fn start_backend() -> std::io::Result<SocketAddr> {
+pub async fn start_backend() -> std::io::Result<SocketAddr> {
     let small = || async {
         (
             [("content-type", "application/json")],
@@ -198,9 +198,9 @@ async fn start_backend() -> std::io::Result<SocketAddr> {
 }
 
 /// The serving node as a child process, killed on drop.
-struct ServingNode {
+pub struct ServingNode {
     child: std::process::Child,
-    addr: Multiaddr,
+    pub addr: Multiaddr,
     _dir: PathGuard,
 }
 
@@ -219,7 +219,9 @@ impl Drop for ServingNode {
 }
 
 impl ServingNode {
-    fn start(exe: &Path, backend: SocketAddr, streams: usize) -> Result<Self, String> {
+    /// Starts `exe node` serving the bench backend's routes, with call
+    /// limits sized for `streams` concurrent streams.
+    pub fn start(exe: &Path, backend: SocketAddr, streams: usize) -> Result<Self, String> {
         use std::io::BufRead;
         let dir = std::env::temp_dir().join(format!("peerapi-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -228,6 +230,7 @@ impl ServingNode {
             "small": { "url": format!("http://{backend}/small") },
             "echo": { "url": format!("http://{backend}/echo") },
             "tokens": { "url": format!("http://{backend}/tokens?n=1000000"), "stream": true },
+            "tokens500": { "url": format!("http://{backend}/tokens?n=500"), "stream": true },
             "blob": { "url": format!("http://{backend}/blob?n={}", 256 * 1024 * 1024), "stream": true },
             "paced": { "url": format!("http://{backend}/paced"), "stream": true },
         });
@@ -271,11 +274,28 @@ impl ServingNode {
         })
     }
 
-    fn rss_mb(&self) -> Option<f64> {
+    /// Resident memory now.
+    pub fn rss_mb(&self) -> Option<f64> {
+        self.status_mb("VmRSS:")
+    }
+
+    /// Peak resident memory so far.
+    pub fn peak_rss_mb(&self) -> Option<f64> {
+        self.status_mb("VmHWM:")
+    }
+
+    /// Open file descriptors now.
+    pub fn fds(&self) -> Option<usize> {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .ok()
+            .map(|d| d.count())
+    }
+
+    fn status_mb(&self, key: &str) -> Option<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
         let kb: f64 = status
             .lines()
-            .find(|l| l.starts_with("VmRSS:"))?
+            .find(|l| l.starts_with(key))?
             .split_whitespace()
             .nth(1)?
             .parse()

@@ -26,6 +26,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_UNARY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default time allowed between two chunks of a streamed response (and before the first).
 pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default most idle connections kept open to one backend; a burst of
+/// concurrent calls would otherwise leave hundreds of sockets idling.
+pub const DEFAULT_MAX_IDLE_CONNECTIONS_PER_BACKEND: usize = 32;
 /// Default cap on a unary response body held in memory before it is sent.
 pub const DEFAULT_MAX_UNARY_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 
@@ -36,6 +39,7 @@ pub struct UpstreamConfig {
     pub unary_timeout: Duration,
     pub stream_idle_timeout: Duration,
     pub max_unary_response_bytes: usize,
+    pub max_idle_connections_per_backend: usize,
 }
 
 impl Default for UpstreamConfig {
@@ -45,6 +49,7 @@ impl Default for UpstreamConfig {
             unary_timeout: DEFAULT_UNARY_TIMEOUT,
             stream_idle_timeout: DEFAULT_STREAM_IDLE_TIMEOUT,
             max_unary_response_bytes: DEFAULT_MAX_UNARY_RESPONSE_BYTES,
+            max_idle_connections_per_backend: DEFAULT_MAX_IDLE_CONNECTIONS_PER_BACKEND,
         }
     }
 }
@@ -174,6 +179,7 @@ impl Upstream {
         let client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(config.max_idle_connections_per_backend)
             .tcp_nodelay(true)
             .build()
             .map_err(|e| UpstreamError::Failed {

@@ -46,6 +46,9 @@ pub(crate) struct NodeArgs {
     /// Seconds a streamed backend response may go without a chunk.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     pub stream_idle_timeout: f64,
+    /// Idle connections kept open to one backend after a burst.
+    #[arg(long, value_name = "N", default_value_t = peerapi::upstream::DEFAULT_MAX_IDLE_CONNECTIONS_PER_BACKEND)]
+    pub max_idle_backend_connections: usize,
     /// Seconds an idle connection to a peer is kept open.
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     pub idle_connection_timeout: f64,
@@ -110,6 +113,7 @@ impl NodeArgs {
             deny: self.deny_peers.clone(),
         };
         config.upstream.connect_timeout = secs("connect-timeout", self.connect_timeout)?;
+        config.upstream.max_idle_connections_per_backend = self.max_idle_backend_connections;
         config.upstream.unary_timeout = secs("unary-timeout", self.unary_timeout)?;
         config.upstream.stream_idle_timeout =
             secs("stream-idle-timeout", self.stream_idle_timeout)?;
