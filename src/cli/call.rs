@@ -62,6 +62,12 @@ pub(crate) struct CallCmd {
     /// Key file for our identity (default: a new one per run).
     #[arg(long, value_name = "PATH")]
     key: Option<std::path::PathBuf>,
+    /// Private-network key file, to reach peers of a subnet that uses one.
+    #[arg(long, value_name = "FILE")]
+    psk: Option<std::path::PathBuf>,
+    /// Largest 2.0.0 frame accepted from the peer.
+    #[arg(long, value_name = "BYTES", default_value_t = peerapi::wire::frame::DEFAULT_MAX_FRAME_BYTES)]
+    max_frame_bytes: usize,
     /// Print the protocol, status line and response headers before the body.
     #[arg(short = 'i', long)]
     include: bool,
@@ -214,6 +220,13 @@ pub(crate) async fn run(cmd: CallCmd, stream: bool) -> ExitCode {
     config.call.timeout = timeout;
     config.call.stream_idle_timeout = idle;
     config.call.max_response_bytes = cmd.max_response_bytes;
+    config.call.max_frame_bytes = cmd.max_frame_bytes;
+    if let Some(path) = &cmd.psk {
+        match peerapi::node::transport::load_psk(path) {
+            Ok(psk) => config.psk = Some(psk),
+            Err(e) => return fail(1, e),
+        }
+    }
     config.call.protocol = match cmd.protocol {
         Some(1) => ProtocolChoice::V1,
         Some(_) => ProtocolChoice::V2,
