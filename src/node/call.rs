@@ -360,12 +360,8 @@ impl NodeHandle {
         }
     }
 
-    /// Dials (bounded by the dial timeout) and opens an API stream in the
-    /// protocol the options ask for.
-    async fn open_call(
-        &self,
-        addr: &Multiaddr,
-    ) -> Result<(PeerId, libp2p::Stream, ApiVersion), CallError> {
+    /// Connects to `addr` unless connected, within the dial timeout.
+    async fn dial_within(&self, addr: &Multiaddr) -> Result<PeerId, CallError> {
         let dial_timeout = self.shared.call_options.dial_timeout;
         let peer = peer_of(addr)?;
         tokio::time::timeout(dial_timeout, self.dial(addr))
@@ -373,7 +369,16 @@ impl NodeHandle {
             .map_err(|_| CallError::DialFailed {
                 peer,
                 message: format!("no connection within {dial_timeout:?}"),
-            })??;
+            })?
+    }
+
+    /// Dials (bounded by the dial timeout) and opens an API stream in the
+    /// protocol the options ask for.
+    async fn open_call(
+        &self,
+        addr: &Multiaddr,
+    ) -> Result<(PeerId, libp2p::Stream, ApiVersion), CallError> {
+        let peer = self.dial_within(addr).await?;
         let protocols = match self.shared.call_options.protocol {
             ProtocolChoice::Auto => vec![PROTOCOL_V2, PROTOCOL_V1],
             ProtocolChoice::V1 => vec![PROTOCOL_V1],
@@ -694,13 +699,7 @@ impl NodeHandle {
         addr: &Multiaddr,
         protocol: &'static str,
     ) -> Result<libp2p::Stream, CallError> {
-        let peer = peer_of(addr)?;
-        tokio::time::timeout(self.shared.call_options.dial_timeout, self.dial(addr))
-            .await
-            .map_err(|_| CallError::DialFailed {
-                peer,
-                message: "no connection within the dial timeout".into(),
-            })??;
+        let peer = self.dial_within(addr).await?;
         self.open(peer, vec![protocol]).await.map(|(s, _)| s)
     }
 
@@ -709,13 +708,7 @@ impl NodeHandle {
     pub async fn list_routes(&self, addr: &Multiaddr) -> Result<Vec<wire::RouteInfo>, CallError> {
         let timeout = self.shared.call_options.timeout;
         tokio::time::timeout(timeout, async {
-            let peer = peer_of(addr)?;
-            tokio::time::timeout(self.shared.call_options.dial_timeout, self.dial(addr))
-                .await
-                .map_err(|_| CallError::DialFailed {
-                    peer,
-                    message: "no connection within the dial timeout".into(),
-                })??;
+            let peer = self.dial_within(addr).await?;
             let (mut stream, _) = self.open(peer, vec![wire::PROTOCOL_ROUTES]).await?;
             let _ = stream.close().await;
             let payload = wire::read_length_prefixed(&mut stream, wire::MAX_ROUTE_LIST_BYTES)

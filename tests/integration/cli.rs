@@ -1,42 +1,7 @@
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use crate::common::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_peerapi");
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `peerapi node` and returns it with its first full multiaddr.
-fn node_process(routes: &std::path::Path) -> (Killed, String) {
-    let mut child = Command::new(BIN)
-        .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--routes"])
-        .arg(routes)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                let _ = tx.send(addr.to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("node prints its address");
-    (Killed(child), addr)
-}
 
 #[tokio::test]
 async fn call_and_stream_against_a_node_process() {
@@ -45,6 +10,7 @@ async fn call_and_stream_against_a_node_process() {
     let routes = dir.path().join("routes.json");
     std::fs::write(&routes, backend.routes_json()).unwrap();
     let (_node, addr) = node_process(&routes);
+    let addr = addr.to_string();
     assert!(addr.contains("/p2p/12D3KooW"), "{addr}");
 
     let run = |args: Vec<String>| {

@@ -285,3 +285,47 @@ pub fn dead_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
+
+/// The `peerapi` binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_peerapi");
+
+/// A `peerapi node` process, killed on drop.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `peerapi node` on a loopback port with `routes`, and returns it
+/// with the full multiaddr it prints.
+pub fn node_process(routes: &std::path::Path) -> (Proc, Multiaddr) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(BIN)
+        .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--routes"])
+        .arg(routes)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("peerapi node starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("node prints its address")
+        .parse()
+        .expect("a multiaddr");
+    (Proc(child), addr)
+}

@@ -12,8 +12,6 @@ use peerapi::{CallError, Route, RouteTable, Routes};
 
 use crate::common::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_peerapi");
-
 fn rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -159,43 +157,6 @@ async fn unreadable_route_file_keeps_the_last_good_table() {
             .is_ok()
     );
     server.abort();
-}
-
-struct Proc(std::process::Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn node_process(routes: &std::path::Path) -> (Proc, libp2p::Multiaddr) {
-    use std::io::BufRead;
-    let mut child = Command::new(BIN)
-        .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--routes"])
-        .arg(routes)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(a) = line.strip_prefix("listening on ") {
-                let _ = tx.send(a.to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap()
-        .parse()
-        .unwrap();
-    (Proc(child), addr)
 }
 
 fn signal(p: &Proc, sig: &str) {
