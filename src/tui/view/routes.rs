@@ -30,7 +30,11 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             .unwrap_or(0);
         banner.push(Paragraph::new(format!("reloaded {ago}s ago: {what}")).style(theme.ok()));
     } else if let Some(p) = &file.path {
-        banner.push(Paragraph::new(format!("file {}", p.display())).style(theme.dim()));
+        // The tail of the path is what tells files apart; the status bar
+        // and the log have the whole path.
+        let parts: Vec<_> = p.components().rev().take(2).collect();
+        let tail: std::path::PathBuf = parts.into_iter().rev().collect();
+        banner.push(Paragraph::new(format!("file …/{}", tail.display())).style(theme.dim()));
     } else {
         banner.push(Paragraph::new("no route file (start with --routes FILE)").style(theme.dim()));
     }
