@@ -243,8 +243,14 @@ async fn a_thousand_silent_streams_are_all_answered_and_others_still_served() {
         other.len(),
         other.first()
     );
-    assert_eq!(timed_out, 64, "the per-peer limit holds 64 reads open");
-    assert_eq!(overloaded, 936);
+    // The per-peer limit holds 64 reads open at a time; the rest are refused
+    // at once (a slot freed by a timeout may go to a late stream, so only
+    // the sum is exact).
+    assert_eq!(timed_out + overloaded, 1000);
+    assert!(
+        timed_out >= 64 && overloaded >= 900,
+        "timed out {timed_out}, overloaded {overloaded}"
+    );
     node.abort();
 }
 
