@@ -1077,6 +1077,16 @@ mod tests {
         KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
     }
 
+    /// Points the composer at a (made-up) peer and a route.
+    fn aim(s: &mut State, route: &str) {
+        let peer = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        s.composer
+            .set(F_TARGET, &format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}"));
+        s.composer.set(F_ROUTE, route);
+    }
+
     #[test]
     fn tab_cycles_focus_both_ways() {
         let mut s = state();
@@ -1154,12 +1164,7 @@ mod tests {
     #[test]
     fn cancel_marks_the_call_and_asks_the_app_to_abort() {
         let mut s = state();
-        let peer = libp2p::identity::Keypair::generate_ed25519()
-            .public()
-            .to_peer_id();
-        s.composer
-            .set(F_TARGET, &format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}"));
-        s.composer.set(F_ROUTE, "x");
+        aim(&mut s, "x");
         s.update(Action::Send);
         let effects = s.update(Action::CancelCall);
         assert!(matches!(effects.as_slice(), [Effect::Cancel(1)]));
@@ -1177,12 +1182,7 @@ mod tests {
     #[test]
     fn quitting_with_calls_in_flight_asks_first() {
         let mut s = state();
-        let peer = libp2p::identity::Keypair::generate_ed25519()
-            .public()
-            .to_peer_id();
-        s.composer
-            .set(F_TARGET, &format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}"));
-        s.composer.set(F_ROUTE, "x");
+        aim(&mut s, "x");
         s.update(Action::Send);
         assert!(s.update(Action::Quit).is_empty());
         assert_eq!(s.question, Some(Question::Quit));

@@ -329,3 +329,17 @@ pub fn node_process(routes: &std::path::Path) -> (Proc, Multiaddr) {
         .expect("a multiaddr");
     (Proc(child), addr)
 }
+
+/// Waits for the next served call to finish and returns how it ended.
+pub async fn next_serve_outcome(
+    events: &mut tokio::sync::broadcast::Receiver<peerapi::NodeEvent>,
+) -> peerapi::node::ServeOutcome {
+    within(async {
+        loop {
+            if let Ok(peerapi::NodeEvent::ServeFinished { outcome, .. }) = events.recv().await {
+                return outcome;
+            }
+        }
+    })
+    .await
+}

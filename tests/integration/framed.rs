@@ -315,14 +315,7 @@ async fn dropping_the_caller_stream_aborts_the_backend_request() {
             "backend request lived {took:?} after the cancel"
         );
         // The serving side reports the call as cancelled by its caller.
-        let outcome = within(async {
-            loop {
-                if let Ok(peerapi::NodeEvent::ServeFinished { outcome, .. }) = events.recv().await {
-                    return outcome;
-                }
-            }
-        })
-        .await;
+        let outcome = next_serve_outcome(&mut events).await;
         assert!(
             matches!(outcome, peerapi::node::ServeOutcome::CallerGone { .. }),
             "{outcome:?}"

@@ -265,14 +265,7 @@ async fn a_peer_that_resets_mid_response_does_not_hurt_others() {
         .unwrap();
     within(s.next()).await.unwrap().unwrap();
     drop(s);
-    let outcome = within(async {
-        loop {
-            if let Ok(peerapi::NodeEvent::ServeFinished { outcome, .. }) = events.recv().await {
-                return outcome;
-            }
-        }
-    })
-    .await;
+    let outcome = next_serve_outcome(&mut events).await;
     assert!(
         matches!(outcome, peerapi::node::ServeOutcome::CallerGone { .. }),
         "{outcome:?}"
