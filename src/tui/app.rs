@@ -631,6 +631,13 @@ async fn send_call(handle: NodeHandle, tx: mpsc::Sender<Action>, id: LocalId, sp
         }
     };
     let req: CallRequest = spec.request;
+    let send_bytes = |bytes: bytes::Bytes| {
+        tx.send(Action::CallBytes {
+            id,
+            bytes,
+            at: Instant::now(),
+        })
+    };
     let error = if spec.stream {
         match handle.stream_full(&addr, req).await {
             Ok((head, mut chunks)) => {
@@ -639,13 +646,7 @@ async fn send_call(handle: NodeHandle, tx: mpsc::Sender<Action>, id: LocalId, sp
                 while let Some(chunk) = chunks.next().await {
                     match chunk {
                         Ok(bytes) => {
-                            let _ = tx
-                                .send(Action::CallBytes {
-                                    id,
-                                    bytes,
-                                    at: Instant::now(),
-                                })
-                                .await;
+                            let _ = send_bytes(bytes).await;
                         }
                         Err(e) => {
                             error = Some(e.to_string());
@@ -661,13 +662,7 @@ async fn send_call(handle: NodeHandle, tx: mpsc::Sender<Action>, id: LocalId, sp
         match handle.call_full(&addr, req).await {
             Ok(crate::node::Response { head, body: bytes }) => {
                 let _ = tx.send(Action::CallHead { id, head }).await;
-                let _ = tx
-                    .send(Action::CallBytes {
-                        id,
-                        bytes,
-                        at: Instant::now(),
-                    })
-                    .await;
+                let _ = send_bytes(bytes).await;
                 None
             }
             Err(e) => Some(e.to_string()),

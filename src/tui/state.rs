@@ -74,6 +74,37 @@ pub struct CallView {
     pub head: Option<crate::node::ResponseHead>,
 }
 
+impl CallView {
+    /// A served call that has just started; outgoing calls adjust it.
+    fn new(
+        id: LocalId,
+        peer: String,
+        route: &str,
+        method: &str,
+        stream: bool,
+        output: Output,
+    ) -> Self {
+        Self {
+            id,
+            outgoing: false,
+            peer,
+            route: route.to_string(),
+            method: method.to_string(),
+            stream,
+            state: CallState::Streaming,
+            error: None,
+            status: None,
+            bytes: 0,
+            chunks: 0,
+            started: output.metrics.start,
+            duration: None,
+            spec: None,
+            head: None,
+            output,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutputMode {
     Raw,
@@ -388,28 +419,20 @@ impl State {
             .unwrap_or_default()
             .to_string();
         let now = Instant::now();
-        self.push_call(CallView {
+        let mut output = Output::new(now, self.output_cap);
+        output.token_path = self.token_path.clone();
+        let mut call = CallView::new(
             id,
-            outgoing: true,
             peer,
-            route: spec.request.route.clone(),
-            method: spec.request.method.clone(),
-            stream: spec.stream,
-            state: CallState::Connecting,
-            error: None,
-            status: None,
-            bytes: 0,
-            chunks: 0,
-            started: now,
-            duration: None,
-            spec: Some(spec.clone()),
-            head: None,
-            output: {
-                let mut o = Output::new(now, self.output_cap);
-                o.token_path = self.token_path.clone();
-                o
-            },
-        });
+            &spec.request.route,
+            &spec.request.method,
+            spec.stream,
+            output,
+        );
+        call.outgoing = true;
+        call.state = CallState::Connecting;
+        call.spec = Some(spec.clone());
+        self.push_call(call);
         self.select_call(self.calls.len() - 1);
         vec![Effect::Send { id, spec }]
     }
@@ -986,24 +1009,16 @@ impl State {
                 self.next_id += 1;
                 self.served.insert(id, local);
                 let now = Instant::now();
-                self.push_call(CallView {
-                    id: local,
-                    outgoing: false,
-                    peer: peer.to_string(),
-                    route,
-                    method,
+                // Served calls keep no body: the caller has it.
+                let output = Output::new(now, 1024);
+                self.push_call(CallView::new(
+                    local,
+                    peer.to_string(),
+                    &route,
+                    &method,
                     stream,
-                    state: CallState::Streaming,
-                    error: None,
-                    status: None,
-                    bytes: 0,
-                    chunks: 0,
-                    started: now,
-                    duration: None,
-                    spec: None,
-                    head: None,
-                    output: Output::new(now, 1024),
-                });
+                    output,
+                ));
             }
             NodeEvent::ServeFinished {
                 id,

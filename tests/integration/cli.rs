@@ -21,37 +21,32 @@ async fn call_and_stream_against_a_node_process() {
             out
         })
     };
-    let out = within(run(vec![
+    // Runs the CLI, asserts it succeeded (showing its stderr if not), returns stdout.
+    let run_ok = |args: Vec<String>| async move {
+        let out = within(run(args)).await.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = run_ok(vec![
         "call".into(),
         addr.clone(),
         "echo".into(),
         "-d".into(),
         "hello peer".into(),
-    ]))
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.stdout, b"hello peer");
+    ])
+    .await;
+    assert_eq!(out, "hello peer");
 
-    let out = within(run(vec![
+    let out = run_ok(vec![
         "stream".into(),
         addr.clone(),
         "inference".into(),
         "-d".into(),
         r#"{"max_tokens": 5}"#.into(),
-    ]))
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    ])
+    .await;
+    let text = out;
     assert!(text.contains("data: [DONE]"), "{text}");
     assert_eq!(text.matches("chat.completion.chunk").count(), 6, "{text}");
 
@@ -71,15 +66,8 @@ async fn call_and_stream_against_a_node_process() {
     assert_eq!(out.status.code(), Some(7));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Route not found"));
 
-    let out = within(run(vec!["routes".into(), "list".into(), addr.clone()]))
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let listing = String::from_utf8(out.stdout).unwrap();
+    let out = run_ok(vec!["routes".into(), "list".into(), addr.clone()]).await;
+    let listing = out;
     assert!(
         listing.contains("inference  yes") && listing.contains("health     no"),
         "{listing}"
@@ -90,16 +78,13 @@ async fn call_and_stream_against_a_node_process() {
     );
 
     // -i: protocol, status line and headers before the body.
-    let out = within(run(vec![
+    let text = run_ok(vec![
         "call".into(),
         addr.clone(),
         "health".into(),
         "-i".into(),
-    ]))
-    .await
-    .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
+    ])
+    .await;
     assert!(text.starts_with("/peerapi/api/2.0.0 200\n"), "{text}");
     assert!(text.contains("content-type: application/json"), "{text}");
     assert!(text.contains("\n\n{"), "{text}");
