@@ -6,7 +6,6 @@
 //! its own). Every measurement is bounded in count and time, repeated, and
 //! reported as the median of its repeats.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -35,6 +34,33 @@ pub struct BenchSize {
     pub cli_calls: usize,
     /// No single measurement runs longer than this.
     pub max_secs: f64,
+}
+
+/// Which parts to run: all by default, or a subset for profiling one thing.
+#[derive(Clone, Debug, Default)]
+pub struct BenchFilter {
+    /// Section names (`unary`, `stream`, `blob`, `first`, `cli`, `memory`); empty = all.
+    pub sections: Vec<String>,
+    /// Protocol versions (`2.0.0`, `1.0.0`); empty = both.
+    pub protocols: Vec<String>,
+    /// Unary concurrencies; empty = 1, 16 and 64.
+    pub concurrency: Vec<usize>,
+}
+
+impl BenchFilter {
+    pub const SECTIONS: [&'static str; 6] = ["unary", "stream", "blob", "first", "cli", "memory"];
+
+    fn section(&self, name: &str) -> bool {
+        self.sections.is_empty() || self.sections.iter().any(|s| s == name)
+    }
+
+    fn protocol(&self, label: &str) -> bool {
+        self.protocols.is_empty() || self.protocols.iter().any(|p| label.starts_with(p.as_str()))
+    }
+
+    fn concurrency(&self, c: usize) -> bool {
+        self.concurrency.is_empty() || self.concurrency.contains(&c)
+    }
 }
 
 impl BenchSize {
@@ -380,7 +406,12 @@ fn count_events(bytes: &[u8], carry: &mut bool) -> usize {
 }
 
 /// Runs everything and returns the report. `progress` gets a line per step.
-pub async fn run(exe: &Path, size: BenchSize, progress: impl Fn(&str)) -> Result<Report, String> {
+pub async fn run(
+    exe: &Path,
+    size: BenchSize,
+    filter: &BenchFilter,
+    progress: impl Fn(&str),
+) -> Result<Report, String> {
     let backend = start_backend().await.map_err(|e| e.to_string())?;
     let server = ServingNode::start(exe, backend, size.concurrent_streams)?;
     let http = reqwest::Client::builder()
@@ -397,10 +428,16 @@ pub async fn run(exe: &Path, size: BenchSize, progress: impl Fn(&str)) -> Result
     let idle_rss = server.rss_mb();
 
     for (label, choice) in [("2.0.0", ProtocolChoice::V2), ("1.0.0", ProtocolChoice::V1)] {
+        if !filter.protocol(label) {
+            continue;
+        }
         let node = client(choice).await?;
         let h = node.handle();
         h.dial(&addr).await.map_err(|e| e.to_string())?;
         for (i, conc) in [1usize, 16, 64].into_iter().enumerate() {
+            if !filter.section("unary") || !filter.concurrency(conc) {
+                continue;
+            }
             progress(&format!("unary {label} at concurrency {conc}"));
             let calls = size.unary_calls[i];
             let (mut d50, mut d99, mut drate, mut h50, mut h99, mut hrate, mut failed) =
@@ -457,189 +494,195 @@ pub async fn run(exe: &Path, size: BenchSize, progress: impl Fn(&str)) -> Result
             });
         }
 
-        progress(&format!("small stream chunks {label}"));
-        let (mut drate, mut hrate, mut dttfb, mut httfb) = (vec![], vec![], vec![], vec![]);
-        for _ in 0..size.repeats {
-            let n = size.stream_events;
-            let url = format!("http://{backend}/tokens?n={n}");
-            let t = Instant::now();
-            let resp = http.get(&url).send().await.map_err(|e| e.to_string())?;
-            let mut body = resp.bytes_stream();
-            let (mut events, mut carry, mut first) = (0usize, false, None);
-            while let Some(Ok(c)) = body.next().await {
-                first.get_or_insert_with(|| t.elapsed());
-                events += count_events(&c, &mut carry);
-                if t.elapsed() > max {
-                    break;
+        if filter.section("stream") {
+            progress(&format!("small stream chunks {label}"));
+            let (mut drate, mut hrate, mut dttfb, mut httfb) = (vec![], vec![], vec![], vec![]);
+            for _ in 0..size.repeats {
+                let n = size.stream_events;
+                let url = format!("http://{backend}/tokens?n={n}");
+                let t = Instant::now();
+                let resp = http.get(&url).send().await.map_err(|e| e.to_string())?;
+                let mut body = resp.bytes_stream();
+                let (mut events, mut carry, mut first) = (0usize, false, None);
+                while let Some(Ok(c)) = body.next().await {
+                    first.get_or_insert_with(|| t.elapsed());
+                    events += count_events(&c, &mut carry);
+                    if t.elapsed() > max {
+                        break;
+                    }
                 }
-            }
-            drate.push(events as f64 / t.elapsed().as_secs_f64());
-            dttfb.push(first.unwrap_or_default().as_secs_f64() * 1e6);
-            // Through the hop: the route asks for 1,000,000; stop at n.
-            let t = Instant::now();
-            let mut s = h
-                .stream(&addr, CallRequest::new("tokens"))
-                .await
-                .map_err(|e| e.to_string())?;
-            let (mut events, mut carry, mut first) = (0usize, false, None);
-            while let Some(Ok(c)) = s.next().await {
-                first.get_or_insert_with(|| t.elapsed());
-                events += count_events(&c, &mut carry);
-                if events >= n || t.elapsed() > max {
-                    break;
-                }
-            }
-            hrate.push(events as f64 / t.elapsed().as_secs_f64());
-            httfb.push(first.unwrap_or_default().as_secs_f64() * 1e6);
-        }
-        rows.push(Row {
-            name: format!("stream {label} small chunks/s"),
-            direct: Some(median(drate)),
-            hop: median(hrate),
-            unit: "/s".into(),
-            note: format!("{} SSE events", size.stream_events),
-        });
-        rows.push(Row {
-            name: format!("stream {label} time to first byte"),
-            direct: Some(median(dttfb)),
-            hop: median(httfb),
-            unit: "us".into(),
-            note: String::new(),
-        });
-
-        progress(&format!("large body {label}"));
-        let (mut dmb, mut hmb) = (vec![], vec![]);
-        for _ in 0..size.repeats {
-            let n = size.blob_bytes;
-            let t = Instant::now();
-            let resp = http
-                .get(format!("http://{backend}/blob?n={n}"))
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut body = resp.bytes_stream();
-            let mut got = 0usize;
-            while let Some(Ok(c)) = body.next().await {
-                got += c.len();
-            }
-            dmb.push(got as f64 / 1e6 / t.elapsed().as_secs_f64());
-            let t = Instant::now();
-            let mut s = h
-                .stream(&addr, CallRequest::new("blob"))
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut got = 0usize;
-            while let Some(Ok(c)) = s.next().await {
-                got += c.len();
-                if got >= n || t.elapsed() > max {
-                    break;
-                }
-            }
-            hmb.push(got as f64 / 1e6 / t.elapsed().as_secs_f64());
-        }
-        rows.push(Row {
-            name: format!("stream {label} large body"),
-            direct: Some(median(dmb)),
-            hop: median(hmb),
-            unit: "MB/s".into(),
-            note: format!("{} MiB", size.blob_bytes >> 20),
-        });
-        node.abort();
-    }
-
-    progress("first call on a fresh connection");
-    let mut firsts = Vec::new();
-    for _ in 0..size.first_calls {
-        let node = client(ProtocolChoice::Auto).await?;
-        let t = Instant::now();
-        let ok = node
-            .handle()
-            .call(&addr, CallRequest::new("small"))
-            .await
-            .is_ok();
-        if ok {
-            firsts.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        node.abort();
-    }
-    rows.push(Row {
-        name: "first call (dial+noise+yamux+call)".into(),
-        direct: None,
-        hop: median(firsts),
-        unit: "ms".into(),
-        note: String::new(),
-    });
-
-    progress("one-shot `peerapi call` processes");
-    let mut cli = Vec::new();
-    for _ in 0..size.cli_calls {
-        let t = Instant::now();
-        let out = std::process::Command::new(exe)
-            .args(["call", &addr.to_string(), "small"])
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            cli.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    rows.push(Row {
-        name: "`peerapi call` one-shot process".into(),
-        direct: None,
-        hop: median(cli),
-        unit: "ms".into(),
-        note: String::new(),
-    });
-
-    progress(&format!(
-        "memory with {} concurrent streams",
-        size.concurrent_streams
-    ));
-    let node = client(ProtocolChoice::Auto).await?;
-    let h: NodeHandle = node.handle();
-    let mut streams = Vec::new();
-    for _ in 0..size.concurrent_streams {
-        let (h, a) = (h.clone(), addr.clone());
-        streams.push(tokio::spawn(async move {
-            let mut n = 0usize;
-            if let Ok(mut s) = h.stream(&a, CallRequest::new("paced")).await {
+                drate.push(events as f64 / t.elapsed().as_secs_f64());
+                dttfb.push(first.unwrap_or_default().as_secs_f64() * 1e6);
+                // Through the hop: the route asks for 1,000,000; stop at n.
+                let t = Instant::now();
+                let mut s = h
+                    .stream(&addr, CallRequest::new("tokens"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let (mut events, mut carry, mut first) = (0usize, false, None);
                 while let Some(Ok(c)) = s.next().await {
-                    n += c.len();
+                    first.get_or_insert_with(|| t.elapsed());
+                    events += count_events(&c, &mut carry);
+                    if events >= n || t.elapsed() > max {
+                        break;
+                    }
                 }
+                hrate.push(events as f64 / t.elapsed().as_secs_f64());
+                httfb.push(first.unwrap_or_default().as_secs_f64() * 1e6);
             }
-            n > 0
-        }));
-    }
-    let mut peak = 0.0f64;
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(3) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        peak = peak.max(server.rss_mb().unwrap_or(0.0));
-    }
-    let mut ok = 0;
-    for s in streams {
-        if matches!(s.await, Ok(true)) {
-            ok += 1;
+            rows.push(Row {
+                name: format!("stream {label} small chunks/s"),
+                direct: Some(median(drate)),
+                hop: median(hrate),
+                unit: "/s".into(),
+                note: format!("{} SSE events", size.stream_events),
+            });
+            rows.push(Row {
+                name: format!("stream {label} time to first byte"),
+                direct: Some(median(dttfb)),
+                hop: median(httfb),
+                unit: "us".into(),
+                note: String::new(),
+            });
         }
+        if filter.section("blob") {
+            progress(&format!("large body {label}"));
+            let (mut dmb, mut hmb) = (vec![], vec![]);
+            for _ in 0..size.repeats {
+                let n = size.blob_bytes;
+                let t = Instant::now();
+                let resp = http
+                    .get(format!("http://{backend}/blob?n={n}"))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut body = resp.bytes_stream();
+                let mut got = 0usize;
+                while let Some(Ok(c)) = body.next().await {
+                    got += c.len();
+                }
+                dmb.push(got as f64 / 1e6 / t.elapsed().as_secs_f64());
+                let t = Instant::now();
+                let mut s = h
+                    .stream(&addr, CallRequest::new("blob"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut got = 0usize;
+                while let Some(Ok(c)) = s.next().await {
+                    got += c.len();
+                    if got >= n || t.elapsed() > max {
+                        break;
+                    }
+                }
+                hmb.push(got as f64 / 1e6 / t.elapsed().as_secs_f64());
+            }
+            rows.push(Row {
+                name: format!("stream {label} large body"),
+                direct: Some(median(dmb)),
+                hop: median(hmb),
+                unit: "MB/s".into(),
+                note: format!("{} MiB", size.blob_bytes >> 20),
+            });
+        }
+        node.abort();
     }
-    node.abort();
-    if let Some(idle) = idle_rss {
+
+    if filter.section("first") {
+        progress("first call on a fresh connection");
+        let mut firsts = Vec::new();
+        for _ in 0..size.first_calls {
+            let node = client(ProtocolChoice::Auto).await?;
+            let t = Instant::now();
+            let ok = node
+                .handle()
+                .call(&addr, CallRequest::new("small"))
+                .await
+                .is_ok();
+            if ok {
+                firsts.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            node.abort();
+        }
         rows.push(Row {
-            name: "serving node resident memory, idle".into(),
+            name: "first call (dial+noise+yamux+call)".into(),
             direct: None,
-            hop: idle,
-            unit: "MB".into(),
+            hop: median(firsts),
+            unit: "ms".into(),
             note: String::new(),
         });
     }
-    rows.push(Row {
-        name: format!("serving node memory, {} streams", size.concurrent_streams),
-        direct: None,
-        hop: peak,
-        unit: "MB".into(),
-        note: format!("{ok} of {} streams completed", size.concurrent_streams),
-    });
+    if filter.section("cli") {
+        progress("one-shot `peerapi call` processes");
+        let mut cli = Vec::new();
+        for _ in 0..size.cli_calls {
+            let t = Instant::now();
+            let out = std::process::Command::new(exe)
+                .args(["call", &addr.to_string(), "small"])
+                .output()
+                .map_err(|e| e.to_string())?;
+            if out.status.success() {
+                cli.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        rows.push(Row {
+            name: "`peerapi call` one-shot process".into(),
+            direct: None,
+            hop: median(cli),
+            unit: "ms".into(),
+            note: String::new(),
+        });
+    }
+    if filter.section("memory") {
+        progress(&format!(
+            "memory with {} concurrent streams",
+            size.concurrent_streams
+        ));
+        let node = client(ProtocolChoice::Auto).await?;
+        let h: NodeHandle = node.handle();
+        let mut streams = Vec::new();
+        for _ in 0..size.concurrent_streams {
+            let (h, a) = (h.clone(), addr.clone());
+            streams.push(tokio::spawn(async move {
+                let mut n = 0usize;
+                if let Ok(mut s) = h.stream(&a, CallRequest::new("paced")).await {
+                    while let Some(Ok(c)) = s.next().await {
+                        n += c.len();
+                    }
+                }
+                n > 0
+            }));
+        }
+        let mut peak = 0.0f64;
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(3) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            peak = peak.max(server.rss_mb().unwrap_or(0.0));
+        }
+        let mut ok = 0;
+        for s in streams {
+            if matches!(s.await, Ok(true)) {
+                ok += 1;
+            }
+        }
+        node.abort();
+        if let Some(idle) = idle_rss {
+            rows.push(Row {
+                name: "serving node resident memory, idle".into(),
+                direct: None,
+                hop: idle,
+                unit: "MB".into(),
+                note: String::new(),
+            });
+        }
+        rows.push(Row {
+            name: format!("serving node memory, {} streams", size.concurrent_streams),
+            direct: None,
+            hop: peak,
+            unit: "MB".into(),
+            note: format!("{ok} of {} streams completed", size.concurrent_streams),
+        });
+    }
     drop(server);
-    let _ = HashMap::<(), ()>::new();
     Ok(Report {
         cores: std::thread::available_parallelism()
             .map(|n| n.get())

@@ -12,6 +12,15 @@ pub(crate) struct BenchCmd {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Run only these sections (repeatable): unary, stream, blob, first, cli, memory.
+    #[arg(long = "only", value_name = "SECTION", value_parser = clap::builder::PossibleValuesParser::new(peerapi::bench::BenchFilter::SECTIONS))]
+    only: Vec<String>,
+    /// Measure only this protocol version (repeatable): 2 or 1.
+    #[arg(long = "protocol", value_name = "VERSION", value_parser = ["1", "2"])]
+    protocols: Vec<String>,
+    /// Unary concurrencies to measure (repeatable); default 1, 16 and 64.
+    #[arg(long = "concurrency", value_name = "N")]
+    concurrency: Vec<usize>,
 }
 
 pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
@@ -27,7 +36,12 @@ pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
     } else {
         peerapi::bench::BenchSize::FULL
     };
-    let report = peerapi::bench::run(&exe, size, |step| eprintln!("bench: {step}…")).await;
+    let filter = peerapi::bench::BenchFilter {
+        sections: cmd.only,
+        protocols: cmd.protocols,
+        concurrency: cmd.concurrency,
+    };
+    let report = peerapi::bench::run(&exe, size, &filter, |step| eprintln!("bench: {step}…")).await;
     match report {
         Ok(r) if cmd.json => {
             println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
