@@ -1,17 +1,28 @@
 //! Our own network behaviour for API streams.
 //!
-//! Inbound: every negotiated stream goes into one bounded queue that the
-//! serving task drains. libp2p-stream 0.5.0-alpha's `accept` holds a single
-//! stream and silently drops the rest while the application is busy; here
-//! nothing is dropped silently: when the queue is full the stream is answered
-//! with an explicit "overloaded" reply and closed.
+//! Inbound: every negotiated stream is handed to the server's dispatch
+//! function right on the connection's task, which starts serving it or
+//! answers "overloaded" explicitly. (libp2p-stream 0.5.0-alpha's `accept`
+//! holds a single stream and silently drops the rest while the application
+//! is busy.)
 //!
-//! Outbound: any number of streams may be negotiating at once on one
-//! connection (libp2p-stream allows one at a time).
+//! Outbound: callers send open requests straight to a connection's handler
+//! through the shared [`Connections`] registry, without a round trip through
+//! the swarm's task, and any number of streams may be negotiating at once
+//! (libp2p-stream allows one at a time).
+//!
+//! Negotiation: the swarm runs multistream-select in its lazy variant, which
+//! sends the request right behind the protocol proposal when one protocol is
+//! left to try (one round trip less per call). A call therefore proposes a
+//! single protocol only where identify confirmed the peer speaks it;
+//! otherwise [`NEGOTIATION_SENTINEL`] goes last, so every real proposal is
+//! answered before anything is sent and a refusal stays a clean
+//! "unsupported".
 
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::channel::oneshot;
@@ -22,15 +33,20 @@ use libp2p::swarm::handler::{
     ConnectionEvent, DialUpgradeError, FullyNegotiatedInbound, FullyNegotiatedOutbound,
 };
 use libp2p::swarm::{
-    ConnectionDenied, ConnectionHandler, ConnectionHandlerEvent, ConnectionId, FromSwarm,
-    NetworkBehaviour, NotifyHandler, Stream, StreamProtocol, StreamUpgradeError, SubstreamProtocol,
+    ConnectionClosed, ConnectionDenied, ConnectionHandler, ConnectionHandlerEvent, ConnectionId,
+    FromSwarm, NetworkBehaviour, Stream, StreamProtocol, StreamUpgradeError, SubstreamProtocol,
     THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
 use libp2p::{Multiaddr, PeerId};
-use tokio::sync::mpsc;
 
-/// Default depth of the queue between the swarm and the serving task.
+/// Default most inbound streams being answered at once beyond the call
+/// limits (each is refused "overloaded" quickly); past it they are refused
+/// without a task of their own.
 pub const DEFAULT_INBOUND_QUEUE_DEPTH: usize = 1024;
+/// Proposed last where identify has not confirmed a protocol, never served:
+/// the swarm's lazy negotiation settles on it without asking, and having
+/// settled on it means every real proposal was refused.
+pub const NEGOTIATION_SENTINEL: &str = "/peerapi/no-protocol-agreed/0";
 /// How long protocol negotiation of a new outbound stream may take.
 pub const OPEN_STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -63,9 +79,121 @@ pub struct OpenStream {
     reply: OpenReply,
 }
 
-/// Called with a stream that found the queue full: it must answer and close
-/// it explicitly (on a runtime of its own), never just drop it.
-pub type Refuser = std::sync::Arc<dyn Fn(InboundStream) + Send + Sync>;
+/// Takes each negotiated inbound stream, on the connection's task: it must
+/// start serving it or answer and close it explicitly, never just drop it.
+pub type Dispatch = Arc<dyn Fn(InboundStream) + Send + Sync>;
+
+struct PeerConnections {
+    /// Open-request channels of this peer's live connections, oldest first.
+    handlers: Vec<(ConnectionId, tokio::sync::mpsc::UnboundedSender<OpenStream>)>,
+    /// What identify says the peer speaks; `None` until it has answered.
+    protocols: Option<Arc<Vec<String>>>,
+}
+
+/// Live connections and what their peers speak, shared by the swarm's
+/// handlers and every [`NodeHandle`](super::NodeHandle).
+#[derive(Clone, Default)]
+pub(crate) struct Connections(Arc<Mutex<HashMap<PeerId, PeerConnections>>>);
+
+impl Connections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, PeerConnections>> {
+        // A panic elsewhere while holding the lock leaves a usable map.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn is_connected(&self, peer: &PeerId) -> bool {
+        self.lock()
+            .get(peer)
+            .is_some_and(|p| !p.handlers.is_empty())
+    }
+
+    /// Records what identify reported for `peer`.
+    pub(crate) fn set_protocols(&self, peer: PeerId, protocols: Vec<String>) {
+        if let Some(p) = self.lock().get_mut(&peer) {
+            p.protocols = Some(Arc::new(protocols));
+        }
+    }
+
+    fn register(
+        &self,
+        peer: PeerId,
+        id: ConnectionId,
+        tx: tokio::sync::mpsc::UnboundedSender<OpenStream>,
+    ) {
+        self.lock()
+            .entry(peer)
+            .or_insert_with(|| PeerConnections {
+                handlers: Vec::new(),
+                protocols: None,
+            })
+            .handlers
+            .push((id, tx));
+    }
+
+    fn unregister(&self, peer: PeerId, id: ConnectionId) {
+        let mut map = self.lock();
+        if let Some(p) = map.get_mut(&peer) {
+            p.handlers.retain(|(c, _)| *c != id);
+            if p.handlers.is_empty() {
+                map.remove(&peer);
+            }
+        }
+    }
+
+    /// Asks a connection to `peer` to open a stream with the first of
+    /// `wanted` the peer accepts. Resolves with the stream and the protocol
+    /// agreed on.
+    pub(crate) async fn open(
+        &self,
+        peer: PeerId,
+        wanted: &[&'static str],
+    ) -> Result<(Stream, StreamProtocol), OpenError> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut map = self.lock();
+            let Some(conns) = map.get_mut(&peer) else {
+                return Err(OpenError::ConnectionClosed);
+            };
+            let protocols = proposals(wanted, conns.protocols.as_deref().map(Vec::as_slice));
+            let mut open = OpenStream {
+                protocols,
+                reply: tx,
+            };
+            // A handler whose connection is gone (or was denied before the
+            // swarm reported it) has dropped its receiver: skip it.
+            loop {
+                let Some((_, handler)) = conns.handlers.first() else {
+                    map.remove(&peer);
+                    return Err(OpenError::ConnectionClosed);
+                };
+                match handler.send(open) {
+                    Ok(()) => break,
+                    Err(tokio::sync::mpsc::error::SendError(back)) => {
+                        open = back;
+                        conns.handlers.remove(0);
+                    }
+                }
+            }
+        }
+        rx.await.map_err(|_| OpenError::ConnectionClosed)?
+    }
+}
+
+/// What to propose for `wanted` (in order of preference) to a peer that
+/// identify says speaks `known`.
+fn proposals(wanted: &[&'static str], known: Option<&[String]>) -> Vec<StreamProtocol> {
+    if let Some(known) = known {
+        // Confirmed: propose only the best one the peer has, lazily.
+        if let Some(p) = wanted.iter().find(|w| known.iter().any(|k| k == *w)) {
+            return vec![StreamProtocol::new(p)];
+        }
+    }
+    wanted
+        .iter()
+        .map(|p| StreamProtocol::new(p))
+        .chain(std::iter::once(StreamProtocol::new(NEGOTIATION_SENTINEL)))
+        .collect()
+}
 
 /// Node-wide peer access: who may connect at all.
 #[derive(Clone, Debug, Default)]
@@ -88,55 +216,39 @@ struct NotAdmitted(PeerId);
 pub struct Behaviour {
     access: PeerAccess,
     inbound_protocols: Vec<StreamProtocol>,
-    inbound_tx: mpsc::Sender<InboundStream>,
-    refuse: Refuser,
-    pending: VecDeque<ToSwarm<Infallible, OpenStream>>,
-    waker: Option<Waker>,
+    dispatch: Dispatch,
+    connections: Connections,
 }
 
 impl Behaviour {
-    pub fn new(
+    pub(crate) fn new(
         access: PeerAccess,
         inbound_protocols: Vec<StreamProtocol>,
-        inbound_tx: mpsc::Sender<InboundStream>,
-        refuse: Refuser,
+        dispatch: Dispatch,
+        connections: Connections,
     ) -> Self {
         Self {
             access,
             inbound_protocols,
-            inbound_tx,
-            refuse,
-            pending: VecDeque::new(),
-            waker: None,
+            dispatch,
+            connections,
         }
     }
 
-    /// Asks a connection to `peer` to open a stream offering `protocols` in order.
-    pub fn open(&mut self, peer: PeerId, protocols: Vec<StreamProtocol>, reply: OpenReply) {
-        self.pending.push_back(ToSwarm::NotifyHandler {
-            peer_id: peer,
-            handler: NotifyHandler::Any,
-            event: OpenStream { protocols, reply },
-        });
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
-    }
-
-    fn handler(&self, peer: PeerId) -> Result<Handler, ConnectionDenied> {
+    fn handler(&self, peer: PeerId, id: ConnectionId) -> Result<Handler, ConnectionDenied> {
         // Like libp2p's allow/block lists: a peer not admitted is refused
         // as soon as its identity is known, in either direction.
         if !self.access.admits(&peer) {
             tracing::info!(%peer, "refusing connection: peer not admitted");
             return Err(ConnectionDenied::new(NotAdmitted(peer)));
         }
+        let (tx, opens) = tokio::sync::mpsc::unbounded_channel();
+        self.connections.register(peer, id, tx);
         Ok(Handler {
             peer,
             inbound_protocols: self.inbound_protocols.clone(),
-            inbound_tx: self.inbound_tx.clone(),
-            refuse: self.refuse.clone(),
-            opens: VecDeque::new(),
-            waker: None,
+            dispatch: self.dispatch.clone(),
+            opens,
         })
     }
 }
@@ -147,26 +259,35 @@ impl NetworkBehaviour for Behaviour {
 
     fn handle_established_inbound_connection(
         &mut self,
-        _: ConnectionId,
+        id: ConnectionId,
         peer: PeerId,
         _: &Multiaddr,
         _: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.handler(peer)
+        self.handler(peer, id)
     }
 
     fn handle_established_outbound_connection(
         &mut self,
-        _: ConnectionId,
+        id: ConnectionId,
         peer: PeerId,
         _: &Multiaddr,
         _: Endpoint,
         _: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.handler(peer)
+        self.handler(peer, id)
     }
 
-    fn on_swarm_event(&mut self, _: FromSwarm) {}
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        if let FromSwarm::ConnectionClosed(ConnectionClosed {
+            peer_id,
+            connection_id,
+            ..
+        }) = event
+        {
+            self.connections.unregister(peer_id, connection_id);
+        }
+    }
 
     fn on_connection_handler_event(
         &mut self,
@@ -177,14 +298,7 @@ impl NetworkBehaviour for Behaviour {
         match event {}
     }
 
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        if let Some(ev) = self.pending.pop_front() {
-            return Poll::Ready(ev);
-        }
-        self.waker = Some(cx.waker().clone());
+    fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
         Poll::Pending
     }
 }
@@ -192,14 +306,12 @@ impl NetworkBehaviour for Behaviour {
 pub struct Handler {
     peer: PeerId,
     inbound_protocols: Vec<StreamProtocol>,
-    inbound_tx: mpsc::Sender<InboundStream>,
-    refuse: Refuser,
-    opens: VecDeque<OpenStream>,
-    waker: Option<Waker>,
+    dispatch: Dispatch,
+    opens: tokio::sync::mpsc::UnboundedReceiver<OpenStream>,
 }
 
 impl ConnectionHandler for Handler {
-    type FromBehaviour = OpenStream;
+    type FromBehaviour = Infallible;
     type ToBehaviour = Infallible;
     type InboundProtocol = Upgrade;
     type OutboundProtocol = Upgrade;
@@ -214,21 +326,20 @@ impl ConnectionHandler for Handler {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<ConnectionHandlerEvent<Upgrade, OpenReply, Infallible>> {
-        if let Some(open) = self.opens.pop_front() {
-            return Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
-                protocol: SubstreamProtocol::new(Upgrade(open.protocols), open.reply)
-                    .with_timeout(OPEN_STREAM_TIMEOUT),
-            });
+        match self.opens.poll_recv(cx) {
+            Poll::Ready(Some(open)) => {
+                Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
+                    protocol: SubstreamProtocol::new(Upgrade(open.protocols), open.reply)
+                        .with_timeout(OPEN_STREAM_TIMEOUT),
+                })
+            }
+            // All senders gone: the registry dropped this connection.
+            Poll::Ready(None) | Poll::Pending => Poll::Pending,
         }
-        self.waker = Some(cx.waker().clone());
-        Poll::Pending
     }
 
-    fn on_behaviour_event(&mut self, event: OpenStream) {
-        self.opens.push_back(event);
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
+    fn on_behaviour_event(&mut self, event: Infallible) {
+        match event {}
     }
 
     fn on_connection_event(&mut self, event: ConnectionEvent<Upgrade, Upgrade, (), OpenReply>) {
@@ -237,28 +348,23 @@ impl ConnectionHandler for Handler {
                 protocol: (stream, protocol),
                 ..
             }) => {
-                let inbound = InboundStream {
+                (self.dispatch)(InboundStream {
                     peer: self.peer,
                     protocol,
                     stream,
-                };
-                match self.inbound_tx.try_send(inbound) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(inbound)) => {
-                        tracing::warn!(peer = %self.peer, "inbound queue full: refusing stream");
-                        (self.refuse)(inbound);
-                    }
-                    Err(mpsc::error::TrySendError::Closed(inbound)) => {
-                        // Shutting down: the server no longer takes calls.
-                        (self.refuse)(inbound);
-                    }
-                }
+                });
             }
             ConnectionEvent::FullyNegotiatedOutbound(FullyNegotiatedOutbound {
                 protocol: (stream, protocol),
                 info: reply,
             }) => {
-                let _ = reply.send(Ok((stream, protocol)));
+                // Settling on the sentinel means the peer refused the rest;
+                // dropping the stream resets it.
+                let _ = if protocol.as_ref() == NEGOTIATION_SENTINEL {
+                    reply.send(Err(OpenError::Unsupported(vec![])))
+                } else {
+                    reply.send(Ok((stream, protocol)))
+                };
             }
             ConnectionEvent::DialUpgradeError(DialUpgradeError { info: reply, error }) => {
                 let err = match error {
@@ -304,5 +410,44 @@ impl OutboundUpgrade<Stream> for Upgrade {
 
     fn upgrade_outbound(self, socket: Stream, info: StreamProtocol) -> Self::Future {
         futures::future::ready(Ok((socket, info)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{PROTOCOL_V1, PROTOCOL_V2};
+
+    fn names(p: Vec<StreamProtocol>) -> Vec<String> {
+        p.into_iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn confirmed_protocol_is_proposed_alone() {
+        let known = vec![PROTOCOL_V1.to_string(), PROTOCOL_V2.to_string()];
+        assert_eq!(
+            names(proposals(&[PROTOCOL_V2, PROTOCOL_V1], Some(&known))),
+            vec![PROTOCOL_V2]
+        );
+        let python = vec![PROTOCOL_V1.to_string()];
+        assert_eq!(
+            names(proposals(&[PROTOCOL_V2, PROTOCOL_V1], Some(&python))),
+            vec![PROTOCOL_V1]
+        );
+    }
+
+    #[test]
+    fn unconfirmed_proposals_end_in_the_sentinel() {
+        assert_eq!(
+            names(proposals(&[PROTOCOL_V2, PROTOCOL_V1], None)),
+            vec![PROTOCOL_V2, PROTOCOL_V1, NEGOTIATION_SENTINEL]
+        );
+        // Identify answered but without the protocol: ask properly, so the
+        // refusal is a clean "unsupported".
+        let python = vec![PROTOCOL_V1.to_string()];
+        assert_eq!(
+            names(proposals(&[PROTOCOL_V2], Some(&python))),
+            vec![PROTOCOL_V2, NEGOTIATION_SENTINEL]
+        );
     }
 }

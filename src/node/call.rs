@@ -10,7 +10,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 
 use super::events::{CallId, NodeEvent};
-use super::{Command, NodeHandle};
+use super::NodeHandle;
 use crate::wire::frame::{self, Code};
 use crate::wire::{self, v1_text, ApiRequest, ResponseType, PROTOCOL_V1, PROTOCOL_V2};
 
@@ -338,16 +338,7 @@ impl NodeHandle {
         peer: PeerId,
         protocols: Vec<&'static str>,
     ) -> Result<(libp2p::Stream, StreamProtocol), CallError> {
-        let (tx, rx) = futures::channel::oneshot::channel();
-        self.shared
-            .commands
-            .send(Command::Open {
-                peer,
-                protocols: protocols.iter().map(|p| StreamProtocol::new(p)).collect(),
-                reply: tx,
-            })
-            .map_err(|_| CallError::NodeStopped)?;
-        match rx.await.map_err(|_| CallError::NodeStopped)? {
+        match self.shared.connections.open(peer, &protocols).await {
             Ok(opened) => Ok(opened),
             Err(super::OpenError::Unsupported(_)) => Err(CallError::Unsupported {
                 peer,

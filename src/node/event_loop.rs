@@ -13,7 +13,7 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, kad, ping, Multiaddr, PeerId, StreamProtocol, Swarm};
 use tokio::sync::{broadcast, mpsc};
 
-use super::api::{self, InboundStream, Refuser};
+use super::api::{self, Connections, Dispatch};
 use super::events::{Direction, NodeEvent, PeerInfo};
 use super::muxer::YamuxUpgrade;
 use super::{Command, NodeConfig, NodeError};
@@ -44,6 +44,7 @@ pub(crate) struct EventLoop {
     events: broadcast::Sender<NodeEvent>,
     peers: HashMap<PeerId, (PeerInfo, u32)>,
     pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
+    connections: Connections,
     /// Listeners that have not reported an address yet, and who waits for them.
     unready_listeners: Vec<libp2p::core::transport::ListenerId>,
     discovery: tokio::time::Interval,
@@ -55,8 +56,8 @@ pub(crate) type Ready = oneshot::Receiver<Result<(), NodeError>>;
 impl EventLoop {
     pub(crate) fn new(
         config: NodeConfig,
-        inbound_tx: mpsc::Sender<InboundStream>,
-        refuse: Refuser,
+        dispatch: Dispatch,
+        connections: Connections,
         events: broadcast::Sender<NodeEvent>,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Result<(Self, Ready), NodeError> {
@@ -95,7 +96,7 @@ impl EventLoop {
                 // client until an external address is confirmed.
                 kad.set_mode(Some(kad::Mode::Server));
                 Behaviour {
-                    api: api::Behaviour::new(access, protocols, inbound_tx, refuse),
+                    api: api::Behaviour::new(access, protocols, dispatch, connections.clone()),
                     identify: identify::Behaviour::new(
                         identify::Config::new("/ipfs/id/1.0.0".into(), key.public())
                             .with_agent_version(agent_version()),
@@ -105,7 +106,14 @@ impl EventLoop {
                 }
             })
             .map_err(|e| NodeError::Transport(e.to_string()))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .with_swarm_config(|c| {
+                // Lazy multistream-select: see `api` for how calls keep a
+                // refused protocol a clean "unsupported".
+                c.with_idle_connection_timeout(idle)
+                    .with_substream_upgrade_protocol_override(
+                        libp2p::core::upgrade::Version::V1Lazy,
+                    )
+            })
             .build();
 
         let mut unready_listeners = Vec::new();
@@ -135,6 +143,7 @@ impl EventLoop {
             events,
             peers: HashMap::new(),
             pending_dials: HashMap::new(),
+            connections,
             unready_listeners,
             discovery: tokio::time::interval(discovery_interval),
             ready: Some(ready_tx),
@@ -202,31 +211,6 @@ impl EventLoop {
                     .build();
                 if let Err(e) = self.swarm.dial(opts) {
                     self.fail_dials(peer, e.to_string());
-                }
-            }
-            Command::Open {
-                peer,
-                mut protocols,
-                reply,
-            } => {
-                // Where identify already told us what the peer speaks, offer
-                // only that: a refused proposal costs a round trip.
-                if let Some((info, _)) = self.peers.get(&peer) {
-                    if !info.protocols.is_empty() && protocols.len() > 1 {
-                        let known: Vec<_> = protocols
-                            .iter()
-                            .filter(|p| info.protocols.iter().any(|q| q == p.as_ref()))
-                            .cloned()
-                            .collect();
-                        if !known.is_empty() {
-                            protocols = known;
-                        }
-                    }
-                }
-                if self.swarm.is_connected(&peer) {
-                    self.swarm.behaviour_mut().api.open(peer, protocols, reply);
-                } else {
-                    let _ = reply.send(Err(api::OpenError::ConnectionClosed));
                 }
             }
             Command::Disconnect { peer } => {
@@ -380,6 +364,7 @@ impl EventLoop {
                             .add_address(&peer_id, addr.clone());
                     }
                 }
+                self.connections.set_protocols(peer_id, protocols.clone());
                 if let Some((peer, _)) = self.peers.get_mut(&peer_id) {
                     peer.agent = Some(info.agent_version.clone());
                     peer.protocols = protocols.clone();

@@ -5,7 +5,8 @@
 //!  NodeHandle ──Command──▶ event_loop (owns Swarm) ──NodeEvent──▶ subscribers
 //!      │                        │ api::Behaviour (inbound queue, outbound opens)
 //!      │ call/stream            ▼
-//!      └─opens stream──▶  serve::accept_loop ──▶ task per call ──▶ Upstream (reqwest)
+//!      └─opens stream (api::Connections) ──▶ connection handler
+//!                      inbound stream ──▶ Server::dispatcher ──▶ task per call ──▶ Upstream (reqwest)
 //! ```
 
 mod api;
@@ -126,11 +127,6 @@ pub(crate) enum Command {
         peer: PeerId,
         reply: oneshot::Sender<Result<(), String>>,
     },
-    Open {
-        peer: PeerId,
-        protocols: Vec<libp2p::StreamProtocol>,
-        reply: oneshot::Sender<Result<(libp2p::Stream, libp2p::StreamProtocol), OpenError>>,
-    },
     Disconnect {
         peer: PeerId,
     },
@@ -146,6 +142,7 @@ pub(crate) enum Command {
 pub(crate) struct Shared {
     pub(crate) local_peer_id: PeerId,
     pub(crate) commands: mpsc::UnboundedSender<Command>,
+    pub(crate) connections: api::Connections,
     pub(crate) events: broadcast::Sender<NodeEvent>,
     pub(crate) next_call_id: Arc<AtomicU64>,
     pub(crate) routes: Routes,
@@ -204,18 +201,20 @@ impl Node {
         };
 
         let upstream = Upstream::new(config.upstream.clone())?;
-        let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue_depth.max(1));
         let call_ids = Arc::new(AtomicU64::new(1));
         let server = serve::Server::new(
             routes.clone(),
             upstream,
             config.serve.clone(),
+            config.inbound_queue_depth,
             events.clone(),
             call_ids.clone(),
         );
+        let connections = api::Connections::default();
         let shared = Arc::new(Shared {
             local_peer_id,
             commands,
+            connections: connections.clone(),
             events: events.clone(),
             next_call_id: call_ids,
             routes,
@@ -223,11 +222,15 @@ impl Node {
         });
         let handle = NodeHandle { shared };
         let shutdown_grace = config.shutdown_grace;
-        let (swarm_loop, ready) =
-            event_loop::EventLoop::new(config, inbound_tx, server.refuser(), events, command_rx)?;
+        let (swarm_loop, ready) = event_loop::EventLoop::new(
+            config,
+            server.dispatcher(),
+            connections,
+            events,
+            command_rx,
+        )?;
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(swarm_loop.run());
-        tasks.spawn(server.clone().accept_loop(inbound_rx));
         ready.await.map_err(|_| NodeError::Stopped)??;
         Ok(Node {
             handle,
@@ -314,6 +317,9 @@ impl NodeHandle {
     /// Connects to `addr` (which must end in `/p2p/<peer id>`), if not connected yet.
     pub async fn dial(&self, addr: &Multiaddr) -> Result<PeerId, CallError> {
         let peer = call::peer_of(addr)?;
+        if self.shared.connections.is_connected(&peer) {
+            return Ok(peer);
+        }
         let addr = addr.clone();
         self.ask(|reply| Command::Dial { addr, peer, reply })
             .await

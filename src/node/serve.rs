@@ -1,5 +1,5 @@
-//! The serving half: drain the inbound queue, one task per call, check the
-//! route's policy, forward to the backend, answer in the caller's protocol
+//! The serving half: one task per inbound stream, started on the
+//! connection's task, check the route's policy, forward to the backend, answer in the caller's protocol
 //! (1.0.0 raw bytes or 2.0.0 frames).
 //!
 //! ```text
@@ -10,17 +10,17 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt, StreamExt};
 use libp2p::PeerId;
-use tokio::sync::{broadcast, mpsc, Notify, Semaphore};
+use tokio::sync::{broadcast, Semaphore};
 use tokio_util::task::TaskTracker;
 
-use super::api::{InboundStream, Refuser};
+use super::api::{Dispatch, InboundStream};
 use super::events::{CallId, NodeEvent, ServeOutcome};
 use crate::routes::Routes;
 use crate::upstream::{Upstream, UpstreamError};
@@ -267,8 +267,20 @@ struct Inner {
     permits: Arc<Semaphore>,
     per_peer: PerPeer,
     tracker: TaskTracker,
-    stop_accepting: Notify,
+    accepting: AtomicBool,
+    /// Inbound streams being answered now, and how many may be.
+    live_streams: AtomicUsize,
+    max_live_streams: usize,
     call_ids: Arc<AtomicU64>,
+}
+
+/// Counts one live inbound stream until dropped.
+struct LiveStream(Arc<Inner>);
+
+impl Drop for LiveStream {
+    fn drop(&mut self) {
+        self.0.live_streams.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Clone)]
@@ -281,9 +293,13 @@ impl Server {
         routes: Routes,
         upstream: Upstream,
         limits: ServeLimits,
+        queue_depth: usize,
         events: broadcast::Sender<NodeEvent>,
         call_ids: Arc<AtomicU64>,
     ) -> Self {
+        let max_live_streams = limits
+            .max_concurrent_calls
+            .saturating_add(queue_depth.max(1));
         let permits = Arc::new(Semaphore::new(limits.max_concurrent_calls.max(1)));
         Self {
             inner: Arc::new(Inner {
@@ -294,59 +310,80 @@ impl Server {
                 permits,
                 per_peer: PerPeer::default(),
                 tracker: TaskTracker::new(),
-                stop_accepting: Notify::new(),
+                accepting: AtomicBool::new(true),
+                live_streams: AtomicUsize::new(0),
+                max_live_streams,
                 call_ids,
             }),
         }
     }
 
-    /// What the connection handler calls when the inbound queue is full.
-    pub(crate) fn refuser(&self) -> Refuser {
-        let write_timeout = self.inner.limits.response_write_timeout;
-        Arc::new(move |inbound: InboundStream| {
-            let Ok(rt) = tokio::runtime::Handle::try_current() else {
-                tracing::warn!(peer = %inbound.peer, "no runtime to refuse a stream on; resetting it");
-                return;
-            };
-            rt.spawn(async move {
-                let v2 = inbound.protocol.as_ref() == wire::PROTOCOL_V2;
-                let mut responder = Responder {
-                    io: inbound.stream,
-                    v2,
-                    write_timeout,
-                    body_bytes: 0,
-                };
-                let refusal = Refusal::new(
-                    Code::Overloaded,
-                    "",
-                    "node overloaded: inbound queue is full; retry later",
-                );
-                let _ = responder.refuse(&refusal).await;
-                let _ = tokio::time::timeout(write_timeout, responder.io.close()).await;
-            });
-        })
+    /// What the connection handlers call with each negotiated inbound
+    /// stream. Serving starts on a task of its own right away: no queue and
+    /// no accept task between the connection and the call.
+    pub(crate) fn dispatcher(&self) -> Dispatch {
+        let this = self.clone();
+        Arc::new(move |inbound| this.dispatch(inbound))
     }
 
-    pub(crate) async fn accept_loop(self, mut inbound: mpsc::Receiver<InboundStream>) {
-        loop {
-            tokio::select! {
-                next = inbound.recv() => match next {
-                    Some(stream) => {
-                        let this = self.clone();
-                        self.inner.tracker.spawn(async move { this.serve(stream).await });
-                    }
-                    None => break,
-                },
-                _ = self.inner.stop_accepting.notified() => break,
-            }
+    fn dispatch(&self, inbound: InboundStream) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(peer = %inbound.peer, "no runtime to serve a stream on; resetting it");
+            return;
+        };
+        let inner = &self.inner;
+        if !inner.accepting.load(Ordering::Acquire) {
+            self.refuse_stream(&rt, inbound, "node shutting down: not taking new calls");
+            return;
         }
-        // Dropping the receiver makes the connection handlers refuse new streams.
+        if inner.live_streams.fetch_add(1, Ordering::Relaxed) >= inner.max_live_streams {
+            inner.live_streams.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!(peer = %inbound.peer, "inbound queue full: refusing stream");
+            self.refuse_stream(
+                &rt,
+                inbound,
+                "node overloaded: inbound queue is full; retry later",
+            );
+            return;
+        }
+        let live = LiveStream(inner.clone());
+        let this = self.clone();
+        inner.tracker.spawn_on(
+            async move {
+                this.serve(inbound).await;
+                drop(live);
+            },
+            &rt,
+        );
+    }
+
+    /// Answers "overloaded" and closes, on a task of its own.
+    fn refuse_stream(
+        &self,
+        rt: &tokio::runtime::Handle,
+        inbound: InboundStream,
+        why: &'static str,
+    ) {
+        let write_timeout = self.inner.limits.response_write_timeout;
+        rt.spawn(async move {
+            let v2 = inbound.protocol.as_ref() == wire::PROTOCOL_V2;
+            let mut responder = Responder {
+                io: inbound.stream,
+                v2,
+                write_timeout,
+                body_bytes: 0,
+            };
+            let _ = responder
+                .refuse(&Refusal::new(Code::Overloaded, "", why))
+                .await;
+            let _ = tokio::time::timeout(write_timeout, responder.io.close()).await;
+        });
     }
 
     /// Stops accepting and waits up to `grace` for calls in flight. Returns
     /// whether they all finished.
     pub(crate) async fn drain(&self, grace: Duration) -> bool {
-        self.inner.stop_accepting.notify_one();
+        self.inner.accepting.store(false, Ordering::Release);
         self.inner.tracker.close();
         tokio::time::timeout(grace, self.inner.tracker.wait())
             .await
