@@ -6,10 +6,18 @@
 //! frame: larger frames are what let Python peers send and receive large
 //! messages whole. This mirrors libp2p-yamux's `Muxer` (MIT, Parity
 //! Technologies) over the same `yamux` 0.14 crate, adding `split_send_size`.
+//!
+//! Writes are corked: yamux 0.14 flushes the connection after every frame,
+//! which costs a Noise message and a syscall per frame. Here a flush only
+//! marks the connection dirty; the muxer flushes once at the end of each
+//! pass, when yamux has queued every frame that was ready. Nothing waits
+//! for more data: the flush happens in the same poll.
 
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use futures::{future, ready, AsyncRead, AsyncWrite};
@@ -55,11 +63,7 @@ where
     type Future = future::Ready<Result<Self::Output, Self::Error>>;
 
     fn upgrade_inbound(self, io: C, _: Self::Info) -> Self::Future {
-        future::ready(Ok(Muxer::new(yamux::Connection::new(
-            io,
-            self.0,
-            yamux::Mode::Server,
-        ))))
+        future::ready(Ok(Muxer::new(io, self.0, yamux::Mode::Server)))
     }
 }
 
@@ -72,41 +76,117 @@ where
     type Future = future::Ready<Result<Self::Output, Self::Error>>;
 
     fn upgrade_outbound(self, io: C, _: Self::Info) -> Self::Future {
-        future::ready(Ok(Muxer::new(yamux::Connection::new(
-            io,
-            self.0,
-            yamux::Mode::Client,
-        ))))
+        future::ready(Ok(Muxer::new(io, self.0, yamux::Mode::Client)))
+    }
+}
+
+/// Bytes were written since the last real flush.
+const DIRTY: u8 = 1;
+/// The muxer asks for a real flush at the next `poll_flush`.
+const FLUSH_NOW: u8 = 2;
+/// Passes of yamux's loop one poll may make before yielding.
+const MAX_FLUSH_PASSES: usize = 8;
+
+/// The secured connection under yamux, with flushes held back until the
+/// muxer asks (see the module docs). Only the connection's task touches
+/// it and its state, so relaxed atomics suffice.
+#[derive(Debug)]
+struct Corked<C> {
+    io: C,
+    state: Arc<AtomicU8>,
+}
+
+impl<C: AsyncRead + Unpin> AsyncRead for Corked<C> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<C: AsyncWrite + Unpin> AsyncWrite for Corked<C> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let written = ready!(Pin::new(&mut self.io).poll_write(cx, buf))?;
+        if written > 0 {
+            self.state.fetch_or(DIRTY, Ordering::Relaxed);
+        }
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let state = self.state.load(Ordering::Relaxed);
+        if state & DIRTY == 0 || state & FLUSH_NOW == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        self.state.store(0, Ordering::Relaxed);
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        self.state.store(0, Ordering::Relaxed);
+        Pin::new(&mut self.io).poll_close(cx)
     }
 }
 
 /// A yamux connection driven by the swarm.
 #[derive(Debug)]
 pub struct Muxer<C> {
-    connection: yamux::Connection<C>,
+    connection: yamux::Connection<Corked<C>>,
+    cork: Arc<AtomicU8>,
     inbound_stream_buffer: VecDeque<Stream>,
     inbound_stream_waker: Option<Waker>,
-}
-
-impl<C> Muxer<C> {
-    fn new(connection: yamux::Connection<C>) -> Self {
-        Self {
-            connection,
-            inbound_stream_buffer: VecDeque::new(),
-            inbound_stream_waker: None,
-        }
-    }
 }
 
 impl<C> Muxer<C>
 where
     C: AsyncRead + AsyncWrite + Unpin + 'static,
 {
+    fn new(io: C, config: yamux::Config, mode: yamux::Mode) -> Self {
+        let cork = Arc::new(AtomicU8::new(0));
+        let io = Corked {
+            io,
+            state: cork.clone(),
+        };
+        Self {
+            connection: yamux::Connection::new(io, config, mode),
+            cork,
+            inbound_stream_buffer: VecDeque::new(),
+            inbound_stream_waker: None,
+        }
+    }
+
     fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<Stream, Error>> {
-        let stream = ready!(self.connection.poll_next_inbound(cx))
-            .ok_or(Error(yamux::ConnectionError::Closed))?
-            .map_err(Error)?;
-        Poll::Ready(Ok(Stream(stream)))
+        for _ in 0..MAX_FLUSH_PASSES {
+            if let Poll::Ready(next) = self.connection.poll_next_inbound(cx) {
+                let stream = next
+                    .ok_or(Error(yamux::ConnectionError::Closed))?
+                    .map_err(Error)?;
+                return Poll::Ready(Ok(Stream(stream)));
+            }
+            // yamux has queued all it could. Flush in one more pass of its
+            // loop, which flushes first and then finds nothing else to do
+            // (or more frames, which the next round flushes).
+            match self.cork.load(Ordering::Relaxed) {
+                0 => return Poll::Pending,
+                // Asked already and still dirty: the socket is full and
+                // will wake us.
+                s if s & FLUSH_NOW != 0 => return Poll::Pending,
+                _ => {
+                    self.cork.fetch_or(FLUSH_NOW, Ordering::Relaxed);
+                }
+            }
+        }
+        // Frames keep coming: let other tasks run, then go on.
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
