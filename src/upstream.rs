@@ -26,9 +26,12 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_UNARY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default time allowed between two chunks of a streamed response (and before the first).
 pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default most idle connections kept open to one backend; a burst of
-/// concurrent calls would otherwise leave hundreds of sockets idling.
-pub const DEFAULT_MAX_IDLE_CONNECTIONS_PER_BACKEND: usize = 32;
+/// Default most idle connections kept open to one backend: as many as the
+/// default concurrent-call limit, so steady load never reconnects (a cap of
+/// 32 made 64 concurrent callers open and close a backend connection per
+/// call beyond the 32nd: 20,500 -> 25,000 calls/s when raised), yet a burst
+/// of thousands of streams does not leave thousands of sockets idling.
+pub const DEFAULT_MAX_IDLE_CONNECTIONS_PER_BACKEND: usize = 256;
 /// Default cap on a unary response body held in memory before it is sent.
 pub const DEFAULT_MAX_UNARY_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 

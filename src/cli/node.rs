@@ -73,7 +73,8 @@ pub(crate) struct NodeArgs {
     /// Offer Noise as /pos-transport/1.0.0 before /noise (for subnets that run proof of stake).
     #[arg(long)]
     pub pos_first: bool,
-    /// Depth of the queue of negotiated inbound streams waiting to be served.
+    /// Inbound streams that may be getting an "overloaded" answer at once beyond
+    /// --max-concurrent-calls; past it more are refused without a task.
     #[arg(long, value_name = "N", default_value_t = node::DEFAULT_INBOUND_QUEUE_DEPTH)]
     pub inbound_queue_depth: usize,
 }
