@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt, StreamExt};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::PeerId;
 use tokio::sync::{broadcast, Semaphore};
 use tokio_util::task::TaskTracker;
@@ -24,7 +24,9 @@ use super::api::{Dispatch, InboundStream};
 use super::events::{CallId, NodeEvent, ServeOutcome};
 use crate::routes::Routes;
 use crate::upstream::{Upstream, UpstreamError};
-use crate::wire::frame::{encode_data, encode_frame, ApiResponseFrame, Code};
+use crate::wire::frame::{
+    encode_data, encode_data_header, encode_frame, ApiResponseFrame, Code, MAX_DATA_FRAME_BYTES,
+};
 use crate::wire::{self, v1_text, WireError};
 
 /// Default most calls served at once; past it new calls are refused at once.
@@ -38,7 +40,57 @@ pub const DEFAULT_RESPONSE_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default most headers a request may carry.
 pub const DEFAULT_MAX_REQUEST_HEADERS: usize = 128;
 /// Most bytes of ready stream chunks joined into one write.
-const MAX_COALESCED_BYTES: usize = wire::frame::MAX_DATA_FRAME_BYTES;
+const MAX_COALESCED_BYTES: usize = MAX_DATA_FRAME_BYTES;
+/// Chunks at least this large are written as they are; smaller ones are
+/// copied together first, so many tokens make one yamux frame.
+const GATHER_COPY_BELOW: usize = 4096;
+/// Backend chunks read ahead of the caller. hyper hands a response body over
+/// one chunk at a time, so a writer that read the body itself would send one
+/// frame per chunk; reading ahead on a task of its own lets chunks pile up
+/// while a write is under way and go out together. Bounded so a slow caller
+/// still slows the backend (at most this many chunks are held per call).
+const READ_AHEAD_CHUNKS: usize = 64;
+
+/// A streamed backend body read ahead on its own task (see
+/// [`READ_AHEAD_CHUNKS`]); dropping it stops the reading and the backend request.
+struct ReadAhead {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, UpstreamError>>,
+    _task: tokio_util::task::AbortOnDropHandle<()>,
+}
+
+impl ReadAhead {
+    fn spawn(
+        chunks: impl futures::Stream<Item = Result<Bytes, UpstreamError>> + Send + 'static,
+    ) -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_CHUNKS);
+        let task = tokio::spawn(async move {
+            let mut chunks = std::pin::pin!(chunks);
+            while let Some(chunk) = chunks.next().await {
+                let failed = chunk.is_err();
+                if tx.send(chunk).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Self {
+            rx,
+            _task: tokio_util::task::AbortOnDropHandle::new(task),
+        }
+    }
+
+    async fn next(&mut self) -> Option<Result<Bytes, UpstreamError>> {
+        self.rx.recv().await
+    }
+
+    /// A chunk that is ready now: `Some(None)` at the end, `None` if nothing is ready yet.
+    fn ready(&mut self) -> Option<Option<Result<Bytes, UpstreamError>>> {
+        match self.rx.try_recv() {
+            Ok(chunk) => Some(Some(chunk)),
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => None,
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => Some(None),
+        }
+    }
+}
 
 /// Limits on the serving side.
 #[derive(Clone, Debug)]
@@ -182,15 +234,58 @@ impl<W: AsyncWrite + Unpin> Responder<W> {
         Ok(())
     }
 
-    async fn data(&mut self, chunk: Bytes) -> Result<(), String> {
-        self.body_bytes += chunk.len() as u64;
-        if self.v2 {
-            let mut buf = BytesMut::with_capacity(chunk.len() + 16);
-            encode_data(&chunk, &mut buf);
-            self.write(&buf).await
-        } else {
-            self.write(&chunk).await
+    /// Sends chunks that were ready together: in 2.0.0 as few data frames
+    /// as the frame limit allows. Small chunks are copied together, large
+    /// ones written without a copy.
+    async fn data(&mut self, chunks: &[Bytes]) -> Result<(), String> {
+        // No piece larger than a data frame may carry.
+        let pieces = chunks.iter().flat_map(|c| {
+            (0..c.len())
+                .step_by(MAX_DATA_FRAME_BYTES)
+                .map(move |at| c.slice(at..(at + MAX_DATA_FRAME_BYTES).min(c.len())))
+        });
+        let mut frames: Vec<(usize, Vec<Bytes>)> = Vec::new();
+        for piece in pieces {
+            match frames.last_mut() {
+                Some((len, parts)) if *len + piece.len() <= MAX_DATA_FRAME_BYTES => {
+                    *len += piece.len();
+                    parts.push(piece);
+                }
+                _ => frames.push((piece.len(), vec![piece])),
+            }
         }
+        let v2 = self.v2;
+        let io = &mut self.io;
+        let mut sent = 0u64;
+        let written = tokio::time::timeout(self.write_timeout, async {
+            let mut staged = BytesMut::new();
+            for (len, parts) in &frames {
+                if v2 {
+                    encode_data_header(*len, &mut staged);
+                }
+                for part in parts {
+                    if part.len() < GATHER_COPY_BELOW {
+                        staged.extend_from_slice(part);
+                        continue;
+                    }
+                    if !staged.is_empty() {
+                        io.write_all(&staged).await?;
+                        staged.clear();
+                    }
+                    io.write_all(part).await?;
+                }
+                sent += *len as u64;
+            }
+            if !staged.is_empty() {
+                io.write_all(&staged).await?;
+            }
+            io.flush().await
+        })
+        .await;
+        self.body_bytes += sent;
+        written
+            .map_err(|_| "caller stopped reading".to_string())?
+            .map_err(|e| e.to_string())
     }
 
     async fn end(&mut self) -> Result<(), String> {
@@ -637,9 +732,10 @@ impl Server {
             {
                 return ServeOutcome::CallerGone { error };
             }
-            let mut chunks = Box::pin(resp.chunks());
-            let mut buf = BytesMut::new();
+            let mut chunks = ReadAhead::spawn(resp.chunks());
+            let mut batch = Vec::new();
             loop {
+                batch.clear();
                 let first = match chunks.next().await {
                     None => break,
                     Some(Ok(chunk)) => chunk,
@@ -648,11 +744,14 @@ impl Server {
                 // Coalesce whatever else is ready now; never wait for more.
                 let mut pending_err = None;
                 let mut ended = false;
-                buf.clear();
-                buf.extend_from_slice(&first);
-                while buf.len() < MAX_COALESCED_BYTES {
-                    match chunks.next().now_or_never() {
-                        Some(Some(Ok(chunk))) => buf.extend_from_slice(&chunk),
+                let mut size = first.len();
+                batch.push(first);
+                while size < MAX_COALESCED_BYTES {
+                    match chunks.ready() {
+                        Some(Some(Ok(chunk))) => {
+                            size += chunk.len();
+                            batch.push(chunk);
+                        }
                         Some(Some(Err(e))) => {
                             pending_err = Some(e);
                             break;
@@ -664,7 +763,7 @@ impl Server {
                         None => break,
                     }
                 }
-                if let Err(error) = out.data(buf.split().freeze()).await {
+                if let Err(error) = out.data(&batch).await {
                     return ServeOutcome::CallerGone { error };
                 }
                 if let Some(e) = pending_err {

@@ -139,6 +139,19 @@ pub fn encode_frame(frame: &ApiResponseFrame, buf: &mut BytesMut) {
         .expect("buffer was reserved for the encoded length");
 }
 
+/// Appends the header of a data frame carrying `len` body bytes: exactly
+/// what [`encode_frame`] writes for [`ApiResponseFrame::data`] up to the
+/// bytes themselves, so a writer can send large chunks without copying them.
+pub fn encode_data_header(len: usize, buf: &mut BytesMut) {
+    use bytes::BufMut;
+    // Field 2 (`data`), wire type 2 (length-delimited).
+    const DATA_KEY: u8 = (2 << 3) | 2;
+    let message_len = 1 + prost::encoding::encoded_len_varint(len as u64) + len;
+    super::encode_varint(message_len as u64, buf);
+    buf.put_u8(DATA_KEY);
+    super::encode_varint(len as u64, buf);
+}
+
 /// Appends `body` as data frames of at most [`MAX_DATA_FRAME_BYTES`].
 pub fn encode_data(body: &Bytes, buf: &mut BytesMut) {
     let mut offset = 0;
@@ -146,5 +159,23 @@ pub fn encode_data(body: &Bytes, buf: &mut BytesMut) {
         let end = (offset + MAX_DATA_FRAME_BYTES).min(body.len());
         encode_frame(&ApiResponseFrame::data(body.slice(offset..end)), buf);
         offset = end;
+    }
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+
+    #[test]
+    fn data_header_plus_bytes_is_the_encoded_frame() {
+        for len in [0usize, 1, 5, 127, 128, 300, 16_383, 16_384, 1 << 20] {
+            let body = Bytes::from(vec![7u8; len]);
+            let mut whole = BytesMut::new();
+            encode_frame(&ApiResponseFrame::data(body.clone()), &mut whole);
+            let mut gathered = BytesMut::new();
+            encode_data_header(len, &mut gathered);
+            gathered.extend_from_slice(&body);
+            assert_eq!(gathered, whole, "length {len}");
+        }
     }
 }
