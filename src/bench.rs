@@ -1,9 +1,12 @@
 //! `peerapi bench`: the end-to-end cost of the hop against the physical
 //! floor (a direct HTTP call to the same backend), on this machine.
 //!
-//! One process runs a fast loopback backend and a calling node; the serving
-//! node is a separate `peerapi node` process (so its memory can be read on
-//! its own). Every measurement is bounded in count and time, repeated, and
+//! One process runs a fast loopback backend, a serving node and a calling
+//! node, talking over real TCP + Noise + yamux on loopback, for the hop's
+//! latency and throughput (as the direct floor is measured in-process too).
+//! The serving node's memory, the one-shot `peerapi call`, and one latency
+//! row for comparison are measured against a separate `peerapi node`
+//! process. Every measurement is bounded in count and time, repeated, and
 //! reported as the median of its repeats.
 
 use std::net::SocketAddr;
@@ -223,6 +226,59 @@ pub async fn start_backend() -> std::io::Result<SocketAddr> {
     Ok(addr)
 }
 
+/// Writes the bench routes for `backend` to a fresh temporary directory.
+fn route_file(backend: SocketAddr, tag: &str) -> Result<(PathGuard, std::path::PathBuf), String> {
+    let dir = std::env::temp_dir().join(format!("peerapi-bench-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let routes = dir.join("routes.json");
+    let table = serde_json::json!({
+        "small": { "url": format!("http://{backend}/small") },
+        "echo": { "url": format!("http://{backend}/echo") },
+        "tokens": { "url": format!("http://{backend}/tokens?n=1000000"), "stream": true },
+        "tokens500": { "url": format!("http://{backend}/tokens?n=500"), "stream": true },
+        "blob": { "url": format!("http://{backend}/blob?n={}", 256 * 1024 * 1024), "stream": true },
+        "paced": { "url": format!("http://{backend}/paced"), "stream": true },
+    });
+    std::fs::write(&routes, table.to_string()).map_err(|e| e.to_string())?;
+    Ok((PathGuard(dir), routes))
+}
+
+/// Call limits that let `streams` concurrent streams through.
+fn call_limit(streams: usize) -> usize {
+    (streams * 2).max(256)
+}
+
+/// The serving node in this process, for the hop measurements.
+struct InProcessNode {
+    node: Node,
+    addr: Multiaddr,
+    _dir: PathGuard,
+}
+
+impl InProcessNode {
+    async fn start(backend: SocketAddr, streams: usize) -> Result<Self, String> {
+        let (dir, routes) = route_file(backend, "inprocess")?;
+        let mut cfg = NodeConfig::new(libp2p::identity::Keypair::generate_ed25519());
+        cfg.route_file = Some(routes);
+        cfg.serve.max_concurrent_calls = call_limit(streams);
+        cfg.serve.max_calls_per_peer = call_limit(streams);
+        let node = Node::start(cfg).await.map_err(|e| e.to_string())?;
+        let addr = node
+            .handle()
+            .listen_addrs()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .next()
+            .ok_or("the serving node has no listen address")?;
+        Ok(Self {
+            node,
+            addr,
+            _dir: dir,
+        })
+    }
+}
+
 /// The serving node as a child process, killed on drop.
 pub struct ServingNode {
     child: std::process::Child,
@@ -249,19 +305,8 @@ impl ServingNode {
     /// limits sized for `streams` concurrent streams.
     pub fn start(exe: &Path, backend: SocketAddr, streams: usize) -> Result<Self, String> {
         use std::io::BufRead;
-        let dir = std::env::temp_dir().join(format!("peerapi-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let routes = dir.join("routes.json");
-        let table = serde_json::json!({
-            "small": { "url": format!("http://{backend}/small") },
-            "echo": { "url": format!("http://{backend}/echo") },
-            "tokens": { "url": format!("http://{backend}/tokens?n=1000000"), "stream": true },
-            "tokens500": { "url": format!("http://{backend}/tokens?n=500"), "stream": true },
-            "blob": { "url": format!("http://{backend}/blob?n={}", 256 * 1024 * 1024), "stream": true },
-            "paced": { "url": format!("http://{backend}/paced"), "stream": true },
-        });
-        std::fs::write(&routes, table.to_string()).map_err(|e| e.to_string())?;
-        let limit = (streams * 2).max(256).to_string();
+        let (dir, routes) = route_file(backend, "process")?;
+        let limit = call_limit(streams).to_string();
         let mut child = std::process::Command::new(exe)
             .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--routes"])
             .arg(&routes)
@@ -296,7 +341,7 @@ impl ServingNode {
         Ok(Self {
             child,
             addr,
-            _dir: PathGuard(dir),
+            _dir: dir,
         })
     }
 
@@ -413,6 +458,9 @@ pub async fn run(
     progress: impl Fn(&str),
 ) -> Result<Report, String> {
     let backend = start_backend().await.map_err(|e| e.to_string())?;
+    let in_process = InProcessNode::start(backend, size.concurrent_streams).await?;
+    // The separate process serves the memory rows, the one-shot CLI and the
+    // cross-process latency row.
     let server = ServingNode::start(exe, backend, size.concurrent_streams)?;
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
@@ -421,7 +469,7 @@ pub async fn run(
         .map_err(|e| e.to_string())?;
     let max = Duration::from_secs_f64(size.max_secs);
     let mut rows = Vec::new();
-    let addr = server.addr.clone();
+    let addr = in_process.addr.clone();
 
     // Idle memory before any call.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -491,6 +539,32 @@ pub async fn run(
                 hop: median(hrate),
                 unit: "/s".into(),
                 note,
+            });
+        }
+        if filter.section("unary") && filter.concurrency(1) {
+            // The same call with the serving node as its own process, as
+            // deployed: every hop between processes costs a thread wake-up.
+            progress(&format!(
+                "unary {label} at concurrency 1, serving node in its own process"
+            ));
+            h.dial(&server.addr).await.map_err(|e| e.to_string())?;
+            let (mut p50, mut failed) = (vec![], 0);
+            for _ in 0..size.repeats {
+                let (hh, a) = (h.clone(), server.addr.clone());
+                let hop = unary_run(size.unary_calls[0], 1, max, move || {
+                    let (hh, a) = (hh.clone(), a.clone());
+                    async move { hh.call(&a, CallRequest::new("small")).await.is_ok() }
+                })
+                .await;
+                p50.push(hop.p50.as_secs_f64() * 1e6);
+                failed += hop.failed;
+            }
+            rows.push(Row {
+                name: format!("unary {label} c=1 p50, node as own process"),
+                direct: None,
+                hop: median(p50),
+                unit: "us".into(),
+                note: format!("{failed} failed"),
             });
         }
 
@@ -617,7 +691,7 @@ pub async fn run(
         for _ in 0..size.cli_calls {
             let t = Instant::now();
             let out = std::process::Command::new(exe)
-                .args(["call", &addr.to_string(), "small"])
+                .args(["call", &server.addr.to_string(), "small"])
                 .output()
                 .map_err(|e| e.to_string())?;
             if out.status.success() {
@@ -641,7 +715,7 @@ pub async fn run(
         let h: NodeHandle = node.handle();
         let mut streams = Vec::new();
         for _ in 0..size.concurrent_streams {
-            let (h, a) = (h.clone(), addr.clone());
+            let (h, a) = (h.clone(), server.addr.clone());
             streams.push(tokio::spawn(async move {
                 let mut n = 0usize;
                 if let Ok(mut s) = h.stream(&a, CallRequest::new("paced")).await {
@@ -683,6 +757,7 @@ pub async fn run(
         });
     }
     drop(server);
+    in_process.node.abort();
     Ok(Report {
         cores: std::thread::available_parallelism()
             .map(|n| n.get())
