@@ -31,6 +31,8 @@ pub struct BenchSize {
     pub repeats: usize,
     pub unary_calls: [usize; 3],
     pub stream_events: usize,
+    /// Streams opened to time their first byte.
+    pub first_byte_samples: usize,
     pub blob_bytes: usize,
     pub first_calls: usize,
     pub concurrent_streams: usize,
@@ -71,6 +73,7 @@ impl BenchSize {
         repeats: 3,
         unary_calls: [2_000, 20_000, 40_000],
         stream_events: 1_000_000,
+        first_byte_samples: 100,
         blob_bytes: 256 * 1024 * 1024,
         first_calls: 20,
         concurrent_streams: 1_000,
@@ -81,6 +84,7 @@ impl BenchSize {
         repeats: 1,
         unary_calls: [300, 3_000, 6_000],
         stream_events: 100_000,
+        first_byte_samples: 30,
         blob_bytes: 32 * 1024 * 1024,
         first_calls: 5,
         concurrent_streams: 200,
@@ -200,6 +204,32 @@ pub async fn start_backend() -> std::io::Result<SocketAddr> {
             }),
         )
         .route(
+            "/first",
+            // One event at once, the end a little later: the time to the
+            // first byte is the path's, not the backend's buffering.
+            get(|| async {
+                let s = futures::stream::unfold(0u32, |i| async move {
+                    match i {
+                        0 => Some((
+                            Ok::<_, std::io::Error>(Bytes::from_static(
+                                b"data: {\"token\":\"t0\"}\n\n",
+                            )),
+                            1,
+                        )),
+                        1 => {
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                            Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), 2))
+                        }
+                        _ => None,
+                    }
+                });
+                Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(Body::from_stream(s))
+                    .unwrap_or_default()
+            }),
+        )
+        .route(
             "/paced",
             get(|| async {
                 let s = futures::stream::unfold(0u32, |i| async move {
@@ -221,6 +251,11 @@ pub async fn start_backend() -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
+        // Like a production server: small writes (a head, then each token)
+        // go out at once, not held back by Nagle's algorithm.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let _ = axum::serve(listener, app).await;
     });
     Ok(addr)
@@ -238,6 +273,7 @@ fn route_file(backend: SocketAddr, tag: &str) -> Result<(PathGuard, std::path::P
         "tokens500": { "url": format!("http://{backend}/tokens?n=500"), "stream": true },
         "blob": { "url": format!("http://{backend}/blob?n={}", 256 * 1024 * 1024), "stream": true },
         "paced": { "url": format!("http://{backend}/paced"), "stream": true },
+        "first": { "url": format!("http://{backend}/first"), "stream": true },
     });
     std::fs::write(&routes, table.to_string()).map_err(|e| e.to_string())?;
     Ok((PathGuard(dir), routes))
@@ -570,39 +606,59 @@ pub async fn run(
 
         if filter.section("stream") {
             progress(&format!("small stream chunks {label}"));
-            let (mut drate, mut hrate, mut dttfb, mut httfb) = (vec![], vec![], vec![], vec![]);
+            let (mut drate, mut hrate) = (vec![], vec![]);
             for _ in 0..size.repeats {
                 let n = size.stream_events;
                 let url = format!("http://{backend}/tokens?n={n}");
                 let t = Instant::now();
                 let resp = http.get(&url).send().await.map_err(|e| e.to_string())?;
                 let mut body = resp.bytes_stream();
-                let (mut events, mut carry, mut first) = (0usize, false, None);
+                let (mut events, mut carry) = (0usize, false);
                 while let Some(Ok(c)) = body.next().await {
-                    first.get_or_insert_with(|| t.elapsed());
                     events += count_events(&c, &mut carry);
                     if t.elapsed() > max {
                         break;
                     }
                 }
                 drate.push(events as f64 / t.elapsed().as_secs_f64());
-                dttfb.push(first.unwrap_or_default().as_secs_f64() * 1e6);
                 // Through the hop: the route asks for 1,000,000; stop at n.
                 let t = Instant::now();
                 let mut s = h
                     .stream(&addr, CallRequest::new("tokens"))
                     .await
                     .map_err(|e| e.to_string())?;
-                let (mut events, mut carry, mut first) = (0usize, false, None);
+                let (mut events, mut carry) = (0usize, false);
                 while let Some(Ok(c)) = s.next().await {
-                    first.get_or_insert_with(|| t.elapsed());
                     events += count_events(&c, &mut carry);
                     if events >= n || t.elapsed() > max {
                         break;
                     }
                 }
                 hrate.push(events as f64 / t.elapsed().as_secs_f64());
-                httfb.push(first.unwrap_or_default().as_secs_f64() * 1e6);
+            }
+            progress(&format!("stream time to first byte {label}"));
+            let (mut dttfb, mut httfb) = (vec![], vec![]);
+            for _ in 0..size.first_byte_samples {
+                let t = Instant::now();
+                let resp = http
+                    .get(format!("http://{backend}/first"))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut body = resp.bytes_stream();
+                if let Some(Ok(_)) = body.next().await {
+                    dttfb.push(t.elapsed().as_secs_f64() * 1e6);
+                }
+                while let Some(Ok(_)) = body.next().await {}
+                let t = Instant::now();
+                let mut s = h
+                    .stream(&addr, CallRequest::new("first"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if let Some(Ok(_)) = s.next().await {
+                    httfb.push(t.elapsed().as_secs_f64() * 1e6);
+                }
+                while let Some(Ok(_)) = s.next().await {}
             }
             rows.push(Row {
                 name: format!("stream {label} small chunks/s"),
@@ -616,7 +672,7 @@ pub async fn run(
                 direct: Some(median(dttfb)),
                 hop: median(httfb),
                 unit: "us".into(),
-                note: String::new(),
+                note: "first event ready at once".into(),
             });
         }
         if filter.section("blob") {

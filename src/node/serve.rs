@@ -40,7 +40,7 @@ pub const DEFAULT_RESPONSE_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default most headers a request may carry.
 pub const DEFAULT_MAX_REQUEST_HEADERS: usize = 128;
 /// Most bytes of ready stream chunks joined into one write.
-const MAX_COALESCED_BYTES: usize = MAX_DATA_FRAME_BYTES;
+const MAX_COALESCED_BYTES: usize = 64 * 1024;
 /// Chunks at least this large are written as they are; smaller ones are
 /// copied together first, so many tokens make one yamux frame.
 const GATHER_COPY_BELOW: usize = 4096;
