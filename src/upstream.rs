@@ -139,33 +139,49 @@ impl UpstreamResponse {
     pub fn chunks(self) -> impl Stream<Item = Result<Bytes, UpstreamError>> + Send + 'static {
         let idle = self.config.stream_idle_timeout;
         let url = self.url;
-        let inner = self.response.bytes_stream();
-        futures::stream::unfold(
-            (Box::pin(inner), url, false),
-            move |(mut inner, url, done)| async move {
-                if done {
-                    return None;
+        let mut inner = Box::pin(self.response.bytes_stream());
+        // One timer for the whole body, moved on only when it fires: a
+        // chunk costs a clock read, not a timer armed and cancelled (token
+        // streams carry hundreds of thousands of chunks a second).
+        let mut timer = Box::pin(tokio::time::sleep(idle));
+        let mut last_chunk = tokio::time::Instant::now();
+        let mut done = false;
+        futures::stream::poll_fn(move |cx| {
+            use std::task::Poll;
+            if done {
+                return Poll::Ready(None);
+            }
+            match inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    last_chunk = tokio::time::Instant::now();
+                    return Poll::Ready(Some(Ok(chunk)));
                 }
-                match tokio::time::timeout(idle, inner.next()).await {
-                    Err(_) => Some((
-                        Err(UpstreamError::Timeout {
-                            url: url.clone(),
-                            after: idle,
-                        }),
-                        (inner, url, true),
-                    )),
-                    Ok(None) => None,
-                    Ok(Some(Ok(chunk))) => Some((Ok(chunk), (inner, url, false))),
-                    Ok(Some(Err(e))) => {
-                        let err = UpstreamError::Failed {
-                            url: url.clone(),
-                            message: error_chain(&e),
-                        };
-                        Some((Err(err), (inner, url, true)))
-                    }
+                Poll::Ready(None) => {
+                    done = true;
+                    return Poll::Ready(None);
                 }
-            },
-        )
+                Poll::Ready(Some(Err(e))) => {
+                    done = true;
+                    return Poll::Ready(Some(Err(UpstreamError::Failed {
+                        url: url.clone(),
+                        message: error_chain(&e),
+                    })));
+                }
+                Poll::Pending => {}
+            }
+            while std::future::Future::poll(timer.as_mut(), cx).is_ready() {
+                let due = last_chunk + idle;
+                if due <= tokio::time::Instant::now() {
+                    done = true;
+                    return Poll::Ready(Some(Err(UpstreamError::Timeout {
+                        url: url.clone(),
+                        after: idle,
+                    })));
+                }
+                timer.as_mut().reset(due);
+            }
+            Poll::Pending
+        })
     }
 }
 
