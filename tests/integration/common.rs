@@ -302,10 +302,16 @@ impl Drop for Proc {
 /// Starts `peerapi node` on a loopback port with `routes`, and returns it
 /// with the full multiaddr it prints.
 pub fn node_process(routes: &std::path::Path) -> (Proc, Multiaddr) {
+    node_process_with(routes, &[])
+}
+
+/// Like [`node_process`], with more `peerapi node` flags.
+pub fn node_process_with(routes: &std::path::Path, flags: &[&str]) -> (Proc, Multiaddr) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(BIN)
         .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--routes"])
         .arg(routes)
+        .args(flags)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
