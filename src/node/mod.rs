@@ -62,6 +62,9 @@ pub struct NodeConfig {
     pub upstream: UpstreamConfig,
     pub serve: ServeLimits,
     pub call: CallOptions,
+    /// Inbound streams that may be getting an "overloaded" answer at once
+    /// beyond `serve.max_concurrent_calls`; past it they are refused without
+    /// a task of their own.
     pub inbound_queue_depth: usize,
     pub idle_connection_timeout: Duration,
     pub ping_interval: Duration,
