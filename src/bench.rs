@@ -471,6 +471,15 @@ where
     }
 }
 
+/// A direct GET to the backend, its body as it arrives.
+async fn get_stream(
+    http: &reqwest::Client,
+    url: String,
+) -> Result<impl futures::Stream<Item = reqwest::Result<Bytes>>, String> {
+    let resp = http.get(url).send().await.map_err(|e| e.to_string())?;
+    Ok(resp.bytes_stream())
+}
+
 fn count_events(bytes: &[u8], carry: &mut bool) -> usize {
     // Events end in "\n\n"; a boundary may be split across chunks.
     let mut n = 0;
@@ -625,8 +634,7 @@ pub async fn run(
                 let n = size.stream_events;
                 let url = format!("http://{backend}/tokens?n={n}");
                 let t = Instant::now();
-                let resp = http.get(&url).send().await.map_err(|e| e.to_string())?;
-                let mut body = resp.bytes_stream();
+                let mut body = get_stream(&http, url).await?;
                 let (mut events, mut carry) = (0usize, false);
                 while let Some(Ok(c)) = body.next().await {
                     events += count_events(&c, &mut carry);
@@ -654,12 +662,7 @@ pub async fn run(
             let (mut dttfb, mut httfb) = (vec![], vec![]);
             for _ in 0..size.first_byte_samples {
                 let t = Instant::now();
-                let resp = http
-                    .get(format!("http://{backend}/first"))
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mut body = resp.bytes_stream();
+                let mut body = get_stream(&http, format!("http://{backend}/first")).await?;
                 if let Some(Ok(_)) = body.next().await {
                     dttfb.push(t.elapsed().as_secs_f64() * 1e6);
                 }
@@ -695,12 +698,7 @@ pub async fn run(
             for _ in 0..size.repeats {
                 let n = size.blob_bytes;
                 let t = Instant::now();
-                let resp = http
-                    .get(format!("http://{backend}/blob?n={n}"))
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mut body = resp.bytes_stream();
+                let mut body = get_stream(&http, format!("http://{backend}/blob?n={n}")).await?;
                 let mut got = 0usize;
                 while let Some(Ok(c)) = body.next().await {
                     got += c.len();

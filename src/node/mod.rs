@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  NodeHandle ──Command──▶ event_loop (owns Swarm) ──NodeEvent──▶ subscribers
-//!      │                        │ api::Behaviour (inbound queue, outbound opens)
+//!      │                        │ api::Behaviour (connection registry, handlers)
 //!      │ call/stream            ▼
 //!      └─opens stream (api::Connections) ──▶ connection handler
 //!                      inbound stream ──▶ Server::dispatcher ──▶ task per call ──▶ Upstream (reqwest)
