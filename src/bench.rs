@@ -319,6 +319,57 @@ impl InProcessNode {
     }
 }
 
+/// Starts `exe node` on a loopback port with `routes`, more `flags` and
+/// `envs`, and returns it with the full multiaddr it prints within `wait`.
+pub fn spawn_node(
+    exe: &Path,
+    routes: &Path,
+    flags: &[&str],
+    envs: &[(&str, &str)],
+    wait: Duration,
+) -> Result<(std::process::Child, Multiaddr), String> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(exe)
+        .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--routes"])
+        .arg(routes)
+        .args(flags)
+        .envs(envs.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        return Err("the node's stdout is not piped".into());
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(a) = line.strip_prefix("listening on ") {
+                let _ = tx.send(a.to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(wait)
+        .map_err(|_| format!("the node did not print its address within {wait:?}"))
+        .and_then(|a| {
+            a.parse()
+                .map_err(|e| format!("bad address from the node: {e}"))
+        });
+    match addr {
+        Ok(addr) => Ok((child, addr)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
+    }
+}
+
 /// The serving node as a child process, killed on drop.
 pub struct ServingNode {
     child: std::process::Child,
@@ -344,40 +395,22 @@ impl ServingNode {
     /// Starts `exe node` serving the bench backend's routes, with call
     /// limits sized for `streams` concurrent streams.
     pub fn start(exe: &Path, backend: SocketAddr, streams: usize) -> Result<Self, String> {
-        use std::io::BufRead;
         let (dir, routes) = route_file(backend, "process")?;
         let limit = call_limit(streams).to_string();
-        let mut child = std::process::Command::new(exe)
-            .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--routes"])
-            .arg(&routes)
-            .args([
-                "--max-concurrent-calls",
-                &limit,
-                "--max-calls-per-peer",
-                &limit,
-            ])
-            .env("RUST_LOG", "error")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(a) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(a.to_string());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .map_err(|_| "the serving node did not start".to_string())?
-            .parse()
-            .map_err(|e| format!("bad address from the serving node: {e}"))?;
+        let flags = [
+            "--max-concurrent-calls",
+            &limit,
+            "--max-calls-per-peer",
+            &limit,
+        ];
+        // Quiet: an info line per served call would be part of what is measured.
+        let (child, addr) = spawn_node(
+            exe,
+            &routes,
+            &flags,
+            &[("RUST_LOG", "error")],
+            Duration::from_secs(20),
+        )?;
         Ok(Self {
             child,
             addr,

@@ -307,32 +307,14 @@ pub fn node_process(routes: &std::path::Path) -> (Proc, Multiaddr) {
 
 /// Like [`node_process`], with more `peerapi node` flags.
 pub fn node_process_with(routes: &std::path::Path, flags: &[&str]) -> (Proc, Multiaddr) {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(BIN)
-        .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--routes"])
-        .arg(routes)
-        .args(flags)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("peerapi node starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                let _ = tx.send(addr.to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("node prints its address")
-        .parse()
-        .expect("a multiaddr");
+    let (child, addr) = peerapi::bench::spawn_node(
+        std::path::Path::new(BIN),
+        routes,
+        flags,
+        &[],
+        Duration::from_secs(30),
+    )
+    .expect("peerapi node starts and prints its address");
     (Proc(child), addr)
 }
 
