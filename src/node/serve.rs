@@ -78,23 +78,54 @@ impl ReadAhead {
         }
     }
 
-    async fn next(&mut self) -> Option<Result<Bytes, UpstreamError>> {
-        self.rx.recv().await
-    }
-
-    /// Nothing is waiting to be taken right now.
-    fn is_empty(&self) -> bool {
-        self.rx.is_empty()
-    }
-
-    /// A chunk that is ready now: `Some(None)` at the end, `None` if nothing is ready yet.
-    fn ready(&mut self) -> Option<Option<Result<Bytes, UpstreamError>>> {
-        match self.rx.try_recv() {
-            Ok(chunk) => Some(Some(chunk)),
-            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => None,
-            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => Some(None),
+    /// Fills `batch` (emptied first) with the next chunk and whatever else is
+    /// ready, up to about `max_bytes`, and says what follows the batch.
+    /// Waits only for the first chunk, never for more.
+    async fn next_batch(&mut self, batch: &mut Vec<Bytes>, max_bytes: usize) -> AfterBatch {
+        batch.clear();
+        let mut size = match self.rx.recv().await {
+            None => return AfterBatch::End,
+            Some(Err(e)) => return AfterBatch::Failed(e),
+            Some(Ok(chunk)) => {
+                let n = chunk.len();
+                batch.push(chunk);
+                n
+            }
+        };
+        let mut yielded = false;
+        while size < max_bytes {
+            if !yielded && self.rx.is_empty() {
+                // Let the tasks that are runnable now (the read-ahead and
+                // hyper's connection, which hand chunks over one at a time)
+                // run once before the write. No timer and no waiting for
+                // data: a chunk is held for at most one pass of the
+                // scheduler, and a slow backend's tokens go out as they
+                // come. Measured: 310,000 -> 1,080,000 small chunks/s, time
+                // to first byte unchanged.
+                yielded = true;
+                tokio::task::yield_now().await;
+            }
+            match self.rx.try_recv() {
+                Ok(Ok(chunk)) => {
+                    size += chunk.len();
+                    batch.push(chunk);
+                }
+                Ok(Err(e)) => return AfterBatch::Failed(e),
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                    return AfterBatch::End
+                }
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+            }
         }
+        AfterBatch::More
     }
+}
+
+/// What follows a batch of read-ahead chunks (which may be empty).
+enum AfterBatch {
+    More,
+    End,
+    Failed(UpstreamError),
 }
 
 /// Limits on the serving side.
@@ -740,54 +771,18 @@ impl Server {
             let mut chunks = ReadAhead::spawn(resp.chunks());
             let mut batch = Vec::new();
             loop {
-                batch.clear();
-                let first = match chunks.next().await {
-                    None => break,
-                    Some(Ok(chunk)) => chunk,
-                    Some(Err(e)) => return self.refused(out, upstream_refusal(name, &e)).await,
-                };
-                // Coalesce whatever else is ready now; never wait for more.
-                let mut pending_err = None;
-                let mut ended = false;
-                let mut size = first.len();
-                batch.push(first);
-                let mut yielded = false;
-                while size < MAX_COALESCED_BYTES {
-                    if !yielded && chunks.is_empty() {
-                        // Let the tasks that are runnable now (the read-ahead
-                        // and hyper's connection, which hand chunks over one
-                        // at a time) run once before writing. No timer and no
-                        // waiting for data: a chunk is held for at most one
-                        // pass of the scheduler, and a slow backend's tokens
-                        // go out as they come. Measured: 310,000 -> 1,080,000
-                        // small chunks/s, time to first byte unchanged.
-                        yielded = true;
-                        tokio::task::yield_now().await;
-                    }
-                    match chunks.ready() {
-                        Some(Some(Ok(chunk))) => {
-                            size += chunk.len();
-                            batch.push(chunk);
-                        }
-                        Some(Some(Err(e))) => {
-                            pending_err = Some(e);
-                            break;
-                        }
-                        Some(None) => {
-                            ended = true;
-                            break;
-                        }
-                        None => break,
+                let after = chunks.next_batch(&mut batch, MAX_COALESCED_BYTES).await;
+                if !batch.is_empty() {
+                    if let Err(error) = out.data(&batch).await {
+                        return ServeOutcome::CallerGone { error };
                     }
                 }
-                if let Err(error) = out.data(&batch).await {
-                    return ServeOutcome::CallerGone { error };
-                }
-                if let Some(e) = pending_err {
-                    return self.refused(out, upstream_refusal(name, &e)).await;
-                }
-                if ended {
-                    break;
+                match after {
+                    AfterBatch::More => {}
+                    AfterBatch::End => break,
+                    AfterBatch::Failed(e) => {
+                        return self.refused(out, upstream_refusal(name, &e)).await
+                    }
                 }
             }
             match out.end().await {
