@@ -43,10 +43,7 @@ use libp2p::{Multiaddr, PeerId};
 /// limits (each is refused "overloaded" quickly); past it they are refused
 /// without a task of their own.
 pub const DEFAULT_INBOUND_QUEUE_DEPTH: usize = 1024;
-/// Proposed last where identify has not confirmed a protocol, never served:
-/// the swarm's lazy negotiation settles on it without asking, and having
-/// settled on it means every real proposal was refused.
-pub const NEGOTIATION_SENTINEL: &str = "/peerapi/no-protocol-agreed/0";
+pub use super::lazy::NEGOTIATION_SENTINEL;
 /// How long protocol negotiation of a new outbound stream may take.
 pub const OPEN_STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::api::{self, Connections, Dispatch};
 use super::events::{Direction, NodeEvent, PeerInfo};
+use super::lazy::Confirmed;
 use super::muxer::YamuxUpgrade;
 use super::{Command, NodeConfig, NodeError};
 use crate::wire::{PROTOCOL_ROUTES, PROTOCOL_V1, PROTOCOL_V2};
@@ -33,9 +34,9 @@ pub const KAD_PROTOCOL: &str = "/ipfs/kad/1.0.0";
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     api: api::Behaviour,
-    identify: identify::Behaviour,
-    ping: ping::Behaviour,
-    kad: kad::Behaviour<kad::store::MemoryStore>,
+    identify: Confirmed<identify::Behaviour>,
+    ping: Confirmed<ping::Behaviour>,
+    kad: Confirmed<kad::Behaviour<kad::store::MemoryStore>>,
 }
 
 pub(crate) struct EventLoop {
@@ -97,18 +98,20 @@ impl EventLoop {
                 kad.set_mode(Some(kad::Mode::Server));
                 Behaviour {
                     api: api::Behaviour::new(access, protocols, dispatch, connections.clone()),
-                    identify: identify::Behaviour::new(
+                    identify: Confirmed(identify::Behaviour::new(
                         identify::Config::new("/ipfs/id/1.0.0".into(), key.public())
                             .with_agent_version(agent_version()),
-                    ),
-                    ping: ping::Behaviour::new(ping::Config::new().with_interval(ping_interval)),
-                    kad,
+                    )),
+                    ping: Confirmed(ping::Behaviour::new(
+                        ping::Config::new().with_interval(ping_interval),
+                    )),
+                    kad: Confirmed(kad),
                 }
             })
             .map_err(|e| NodeError::Transport(e.to_string()))?
             .with_swarm_config(|c| {
-                // Lazy multistream-select: see `api` for how calls keep a
-                // refused protocol a clean "unsupported".
+                // Lazy multistream-select, made safe per protocol: see
+                // `lazy` (stock behaviours) and `api` (calls).
                 c.with_idle_connection_timeout(idle)
                     .with_substream_upgrade_protocol_override(
                         libp2p::core::upgrade::Version::V1Lazy,
@@ -209,8 +212,12 @@ impl EventLoop {
                 let opts = DialOpts::peer_id(peer)
                     .addresses(vec![transport_addr])
                     .build();
-                if let Err(e) = self.swarm.dial(opts) {
-                    self.fail_dials(peer, e.to_string());
+                match self.swarm.dial(opts) {
+                    Ok(()) => {}
+                    // A dial of the swarm's own (bootstrap, discovery) is
+                    // under way: its outcome answers this one too.
+                    Err(libp2p::swarm::DialError::DialPeerConditionFalse(_)) => {}
+                    Err(e) => self.fail_dials(peer, e.to_string()),
                 }
             }
             Command::Disconnect { peer } => {

@@ -13,6 +13,7 @@ mod api;
 mod call;
 mod event_loop;
 mod events;
+mod lazy;
 pub mod muxer;
 mod serve;
 pub mod transport;

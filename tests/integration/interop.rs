@@ -1,97 +1,15 @@
 //! Interop with the real Python stack: py-libp2p peers (tests/interop/peer.py)
 //! run as separate processes on 127.0.0.1, in both directions.
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use futures::StreamExt;
-use libp2p::Multiaddr;
 use peerapi::node::CallRequest;
 use peerapi::{Route, RouteTable};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 use crate::common::*;
-
-const PEER_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/peer.py");
-
-/// The venv's python (set by tests/run.sh). Missing in CI is a failure, never a skip.
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("PEERAPI_INTEROP_PYTHON") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "PEERAPI_INTEROP_PYTHON is not set: run the tests with `bash tests/run.sh`"
-            );
-            eprintln!("PEERAPI_INTEROP_PYTHON not set: skipping py-libp2p interop (use bash tests/run.sh)");
-            None
-        }
-    }
-}
-
-struct PyServer {
-    _child: Child,
-    addr: Multiaddr,
-    _dir: tempfile::TempDir,
-}
-
-async fn py_server(python: &PathBuf, routes: &RouteTable, security: &str) -> PyServer {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("routes.json");
-    let json: serde_json::Map<String, serde_json::Value> = routes
-        .iter()
-        .map(|(k, r)| {
-            (
-                k.clone(),
-                serde_json::json!({"url": r.url, "stream": r.stream}),
-            )
-        })
-        .collect();
-    std::fs::write(&file, serde_json::to_string(&json).unwrap()).unwrap();
-    let mut child = Command::new(python)
-        .arg(PEER_PY)
-        .args(["serve", "--routes"])
-        .arg(&file)
-        .args(["--security", security])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = within(async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(a) = line.strip_prefix("READY ") {
-                return a.parse::<Multiaddr>().unwrap();
-            }
-        }
-        panic!("python server exited before it was ready");
-    })
-    .await;
-    PyServer {
-        _child: child,
-        addr,
-        _dir: dir,
-    }
-}
-
-async fn py_call(python: &PathBuf, addr: &Multiaddr, route: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(python)
-        .arg(PEER_PY)
-        .args(["call", &addr.to_string(), route])
-        .args(args)
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .output();
-    let out = within(out).await.unwrap();
-    assert!(
-        out.status.success(),
-        "python caller failed for route {route}"
-    );
-    out.stdout
-}
+use crate::python::*;
 
 fn backend_routes(demo: &peerapi::demo::DemoBackend, chunks: &StreamBackend) -> RouteTable {
     let mut routes = demo.routes();
@@ -121,10 +39,15 @@ fn count_events(body: &[u8]) -> usize {
 
 #[tokio::test]
 async fn peerapi_calls_a_python_node() {
-    let Some(py) = python() else { return };
+    let py = python();
     let demo = demo_backend().await;
     let chunks = StreamBackend::start().await;
-    let server = py_server(&py, &backend_routes(&demo, &chunks), "noise").await;
+    let server = PyHost::serve(
+        &py,
+        &backend_routes(&demo, &chunks),
+        &["--security", "noise"],
+    )
+    .await;
     let client = client().await;
     let h = client.handle();
     let addr = &server.addr;
@@ -242,7 +165,7 @@ async fn peerapi_calls_a_python_node() {
 
 #[tokio::test]
 async fn a_python_node_calls_peerapi() {
-    let Some(py) = python() else { return };
+    let py = python();
     let demo = demo_backend().await;
     let chunks = StreamBackend::start().await;
     let (server, addr) = serving_node(backend_routes(&demo, &chunks)).await;
@@ -296,10 +219,10 @@ async fn a_python_node_calls_peerapi() {
 
 #[tokio::test]
 async fn proof_of_stake_security_name_both_directions() {
-    let Some(py) = python() else { return };
+    let py = python();
     let demo = demo_backend().await;
     // A Python node that offers Noise only as /pos-transport/1.0.0.
-    let server = py_server(&py, &demo.routes(), "pos").await;
+    let server = PyHost::serve(&py, &demo.routes(), &["--security", "pos"]).await;
     let client = client().await;
     let body = within(
         client
@@ -319,7 +242,7 @@ async fn proof_of_stake_security_name_both_directions() {
 
 #[tokio::test]
 async fn python_key_files_give_the_python_peer_id() {
-    let Some(py) = python() else { return };
+    let py = python();
     let dir = tempfile::tempdir().unwrap();
     for kind in ["ed25519", "secp256k1"] {
         let path = dir.path().join(format!("{kind}.key"));

@@ -12,5 +12,7 @@ mod fuzz_regressions;
 mod hostile;
 mod interop;
 mod keys;
+mod long_lived;
 mod node_calls;
+mod python;
 mod reload;

@@ -6,8 +6,10 @@ unary response read by the caller with a single read.
 The protobuf message is hand-encoded (the wire bytes are what matter).
 
 Modes (each prints one machine-readable line first, then runs):
-  serve  --routes FILE [--security noise|pos|both] [--key FILE]
-         prints "READY <multiaddr>", serves until killed
+  serve  --routes FILE [--security noise|pos|both] [--no-ping]
+         prints "READY <multiaddr>", serves until killed; a stdin line
+         "call <multiaddr> <route>" makes this host call that peer over its
+         existing connection and print "CALLED <hex of the body>"
   call   ADDR ROUTE [--method M] [--body B | --body-size N] [--stream]
          [--security noise|pos] writes the response bytes to stdout
   keygen PATH --type ed25519|secp256k1   prints the peer id
@@ -36,6 +38,8 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 PROTOCOL = TProtocol("/subnet/api_protocol/1.0.0")
 POS = TProtocol("/pos-transport/1.0.0")
 NOISE = TProtocol("/noise")
+PING = TProtocol("/ipfs/ping/1.0.0")
+MAX_READ_LEN = 2**32 - 1
 
 
 def uvarint(n):
@@ -129,7 +133,9 @@ async def serve(args):
     routes = load_routes(args.routes)
 
     async def handler(stream):
-        data = await stream.read()  # one read, as the deployed nodes do
+        # One read of up to 4 GiB, as the deployed nodes do: it returns what
+        # has arrived (a bare read() would wait for EOF on py-libp2p 0.6.0).
+        data = await stream.read(MAX_READ_LEN)
         length, off = read_uvarint(data, 0)
         req = decode_request(data[off : off + length])
         route = routes.get(req["route"])
@@ -157,9 +163,51 @@ async def serve(args):
     listen = multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")
     async with host.run(listen_addrs=[listen]):
         host.set_stream_handler(PROTOCOL, handler)
+        if args.no_ping:
+            # A host without ping: what peers propose to it must be refused cleanly.
+            if hasattr(host, "remove_stream_handler"):
+                host.remove_stream_handler(PING)
+            else:  # py-libp2p 0.6.0 has no remove_stream_handler
+                host.get_mux().handlers.pop(PING, None)
         addr = host.get_addrs()[0]
         print(f"READY {addr}", flush=True)
-        await trio.sleep_forever()
+        await commands(host)
+
+
+async def commands(host):
+    """Serves stdin commands until stdin closes, then runs until killed."""
+    stdin = trio.wrap_file(sys.stdin)
+    while True:
+        line = await stdin.readline()
+        if not line:
+            await trio.sleep_forever()
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "call":
+            try:
+                with trio.fail_after(20):
+                    body = await call_once(host, multiaddr.Multiaddr(parts[1]), parts[2])
+                print(f"CALLED {body.hex()}", flush=True)
+            except Exception as e:  # reported to the test, never fatal
+                print(f"CALL-FAILED {type(e).__name__}", flush=True)
+
+
+async def call_once(host, maddr, route):
+    info = info_from_p2p_addr(maddr)
+    await host.connect(info)
+    stream = await host.new_stream(info.peer_id, [PROTOCOL])
+    msg = encode_request(route, "GET", {}, b"", False)
+    await stream.write(uvarint(len(msg)) + msg)
+    body = b""
+    while True:
+        try:
+            chunk = await stream.read(65536)
+        except StreamEOF:
+            break
+        if not chunk:
+            break
+        body += chunk
+    await stream.close()
+    return body
 
 
 async def call(args):
@@ -186,7 +234,7 @@ async def call(args):
                         break
                     out.write(chunk)
             else:
-                out.write(await stream.read())  # one read, as the deployed nodes do
+                out.write(await stream.read(MAX_READ_LEN))  # one read, as the deployed nodes do
             out.flush()
             await stream.close()
 
@@ -210,6 +258,7 @@ def main():
     s = sub.add_parser("serve")
     s.add_argument("--routes", required=True)
     s.add_argument("--security", default="noise", choices=["noise", "pos", "both"])
+    s.add_argument("--no-ping", action="store_true")
     c = sub.add_parser("call")
     c.add_argument("addr")
     c.add_argument("route")

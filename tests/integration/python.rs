@@ -1,0 +1,171 @@
+//! Real py-libp2p peers (tests/interop/peer.py) as separate processes: the
+//! stack the deployed subnet nodes run, in the versions they run.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use libp2p::Multiaddr;
+use peerapi::RouteTable;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use crate::common::within;
+
+pub const PEER_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/peer.py");
+
+/// The py-libp2p versions subnets run: PyPI's 0.8.1, and 0.6.0 (the
+/// subnet-template pins a commit between 0.6.0 and 0.7.0).
+#[derive(Clone, Copy, Debug)]
+pub enum PyLibp2p {
+    V081,
+    V060,
+}
+
+/// The venv's python for `version` (set up by tests/run.sh). A missing venv
+/// fails the test with the way to get it, never skips it.
+pub fn python_for(version: PyLibp2p) -> PathBuf {
+    let var = match version {
+        PyLibp2p::V081 => "PEERAPI_INTEROP_PYTHON",
+        PyLibp2p::V060 => "PEERAPI_INTEROP_PYTHON_060",
+    };
+    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        panic!(
+            "{var} is not set: run the tests with `bash tests/run.sh`, which sets up the \
+             py-libp2p venvs (python3 -m venv + pip install -r tests/interop/requirements*.txt)"
+        )
+    });
+    assert!(
+        path.exists(),
+        "{var}={} does not exist: run `bash tests/run.sh` to set up the venv",
+        path.display()
+    );
+    path
+}
+
+/// py-libp2p 0.8.1's python.
+pub fn python() -> PathBuf {
+    python_for(PyLibp2p::V081)
+}
+
+/// A `peer.py serve` host: its address, its stdin for commands, its stderr
+/// kept in a file so that a test can look for tracebacks.
+pub struct PyHost {
+    child: Child,
+    pub addr: Multiaddr,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+    stderr_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PyHost {
+    pub async fn serve(python: &PathBuf, routes: &RouteTable, flags: &[&str]) -> PyHost {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("routes.json");
+        let json: serde_json::Map<String, serde_json::Value> = routes
+            .iter()
+            .map(|(k, r)| {
+                (
+                    k.clone(),
+                    serde_json::json!({"url": r.url, "stream": r.stream}),
+                )
+            })
+            .collect();
+        std::fs::write(&file, serde_json::to_string(&json).unwrap()).unwrap();
+        let stderr_path = dir.path().join("stderr.log");
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let mut child = Command::new(python)
+            .arg(PEER_PY)
+            .args(["serve", "--routes"])
+            .arg(&file)
+            .args(flags)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = within(async {
+            while let Some(line) = stdout.next_line().await.unwrap() {
+                if let Some(a) = line.strip_prefix("READY ") {
+                    return a.parse::<Multiaddr>().unwrap();
+                }
+            }
+            panic!(
+                "python host exited before it was ready: {}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        })
+        .await;
+        PyHost {
+            child,
+            addr,
+            stdin,
+            stdout,
+            stderr_path,
+            _dir: dir,
+        }
+    }
+
+    /// Whether the process still runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Asserts the host runs and wrote no traceback.
+    pub fn assert_healthy(&mut self, when: &str) {
+        let stderr = self.stderr();
+        assert!(
+            self.alive(),
+            "the python host died {when}; its stderr:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("Traceback"),
+            "the python host wrote a traceback {when}:\n{stderr}"
+        );
+    }
+
+    /// Makes the Python host call `route` on `addr` (dialing or reusing its
+    /// connection) and returns the body, or the exception's name.
+    pub async fn call(&mut self, addr: &Multiaddr, route: &str) -> Result<Vec<u8>, String> {
+        let line = format!("call {addr} {route}\n");
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        self.stdin.flush().await.unwrap();
+        within(async {
+            while let Some(line) = self.stdout.next_line().await.unwrap() {
+                if let Some(hex) = line.strip_prefix("CALLED ") {
+                    return Ok(hex::decode(hex).expect("peer.py prints hex"));
+                }
+                if let Some(e) = line.strip_prefix("CALL-FAILED ") {
+                    return Err(e.to_string());
+                }
+            }
+            Err("the python host exited".to_string())
+        })
+        .await
+    }
+}
+
+/// A one-shot Python caller (`peer.py call`); returns the body it printed.
+pub async fn py_call(python: &PathBuf, addr: &Multiaddr, route: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(python)
+        .arg(PEER_PY)
+        .args(["call", &addr.to_string(), route])
+        .args(args)
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .output();
+    let out = within(out).await.unwrap();
+    assert!(
+        out.status.success(),
+        "python caller failed for route {route}"
+    );
+    out.stdout
+}
