@@ -176,11 +176,7 @@ impl<U: OutboundUpgradeSend> UpgradeInfo for WithSentinel<U> {
     type InfoIter = std::vec::IntoIter<Self::Info>;
 
     fn protocol_info(&self) -> Self::InfoIter {
-        let mut all: Vec<_> = self
-            .inner
-            .protocol_info()
-            .map(Proposal::Inner)
-            .collect();
+        let mut all: Vec<_> = self.inner.protocol_info().map(Proposal::Inner).collect();
         if self.sentinel {
             all.push(Proposal::Sentinel);
         }

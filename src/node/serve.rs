@@ -156,8 +156,11 @@ impl Default for ServeLimits {
 #[derive(Debug)]
 struct Refusal {
     code: Code,
+    /// What the caller is told.
     message: String,
     route: String,
+    /// The full story for our own log and events (may name the backend).
+    detail: Option<String>,
 }
 
 impl Refusal {
@@ -166,7 +169,13 @@ impl Refusal {
             code,
             message: message.into(),
             route: route.to_string(),
+            detail: None,
         }
+    }
+
+    /// What our own log and console show.
+    fn detail(&self) -> &str {
+        self.detail.as_deref().unwrap_or(&self.message)
     }
 
     /// The 1.0.0 in-band text.
@@ -187,10 +196,10 @@ impl Refusal {
             | Code::UpstreamTimeout
             | Code::UpstreamUnavailable
             | Code::Internal => ServeOutcome::Failed {
-                error: format!("{}: {}", self.code, self.message),
+                error: format!("{}: {}", self.code, self.detail()),
             },
             _ => ServeOutcome::Refused {
-                reason: format!("{}: {}", self.code, self.message),
+                reason: format!("{}: {}", self.code, self.detail()),
             },
         }
     }
@@ -206,7 +215,10 @@ fn upstream_refusal(route: &str, e: &UpstreamError) -> Refusal {
         UpstreamError::Failed { .. } => Code::UpstreamFailed,
         UpstreamError::TooLarge { .. } => Code::TooLarge,
     };
-    Refusal::new(code, route, e.to_string())
+    Refusal {
+        detail: Some(e.to_string()),
+        ..Refusal::new(code, route, e.public_message())
+    }
 }
 
 /// Writes a response in the caller's protocol.
@@ -797,7 +809,7 @@ impl Server {
         out: &mut Responder<W>,
         refusal: Refusal,
     ) -> ServeOutcome {
-        tracing::warn!(route = %refusal.route, code = %refusal.code, "{}", refusal.message);
+        tracing::warn!(route = %refusal.route, code = %refusal.code, "{}", refusal.detail());
         match out.refuse(&refusal).await {
             Ok(()) => refusal.outcome(),
             Err(error) => ServeOutcome::CallerGone { error },

@@ -13,6 +13,7 @@ mod hostile;
 mod interop;
 mod keys;
 mod long_lived;
+mod no_leak;
 mod node_calls;
 mod python;
 mod reload;
