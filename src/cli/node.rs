@@ -77,6 +77,31 @@ pub(crate) struct NodeArgs {
     /// --max-concurrent-calls; past it more are refused without a task.
     #[arg(long, value_name = "N", default_value_t = node::DEFAULT_INBOUND_QUEUE_DEPTH)]
     pub inbound_queue_depth: usize,
+    /// Streams of one peer that may be waiting for their request at once; a
+    /// new one beyond it drops that peer's oldest silent stream.
+    #[arg(long, value_name = "N", default_value_t = node::DEFAULT_MAX_READING_PER_PEER)]
+    pub max_reading_streams_per_peer: usize,
+    /// Streams from one remote IP that may be waiting for their request at once.
+    #[arg(long, value_name = "N", default_value_t = node::DEFAULT_MAX_READING_PER_IP)]
+    pub max_reading_streams_per_ip: usize,
+    /// Streams node-wide that may be waiting for their request at once.
+    #[arg(long, value_name = "N", default_value_t = node::DEFAULT_MAX_READING)]
+    pub max_reading_streams: usize,
+    /// Seconds a new stream has to send the first byte of its request.
+    #[arg(long, value_name = "SECS", default_value_t = node::DEFAULT_REQUEST_FIRST_BYTE_TIMEOUT.as_secs_f64())]
+    pub request_first_byte_timeout: f64,
+    /// Most established inbound connections.
+    #[arg(long, value_name = "N", default_value_t = node::DEFAULT_MAX_INBOUND_CONNECTIONS)]
+    pub max_inbound_connections: usize,
+    /// Most inbound connections still in their handshake.
+    #[arg(long, value_name = "N", default_value_t = node::DEFAULT_MAX_PENDING_INBOUND_CONNECTIONS)]
+    pub max_pending_connections: usize,
+    /// Most connections with one peer.
+    #[arg(long, value_name = "N", default_value_t = node::DEFAULT_MAX_CONNECTIONS_PER_PEER)]
+    pub max_connections_per_peer: usize,
+    /// Most inbound connections (pending and established) from one IP.
+    #[arg(long, value_name = "N", default_value_t = node::ip_limit::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    pub max_connections_per_ip: usize,
 }
 
 pub(crate) struct Resolved {
@@ -124,6 +149,21 @@ impl NodeArgs {
         config.discovery_interval =
             secs("discovery-interval", self.discovery_interval)?.max(Duration::from_millis(100));
         config.inbound_queue_depth = self.inbound_queue_depth;
+        config.serve.reading = node::ReadingLimits {
+            per_peer: self.max_reading_streams_per_peer,
+            per_ip: self.max_reading_streams_per_ip,
+            total: self.max_reading_streams,
+            first_byte_timeout: secs(
+                "request-first-byte-timeout",
+                self.request_first_byte_timeout,
+            )?,
+        };
+        config.connection_limits = node::ConnectionLimits {
+            max_inbound: self.max_inbound_connections,
+            max_pending_inbound: self.max_pending_connections,
+            max_per_peer: self.max_connections_per_peer,
+            max_per_ip: self.max_connections_per_ip,
+        };
         if let Some(path) = &self.psk {
             config.psk = Some(node::transport::load_psk(path).map_err(anyhow::Error::msg)?);
         }

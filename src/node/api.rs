@@ -50,6 +50,8 @@ pub const OPEN_STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 /// A negotiated inbound stream waiting to be served.
 pub struct InboundStream {
     pub peer: PeerId,
+    /// The connection's remote IP, for per-IP budgets.
+    pub remote_ip: Option<std::net::IpAddr>,
     pub protocol: StreamProtocol,
     pub stream: Stream,
 }
@@ -232,7 +234,12 @@ impl Behaviour {
         }
     }
 
-    fn handler(&self, peer: PeerId, id: ConnectionId) -> Result<Handler, ConnectionDenied> {
+    fn handler(
+        &self,
+        peer: PeerId,
+        id: ConnectionId,
+        remote: &Multiaddr,
+    ) -> Result<Handler, ConnectionDenied> {
         // Like libp2p's allow/block lists: a peer not admitted is refused
         // as soon as its identity is known, in either direction.
         if !self.access.admits(&peer) {
@@ -243,6 +250,7 @@ impl Behaviour {
         self.connections.register(peer, id, tx);
         Ok(Handler {
             peer,
+            remote_ip: super::ip_limit::ip_of(remote),
             inbound_protocols: self.inbound_protocols.clone(),
             dispatch: self.dispatch.clone(),
             opens,
@@ -259,20 +267,20 @@ impl NetworkBehaviour for Behaviour {
         id: ConnectionId,
         peer: PeerId,
         _: &Multiaddr,
-        _: &Multiaddr,
+        remote: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.handler(peer, id)
+        self.handler(peer, id, remote)
     }
 
     fn handle_established_outbound_connection(
         &mut self,
         id: ConnectionId,
         peer: PeerId,
-        _: &Multiaddr,
+        remote: &Multiaddr,
         _: Endpoint,
         _: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.handler(peer, id)
+        self.handler(peer, id, remote)
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
@@ -302,6 +310,7 @@ impl NetworkBehaviour for Behaviour {
 
 pub struct Handler {
     peer: PeerId,
+    remote_ip: Option<std::net::IpAddr>,
     inbound_protocols: Vec<StreamProtocol>,
     dispatch: Dispatch,
     opens: tokio::sync::mpsc::UnboundedReceiver<OpenStream>,
@@ -347,6 +356,7 @@ impl ConnectionHandler for Handler {
             }) => {
                 (self.dispatch)(InboundStream {
                     peer: self.peer,
+                    remote_ip: self.remote_ip,
                     protocol,
                     stream,
                 });

@@ -33,6 +33,9 @@ pub const KAD_PROTOCOL: &str = "/ipfs/kad/1.0.0";
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    // Limits first: a connection they refuse gets no handler from the rest.
+    limits: libp2p::connection_limits::Behaviour,
+    ip_limit: super::ip_limit::PerIpLimit,
     api: api::Behaviour,
     identify: Confirmed<identify::Behaviour>,
     ping: Confirmed<ping::Behaviour>,
@@ -68,6 +71,12 @@ impl EventLoop {
         let idle = config.idle_connection_timeout;
         let discovery_interval = config.discovery_interval;
         let access = config.access.clone();
+        let conn = config.connection_limits.clone();
+        let count = |n: usize| Some(u32::try_from(n).unwrap_or(u32::MAX));
+        let limits = libp2p::connection_limits::ConnectionLimits::default()
+            .with_max_established_incoming(count(conn.max_inbound))
+            .with_max_pending_incoming(count(conn.max_pending_inbound))
+            .with_max_established_per_peer(count(conn.max_per_peer));
         let protocols = vec![
             StreamProtocol::new(PROTOCOL_V2),
             StreamProtocol::new(PROTOCOL_V1),
@@ -97,6 +106,8 @@ impl EventLoop {
                 // client until an external address is confirmed.
                 kad.set_mode(Some(kad::Mode::Server));
                 Behaviour {
+                    limits: libp2p::connection_limits::Behaviour::new(limits),
+                    ip_limit: super::ip_limit::PerIpLimit::new(conn.max_per_ip),
                     api: api::Behaviour::new(access, protocols, dispatch, connections.clone()),
                     identify: Confirmed(identify::Behaviour::new(
                         identify::Config::new("/ipfs/id/1.0.0".into(), key.public())

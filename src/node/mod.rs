@@ -9,15 +9,21 @@
 //!                      inbound stream ──▶ Server::dispatcher ──▶ task per call ──▶ Upstream (reqwest)
 //! ```
 
+mod admission;
 mod api;
 mod call;
 mod event_loop;
 mod events;
+pub mod ip_limit;
 mod lazy;
 pub mod muxer;
 mod serve;
 pub mod transport;
 
+pub use admission::{
+    ReadingLimits, DEFAULT_MAX_READING, DEFAULT_MAX_READING_PER_IP, DEFAULT_MAX_READING_PER_PEER,
+    DEFAULT_REQUEST_FIRST_BYTE_TIMEOUT,
+};
 pub use api::{OpenError, PeerAccess, DEFAULT_INBOUND_QUEUE_DEPTH};
 pub use call::{
     classify_v1_body, parse_peer_addr, ApiVersion, CallError, CallOptions, CallRequest, CallStream,
@@ -47,6 +53,33 @@ pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
 /// Default time in-flight calls get to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Default most established inbound connections node-wide.
+pub const DEFAULT_MAX_INBOUND_CONNECTIONS: usize = 1024;
+/// Default most inbound connections still being secured and multiplexed.
+pub const DEFAULT_MAX_PENDING_INBOUND_CONNECTIONS: usize = 128;
+/// Default most connections to or from one peer.
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 8;
+
+/// Connection limits: node-wide, per peer, per remote IP.
+#[derive(Clone, Debug)]
+pub struct ConnectionLimits {
+    pub max_inbound: usize,
+    pub max_pending_inbound: usize,
+    pub max_per_peer: usize,
+    pub max_per_ip: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_inbound: DEFAULT_MAX_INBOUND_CONNECTIONS,
+            max_pending_inbound: DEFAULT_MAX_PENDING_INBOUND_CONNECTIONS,
+            max_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
+            max_per_ip: ip_limit::DEFAULT_MAX_CONNECTIONS_PER_IP,
+        }
+    }
+}
+
 /// Capacity of the event broadcast; a subscriber that falls further behind
 /// misses events (and is told how many).
 pub const EVENT_CAPACITY: usize = 4096;
@@ -80,6 +113,7 @@ pub struct NodeConfig {
     pub discovery_interval: Duration,
     /// Security protocol names Noise is offered under, likeliest first.
     pub security_names: Vec<&'static str>,
+    pub connection_limits: ConnectionLimits,
 }
 
 impl NodeConfig {
@@ -106,6 +140,7 @@ impl NodeConfig {
             access: PeerAccess::default(),
             discovery_interval: DEFAULT_DISCOVERY_INTERVAL,
             security_names: vec![transport::NOISE, transport::POS_TRANSPORT],
+            connection_limits: ConnectionLimits::default(),
         }
     }
 }

@@ -20,6 +20,7 @@ use libp2p::PeerId;
 use tokio::sync::{broadcast, Semaphore};
 use tokio_util::task::TaskTracker;
 
+use super::admission::{read_request_within, ReadFailure, Reading, ReadingLimits};
 use super::api::{Dispatch, InboundStream};
 use super::events::{CallId, NodeEvent, ServeOutcome};
 use crate::routes::Routes;
@@ -137,6 +138,8 @@ pub struct ServeLimits {
     pub max_request_headers: usize,
     pub request_read_timeout: Duration,
     pub response_write_timeout: Duration,
+    /// The budget of streams still reading their request (no call slot yet).
+    pub reading: ReadingLimits,
 }
 
 impl Default for ServeLimits {
@@ -148,6 +151,7 @@ impl Default for ServeLimits {
             max_request_headers: DEFAULT_MAX_REQUEST_HEADERS,
             request_read_timeout: DEFAULT_REQUEST_READ_TIMEOUT,
             response_write_timeout: DEFAULT_RESPONSE_WRITE_TIMEOUT,
+            reading: ReadingLimits::default(),
         }
     }
 }
@@ -409,6 +413,7 @@ struct Inner {
     events: broadcast::Sender<NodeEvent>,
     permits: Arc<Semaphore>,
     per_peer: PerPeer,
+    reading: Reading,
     tracker: TaskTracker,
     accepting: AtomicBool,
     /// Inbound streams being answered now, and how many may be.
@@ -444,6 +449,7 @@ impl Server {
             .max_concurrent_calls
             .saturating_add(queue_depth.max(1));
         let permits = Arc::new(Semaphore::new(limits.max_concurrent_calls.max(1)));
+        let reading = Reading::new(limits.reading.clone());
         Self {
             inner: Arc::new(Inner {
                 routes,
@@ -452,6 +458,7 @@ impl Server {
                 events,
                 permits,
                 per_peer: PerPeer::default(),
+                reading,
                 tracker: TaskTracker::new(),
                 accepting: AtomicBool::new(true),
                 live_streams: AtomicUsize::new(0),
@@ -540,12 +547,13 @@ impl Server {
     async fn serve(self, inbound: InboundStream) {
         let InboundStream {
             peer,
+            remote_ip,
             mut stream,
             protocol,
         } = inbound;
         tracing::trace!(%peer, %protocol, "inbound stream");
         if protocol.as_ref() == wire::PROTOCOL_ROUTES {
-            self.list_routes(&mut stream).await;
+            self.list_routes(peer, &mut stream).await;
             return;
         }
         let limits = &self.inner.limits;
@@ -559,6 +567,63 @@ impl Server {
             body_bytes: 0,
         };
 
+        // Until its whole request is in, a stream holds a place in the
+        // reading budget, never a call slot.
+        let ticket = self.inner.reading.admit(peer, remote_ip);
+        if ticket.evictions > 0 {
+            tracing::debug!(%peer, evicted = ticket.evictions, "reading budget full: dropped the oldest silent streams");
+        }
+        let first_byte_timeout = self.inner.reading.limits().first_byte_timeout;
+        let read = {
+            let read = read_request_within(
+                &mut reader,
+                first_byte_timeout,
+                limits.request_read_timeout,
+                limits.max_request_bytes,
+            );
+            tokio::select! {
+                read = read => Some(read),
+                () = ticket.evicted.cancelled() => None,
+            }
+        };
+        drop(ticket);
+        let req = match read {
+            Some(Ok(req)) => req,
+            None => {
+                let _ = out
+                    .refuse(&Refusal::new(
+                        Code::Overloaded,
+                        "",
+                        "node overloaded: too many streams waiting for their request; send it right after opening the stream",
+                    ))
+                    .await;
+                self.close(&mut out).await;
+                return;
+            }
+            Some(Err(ReadFailure::Wire(WireError::Empty))) => {
+                tracing::debug!(%peer, "stream closed before a request arrived");
+                self.close(&mut out).await;
+                return;
+            }
+            Some(Err(ReadFailure::Wire(e))) => {
+                tracing::debug!(%peer, "bad request: {e}");
+                let code = match e {
+                    WireError::TooLarge { .. } => Code::TooLarge,
+                    _ => Code::BadRequest,
+                };
+                let _ = out.refuse(&Refusal::new(code, "", e.to_string())).await;
+                self.close(&mut out).await;
+                return;
+            }
+            Some(Err(ReadFailure::TimedOut(msg))) => {
+                tracing::debug!(%peer, "{msg}");
+                let _ = out.refuse(&Refusal::new(Code::BadRequest, "", msg)).await;
+                self.close(&mut out).await;
+                return;
+            }
+        };
+
+        // The request is complete: now it may take a call slot.
         let permit = self.inner.permits.clone().try_acquire_owned();
         let slot = self
             .inner
@@ -583,40 +648,6 @@ impl Server {
             self.close(&mut out).await;
             return;
         }
-
-        let read = tokio::time::timeout(
-            limits.request_read_timeout,
-            wire::read_request(&mut reader, limits.max_request_bytes),
-        )
-        .await;
-        let req = match read {
-            Ok(Ok(req)) => req,
-            Ok(Err(WireError::Empty)) => {
-                tracing::debug!(%peer, "stream closed before a request arrived");
-                self.close(&mut out).await;
-                return;
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(%peer, "bad request: {e}");
-                let code = match e {
-                    WireError::TooLarge { .. } => Code::TooLarge,
-                    _ => Code::BadRequest,
-                };
-                let _ = out.refuse(&Refusal::new(code, "", e.to_string())).await;
-                self.close(&mut out).await;
-                return;
-            }
-            Err(_) => {
-                let msg = format!(
-                    "request not received within {:?}",
-                    limits.request_read_timeout
-                );
-                tracing::warn!(%peer, "{msg}");
-                let _ = out.refuse(&Refusal::new(Code::BadRequest, "", msg)).await;
-                self.close(&mut out).await;
-                return;
-            }
-        };
 
         let id = CallId(self.inner.call_ids.fetch_add(1, Ordering::Relaxed));
         let started = Instant::now();
@@ -657,13 +688,16 @@ impl Server {
     }
 
     /// Answers a route listing: names and stream flags, never URLs.
-    async fn list_routes<S: AsyncWrite + Unpin>(&self, stream: &mut S) {
+    /// Only the routes this peer may call: a route's allow/deny lists hide
+    /// it from the peers they refuse.
+    async fn list_routes<S: AsyncWrite + Unpin>(&self, peer: PeerId, stream: &mut S) {
         let list = wire::RouteList {
             routes: self
                 .inner
                 .routes
                 .current()
                 .iter()
+                .filter(|(_, r)| r.policy.admits(&peer))
                 .map(|(name, r)| wire::RouteInfo {
                     name: name.clone(),
                     stream: r.stream,

@@ -105,6 +105,9 @@ pub async fn read_varint<R: AsyncRead + Unpin>(io: &mut R) -> Result<Option<u64>
     }
 }
 
+/// What a length-prefixed read reserves before any payload has arrived.
+const INITIAL_READ_BUFFER: usize = 16 * 1024;
+
 /// Reads one length-prefixed payload of at most `limit` bytes.
 pub async fn read_length_prefixed<R: AsyncRead + Unpin>(
     io: &mut R,
@@ -115,14 +118,15 @@ pub async fn read_length_prefixed<R: AsyncRead + Unpin>(
         return Err(WireError::TooLarge { declared, limit });
     }
     let expected = declared as usize;
-    let mut buf = vec![0u8; expected];
-    let mut got = 0;
-    while got < expected {
-        let n = io.read(&mut buf[got..]).await?;
-        if n == 0 {
-            return Err(WireError::Truncated { got, expected });
-        }
-        got += n;
+    // The buffer grows with the bytes that arrive, not with the declared
+    // length: silent streams declaring the cap each reserve nothing.
+    let mut buf = Vec::with_capacity(expected.min(INITIAL_READ_BUFFER));
+    io.take(declared).read_to_end(&mut buf).await?;
+    if buf.len() < expected {
+        return Err(WireError::Truncated {
+            got: buf.len(),
+            expected,
+        });
     }
     Ok(Bytes::from(buf))
 }

@@ -17,3 +17,4 @@ mod no_leak;
 mod node_calls;
 mod python;
 mod reload;
+mod silent;
