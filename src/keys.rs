@@ -48,6 +48,42 @@ pub enum KeyError {
     },
     #[error("key file {} already exists; refusing to overwrite it", path.display())]
     Exists { path: PathBuf },
+    #[error(
+        "key file {} is gone, but it held the identity {peer} (recorded in {}); refusing to \
+         start with a new identity, which a subnet would not know. Restore the key file from \
+         a backup; to start a new identity on purpose, run `peerapi key generate {}`",
+        path.display(), marker.display(), path.display()
+    )]
+    Missing {
+        path: PathBuf,
+        marker: PathBuf,
+        peer: String,
+    },
+}
+
+/// The sibling file that records which peer id a key file held, so that a
+/// key that has gone missing is never silently replaced by a new identity.
+pub fn identity_marker(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "key".into());
+    path.with_file_name(format!(".{name}.peer-id"))
+}
+
+/// Records the peer id of `path` beside it (best effort: a read-only
+/// directory only loses the protection).
+fn record_identity(path: &Path, keypair: &Keypair) {
+    let marker = identity_marker(path);
+    let peer = keypair.public().to_peer_id().to_string();
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == peer) {
+        return;
+    }
+    let _ = crate::fsutil::replace_atomically(
+        &marker,
+        format!("{peer}\n").as_bytes(),
+        &crate::fsutil::Expect::Any,
+    );
 }
 
 /// Decodes key-file bytes. `path` is only used in error messages.
@@ -140,14 +176,9 @@ pub fn generate_key_file(path: &Path) -> Result<Keypair, KeyError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(write_err)?;
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(|source| {
+    crate::fsutil::clean_stale_temps(path);
+    // Temporary file, fsync, then a link that fails rather than replace.
+    crate::fsutil::create_atomically(path, &bytes, 0o600).map_err(|source| {
         if source.kind() == std::io::ErrorKind::AlreadyExists {
             KeyError::Exists {
                 path: path.to_path_buf(),
@@ -156,18 +187,28 @@ pub fn generate_key_file(path: &Path) -> Result<Keypair, KeyError> {
             write_err(source)
         }
     })?;
-    std::io::Write::write_all(&mut file, &bytes).map_err(write_err)?;
-    file.sync_all().map_err(write_err)?;
+    record_identity(path, &keypair);
     Ok(keypair)
 }
 
-/// Loads `path`, or creates it with a new Ed25519 key when it does not exist.
+/// Loads `path`, or creates it with a new Ed25519 key when no key was ever
+/// there. A key file that held an identity and is gone is an error, never a
+/// new identity: on a subnet, the peer id is the registration.
 pub fn load_or_generate(path: &Path) -> Result<(Keypair, bool), KeyError> {
     if path.exists() {
-        load_key(path).map(|k| (k, false))
-    } else {
-        generate_key_file(path).map(|k| (k, true))
+        let keypair = load_key(path)?;
+        record_identity(path, &keypair);
+        return Ok((keypair, false));
     }
+    let marker = identity_marker(path);
+    if let Ok(peer) = std::fs::read_to_string(&marker) {
+        return Err(KeyError::Missing {
+            path: path.to_path_buf(),
+            marker,
+            peer: peer.trim().to_string(),
+        });
+    }
+    generate_key_file(path).map(|k| (k, true))
 }
 
 #[cfg(test)]
@@ -219,6 +260,40 @@ mod tests {
         assert!(matches!(
             generate_key_file(&path),
             Err(KeyError::Exists { .. })
+        ));
+    }
+
+    #[test]
+    fn a_key_that_went_missing_is_never_replaced_by_a_new_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        let (kp, _) = load_or_generate(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let err = load_or_generate(&path).unwrap_err();
+        let peer = kp.public().to_peer_id().to_string();
+        assert!(
+            matches!(&err, KeyError::Missing { peer: p, .. } if *p == peer),
+            "{err}"
+        );
+        assert!(err.to_string().contains("Restore the key file"), "{err}");
+        assert!(!path.exists(), "no new key was written");
+        // Generating on purpose is still possible, and becomes the identity.
+        let new = generate_key_file(&path).unwrap();
+        let (loaded, created) = load_or_generate(&path).unwrap();
+        assert!(!created);
+        assert_eq!(loaded.public().to_peer_id(), new.public().to_peer_id());
+    }
+
+    #[test]
+    fn a_loaded_foreign_key_is_recorded_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alith.key");
+        std::fs::write(&path, encode_key(&Keypair::generate_ed25519()).unwrap()).unwrap();
+        load_or_generate(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(
+            load_or_generate(&path),
+            Err(KeyError::Missing { .. })
         ));
     }
 }

@@ -4,6 +4,7 @@
 //! - [`wire`]: request message, varint framing, 1.0.0 texts (no I/O beyond AsyncRead/Write).
 //! - [`routes`]: the route table (immutable, swapped whole), its JSON file, the watcher.
 //! - [`upstream`]: the one HTTP forwarder (reqwest).
+//! - [`fsutil`]: atomic file writes that keep mode and owner and never clobber.
 //! - [`keys`]: libp2p protobuf key files, py-libp2p's 32-byte seeds included.
 //! - [`node`]: the swarm task, its handle and events, serving and calling.
 //! - [`demo`]: the demo backend used by `peerapi demo` and the tests.
@@ -15,6 +16,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod fsutil;
 pub mod keys;
 pub mod node;
 pub mod routes;

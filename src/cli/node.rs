@@ -121,7 +121,13 @@ impl NodeArgs {
             Some(path) => {
                 let (kp, created) = peerapi::keys::load_or_generate(path)?;
                 if created {
-                    tracing::info!(file = %path.display(), "created a new Ed25519 key");
+                    let peer = kp.public().to_peer_id();
+                    // Loud on purpose: a new key is a new identity on the subnet.
+                    tracing::warn!(file = %path.display(), %peer, "created a NEW identity: no key file was ever at this path; back it up, subnets register peer ids");
+                    eprintln!(
+                        "peerapi: created a NEW identity {peer} in {} (mode 0600): back this file up; subnets register peer ids",
+                        path.display()
+                    );
                 }
                 kp
             }

@@ -44,7 +44,7 @@ pub(crate) async fn run(cmd: RoutesCmd) -> ExitCode {
                 eprintln!("peerapi: url {url:?} must start with http:// or https://");
                 return ExitCode::FAILURE;
             }
-            match peerapi::routes::upsert_route_in_file(&file, &name, &url, stream) {
+            match peerapi::routes::upsert_route_in_file(&file, &name, &url, stream, None) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("peerapi: {e}");
@@ -53,7 +53,7 @@ pub(crate) async fn run(cmd: RoutesCmd) -> ExitCode {
             }
         }
         RoutesCmd::Remove { file, name } => {
-            match peerapi::routes::remove_route_in_file(&file, &name) {
+            match peerapi::routes::remove_route_in_file(&file, &name, None) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => {
                     eprintln!("peerapi: {} has no route '{name}'", file.display());

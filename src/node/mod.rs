@@ -214,6 +214,7 @@ impl Node {
 
         let watcher = match &config.route_file {
             Some(path) => {
+                crate::fsutil::clean_stale_temps(path);
                 match routes.load_file(path) {
                     Ok((_, warnings)) => {
                         for w in warnings {

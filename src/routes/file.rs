@@ -1,12 +1,12 @@
 //! The route file: the same JSON the Python nodes read, plus safe edits that
 //! keep unknown keys and land atomically (temporary file + rename).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
 use super::{Route, RoutePolicy, RouteTable};
+use crate::fsutil::{replace_atomically, Expect, WriteError};
 
 /// Why a route file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -207,67 +207,84 @@ pub fn parse_routes(text: &str) -> Result<ParseOutcome, RouteFileError> {
     Ok(outcome)
 }
 
-fn read_for_edit(path: &Path) -> Result<Map<String, Value>, RouteFileError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) if text.trim().is_empty() => Ok(Map::new()),
-        Ok(text) => parse_json(&text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Map::new()),
-        Err(e) => Err(RouteFileError::Read {
+/// A stable fingerprint of a route file's bytes (FNV-1a; not a security hash).
+pub fn fingerprint(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The file's table for editing, and what the file must still hold when
+/// the edit is written.
+fn read_for_edit(
+    path: &Path,
+    seen: Option<u64>,
+) -> Result<(Map<String, Value>, Expect), RouteFileError> {
+    let (map, expect) = match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let map = if text.trim().is_empty() {
+                Map::new()
+            } else {
+                parse_json(&text)?
+            };
+            (map, Expect::Content(bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Map::new(), Expect::Absent),
+        Err(e) => {
+            return Err(RouteFileError::Read {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
+        }
+    };
+    // The editor saw another version of the file than the one on disk now.
+    let on_disk = match &expect {
+        Expect::Content(bytes) => Some(fingerprint(bytes)),
+        _ => None,
+    };
+    if seen.is_some() && seen != on_disk {
+        return Err(RouteFileError::Write {
             path: path.to_path_buf(),
-            message: e.to_string(),
-        }),
+            message: WriteError::Changed.to_string(),
+        });
     }
+    Ok((map, expect))
 }
 
-/// Writes `bytes` to `path` atomically: a sibling temporary file, fsync, rename.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "routes.json".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-fn write_map(path: &Path, map: Map<String, Value>) -> Result<(), RouteFileError> {
+fn write_map(path: &Path, map: Map<String, Value>, expect: &Expect) -> Result<(), RouteFileError> {
     let mut text =
         serde_json::to_string_pretty(&Value::Object(map)).map_err(|e| RouteFileError::Write {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
     text.push('\n');
-    write_atomically(path, text.as_bytes()).map_err(|e| RouteFileError::Write {
+    crate::fsutil::clean_stale_temps(path);
+    replace_atomically(path, text.as_bytes(), expect).map_err(|e| RouteFileError::Write {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
 }
 
 /// Adds or changes one route in the file, keeping every other key (and any
-/// unknown fields of this route) as they are.
+/// unknown fields of this route) as they are. `seen` is the fingerprint of
+/// the file as the editor showed it ([`super::FileState::version`]): the
+/// edit is refused if the file changed since.
 pub fn upsert_route_in_file(
     path: &Path,
     name: &str,
     url: &str,
     stream: bool,
+    seen: Option<u64>,
 ) -> Result<(), RouteFileError> {
-    let mut map = read_for_edit(path)?;
+    let (mut map, expect) = read_for_edit(path, seen)?;
     match map.get_mut(name) {
         Some(Value::Object(obj)) => {
             obj.insert("url".into(), Value::String(url.into()));
             obj.insert("stream".into(), Value::Bool(stream));
+            // A new URL replaces the backend set: old backends must not
+            // stay in rotation.
+            obj.shift_remove("urls");
         }
         // A new route, or a legacy string entry turned into an object in place.
         _ => {
@@ -277,15 +294,20 @@ pub fn upsert_route_in_file(
             );
         }
     }
-    write_map(path, map)
+    write_map(path, map, &expect)
 }
 
-/// Removes one route from the file; other keys are kept.
-pub fn remove_route_in_file(path: &Path, name: &str) -> Result<bool, RouteFileError> {
-    let mut map = read_for_edit(path)?;
+/// Removes one route from the file; other keys are kept. `seen` as for
+/// [`upsert_route_in_file`].
+pub fn remove_route_in_file(
+    path: &Path,
+    name: &str,
+    seen: Option<u64>,
+) -> Result<bool, RouteFileError> {
+    let (mut map, expect) = read_for_edit(path, seen)?;
     let removed = map.shift_remove(name).is_some();
     if removed {
-        write_map(path, map)?;
+        write_map(path, map, &expect)?;
     }
     Ok(removed)
 }
@@ -377,14 +399,51 @@ mod tests {
             r#"{"b": {"url": "http://x/b", "note": "keep me"}, "a": "http://x/a"}"#,
         )
         .unwrap();
-        upsert_route_in_file(&path, "b", "http://y/b", true).unwrap();
-        upsert_route_in_file(&path, "c", "http://y/c", false).unwrap();
-        assert!(remove_route_in_file(&path, "a").unwrap());
+        upsert_route_in_file(&path, "b", "http://y/b", true, None).unwrap();
+        upsert_route_in_file(&path, "c", "http://y/c", false, None).unwrap();
+        assert!(remove_route_in_file(&path, "a", None).unwrap());
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys, vec!["b", "c"]);
         assert_eq!(v["b"]["note"], "keep me");
         assert_eq!(v["b"]["url"], "http://y/b");
         assert_eq!(v["b"]["stream"], true);
+    }
+
+    #[test]
+    fn an_edit_is_refused_when_the_file_changed_since_the_editor_read_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("routes.json");
+        std::fs::write(&path, r#"{"a": "http://x/a"}"#).unwrap();
+        let seen = fingerprint(&std::fs::read(&path).unwrap());
+        // Someone else edits the file after the console showed it.
+        std::fs::write(&path, r#"{"a": "http://theirs/a"}"#).unwrap();
+        let err = upsert_route_in_file(&path, "b", "http://y/b", false, Some(seen)).unwrap_err();
+        assert!(err.to_string().contains("changed on disk"), "{err}");
+        let err = remove_route_in_file(&path, "a", Some(seen)).unwrap_err();
+        assert!(err.to_string().contains("changed on disk"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            r#"{"a": "http://theirs/a"}"#,
+            "their edit stands"
+        );
+        let now = fingerprint(&std::fs::read(&path).unwrap());
+        upsert_route_in_file(&path, "b", "http://y/b", false, Some(now)).unwrap();
+    }
+
+    #[test]
+    fn a_new_url_drops_the_old_backend_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("routes.json");
+        std::fs::write(
+            &path,
+            r#"{"a": {"url": "http://old1/a", "urls": ["http://old1/a", "http://old2/a"], "stream": false}}"#,
+        )
+        .unwrap();
+        upsert_route_in_file(&path, "a", "http://new/a", false, None).unwrap();
+        let table = parse_routes(&std::fs::read_to_string(&path).unwrap())
+            .unwrap()
+            .table;
+        assert_eq!(table["a"].urls, vec!["http://new/a".to_string()]);
     }
 }

@@ -8,7 +8,8 @@ mod file;
 mod watch;
 
 pub use file::{
-    parse_routes, remove_route_in_file, upsert_route_in_file, ParseOutcome, RouteFileError,
+    fingerprint, parse_routes, remove_route_in_file, upsert_route_in_file, ParseOutcome,
+    RouteFileError,
 };
 pub use watch::{RouteReload, RouteWatcher, RELOAD_DEBOUNCE};
 
@@ -142,6 +143,9 @@ pub struct FileState {
     pub last_error: Option<String>,
     /// Entries that were skipped on the last good read.
     pub warnings: Vec<String>,
+    /// Fingerprint of the bytes of the last good read: an edit based on
+    /// what was shown is refused when the file no longer holds them.
+    pub version: Option<u64>,
 }
 
 struct Inner {
@@ -202,12 +206,16 @@ impl Routes {
     /// Reads `path` and installs its table. On error the previous table stays
     /// in force and the error is recorded and returned.
     pub fn load_file(&self, path: &Path) -> Result<(RouteDiff, Vec<String>), RouteFileError> {
+        let mut version = None;
         let outcome = std::fs::read_to_string(path)
             .map_err(|e| RouteFileError::Read {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })
-            .and_then(|text| parse_routes(&text));
+            .and_then(|text| {
+                version = Some(file::fingerprint(text.as_bytes()));
+                parse_routes(&text)
+            });
         let mut inner = self.write();
         inner.file_state.path = Some(path.to_path_buf());
         match outcome {
@@ -216,6 +224,7 @@ impl Routes {
                 inner.file_state.last_reload = Some(SystemTime::now());
                 inner.file_state.last_error = None;
                 inner.file_state.warnings = outcome.warnings.clone();
+                inner.file_state.version = version;
                 Ok((Self::remerge(&mut inner), outcome.warnings))
             }
             Err(err) => {

@@ -530,8 +530,12 @@ impl Runner {
                 self.handle.disconnect(peer);
                 self.notice(format!("disconnecting {peer}"));
             }
-            Effect::UpsertRoute { name, url, stream } => match state.routes.file_state().path {
-                Some(path) => match crate::routes::upsert_route_in_file(&path, &name, &url, stream)
+            Effect::UpsertRoute { name, url, stream } => match state.routes.file_state() {
+                crate::routes::FileState {
+                    path: Some(path),
+                    version,
+                    ..
+                } => match crate::routes::upsert_route_in_file(&path, &name, &url, stream, version)
                 {
                     Ok(()) => self.notice(format!(
                         "route '{name}' written to {}; reloading",
@@ -539,12 +543,14 @@ impl Runner {
                     )),
                     Err(e) => self.notice(format!("cannot save route: {e}")),
                 },
-                None => {
-                    self.notice("no route file: start with --routes FILE to edit routes".into())
-                }
+                _ => self.notice("no route file: start with --routes FILE to edit routes".into()),
             },
-            Effect::RemoveRoute(name) => match state.routes.file_state().path {
-                Some(path) => match crate::routes::remove_route_in_file(&path, &name) {
+            Effect::RemoveRoute(name) => match state.routes.file_state() {
+                crate::routes::FileState {
+                    path: Some(path),
+                    version,
+                    ..
+                } => match crate::routes::remove_route_in_file(&path, &name, version) {
                     Ok(true) => {
                         self.notice(format!("route '{name}' removed from {}", path.display()))
                     }
@@ -553,18 +559,21 @@ impl Runner {
                     )),
                     Err(e) => self.notice(format!("cannot remove route: {e}")),
                 },
-                None => {
-                    self.notice("no route file: start with --routes FILE to edit routes".into())
-                }
+                _ => self.notice("no route file: start with --routes FILE to edit routes".into()),
             },
             Effect::Save { id, path } => {
                 let Some(call) = state.calls.iter().find(|c| c.id == id) else {
                     return;
                 };
-                let result = std::fs::File::create(&path).and_then(|mut f| {
-                    f.write_all(&call.output.raw)?;
-                    Ok(f)
-                });
+                // Never replace an existing file: the operator picks another name.
+                let result = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .and_then(|mut f| {
+                        f.write_all(&call.output.raw)?;
+                        Ok(f)
+                    });
                 match result {
                     Ok(f) => {
                         let more = if call.state.in_flight() {
@@ -582,6 +591,10 @@ impl Runner {
                         }
                         self.notice(format!("saved to {}{lost}{more}", path.display()));
                     }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.notice(format!(
+                        "{} already exists; not replaced: save under another name",
+                        path.display()
+                    )),
                     Err(e) => self.notice(format!("cannot save to {}: {e}", path.display())),
                 }
             }

@@ -7,6 +7,7 @@ mod common;
 mod console;
 mod discovery;
 mod faults;
+mod files;
 mod framed;
 mod fuzz_regressions;
 mod hostile;
