@@ -5,6 +5,7 @@
 //! - [`routes`]: the route table (immutable, swapped whole), its JSON file, the watcher.
 //! - [`upstream`]: the one HTTP forwarder (reqwest).
 //! - [`fsutil`]: atomic file writes that keep mode and owner and never clobber.
+//! - [`logs`]: peer text escaped and capped in logs, throttled refusals, capped log files.
 //! - [`keys`]: libp2p protobuf key files, py-libp2p's 32-byte seeds included.
 //! - [`node`]: the swarm task, its handle and events, serving and calling.
 //! - [`demo`]: the demo backend used by `peerapi demo` and the tests.
@@ -18,6 +19,7 @@ pub mod bench;
 pub mod demo;
 pub mod fsutil;
 pub mod keys;
+pub mod logs;
 pub mod node;
 pub mod routes;
 pub mod sse;

@@ -9,6 +9,8 @@ use serde_json::Value;
 /// Longest partial line held while waiting for its end; a longer one is
 /// emitted as it is so memory stays bounded.
 pub const MAX_PENDING_LINE_BYTES: usize = 1024 * 1024;
+/// Most bytes of data kept for one event; the rest is counted and marked.
+pub const MAX_EVENT_DATA_BYTES: usize = 4 * 1024 * 1024;
 
 /// What the body looks like, decided from its first line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +37,9 @@ pub struct Framer {
     format: Format,
     line: Vec<u8>,
     data: Vec<String>,
+    /// Bytes in `data`, and what was dropped past [`MAX_EVENT_DATA_BYTES`].
+    data_bytes: usize,
+    data_dropped: usize,
     name: Option<String>,
 }
 
@@ -44,6 +49,8 @@ impl Default for Framer {
             format: Format::Unknown,
             line: Vec::new(),
             data: Vec::new(),
+            data_bytes: 0,
+            data_dropped: 0,
             name: None,
         }
     }
@@ -109,7 +116,15 @@ impl Framer {
                 if text.is_empty() {
                     self.dispatch(out);
                 } else if let Some(v) = text.strip_prefix("data:") {
-                    self.data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
+                    let v = v.strip_prefix(' ').unwrap_or(v);
+                    // One event is capped: a peer that never ends its event
+                    // must not grow it without bound.
+                    if self.data_bytes + v.len() <= MAX_EVENT_DATA_BYTES {
+                        self.data_bytes += v.len();
+                        self.data.push(v.to_string());
+                    } else {
+                        self.data_dropped += v.len();
+                    }
                 } else if let Some(v) = text.strip_prefix("event:") {
                     self.name = Some(v.trim().to_string());
                 }
@@ -123,8 +138,15 @@ impl Framer {
             self.name = None;
             return;
         }
-        let data = self.data.join("\n");
+        let mut data = self.data.join("\n");
         self.data.clear();
+        self.data_bytes = 0;
+        if self.data_dropped > 0 {
+            data.push_str(&format!(
+                "…[event cut: {} more bytes dropped]",
+                std::mem::take(&mut self.data_dropped)
+            ));
+        }
         out.push(Event {
             done: data.trim() == "[DONE]",
             data,
@@ -269,5 +291,20 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = frame_all(&[&bytes]);
         }
+    }
+
+    #[test]
+    fn an_event_that_never_ends_is_capped() {
+        let mut f = Framer::default();
+        let mut out = Vec::new();
+        let line = format!("data: {}\n", "z".repeat(64 * 1024));
+        for _ in 0..100 {
+            f.push(line.as_bytes(), &mut out);
+        }
+        assert!(out.is_empty());
+        f.push(b"\n", &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].data.len() < MAX_EVENT_DATA_BYTES + 1024);
+        assert!(out[0].data.ends_with("more bytes dropped]"), "marked");
     }
 }

@@ -182,7 +182,7 @@ fn read_body(data: &Option<String>) -> Result<Bytes, String> {
 }
 
 pub(crate) async fn run(cmd: CallCmd, stream: bool) -> ExitCode {
-    let _guard = super::logging::init("warn", None);
+    let _guard = super::logging::init("warn", None, peerapi::logs::DEFAULT_MAX_LOG_FILES);
     let addr = match parse_peer_addr(&cmd.addr) {
         Ok(a) => a,
         Err(e) => return fail(3, e),

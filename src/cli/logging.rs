@@ -1,4 +1,5 @@
-//! Logs to stderr and, with a directory, to a daily rolling file.
+//! Logs to stderr and, with a directory, to a daily rolling file (at most
+//! `--max-log-files` kept).
 
 use std::path::Path;
 
@@ -10,16 +11,22 @@ use tracing_subscriber::{fmt, EnvFilter, Layer};
 pub(crate) struct LogGuard(#[allow(dead_code)] Option<tracing_appender::non_blocking::WorkerGuard>);
 
 /// `default_level` applies when RUST_LOG is not set.
-pub(crate) fn init(default_level: &str, log_dir: Option<&Path>) -> LogGuard {
+pub(crate) fn init(default_level: &str, log_dir: Option<&Path>, max_files: usize) -> LogGuard {
     let filter =
         || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_filter(filter());
-    let (file, guard) = match log_dir {
-        Some(dir) => {
-            let appender = tracing_appender::rolling::daily(dir, "peerapi.log");
+    let appender = log_dir.and_then(|dir| match peerapi::logs::rolling_file(dir, max_files) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            eprintln!("peerapi: {e}; logging to stderr only");
+            None
+        }
+    });
+    let (file, guard) = match appender {
+        Some(appender) => {
             let (writer, guard) = tracing_appender::non_blocking(appender);
             let layer = fmt::layer()
                 .with_writer(writer)

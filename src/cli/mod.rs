@@ -101,7 +101,9 @@ async fn open_console(args: NodeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    console_result(peerapi::tui::run_console(config.node, config.log_dir).await)
+    console_result(
+        peerapi::tui::run_console(config.node, config.log_dir, config.max_log_files).await,
+    )
 }
 
 #[cfg(not(feature = "console"))]

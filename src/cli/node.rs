@@ -31,6 +31,9 @@ pub(crate) struct NodeArgs {
     /// Also write logs to a daily rolling file in this directory.
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
+    /// Daily log files kept in --log-dir; older ones are deleted.
+    #[arg(long, value_name = "N", default_value_t = peerapi::logs::DEFAULT_MAX_LOG_FILES)]
+    pub max_log_files: usize,
     /// Largest request message accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = peerapi::wire::DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
@@ -108,6 +111,8 @@ pub(crate) struct Resolved {
     pub node: NodeConfig,
     #[allow(dead_code)]
     pub log_dir: Option<PathBuf>,
+    #[allow(dead_code)]
+    pub max_log_files: usize,
 }
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
@@ -179,6 +184,7 @@ impl NodeArgs {
         Ok(Resolved {
             node: config,
             log_dir: self.log_dir,
+            max_log_files: self.max_log_files,
         })
     }
 }
@@ -190,7 +196,7 @@ pub(crate) struct NodeCmd {
 }
 
 pub(crate) async fn run(cmd: NodeCmd) -> ExitCode {
-    let _guard = super::logging::init("info", cmd.node.log_dir.as_deref());
+    let _guard = super::logging::init("info", cmd.node.log_dir.as_deref(), cmd.node.max_log_files);
     match serve(cmd.node).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -69,7 +69,7 @@ pub(crate) async fn run(cmd: RoutesCmd) -> ExitCode {
 }
 
 async fn list(addr: &str, timeout: f64) -> ExitCode {
-    let _guard = super::logging::init("warn", None);
+    let _guard = super::logging::init("warn", None, peerapi::logs::DEFAULT_MAX_LOG_FILES);
     let addr = match peerapi::node::parse_peer_addr(addr) {
         Ok(a) => a,
         Err(e) => {

@@ -388,7 +388,7 @@ impl EventLoop {
                     peer.protocols = protocols.clone();
                     peer.listen_addrs = info.listen_addrs.clone();
                 }
-                tracing::debug!(peer = %peer_id, agent = %info.agent_version, "peer identified");
+                tracing::debug!(peer = %peer_id, agent = %crate::logs::Untrusted(&info.agent_version), "peer identified");
                 self.emit(NodeEvent::PeerIdentified {
                     peer: peer_id,
                     agent: info.agent_version,

@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use super::admission::{read_request_within, ReadFailure, Reading, ReadingLimits};
 use super::api::{Dispatch, InboundStream};
 use super::events::{CallId, NodeEvent, ServeOutcome};
+use crate::logs::{Throttle, Untrusted, UntrustedDetail};
 use crate::routes::Routes;
 use crate::upstream::{Upstream, UpstreamError};
 use crate::wire::frame::{
@@ -414,6 +415,8 @@ struct Inner {
     permits: Arc<Semaphore>,
     per_peer: PerPeer,
     reading: Reading,
+    /// Refusal lines are throttled: a peer must not be able to flood the log.
+    log_throttle: Throttle,
     tracker: TaskTracker,
     accepting: AtomicBool,
     /// Inbound streams being answered now, and how many may be.
@@ -459,6 +462,7 @@ impl Server {
                 permits,
                 per_peer: PerPeer::default(),
                 reading,
+                log_throttle: Throttle::default(),
                 tracker: TaskTracker::new(),
                 accepting: AtomicBool::new(true),
                 live_streams: AtomicUsize::new(0),
@@ -488,7 +492,9 @@ impl Server {
         }
         if inner.live_streams.fetch_add(1, Ordering::Relaxed) >= inner.max_live_streams {
             inner.live_streams.fetch_sub(1, Ordering::Relaxed);
-            tracing::warn!(peer = %inbound.peer, "inbound queue full: refusing stream");
+            if let Some(suppressed) = inner.log_throttle.allow("inbound-queue-full") {
+                tracing::warn!(peer = %inbound.peer, suppressed, "inbound queue full: refusing stream");
+            }
             self.refuse_stream(
                 &rt,
                 inbound,
@@ -641,7 +647,9 @@ impl Server {
             _ => None,
         };
         if let Some(message) = refusal {
-            tracing::warn!(%peer, "refusing call: {message}");
+            if let Some(suppressed) = self.inner.log_throttle.allow("overloaded") {
+                tracing::warn!(%peer, suppressed, "refusing call: {message}");
+            }
             let _ = out
                 .refuse(&Refusal::new(Code::Overloaded, "", message))
                 .await;
@@ -654,8 +662,9 @@ impl Server {
         self.emit(NodeEvent::ServeStarted {
             id,
             peer,
-            route: req.route.clone(),
-            method: req.method_or_default().to_string(),
+            // Peer text: escaped and capped for the console as for the log.
+            route: crate::logs::untrusted(&req.route),
+            method: crate::logs::untrusted(req.method_or_default()),
             stream: req.is_stream(),
         });
         // The backend request lives only as long as the caller wants it.
@@ -672,7 +681,7 @@ impl Server {
         self.close(&mut out).await;
         let bytes = out.body_bytes;
         let elapsed = started.elapsed();
-        tracing::info!(%peer, route = %req.route, v2, stream = req.is_stream(), ?outcome, bytes, ?elapsed, "served");
+        tracing::info!(%peer, route = %Untrusted(&req.route), v2, stream = req.is_stream(), ?outcome, bytes, ?elapsed, "served");
         drop((permit, slot));
         self.emit(NodeEvent::ServeFinished {
             id,
@@ -733,25 +742,26 @@ impl Server {
             None => Err(Refusal::new(
                 Code::RouteNotFound,
                 name,
-                format!("no route named '{name}'"),
+                format!("no route named '{}'", Untrusted(name)),
             )),
             Some(route) if !route.policy.admits(&peer) => Err(Refusal::new(
                 Code::Forbidden,
                 name,
-                format!("peer {peer} may not call route '{name}'"),
+                format!("peer {peer} may not call route '{}'", Untrusted(name)),
             )),
             Some(route) if !route.policy.allows_method(method) => Err(Refusal::new(
                 Code::MethodNotAllowed,
                 name,
                 format!(
-                    "method {method} is not allowed on route '{name}' (allowed: {})",
+                    "method {} is not allowed on route '{name}' (allowed: {})",
+                    Untrusted(method),
                     route.policy.methods.clone().unwrap_or_default().join(", ")
                 ),
             )),
             Some(route) if req.is_stream() && !route.stream => Err(Refusal::new(
                 Code::StreamNotSupported,
                 name,
-                format!("route '{name}' does not stream"),
+                format!("route '{}' does not stream", Untrusted(name)),
             )),
             Some(route)
                 if route
@@ -843,7 +853,9 @@ impl Server {
         out: &mut Responder<W>,
         refusal: Refusal,
     ) -> ServeOutcome {
-        tracing::warn!(route = %refusal.route, code = %refusal.code, "{}", refusal.detail());
+        if let Some(suppressed) = self.inner.log_throttle.allow("refused") {
+            tracing::warn!(route = %Untrusted(&refusal.route), code = %refusal.code, suppressed, "{}", UntrustedDetail(refusal.detail()));
+        }
         match out.refuse(&refusal).await {
             Ok(()) => refusal.outcome(),
             Err(error) => ServeOutcome::CallerGone { error },

@@ -93,13 +93,16 @@ impl<S: tracing::Subscriber> Layer<S> for PaneLayer {
 
 fn init_logging(
     dir: &std::path::Path,
+    max_files: usize,
     tx: mpsc::Sender<Action>,
 ) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     use tracing_subscriber::EnvFilter;
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let (file_layer, guard) = match std::fs::create_dir_all(dir) {
-        Ok(()) => {
-            let appender = tracing_appender::rolling::daily(dir, "peerapi.log");
+    let appender = std::fs::create_dir_all(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|()| crate::logs::rolling_file(dir, max_files));
+    let (file_layer, guard) = match appender {
+        Ok(appender) => {
             let (writer, guard) = tracing_appender::non_blocking(appender);
             (
                 Some(
@@ -160,10 +163,14 @@ struct Prefill {
 }
 
 /// Opens the console over a node started from `config`.
-pub async fn run_console(config: NodeConfig, log_dir: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn run_console(
+    config: NodeConfig,
+    log_dir: Option<PathBuf>,
+    max_log_files: usize,
+) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(LOG_QUEUE);
     let dir = log_dir.unwrap_or_else(data_dir);
-    let _log = init_logging(&dir, tx.clone());
+    let _log = init_logging(&dir, max_log_files, tx.clone());
     let node = Node::start(config).await.context("cannot start the node")?;
     run_app(dir, node, rx, tx, Prefill::default()).await
 }
@@ -176,7 +183,7 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| data_dir().join("demo"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let (tx, rx) = mpsc::channel(LOG_QUEUE);
-    let _log = init_logging(&dir, tx.clone());
+    let _log = init_logging(&dir, crate::logs::DEFAULT_MAX_LOG_FILES, tx.clone());
     let (pace_a, pace_b) = if args.fast {
         (DemoPace::INSTANT, DemoPace::INSTANT)
     } else {
@@ -591,10 +598,12 @@ impl Runner {
                         }
                         self.notice(format!("saved to {}{lost}{more}", path.display()));
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.notice(format!(
-                        "{} already exists; not replaced: save under another name",
-                        path.display()
-                    )),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        self.notice(format!(
+                            "{} already exists; not replaced: save under another name",
+                            path.display()
+                        ))
+                    }
                     Err(e) => self.notice(format!("cannot save to {}: {e}", path.display())),
                 }
             }

@@ -134,7 +134,11 @@ pub struct Output {
     framer: Framer,
     pub events: Vec<EventRow>,
     pub events_dropped: u64,
+    /// Bytes of event data kept (capped like the raw tail).
+    events_bytes: usize,
     pub text: String,
+    /// Bytes of token text dropped from the front to stay under the cap.
+    pub text_dropped: u64,
     pub metrics: Metrics,
     last_event: Option<Instant>,
     pub token_path: Option<String>,
@@ -150,7 +154,9 @@ impl Output {
             framer: Framer::default(),
             events: Vec::new(),
             events_dropped: 0,
+            events_bytes: 0,
             text: String::new(),
+            text_dropped: 0,
             metrics: Metrics::new(start),
             last_event: None,
             token_path: None,
@@ -194,6 +200,7 @@ impl Output {
                     if let Some(tok) = sse::token_text(&value, self.token_path.as_deref()) {
                         if !tok.is_empty() {
                             self.text.push_str(&tok);
+                            self.trim_text();
                             self.metrics.on_token(at);
                         }
                     }
@@ -203,9 +210,22 @@ impl Output {
                     }
                 }
             }
-            if self.events.len() >= MAX_EVENTS {
-                self.events.drain(..MAX_EVENTS / 4);
-                self.events_dropped += (MAX_EVENTS / 4) as u64;
+            self.events_bytes += ev.data.len();
+            if self.events.len() >= MAX_EVENTS || self.events_bytes > self.cap {
+                // Drop a quarter (by count, or by bytes) at once so trimming is rare.
+                let mut cut = if self.events.len() >= MAX_EVENTS {
+                    MAX_EVENTS / 4
+                } else {
+                    0
+                };
+                let mut freed: usize = self.events[..cut].iter().map(|e| e.data.len()).sum();
+                while cut < self.events.len() && self.events_bytes - freed > self.cap * 3 / 4 {
+                    freed += self.events[cut].data.len();
+                    cut += 1;
+                }
+                self.events.drain(..cut);
+                self.events_dropped += cut as u64;
+                self.events_bytes -= freed;
             }
             self.events.push(EventRow {
                 at: at.saturating_duration_since(self.metrics.start),
@@ -216,15 +236,29 @@ impl Output {
         }
     }
 
+    /// Keeps the token text under the cap, dropping a quarter from the front.
+    fn trim_text(&mut self) {
+        if self.text.len() > self.cap {
+            let mut cut = self.text.len() - self.cap + self.cap / 4;
+            while !self.text.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.text.drain(..cut);
+            self.text_dropped += cut as u64;
+        }
+    }
+
     /// Sets where the token text is taken from and re-reads the kept
     /// events with it (token counts and timings stay as first measured).
     pub fn set_token_path(&mut self, path: Option<String>) {
         self.token_path = path;
         self.text.clear();
-        for ev in &self.events {
-            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&ev.data) {
+        self.text_dropped = 0;
+        for i in 0..self.events.len() {
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&self.events[i].data) {
                 if let Some(tok) = sse::token_text(&value, self.token_path.as_deref()) {
                     self.text.push_str(&tok);
+                    self.trim_text();
                 }
             }
         }
@@ -307,5 +341,24 @@ mod tests {
         out.push(b"data: a\n\n", t0);
         out.push(b"Error processing request: ", t0);
         assert!(out.v1_error().is_some());
+    }
+
+    #[test]
+    fn token_text_and_events_are_capped_in_bytes_with_a_count() {
+        let start = Instant::now();
+        let mut out = Output::new(start, 4096);
+        let token = "y".repeat(100);
+        let mut sent = 0u64;
+        for _ in 0..1000 {
+            let ev =
+                format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{token}\"}}}}]}}\n\n");
+            out.push(ev.as_bytes(), start);
+            sent += token.len() as u64;
+        }
+        assert!(out.text.len() <= 4096, "text {} bytes", out.text.len());
+        assert_eq!(out.text_dropped + out.text.len() as u64, sent);
+        let kept: usize = out.events.iter().map(|e| e.data.len()).sum();
+        assert!(kept <= 4096, "events hold {kept} bytes");
+        assert_eq!(out.events_dropped + out.events.len() as u64, 1000);
     }
 }

@@ -13,6 +13,7 @@ mod fuzz_regressions;
 mod hostile;
 mod interop;
 mod keys;
+mod logs;
 mod long_lived;
 mod no_leak;
 mod node_calls;

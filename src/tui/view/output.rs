@@ -142,6 +142,12 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             } else {
                 let text = &call.output.text[..floor_char(&call.output.text, text_len)];
                 let start = ceil_char(text, tail_start(text.as_bytes(), need, window_limit));
+                if call.output.text_dropped > 0 && start == 0 {
+                    lines.push(format!(
+                        "… {} earlier bytes of text dropped (the kept tail is capped) …",
+                        fmt_bytes(call.output.text_dropped)
+                    ));
+                }
                 lines.extend(text[start..].split('\n').map(str::to_string));
             }
         }
