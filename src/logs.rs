@@ -57,21 +57,17 @@ impl fmt::Display for UntrustedDetail<'_> {
 }
 
 fn write_escaped(f: &mut fmt::Formatter<'_>, text: &str, max_chars: usize) -> fmt::Result {
-    {
-        let mut shown = 0;
-        for (i, c) in text.char_indices() {
-            if shown == max_chars {
-                return write!(f, "…(+{} bytes)", text.len() - i);
-            }
-            if c.is_control() || c == '\u{fffd}' {
-                write!(f, "{}", c.escape_default())?;
-            } else {
-                write!(f, "{c}")?;
-            }
-            shown += 1;
+    for (shown, (i, c)) in text.char_indices().enumerate() {
+        if shown == max_chars {
+            return write!(f, "…(+{} bytes)", text.len() - i);
         }
-        Ok(())
+        if c.is_control() || c == '\u{fffd}' {
+            write!(f, "{}", c.escape_default())?;
+        } else {
+            write!(f, "{c}")?;
+        }
     }
+    Ok(())
 }
 
 /// [`Untrusted`] as an owned string, for events and messages.
