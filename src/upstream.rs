@@ -146,6 +146,27 @@ fn safe_reason(e: &reqwest::Error) -> &'static str {
     }
 }
 
+/// Separates the values of a repeated header in the one map entry that
+/// 2.0.0's head has per name (`Set-Cookie` may not be joined with commas; a
+/// newline cannot occur inside a header value).
+pub const REPEATED_HEADER_SEPARATOR: char = '\n';
+
+/// Headers as a map, repeated names kept: their values joined by
+/// [`REPEATED_HEADER_SEPARATOR`] in order.
+pub fn header_map(headers: &[(String, String)]) -> std::collections::HashMap<String, String> {
+    let mut map: std::collections::HashMap<String, String> =
+        std::collections::HashMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        map.entry(name.clone())
+            .and_modify(|v| {
+                v.push(REPEATED_HEADER_SEPARATOR);
+                v.push_str(value);
+            })
+            .or_insert_with(|| value.clone());
+    }
+    map
+}
+
 /// Headers that describe one hop and must not be forwarded.
 pub fn is_hop_by_hop(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
@@ -189,7 +210,7 @@ impl UpstreamResponse {
             match next {
                 None => return Ok(body.freeze()),
                 Some(Ok(chunk)) => {
-                    if body.len() + chunk.len() > limit {
+                    if body.len().saturating_add(chunk.len()) > limit {
                         return Err(UpstreamError::TooLarge { limit });
                     }
                     body.extend_from_slice(&chunk);

@@ -10,7 +10,7 @@ use clap::Args;
 use futures::StreamExt;
 use peerapi::node::{
     classify_v1_body, parse_peer_addr, CallError, CallRequest, NodeConfig, ProtocolChoice,
-    ResponseHead, V1ErrorText,
+    ResponseHead, V1ErrorText, V1StreamTail,
 };
 use peerapi::wire::frame::Code;
 
@@ -57,7 +57,7 @@ pub(crate) struct CallCmd {
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     idle_timeout: f64,
     /// Largest unary response accepted.
-    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value_t = peerapi::node::DEFAULT_MAX_RESPONSE_BYTES)]
     max_response_bytes: usize,
     /// Key file for our identity (default: a new one per run).
     #[arg(long, value_name = "PATH")]
@@ -133,8 +133,12 @@ fn print_head(head: &ResponseHead) {
             let _ = writeln!(out, "{} {status}", head.version.id());
             let mut headers: Vec<_> = head.headers.iter().collect();
             headers.sort();
+            // A repeated header (Set-Cookie) arrives as one entry with its
+            // values on separate lines: one line each, as HTTP shows them.
             for (k, v) in headers {
-                let _ = writeln!(out, "{k}: {v}");
+                for value in v.split(peerapi::upstream::REPEATED_HEADER_SEPARATOR) {
+                    let _ = writeln!(out, "{k}: {value}");
+                }
             }
         }
         None => {
@@ -331,9 +335,12 @@ async fn run_stream(
         return status_exit(&head, flags);
     }
     // The 1.0.0 error texts can only be recognised at the start of the
-    // response; hold back the first bytes until they can be told apart.
+    // response; hold back the first bytes until they can be told apart. A
+    // stream that fails mid-way ends in `Error processing request: ...`:
+    // the tail that could be that text is held back until the end.
     let mut head: Vec<u8> = Vec::new();
     let mut decided = false;
+    let mut tail = V1StreamTail::default();
     let probe = peerapi::wire::v1_text::STREAM_NOT_SUPPORTED_PREFIX.len();
     let mut out = std::io::stdout();
     while let Some(chunk) = chunks.next().await {
@@ -341,6 +348,8 @@ async fn run_stream(
             Ok(c) => c,
             Err(e) => {
                 let _ = out.write_all(&head);
+                let (rest, _) = tail.finish();
+                let _ = out.write_all(&rest);
                 return fail(exit_code_of(&e), e);
             }
         };
@@ -363,7 +372,8 @@ async fn run_stream(
             }
             &head
         };
-        if out.write_all(bytes).and_then(|_| out.flush()).is_err() {
+        let ready = tail.push(bytes);
+        if out.write_all(&ready).and_then(|_| out.flush()).is_err() {
             return ExitCode::from(1);
         }
     }
@@ -373,8 +383,19 @@ async fn run_stream(
         }
         let _ = out.write_all(&head);
         let _ = out.flush();
+        return ExitCode::SUCCESS;
     }
-    ExitCode::SUCCESS
+    let (rest, error) = tail.finish();
+    let _ = out.write_all(&rest);
+    let _ = out.flush();
+    match error {
+        // Never exit 0 after a stream error.
+        Some(err) => fail(
+            exit_code_of_v1(&err),
+            format!("the stream failed mid-way: {err}"),
+        ),
+        None => ExitCode::SUCCESS,
+    }
 }
 
 /// Whether `head` could be the start of one of the 1.0.0 error texts.

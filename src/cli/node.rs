@@ -49,6 +49,9 @@ pub(crate) struct NodeArgs {
     /// Seconds a streamed backend response may go without a chunk.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     pub stream_idle_timeout: f64,
+    /// Largest backend response body held for a unary call, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = peerapi::upstream::DEFAULT_MAX_UNARY_RESPONSE_BYTES)]
+    pub max_backend_response_bytes: usize,
     /// Idle connections kept open to one backend after a burst.
     #[arg(long, value_name = "N", default_value_t = peerapi::upstream::DEFAULT_MAX_IDLE_CONNECTIONS_PER_BACKEND)]
     pub max_idle_backend_connections: usize,
@@ -151,6 +154,7 @@ impl NodeArgs {
         };
         config.upstream.connect_timeout = secs("connect-timeout", self.connect_timeout)?;
         config.upstream.max_idle_connections_per_backend = self.max_idle_backend_connections;
+        config.upstream.max_unary_response_bytes = self.max_backend_response_bytes;
         config.upstream.unary_timeout = secs("unary-timeout", self.unary_timeout)?;
         config.upstream.stream_idle_timeout =
             secs("stream-idle-timeout", self.stream_idle_timeout)?;

@@ -4,13 +4,16 @@
 //!
 //! A stream takes a call slot only once its whole request has been read.
 //! Until then it holds a ticket here; the budget is counted per peer, per
-//! remote IP and node-wide. When a budget is full, the oldest reading stream
-//! in that scope is evicted to make room: a stream that has been silent
-//! longest goes first, and a complete request is never dropped (it has left
-//! this registry).
+//! remote IP and node-wide. When a budget is full, a reading stream in that
+//! scope is evicted to make room: the oldest stream that has sent nothing
+//! yet goes first, then (only if none is silent) the oldest that is still
+//! sending; a complete request is never dropped (it has left this
+//! registry), and an evicted stream whose bytes had already arrived still
+//! gets them read (the serving task polls its read before the eviction).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,11 +24,14 @@ use tokio_util::sync::CancellationToken;
 use crate::wire::{self, ApiRequest, WireError};
 
 /// Default most streams of one peer reading their request at once.
-pub const DEFAULT_MAX_READING_PER_PEER: usize = 32;
-/// Default most streams from one remote IP reading their request at once.
-pub const DEFAULT_MAX_READING_PER_IP: usize = 128;
+/// As many as a peer may have calls in flight (`DEFAULT_MAX_CALLS_PER_PEER`),
+/// so a peer's honest burst is never evicted by its own streams.
+pub const DEFAULT_MAX_READING_PER_PEER: usize = 64;
+/// Default most streams from one remote IP reading their request at once
+/// (generous: a subnet run on one machine shares 127.0.0.1).
+pub const DEFAULT_MAX_READING_PER_IP: usize = 256;
 /// Default most streams node-wide reading their request at once.
-pub const DEFAULT_MAX_READING: usize = 512;
+pub const DEFAULT_MAX_READING: usize = 1024;
 /// Default time a new stream has to send the first byte of its request
 /// (callers write the request right after opening the stream).
 pub const DEFAULT_REQUEST_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -54,6 +60,8 @@ struct Entry {
     peer: PeerId,
     ip: Option<IpAddr>,
     evicted: CancellationToken,
+    /// Set once the stream's first request byte has arrived.
+    speaking: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -75,12 +83,15 @@ impl State {
         Some(entry)
     }
 
-    /// Evicts the oldest entry that `matches`, if any.
+    /// Evicts the oldest silent entry that `matches`, else the oldest
+    /// that `matches`, if any.
     fn evict_oldest(&mut self, matches: impl Fn(&Entry) -> bool) -> bool {
-        let Some(seq) = self
+        let silent = self
             .entries
             .iter()
-            .find(|(_, e)| matches(e))
+            .find(|(_, e)| matches(e) && !e.speaking.load(Ordering::Relaxed));
+        let Some(seq) = silent
+            .or_else(|| self.entries.iter().find(|(_, e)| matches(e)))
             .map(|(seq, _)| *seq)
         else {
             return false;
@@ -114,6 +125,8 @@ pub(crate) struct Ticket {
     seq: u64,
     /// Cancelled when the stream is evicted to make room for a newer one.
     pub(crate) evicted: CancellationToken,
+    /// To be set when the first request byte arrives.
+    pub(crate) speaking: Arc<AtomicBool>,
     /// How many older streams were evicted to admit this one.
     pub(crate) evictions: usize,
 }
@@ -161,12 +174,14 @@ impl Reading {
         let seq = state.next;
         state.next += 1;
         let evicted = CancellationToken::new();
+        let speaking = Arc::new(AtomicBool::new(false));
         state.entries.insert(
             seq,
             Entry {
                 peer,
                 ip,
                 evicted: evicted.clone(),
+                speaking: speaking.clone(),
             },
         );
         *state.per_peer.entry(peer).or_default() += 1;
@@ -177,6 +192,7 @@ impl Reading {
             state: self.state.clone(),
             seq,
             evicted,
+            speaking,
             evictions,
         }
     }
@@ -201,6 +217,7 @@ pub(crate) async fn read_request_within<R: AsyncRead + Unpin>(
     first_byte: Duration,
     whole: Duration,
     max_bytes: usize,
+    speaking: &AtomicBool,
 ) -> Result<ApiRequest, ReadFailure> {
     tokio::time::timeout(whole, async {
         let mut first = [0u8; 1];
@@ -215,6 +232,7 @@ pub(crate) async fn read_request_within<R: AsyncRead + Unpin>(
         if n == 0 {
             return Err(ReadFailure::Wire(WireError::Empty));
         }
+        speaking.store(true, Ordering::Relaxed);
         let mut chained = futures::io::Cursor::new(first).chain(reader);
         wire::read_request(&mut chained, max_bytes)
             .await
@@ -275,6 +293,25 @@ mod tests {
         assert!(y.evicted.is_cancelled(), "the node-wide oldest goes next");
         assert!(!w.evicted.is_cancelled() && !v.evicted.is_cancelled());
         assert_eq!(r.len(), 3);
+    }
+
+    #[test]
+    fn a_stream_that_is_sending_is_evicted_only_when_none_is_silent() {
+        let r = reading(2, 100, 100);
+        let p = PeerId::random();
+        let sending = r.admit(p, None);
+        sending.speaking.store(true, Ordering::Relaxed);
+        let silent = r.admit(p, None);
+        let third = r.admit(p, None);
+        assert!(silent.evicted.is_cancelled(), "the silent one goes first");
+        assert!(!sending.evicted.is_cancelled());
+        third.speaking.store(true, Ordering::Relaxed);
+        let fourth = r.admit(p, None);
+        assert!(
+            sending.evicted.is_cancelled(),
+            "then the oldest of the rest"
+        );
+        assert!(!third.evicted.is_cancelled() && !fourth.evicted.is_cancelled());
     }
 
     #[test]

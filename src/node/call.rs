@@ -59,7 +59,20 @@ impl ApiVersion {
 pub struct ResponseHead {
     pub version: ApiVersion,
     pub status: Option<u16>,
+    /// A repeated header's values are joined by
+    /// [`crate::upstream::REPEATED_HEADER_SEPARATOR`]; see [`Self::header_values`].
     pub headers: HashMap<String, String>,
+}
+
+impl ResponseHead {
+    /// Every value of header `name` (case-insensitive), in order.
+    pub fn header_values(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(crate::upstream::REPEATED_HEADER_SEPARATOR))
+            .collect()
+    }
 }
 
 /// A whole response.
@@ -208,6 +221,53 @@ pub fn classify_v1_body(body: &[u8]) -> Option<V1ErrorText> {
     }
 }
 
+/// Longest 1.0.0 error text recognised at the end of a stream; a longer
+/// tail that starts like one is body text.
+pub const MAX_V1_TRAILER_BYTES: usize = 4096;
+
+/// Finds the error text a 1.0.0 server appends to a stream that failed
+/// mid-way (`Error processing request: ...`, then close), holding back only
+/// the bytes that could be its start.
+#[derive(Default)]
+pub struct V1StreamTail {
+    held: Vec<u8>,
+}
+
+impl V1StreamTail {
+    /// Takes a chunk; returns what can be passed on as body now.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        self.held.extend_from_slice(chunk);
+        let prefix = v1_text::ERROR_PREFIX.as_bytes();
+        let mut keep_from = self.held.len();
+        // The earliest start of the prefix whose tail is still short enough
+        // to be a trailer; a partial prefix at the very end counts too.
+        for start in (0..self.held.len()).rev() {
+            let rest = &self.held[start..];
+            let n = rest.len().min(prefix.len());
+            if rest[..n] == prefix[..n] && rest.len() <= MAX_V1_TRAILER_BYTES + prefix.len() {
+                keep_from = start;
+            }
+            if self.held.len() - start > MAX_V1_TRAILER_BYTES + prefix.len() {
+                break;
+            }
+        }
+        let rest = self.held.split_off(keep_from);
+        std::mem::replace(&mut self.held, rest)
+    }
+
+    /// At the end of the stream: the body still held back, and the error the
+    /// stream ended with, if it did.
+    pub fn finish(self) -> (Vec<u8>, Option<V1ErrorText>) {
+        let prefix = v1_text::ERROR_PREFIX.as_bytes();
+        if self.held.starts_with(prefix) {
+            let message = String::from_utf8_lossy(&self.held[prefix.len()..]).into_owned();
+            (Vec::new(), Some(V1ErrorText::Processing(message)))
+        } else {
+            (self.held, None)
+        }
+    }
+}
+
 /// The peer id at the end of `addr` (`.../p2p/<peer id>`).
 pub(crate) fn peer_of(addr: &Multiaddr) -> Result<PeerId, CallError> {
     match addr.iter().last() {
@@ -227,6 +287,14 @@ pub fn parse_peer_addr(text: &str) -> Result<Multiaddr, CallError> {
     })?;
     peer_of(&addr)?;
     Ok(addr)
+}
+
+/// 1.0.0 requests carry fields 1-5 only, byte for byte as the Python
+/// callers send them: the deadline (field 6) is ours, in 2.0.0.
+fn for_version(req: &mut ApiRequest, version: ApiVersion) {
+    if version == ApiVersion::V1 {
+        req.timeout_ms = 0;
+    }
 }
 
 /// Writes the request in one write (a Python server reads it with one read)
@@ -408,10 +476,11 @@ impl NodeHandle {
             method: req.method.clone(),
             stream: false,
         });
-        let wire_req = req.to_wire(ResponseType::Unary, options.timeout);
+        let mut wire_req = req.to_wire(ResponseType::Unary, options.timeout);
         let request_bytes = wire_req.body.len();
         let result = tokio::time::timeout(options.timeout, async {
             let (peer, stream, version) = self.open_call(addr).await?;
+            for_version(&mut wire_req, version);
             let limit = options.max_response_bytes;
             let (mut reader, mut writer) = stream.split();
             let response = {
@@ -421,7 +490,7 @@ impl NodeHandle {
                         ApiVersion::V1 => {
                             let mut body = Vec::new();
                             (&mut reader)
-                                .take(limit as u64 + 1)
+                                .take((limit as u64).saturating_add(1))
                                 .read_to_end(&mut body)
                                 .await
                                 .map_err(|e| CallError::Stream {
@@ -452,7 +521,7 @@ impl NodeHandle {
                             )
                             .await?
                             {
-                                if body.len() + d.len() > limit {
+                                if body.len().saturating_add(d.len()) > limit {
                                     return Err(CallError::TooLarge { limit });
                                 }
                                 body.extend_from_slice(&d);
@@ -548,9 +617,10 @@ impl NodeHandle {
             method: req.method.clone(),
             stream: true,
         });
-        let wire_req = req.to_wire(ResponseType::Stream, options.stream_idle_timeout);
+        let mut wire_req = req.to_wire(ResponseType::Stream, options.stream_idle_timeout);
         let opened = async {
             let (peer, mut stream, version) = self.open_call(addr).await?;
+            for_version(&mut wire_req, version);
             write_request(&mut stream, &wire_req)
                 .await
                 .map_err(|e| CallError::Stream {
@@ -754,5 +824,49 @@ impl NodeHandle {
             body: body.into(),
         };
         self.stream(addr, req).await
+    }
+}
+
+#[cfg(test)]
+mod tail_tests {
+    use super::*;
+
+    fn run(chunks: &[&[u8]]) -> (Vec<u8>, Option<V1ErrorText>) {
+        let mut tail = V1StreamTail::default();
+        let mut body = Vec::new();
+        for c in chunks {
+            body.extend(tail.push(c));
+        }
+        let (rest, err) = tail.finish();
+        body.extend(rest);
+        (body, err)
+    }
+
+    #[test]
+    fn a_trailing_error_text_is_split_from_the_body() {
+        let (body, err) = run(&[
+            b"data: 1\n\n",
+            b"data: 2\n\nError proc",
+            b"essing request: backend timed out",
+        ]);
+        assert_eq!(body, b"data: 1\n\ndata: 2\n\n");
+        assert_eq!(
+            err,
+            Some(V1ErrorText::Processing("backend timed out".into()))
+        );
+    }
+
+    #[test]
+    fn body_text_that_only_looks_like_it_passes_through() {
+        let long = format!(
+            "Error processing request: {}",
+            "x".repeat(MAX_V1_TRAILER_BYTES * 2)
+        );
+        let (body, err) = run(&[b"a", long.as_bytes(), b"b"]);
+        assert_eq!(body, [b"a", long.as_bytes(), b"b"].concat());
+        assert_eq!(err, None);
+        let (body, err) = run(&[b"Error pro", b"cessed fine"]);
+        assert_eq!(body, b"Error processed fine");
+        assert_eq!(err, None);
     }
 }

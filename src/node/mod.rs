@@ -27,7 +27,8 @@ pub use admission::{
 pub use api::{OpenError, PeerAccess, DEFAULT_INBOUND_QUEUE_DEPTH};
 pub use call::{
     classify_v1_body, parse_peer_addr, ApiVersion, CallError, CallOptions, CallRequest, CallStream,
-    ProtocolChoice, Response, ResponseHead, V1ErrorText,
+    ProtocolChoice, Response, ResponseHead, V1ErrorText, V1StreamTail, DEFAULT_MAX_RESPONSE_BYTES,
+    MAX_V1_TRAILER_BYTES,
 };
 pub use events::{CallId, Direction, NodeEvent, PeerInfo, ServeOutcome};
 pub use serve::ServeLimits;

@@ -586,8 +586,12 @@ impl Server {
                 first_byte_timeout,
                 limits.request_read_timeout,
                 limits.max_request_bytes,
+                &ticket.speaking,
             );
+            // The read first: a stream evicted after its bytes arrived is
+            // still served.
             tokio::select! {
+                biased;
                 read = read => Some(read),
                 () = ticket.evicted.cancelled() => None,
             }
@@ -797,7 +801,7 @@ impl Server {
             let result = match self.inner.upstream.send(&route, req, timeout).await {
                 Ok(resp) => {
                     let status = resp.status;
-                    let headers: HashMap<String, String> = resp.headers.iter().cloned().collect();
+                    let headers = crate::upstream::header_map(&resp.headers);
                     resp.collect(deadline)
                         .await
                         .map(|body| (status, headers, body))
@@ -819,7 +823,7 @@ impl Server {
             };
             let status = resp.status;
             if let Err(error) = out
-                .head(status, resp.headers.iter().cloned().collect())
+                .head(status, crate::upstream::header_map(&resp.headers))
                 .await
             {
                 return ServeOutcome::CallerGone { error };

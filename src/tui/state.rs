@@ -946,7 +946,13 @@ impl State {
                     if c.state.in_flight() {
                         c.output.finish(at);
                         c.duration = Some(at.saturating_duration_since(c.started));
-                        let inband = c.output.v1_error();
+                        // Only 1.0.0 carries errors as body text; a 2.0.0
+                        // body that looks like one is just a body.
+                        let v1 = c
+                            .head
+                            .as_ref()
+                            .is_some_and(|h| h.version == crate::node::ApiVersion::V1);
+                        let inband = if v1 { c.output.v1_error() } else { None };
                         match error.or(inband) {
                             Some(e) => {
                                 c.state = CallState::Failed;
@@ -1174,6 +1180,44 @@ mod tests {
         );
         assert_eq!(s.calls.len(), 1);
         assert_eq!(s.calls[0].state, CallState::Connecting);
+    }
+
+    #[test]
+    fn only_a_1_0_0_body_is_read_as_an_error_text() {
+        for (version, failed) in [
+            (crate::node::ApiVersion::V1, true),
+            (crate::node::ApiVersion::V2, false),
+        ] {
+            let mut s = state();
+            aim(&mut s, "echo");
+            s.update(Action::Send);
+            let id = s.calls[0].id;
+            let at = s.now;
+            s.update(Action::CallHead {
+                id,
+                head: crate::node::ResponseHead {
+                    version,
+                    status: (version == crate::node::ApiVersion::V2).then_some(200),
+                    headers: Default::default(),
+                },
+            });
+            s.update(Action::CallBytes {
+                id,
+                bytes: bytes::Bytes::from_static(b"Error processing request: echoed text"),
+                at,
+            });
+            s.update(Action::CallEnded {
+                id,
+                error: None,
+                at,
+            });
+            let want = if failed {
+                CallState::Failed
+            } else {
+                CallState::Done
+            };
+            assert_eq!(s.calls[0].state, want, "{version:?}");
+        }
     }
 
     #[test]

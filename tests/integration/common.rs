@@ -108,14 +108,11 @@ async fn gated(State(gate): State<Arc<Notify>>) -> Response {
     Response::new(Body::from_stream(stream))
 }
 
-/// Counts how many slow streams the backend has seen dropped by its client.
-pub static DROPPED_STREAMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-struct DropGuard(Arc<Notify>);
+/// Counts, per backend, the slow streams its clients dropped.
+struct DropGuard(Arc<tokio::sync::watch::Sender<usize>>);
 impl Drop for DropGuard {
     fn drop(&mut self) {
-        DROPPED_STREAMS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.0.notify_one();
+        self.0.send_modify(|n| *n += 1);
     }
 }
 
@@ -149,6 +146,15 @@ async fn teapot() -> Response {
         .header("keep-alive", "timeout=5")
         .header("proxy-agent", "nope")
         .body(Body::from("I'm a teapot"))
+        .unwrap()
+}
+
+/// Two cookies: a repeated header that must not collapse.
+async fn cookies() -> Response {
+    Response::builder()
+        .header("set-cookie", "a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT")
+        .header("set-cookie", "b=2; Path=/")
+        .body(Body::from("two cookies"))
         .unwrap()
 }
 
@@ -221,7 +227,8 @@ async fn count(State(s): State<BackendState>) -> Response {
 #[derive(Clone)]
 pub struct BackendState {
     gate: Arc<Notify>,
-    pub dropped: Arc<Notify>,
+    /// Slow streams of this backend that their client dropped.
+    dropped: Arc<tokio::sync::watch::Sender<usize>>,
     pub hits: Arc<std::sync::atomic::AtomicUsize>,
     name: &'static str,
 }
@@ -241,7 +248,7 @@ impl StreamBackend {
         let gate = Arc::new(Notify::new());
         let state = BackendState {
             gate: gate.clone(),
-            dropped: Arc::new(Notify::new()),
+            dropped: Arc::new(tokio::sync::watch::channel(0).0),
             hits: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             name,
         };
@@ -251,6 +258,7 @@ impl StreamBackend {
             .route("/slow", get(slow))
             .route("/hang", get(hang).post(hang))
             .route("/teapot", get(teapot))
+            .route("/cookies", get(cookies))
             .route("/broken", get(broken))
             .route("/count", get(count))
             .route("/fail500", get(fail500))
@@ -277,6 +285,17 @@ impl StreamBackend {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Slow streams of this backend whose client went away so far.
+    pub fn dropped_streams(&self) -> usize {
+        *self.state.dropped.borrow()
+    }
+
+    /// Waits until more than `before` slow streams were dropped.
+    pub async fn wait_dropped_beyond(&self, before: usize) {
+        let mut rx = self.state.dropped.subscribe();
+        let _ = rx.wait_for(|n| *n > before).await;
     }
 }
 

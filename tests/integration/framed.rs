@@ -84,7 +84,7 @@ async fn every_error_code_on_2_0_0_and_its_1_0_0_text() {
                 .header("bad header", "x"),
             false,
             Code::BadRequest,
-            "Error processing request: invalid header",
+            "Error processing request: invalid request header",
         ),
         (
             CallRequest::new("small")
@@ -110,7 +110,7 @@ async fn every_error_code_on_2_0_0_and_its_1_0_0_text() {
             CallRequest::new("bad-url"),
             false,
             Code::Internal,
-            "Error processing request: invalid backend URL",
+            "Error processing request: backend misconfigured",
         ),
     ];
     for (req, stream, code, v1_text) in cases {
@@ -198,6 +198,7 @@ async fn overloaded_past_the_node_and_per_peer_limits_while_others_succeed() {
     cfg.serve.max_calls_per_peer = 2;
     cfg.serve.max_concurrent_calls = 3;
     let (server, addr) = start(cfg).await;
+    let mut served = server.handle().subscribe();
     let a = client().await;
     let b = client().await;
     let c = client_v1().await;
@@ -210,7 +211,7 @@ async fn overloaded_past_the_node_and_per_peer_limits_while_others_succeed() {
             h.call(&addr, CallRequest::new("hang")).await
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_serving(&mut served, 2).await;
     let (code, message) =
         remote_code(within(a.handle().call(&addr, CallRequest::new("health"))).await);
     assert_eq!(code, Code::Overloaded, "{message}");
@@ -220,7 +221,7 @@ async fn overloaded_past_the_node_and_per_peer_limits_while_others_succeed() {
     hung.push(tokio::spawn(async move {
         h.call(&addr2, CallRequest::new("hang")).await
     }));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_serving(&mut served, 1).await;
     // ...after which the node refuses everyone, 1.0.0 callers in text.
     let text = within(c.handle().call(&addr, CallRequest::new("health")))
         .await
@@ -285,14 +286,22 @@ async fn route_headers_are_added_and_kept_from_callers() {
     server.abort();
 }
 
-async fn wait_dropped(before: usize) -> Duration {
-    let start = Instant::now();
+/// Waits until `n` more calls are being served (their slots are taken).
+async fn wait_serving(events: &mut tokio::sync::broadcast::Receiver<peerapi::NodeEvent>, n: usize) {
     within(async {
-        while DROPPED_STREAMS.load(Ordering::SeqCst) <= before {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let mut started = 0;
+        while started < n {
+            if let Ok(peerapi::NodeEvent::ServeStarted { .. }) = events.recv().await {
+                started += 1;
+            }
         }
     })
     .await;
+}
+
+async fn wait_dropped(backend: &StreamBackend, before: usize) -> Duration {
+    let start = Instant::now();
+    within(backend.wait_dropped_beyond(before)).await;
     start.elapsed()
 }
 
@@ -307,9 +316,9 @@ async fn dropping_the_caller_stream_aborts_the_backend_request() {
             .await
             .unwrap();
         within(s.next()).await.unwrap().unwrap();
-        let before = DROPPED_STREAMS.load(Ordering::SeqCst);
+        let before = backend.dropped_streams();
         drop(s);
-        let took = wait_dropped(before).await;
+        let took = wait_dropped(&backend, before).await;
         assert!(
             took < Duration::from_secs(1),
             "backend request lived {took:?} after the cancel"

@@ -204,23 +204,8 @@ async fn a_thousand_silent_streams_are_all_answered_and_others_still_served() {
     let (node, addr, _backend, _demo) = hardened_node().await;
     let attacker = client().await;
     let honest = client().await;
-    let h = attacker.handle();
-    within(h.dial(&addr)).await.unwrap();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..1000 {
-        let (h, addr) = (h.clone(), addr.clone());
-        tasks.spawn(async move {
-            let mut s = h
-                .open_raw(&addr, PROTOCOL_V1)
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut out = Vec::new();
-            // Never write; wait for the node's verdict.
-            s.read_to_end(&mut out).await.map_err(|e| e.to_string())?;
-            Ok::<_, String>(String::from_utf8_lossy(&out).into_owned())
-        });
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Every stream is open before the honest call.
+    let mut tasks = crate::silent::silent_streams(&attacker, &addr, 1000).await;
     let good = within(honest.handle().call(&addr, CallRequest::new("health"))).await;
     assert!(
         good.is_ok_and(|b| b.starts_with(b"{")),
@@ -229,7 +214,7 @@ async fn a_thousand_silent_streams_are_all_answered_and_others_still_served() {
     let (mut overloaded, mut timed_out, mut other) = (0, 0, Vec::new());
     within(async {
         while let Some(r) = tasks.join_next().await {
-            match r.unwrap() {
+            match r.unwrap().map(|b| String::from_utf8_lossy(&b).into_owned()) {
                 Ok(t) if t.contains("overloaded") => overloaded += 1,
                 Ok(t) if t.contains("request not received") => timed_out += 1,
                 other_result => other.push(format!("{other_result:?}")),

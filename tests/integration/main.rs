@@ -19,4 +19,5 @@ mod no_leak;
 mod node_calls;
 mod python;
 mod reload;
+mod results;
 mod silent;

@@ -257,17 +257,25 @@ async fn connection_is_reused_between_calls_and_events_are_reported() {
     within(h.call(&addr, CallRequest::new("health")))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
     within(h.call(&addr, CallRequest::new("health")))
         .await
         .unwrap();
     let mut connected = 0;
     let mut finished = 0;
+    // Both calls' events are in once the second CallFinished is.
+    within(async {
+        while finished < 2 {
+            match events.recv().await.unwrap() {
+                peerapi::NodeEvent::PeerConnected { .. } => connected += 1,
+                peerapi::NodeEvent::CallFinished { .. } => finished += 1,
+                _ => {}
+            }
+        }
+    })
+    .await;
     while let Ok(ev) = events.try_recv() {
-        match ev {
-            peerapi::NodeEvent::PeerConnected { .. } => connected += 1,
-            peerapi::NodeEvent::CallFinished { .. } => finished += 1,
-            _ => {}
+        if let peerapi::NodeEvent::PeerConnected { .. } = ev {
+            connected += 1;
         }
     }
     assert_eq!(connected, 1, "second call must reuse the connection");

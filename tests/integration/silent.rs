@@ -14,7 +14,7 @@ use crate::common::*;
 
 /// Opens `n` streams from `node` to `addr` that never write, each waiting
 /// for the node's verdict; returns the tasks.
-async fn silent_streams(
+pub async fn silent_streams(
     node: &Node,
     addr: &Multiaddr,
     n: usize,

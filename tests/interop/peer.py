@@ -140,7 +140,10 @@ async def serve(args):
         req = decode_request(data[off : off + length])
         route = routes.get(req["route"])
         try:
-            if route is None:
+            if req["route"] == "__request_bytes__":
+                # For tests: the request exactly as it arrived.
+                await stream.write(data)
+            elif route is None:
                 await stream.write(b"Route not found")
             elif req["stream"] and not route["stream"]:
                 await stream.write(f"Route does not support streaming: {req['route']}".encode())

@@ -169,6 +169,15 @@ fn failed_call_and_quit_question() {
     let mut s = populated();
     s.composer.stream = false;
     s.update(Action::Send);
+    // The app always reports the head (here: a 1.0.0 peer) before bytes.
+    s.update(Action::CallHead {
+        id: 1,
+        head: crate::node::ResponseHead {
+            version: crate::node::ApiVersion::V1,
+            status: None,
+            headers: Default::default(),
+        },
+    });
     s.update(Action::CallBytes {
         id: 1,
         bytes: "Route not found".into(),
