@@ -170,15 +170,79 @@ struct Count {
     n: usize,
 }
 
+/// The body of the backend's `/small`: every unary sample is compared with it.
+const SMALL_BODY: &str =
+    r#"{"id":"cmpl-1","object":"text_completion","choices":[{"text":"ok","index":0}]}"#;
+/// Events of the backend's `/paced` stream.
+const PACED_EVENTS: usize = 40;
+
+/// Samples of one measurement: the values of the verified ones, and the
+/// failed ones counted (never dropped silently) with the first reason.
+#[derive(Default)]
+struct Samples {
+    values: Vec<f64>,
+    failed: usize,
+    first_error: Option<String>,
+}
+
+impl Samples {
+    fn ok(&mut self, v: f64) {
+        self.values.push(v);
+    }
+
+    fn fail(&mut self, why: impl Into<String>) {
+        self.failed += 1;
+        self.first_error.get_or_insert_with(|| why.into());
+    }
+
+    fn median(&self) -> f64 {
+        median(self.values.clone())
+    }
+
+    /// "verified: <what>; K failed (first: ...)".
+    fn note(&self, verified: &str) -> String {
+        match &self.first_error {
+            None => format!("{verified}; 0 failed"),
+            Some(e) => format!(
+                "{verified}; {} of {} FAILED (first: {e})",
+                self.failed,
+                self.failed + self.values.len()
+            ),
+        }
+    }
+}
+
+/// Reads a stream to its end (or `stop` events), counting events; an error
+/// or a short count is a failure with its reason.
+async fn drain_events<S, E>(
+    mut s: S,
+    want: usize,
+    stop_at_want: bool,
+    max: Duration,
+) -> Result<usize, String>
+where
+    S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let t = Instant::now();
+    let (mut events, mut carry) = (0usize, false);
+    while let Some(item) = s.next().await {
+        let c = item.map_err(|e| format!("stream failed after {events} events: {e}"))?;
+        events += count_events(&c, &mut carry);
+        if (stop_at_want && events >= want) || t.elapsed() > max {
+            break;
+        }
+    }
+    if events < want && t.elapsed() <= max {
+        return Err(format!("stream ended after {events} of {want} events"));
+    }
+    Ok(events)
+}
+
 /// A loopback backend as fast as axum gets: small JSON, echo, SSE tokens as
 /// separate chunks, a large blob, and paced tokens for the memory test.
 pub async fn start_backend() -> std::io::Result<SocketAddr> {
-    let small = || async {
-        (
-            [("content-type", "application/json")],
-            r#"{"id":"cmpl-1","object":"text_completion","choices":[{"text":"ok","index":0}]}"#,
-        )
-    };
+    let small = || async { ([("content-type", "application/json")], SMALL_BODY) };
     let app = Router::new()
         .route("/small", any(small))
         .route("/echo", any(|b: Bytes| async move { b }))
@@ -236,8 +300,8 @@ pub async fn start_backend() -> std::io::Result<SocketAddr> {
         .route(
             "/paced",
             get(|| async {
-                let s = futures::stream::unfold(0u32, |i| async move {
-                    if i >= 40 {
+                let s = futures::stream::unfold(0usize, |i| async move {
+                    if i >= PACED_EVENTS {
                         return None;
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -455,6 +519,15 @@ async fn client(protocol: ProtocolChoice) -> Result<Node, String> {
     Node::start(cfg).await.map_err(|e| e.to_string())
 }
 
+/// One `small` call through the hop, verified: a 2.0.0 status of 200 and
+/// the backend's exact body (a 1.0.0 error text is a body that differs).
+async fn small_call_ok(h: &NodeHandle, addr: &Multiaddr) -> bool {
+    match h.call_full(addr, CallRequest::new("small")).await {
+        Ok(r) => r.head.status.is_none_or(|s| s == 200) && r.body == SMALL_BODY.as_bytes(),
+        Err(_) => false,
+    }
+}
+
 struct Unary {
     p50: Duration,
     p99: Duration,
@@ -582,6 +655,7 @@ pub async fn run(
             let calls = size.unary_calls[i];
             let (mut d50, mut d99, mut drate, mut h50, mut h99, mut hrate, mut failed) =
                 (vec![], vec![], vec![], vec![], vec![], vec![], 0);
+            let mut direct_failed = 0;
             for _ in 0..size.repeats {
                 let url = format!("http://{backend}/small");
                 let client = http.clone();
@@ -590,8 +664,10 @@ pub async fn run(
                     let url = url.clone();
                     async move {
                         match client.get(&url).send().await {
-                            Ok(r) => r.bytes().await.is_ok(),
-                            Err(_) => false,
+                            Ok(r) if r.status().is_success() => {
+                                r.bytes().await.is_ok_and(|b| b == SMALL_BODY.as_bytes())
+                            }
+                            _ => false,
                         }
                     }
                 })
@@ -599,7 +675,7 @@ pub async fn run(
                 let (hh, a) = (h.clone(), addr.clone());
                 let hop = unary_run(calls, conc, max, move || {
                     let (hh, a) = (hh.clone(), a.clone());
-                    async move { hh.call(&a, CallRequest::new("small")).await.is_ok() }
+                    async move { small_call_ok(&hh, &a).await }
                 })
                 .await;
                 d50.push(direct.p50.as_secs_f64() * 1e6);
@@ -609,8 +685,11 @@ pub async fn run(
                 h99.push(hop.p99.as_secs_f64() * 1e6);
                 hrate.push(hop.per_sec);
                 failed += hop.failed;
+                direct_failed += direct.failed;
             }
-            let note = format!("{failed} failed");
+            let note = format!(
+                "every body compared; {failed} failed through the hop, {direct_failed} direct"
+            );
             rows.push(Row {
                 name: format!("unary {label} c={conc} p50"),
                 direct: Some(median(d50)),
@@ -645,7 +724,7 @@ pub async fn run(
                 let (hh, a) = (h.clone(), server.addr.clone());
                 let hop = unary_run(size.unary_calls[0], 1, max, move || {
                     let (hh, a) = (hh.clone(), a.clone());
-                    async move { hh.call(&a, CallRequest::new("small")).await.is_ok() }
+                    async move { small_call_ok(&hh, &a).await }
                 })
                 .await;
                 p50.push(hop.p50.as_secs_f64() * 1e6);
@@ -656,107 +735,149 @@ pub async fn run(
                 direct: None,
                 hop: median(p50),
                 unit: "us".into(),
-                note: format!("{failed} failed"),
+                note: format!("every body compared; {failed} failed"),
             });
         }
 
         if filter.section("stream") {
             progress(&format!("small stream chunks {label}"));
-            let (mut drate, mut hrate) = (vec![], vec![]);
+            let n = size.stream_events;
+            let (mut direct, mut hop) = (Samples::default(), Samples::default());
+            let (mut direct_events, mut hop_events) = (0usize, 0usize);
             for _ in 0..size.repeats {
-                let n = size.stream_events;
                 let url = format!("http://{backend}/tokens?n={n}");
                 let t = Instant::now();
-                let mut body = get_stream(&http, url).await?;
-                let (mut events, mut carry) = (0usize, false);
-                while let Some(Ok(c)) = body.next().await {
-                    events += count_events(&c, &mut carry);
-                    if t.elapsed() > max {
-                        break;
-                    }
+                match get_stream(&http, url).await {
+                    Ok(body) => match drain_events(Box::pin(body), n, false, max).await {
+                        Ok(events) => {
+                            direct_events = events;
+                            direct.ok(events as f64 / t.elapsed().as_secs_f64());
+                        }
+                        Err(e) => direct.fail(e),
+                    },
+                    Err(e) => direct.fail(e),
                 }
-                drate.push(events as f64 / t.elapsed().as_secs_f64());
                 // Through the hop: the route asks for 1,000,000; stop at n.
                 let t = Instant::now();
-                let mut s = h
-                    .stream(&addr, CallRequest::new("tokens"))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let (mut events, mut carry) = (0usize, false);
-                while let Some(Ok(c)) = s.next().await {
-                    events += count_events(&c, &mut carry);
-                    if events >= n || t.elapsed() > max {
-                        break;
-                    }
+                match h.stream(&addr, CallRequest::new("tokens")).await {
+                    Ok(s) => match drain_events(s, n, true, max).await {
+                        Ok(events) => {
+                            hop_events = events;
+                            hop.ok(events as f64 / t.elapsed().as_secs_f64());
+                        }
+                        Err(e) => hop.fail(e),
+                    },
+                    Err(e) => hop.fail(e.to_string()),
                 }
-                hrate.push(events as f64 / t.elapsed().as_secs_f64());
             }
             progress(&format!("stream time to first byte {label}"));
-            let (mut dttfb, mut httfb) = (vec![], vec![]);
+            let (mut dttfb, mut httfb) = (Samples::default(), Samples::default());
             for _ in 0..size.first_byte_samples {
                 let t = Instant::now();
-                let mut body = get_stream(&http, format!("http://{backend}/first")).await?;
-                if let Some(Ok(_)) = body.next().await {
-                    dttfb.push(t.elapsed().as_secs_f64() * 1e6);
+                match get_stream(&http, format!("http://{backend}/first")).await {
+                    Ok(mut body) => match body.next().await {
+                        Some(Ok(_)) => {
+                            dttfb.ok(t.elapsed().as_secs_f64() * 1e6);
+                            while let Some(Ok(_)) = body.next().await {}
+                        }
+                        other => dttfb.fail(format!("no first chunk: {other:?}")),
+                    },
+                    Err(e) => dttfb.fail(e),
                 }
-                while let Some(Ok(_)) = body.next().await {}
                 let t = Instant::now();
-                let mut s = h
-                    .stream(&addr, CallRequest::new("first"))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if let Some(Ok(_)) = s.next().await {
-                    httfb.push(t.elapsed().as_secs_f64() * 1e6);
+                match h.stream(&addr, CallRequest::new("first")).await {
+                    Ok(mut s) => match s.next().await {
+                        Some(Ok(_)) => {
+                            httfb.ok(t.elapsed().as_secs_f64() * 1e6);
+                            while let Some(Ok(_)) = s.next().await {}
+                        }
+                        Some(Err(e)) => httfb.fail(e.to_string()),
+                        None => httfb.fail("the stream ended without a chunk"),
+                    },
+                    Err(e) => httfb.fail(e.to_string()),
                 }
-                while let Some(Ok(_)) = s.next().await {}
             }
             rows.push(Row {
                 name: format!("stream {label} small chunks/s"),
-                direct: Some(median(drate)),
-                hop: median(hrate),
+                direct: Some(direct.median()),
+                hop: hop.median(),
                 unit: "/s".into(),
-                note: format!("{} SSE events", size.stream_events),
+                note: hop.note(&format!(
+                    "events counted: {hop_events} per sample through the hop, {direct_events} direct{}",
+                    if direct.failed > 0 { format!(" ({} direct samples failed)", direct.failed) } else { String::new() }
+                )),
             });
             rows.push(Row {
                 name: format!("stream {label} time to first byte"),
-                direct: Some(median(dttfb)),
-                hop: median(httfb),
+                direct: Some(dttfb.median()),
+                hop: httfb.median(),
                 unit: "us".into(),
-                note: "first event ready at once".into(),
+                note: httfb.note("first event ready at once"),
             });
         }
         if filter.section("blob") {
             progress(&format!("large body {label}"));
-            let (mut dmb, mut hmb) = (vec![], vec![]);
+            let n = size.blob_bytes;
+            let (mut direct, mut hop) = (Samples::default(), Samples::default());
             for _ in 0..size.repeats {
-                let n = size.blob_bytes;
                 let t = Instant::now();
-                let mut body = get_stream(&http, format!("http://{backend}/blob?n={n}")).await?;
-                let mut got = 0usize;
-                while let Some(Ok(c)) = body.next().await {
-                    got += c.len();
-                }
-                dmb.push(got as f64 / 1e6 / t.elapsed().as_secs_f64());
-                let t = Instant::now();
-                let mut s = h
-                    .stream(&addr, CallRequest::new("blob"))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mut got = 0usize;
-                while let Some(Ok(c)) = s.next().await {
-                    got += c.len();
-                    if got >= n || t.elapsed() > max {
-                        break;
+                match get_stream(&http, format!("http://{backend}/blob?n={n}")).await {
+                    Ok(mut body) => {
+                        let mut got = 0usize;
+                        let mut error = None;
+                        while let Some(item) = body.next().await {
+                            match item {
+                                Ok(c) => got += c.len(),
+                                Err(e) => {
+                                    error = Some(e.to_string());
+                                    break;
+                                }
+                            }
+                        }
+                        match error {
+                            None if got >= n => {
+                                direct.ok(got as f64 / 1e6 / t.elapsed().as_secs_f64())
+                            }
+                            None => direct.fail(format!("body ended after {got} of {n} bytes")),
+                            Some(e) => direct.fail(e),
+                        }
                     }
+                    Err(e) => direct.fail(e),
                 }
-                hmb.push(got as f64 / 1e6 / t.elapsed().as_secs_f64());
+                let t = Instant::now();
+                match h.stream(&addr, CallRequest::new("blob")).await {
+                    Ok(mut s) => {
+                        let mut got = 0usize;
+                        let mut error = None;
+                        while let Some(item) = s.next().await {
+                            match item {
+                                Ok(c) => got += c.len(),
+                                Err(e) => {
+                                    error = Some(e.to_string());
+                                    break;
+                                }
+                            }
+                            if got >= n || t.elapsed() > max {
+                                break;
+                            }
+                        }
+                        match error {
+                            None if got >= n || t.elapsed() > max => {
+                                hop.ok(got as f64 / 1e6 / t.elapsed().as_secs_f64())
+                            }
+                            None => hop.fail(format!("body ended after {got} of {n} bytes")),
+                            Some(e) => hop.fail(e),
+                        }
+                    }
+                    Err(e) => hop.fail(e.to_string()),
+                }
             }
             rows.push(Row {
                 name: format!("stream {label} large body"),
-                direct: Some(median(dmb)),
-                hop: median(hmb),
+                direct: Some(direct.median()),
+                hop: hop.median(),
                 unit: "MB/s".into(),
-                note: format!("{} MiB", size.blob_bytes >> 20),
+                note: hop.note(&format!("{} MiB counted per sample", n >> 20)),
             });
         }
         node.abort();
@@ -764,47 +885,49 @@ pub async fn run(
 
     if filter.section("first") {
         progress("first call on a fresh connection");
-        let mut firsts = Vec::new();
+        let mut firsts = Samples::default();
         for _ in 0..size.first_calls {
             let node = client(ProtocolChoice::Auto).await?;
             let t = Instant::now();
-            let ok = node
-                .handle()
-                .call(&addr, CallRequest::new("small"))
-                .await
-                .is_ok();
-            if ok {
-                firsts.push(t.elapsed().as_secs_f64() * 1e3);
+            if small_call_ok(&node.handle(), &addr).await {
+                firsts.ok(t.elapsed().as_secs_f64() * 1e3);
+            } else {
+                firsts.fail("the call failed or its body differed");
             }
             node.abort();
         }
         rows.push(Row {
             name: "first call (dial+noise+yamux+call)".into(),
             direct: None,
-            hop: median(firsts),
+            hop: firsts.median(),
             unit: "ms".into(),
-            note: String::new(),
+            note: firsts.note("every body compared"),
         });
     }
     if filter.section("cli") {
         progress("one-shot `peerapi call` processes");
-        let mut cli = Vec::new();
+        let mut cli = Samples::default();
         for _ in 0..size.cli_calls {
             let t = Instant::now();
             let out = std::process::Command::new(exe)
                 .args(["call", &server.addr.to_string(), "small"])
                 .output()
                 .map_err(|e| e.to_string())?;
-            if out.status.success() {
-                cli.push(t.elapsed().as_secs_f64() * 1e3);
+            let elapsed = t.elapsed().as_secs_f64() * 1e3;
+            if !out.status.success() {
+                cli.fail(format!("exit {:?}", out.status.code()));
+            } else if out.stdout != SMALL_BODY.as_bytes() {
+                cli.fail("the printed body differed");
+            } else {
+                cli.ok(elapsed);
             }
         }
         rows.push(Row {
             name: "`peerapi call` one-shot process".into(),
             direct: None,
-            hop: median(cli),
+            hop: cli.median(),
             unit: "ms".into(),
-            note: String::new(),
+            note: cli.note("exit 0 and the body compared"),
         });
     }
     if filter.section("memory") {
@@ -818,13 +941,12 @@ pub async fn run(
         for _ in 0..size.concurrent_streams {
             let (h, a) = (h.clone(), server.addr.clone());
             streams.push(tokio::spawn(async move {
-                let mut n = 0usize;
-                if let Ok(mut s) = h.stream(&a, CallRequest::new("paced")).await {
-                    while let Some(Ok(c)) = s.next().await {
-                        n += c.len();
-                    }
+                match h.stream(&a, CallRequest::new("paced")).await {
+                    Ok(s) => drain_events(s, PACED_EVENTS, false, Duration::from_secs(60))
+                        .await
+                        .map(|_| ()),
+                    Err(e) => Err(e.to_string()),
                 }
-                n > 0
             }));
         }
         let mut peak = 0.0f64;
@@ -834,9 +956,16 @@ pub async fn run(
             peak = peak.max(server.rss_mb().unwrap_or(0.0));
         }
         let mut ok = 0;
+        let mut first_error = None;
         for s in streams {
-            if matches!(s.await, Ok(true)) {
-                ok += 1;
+            match s.await {
+                Ok(Ok(())) => ok += 1,
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e.to_string());
+                }
             }
         }
         node.abort();
@@ -854,7 +983,13 @@ pub async fn run(
             direct: None,
             hop: peak,
             unit: "MB".into(),
-            note: format!("{ok} of {} streams completed", size.concurrent_streams),
+            note: format!(
+                "{ok} of {} streams ended with all {PACED_EVENTS} events{}",
+                size.concurrent_streams,
+                first_error
+                    .map(|e| format!(" (first failure: {e})"))
+                    .unwrap_or_default()
+            ),
         });
     }
     drop(server);
