@@ -93,6 +93,9 @@ pub(crate) struct NodeArgs {
     /// Streams node-wide that may be waiting for their request at once.
     #[arg(long, value_name = "N", default_value_t = node::DEFAULT_MAX_READING)]
     pub max_reading_streams: usize,
+    /// Seconds a stream has to send its whole request.
+    #[arg(long, value_name = "SECS", default_value_t = node::DEFAULT_REQUEST_READ_TIMEOUT.as_secs_f64())]
+    pub request_read_timeout: f64,
     /// Seconds a new stream has to send the first byte of its request.
     #[arg(long, value_name = "SECS", default_value_t = node::DEFAULT_REQUEST_FIRST_BYTE_TIMEOUT.as_secs_f64())]
     pub request_first_byte_timeout: f64,
@@ -164,6 +167,8 @@ impl NodeArgs {
         config.discovery_interval =
             secs("discovery-interval", self.discovery_interval)?.max(Duration::from_millis(100));
         config.inbound_queue_depth = self.inbound_queue_depth;
+        config.serve.request_read_timeout =
+            secs("request-read-timeout", self.request_read_timeout)?;
         config.serve.reading = node::ReadingLimits {
             per_peer: self.max_reading_streams_per_peer,
             per_ip: self.max_reading_streams_per_ip,

@@ -31,7 +31,7 @@ pub use call::{
     MAX_V1_TRAILER_BYTES,
 };
 pub use events::{CallId, Direction, NodeEvent, PeerInfo, ServeOutcome};
-pub use serve::ServeLimits;
+pub use serve::{ServeLimits, DEFAULT_REQUEST_READ_TIMEOUT};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
