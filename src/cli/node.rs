@@ -38,7 +38,7 @@ pub(crate) struct NodeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = peerapi::wire::DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
     /// Most calls served at once; more are refused at once.
-    #[arg(long, value_name = "N", default_value_t = 256)]
+    #[arg(long, value_name = "N", default_value_t = node::DEFAULT_MAX_CONCURRENT_CALLS)]
     pub max_concurrent_calls: usize,
     /// Seconds to connect to a backend.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
@@ -65,7 +65,7 @@ pub(crate) struct NodeArgs {
     #[arg(long, value_name = "FILE")]
     pub psk: Option<PathBuf>,
     /// Most calls served at once for one peer; more are refused (OVERLOADED).
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value_t = node::DEFAULT_MAX_CALLS_PER_PEER)]
     pub max_calls_per_peer: usize,
     /// Only this peer id may connect (repeatable; default: everyone not denied).
     #[arg(long = "allow-peer", value_name = "PEER_ID")]

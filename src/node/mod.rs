@@ -31,7 +31,10 @@ pub use call::{
     MAX_V1_TRAILER_BYTES,
 };
 pub use events::{CallId, Direction, NodeEvent, PeerInfo, ServeOutcome};
-pub use serve::{ServeLimits, DEFAULT_REQUEST_READ_TIMEOUT};
+pub use serve::{
+    ServeLimits, DEFAULT_MAX_CALLS_PER_PEER, DEFAULT_MAX_CONCURRENT_CALLS,
+    DEFAULT_MAX_REQUEST_HEADERS, DEFAULT_REQUEST_READ_TIMEOUT, DEFAULT_RESPONSE_WRITE_TIMEOUT,
+};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

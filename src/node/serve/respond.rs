@@ -1,0 +1,157 @@
+//! One call's answer: the route's policy checked, the backend called, the
+//! response written (whole or as read-ahead batches).
+
+use futures::AsyncWrite;
+use libp2p::PeerId;
+use std::time::Duration;
+
+use super::read_ahead::{AfterBatch, ReadAhead, MAX_COALESCED_BYTES};
+use super::responder::{upstream_refusal, Refusal, Responder};
+use super::Server;
+use crate::logs::{Untrusted, UntrustedDetail};
+use crate::node::events::ServeOutcome;
+use crate::wire::{self, frame::Code};
+
+impl Server {
+    /// Checks the route's policy, forwards, and answers.
+    pub(super) async fn respond<W: AsyncWrite + Unpin>(
+        &self,
+        out: &mut Responder<W>,
+        peer: PeerId,
+        req: &wire::ApiRequest,
+    ) -> ServeOutcome {
+        let name = req.route.as_str();
+        let method = req.method_or_default();
+        let max_headers = self.inner.limits.max_request_headers;
+        let checked = match self.inner.routes.get(name) {
+            _ if req.headers.len() > max_headers => Err(Refusal::new(
+                Code::BadRequest,
+                name,
+                format!(
+                    "{} headers exceed the limit of {max_headers}",
+                    req.headers.len()
+                ),
+            )),
+            None => Err(Refusal::new(
+                Code::RouteNotFound,
+                name,
+                format!("no route named '{}'", Untrusted(name)),
+            )),
+            Some(route) if !route.policy.admits(&peer) => Err(Refusal::new(
+                Code::Forbidden,
+                name,
+                format!("peer {peer} may not call route '{}'", Untrusted(name)),
+            )),
+            Some(route) if !route.policy.allows_method(method) => Err(Refusal::new(
+                Code::MethodNotAllowed,
+                name,
+                format!(
+                    "method {} is not allowed on route '{name}' (allowed: {})",
+                    Untrusted(method),
+                    route.policy.methods.clone().unwrap_or_default().join(", ")
+                ),
+            )),
+            Some(route) if req.is_stream() && !route.stream => Err(Refusal::new(
+                Code::StreamNotSupported,
+                name,
+                format!("route '{}' does not stream", Untrusted(name)),
+            )),
+            Some(route)
+                if route
+                    .policy
+                    .max_body_bytes
+                    .is_some_and(|m| req.body.len() > m) =>
+            {
+                Err(Refusal::new(
+                    Code::TooLarge,
+                    name,
+                    format!(
+                        "request body of {} bytes exceeds the limit of {} bytes of route '{name}'",
+                        req.body.len(),
+                        route.policy.max_body_bytes.unwrap_or_default()
+                    ),
+                ))
+            }
+            Some(route) => Ok(route),
+        };
+        let route = match checked {
+            Ok(route) => route,
+            Err(refusal) => return self.refused(out, refusal).await,
+        };
+        let config = self.inner.upstream.config();
+        // The caller's deadline (2.0.0) can only shorten ours.
+        let cap = |d: Duration| match req.timeout_ms {
+            0 => d,
+            ms => d.min(Duration::from_millis(u64::from(ms))),
+        };
+        if !req.is_stream() {
+            let timeout = cap(route.policy.timeout.unwrap_or(config.unary_timeout));
+            let deadline = tokio::time::Instant::now() + timeout;
+            let result = match self.inner.upstream.send(&route, req, timeout).await {
+                Ok(resp) => {
+                    let status = resp.status;
+                    let headers = crate::upstream::header_map(&resp.headers);
+                    resp.collect(deadline)
+                        .await
+                        .map(|body| (status, headers, body))
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok((status, headers, body)) => match out.unary(status, headers, body).await {
+                    Ok(()) => ServeOutcome::Ok { status },
+                    Err(error) => ServeOutcome::CallerGone { error },
+                },
+                Err(e) => self.refused(out, upstream_refusal(name, &e)).await,
+            }
+        } else {
+            let idle = cap(route.policy.timeout.unwrap_or(config.stream_idle_timeout));
+            let resp = match self.inner.upstream.send(&route, req, idle).await {
+                Ok(resp) => resp,
+                Err(e) => return self.refused(out, upstream_refusal(name, &e)).await,
+            };
+            let status = resp.status;
+            if let Err(error) = out
+                .head(status, crate::upstream::header_map(&resp.headers))
+                .await
+            {
+                return ServeOutcome::CallerGone { error };
+            }
+            let mut chunks = ReadAhead::spawn(resp.chunks());
+            let mut batch = Vec::new();
+            loop {
+                let after = chunks.next_batch(&mut batch, MAX_COALESCED_BYTES).await;
+                if !batch.is_empty() {
+                    if let Err(error) = out.data(&batch).await {
+                        return ServeOutcome::CallerGone { error };
+                    }
+                }
+                match after {
+                    AfterBatch::More => {}
+                    AfterBatch::End => break,
+                    AfterBatch::Failed(e) => {
+                        return self.refused(out, upstream_refusal(name, &e)).await
+                    }
+                }
+            }
+            match out.end().await {
+                Ok(()) => ServeOutcome::Ok { status },
+                Err(error) => ServeOutcome::CallerGone { error },
+            }
+        }
+    }
+
+    pub(super) async fn refused<W: AsyncWrite + Unpin>(
+        &self,
+        out: &mut Responder<W>,
+        refusal: Refusal,
+    ) -> ServeOutcome {
+        if let Some(suppressed) = self.inner.log_throttle.allow("refused") {
+            tracing::warn!(route = %Untrusted(&refusal.route), code = %refusal.code, suppressed, "{}", UntrustedDetail(refusal.detail()));
+        }
+        match out.refuse(&refusal).await {
+            Ok(()) => refusal.outcome(),
+            Err(error) => ServeOutcome::CallerGone { error },
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Answers in the caller's protocol: 1.0.0 raw bytes and in-band texts, or
+//! 2.0.0 frames; and the refusals both protocols can give.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::read_ahead::GATHER_COPY_BELOW;
+use crate::node::events::ServeOutcome;
+use crate::upstream::UpstreamError;
+use crate::wire::frame::{
+    encode_data, encode_data_header, encode_frame, ApiResponseFrame, Code, MAX_DATA_FRAME_BYTES,
+};
+use crate::wire::v1_text;
+
+/// Why a call was not forwarded, as both protocols say it.
+#[derive(Debug)]
+pub(super) struct Refusal {
+    pub(super) code: Code,
+    /// What the caller is told.
+    pub(super) message: String,
+    pub(super) route: String,
+    /// The full story for our own log and events (may name the backend).
+    pub(super) detail: Option<String>,
+}
+
+impl Refusal {
+    pub(super) fn new(code: Code, route: &str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            route: route.to_string(),
+            detail: None,
+        }
+    }
+
+    /// What our own log and console show.
+    pub(super) fn detail(&self) -> &str {
+        self.detail.as_deref().unwrap_or(&self.message)
+    }
+
+    /// The 1.0.0 in-band text.
+    pub(super) fn v1_text(&self) -> String {
+        match self.code {
+            Code::RouteNotFound => v1_text::ROUTE_NOT_FOUND.to_string(),
+            Code::StreamNotSupported => v1_text::stream_not_supported(&self.route),
+            Code::Forbidden => v1_text::FORBIDDEN.to_string(),
+            _ => v1_text::error(&self.message),
+        }
+    }
+
+    pub(super) fn outcome(&self) -> ServeOutcome {
+        match self.code {
+            Code::RouteNotFound => ServeOutcome::RouteNotFound,
+            Code::StreamNotSupported => ServeOutcome::StreamNotSupported,
+            Code::UpstreamFailed
+            | Code::UpstreamTimeout
+            | Code::UpstreamUnavailable
+            | Code::Internal => ServeOutcome::Failed {
+                error: format!("{}: {}", self.code, self.detail()),
+            },
+            _ => ServeOutcome::Refused {
+                reason: format!("{}: {}", self.code, self.detail()),
+            },
+        }
+    }
+}
+
+pub(super) fn upstream_refusal(route: &str, e: &UpstreamError) -> Refusal {
+    let code = match e {
+        UpstreamError::BadMethod(_) => Code::MethodNotAllowed,
+        UpstreamError::BadHeader(_) => Code::BadRequest,
+        UpstreamError::BadUrl { .. } => Code::Internal,
+        UpstreamError::Unavailable { .. } => Code::UpstreamUnavailable,
+        UpstreamError::Timeout { .. } => Code::UpstreamTimeout,
+        UpstreamError::Failed { .. } => Code::UpstreamFailed,
+        UpstreamError::TooLarge { .. } => Code::TooLarge,
+    };
+    Refusal {
+        detail: Some(e.to_string()),
+        ..Refusal::new(code, route, e.public_message())
+    }
+}
+
+/// Writes a response in the caller's protocol.
+pub(super) struct Responder<W> {
+    pub(super) io: W,
+    pub(super) v2: bool,
+    pub(super) write_timeout: Duration,
+    pub(super) body_bytes: u64,
+}
+
+impl<W: AsyncWrite + Unpin> Responder<W> {
+    pub(super) async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let io = &mut self.io;
+        tokio::time::timeout(self.write_timeout, async {
+            io.write_all(bytes).await?;
+            io.flush().await
+        })
+        .await
+        .map_err(|_| "caller stopped reading".to_string())?
+        .map_err(|e| e.to_string())
+    }
+
+    pub(super) async fn refuse(&mut self, refusal: &Refusal) -> Result<(), String> {
+        if self.v2 {
+            let mut buf = BytesMut::new();
+            encode_frame(
+                &ApiResponseFrame::error(refusal.code, &refusal.message),
+                &mut buf,
+            );
+            self.write(&buf).await
+        } else {
+            self.write(refusal.v1_text().as_bytes()).await
+        }
+    }
+
+    /// A whole response in one write (a Python caller reads it with one read).
+    pub(super) async fn unary(
+        &mut self,
+        status: u16,
+        headers: HashMap<String, String>,
+        body: Bytes,
+    ) -> Result<(), String> {
+        self.body_bytes = body.len() as u64;
+        if self.v2 {
+            let mut buf = BytesMut::with_capacity(body.len() + 256);
+            encode_frame(&ApiResponseFrame::head(status, headers), &mut buf);
+            encode_data(&body, &mut buf);
+            encode_frame(&ApiResponseFrame::end(body.len() as u64), &mut buf);
+            self.write(&buf).await
+        } else {
+            self.write(&body).await
+        }
+    }
+
+    pub(super) async fn head(
+        &mut self,
+        status: u16,
+        headers: HashMap<String, String>,
+    ) -> Result<(), String> {
+        if self.v2 {
+            let mut buf = BytesMut::new();
+            encode_frame(&ApiResponseFrame::head(status, headers), &mut buf);
+            self.write(&buf).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends chunks that were ready together: in 2.0.0 as few data frames
+    /// as the frame limit allows. Small chunks are copied together, large
+    /// ones written without a copy.
+    pub(super) async fn data(&mut self, chunks: &[Bytes]) -> Result<(), String> {
+        // No piece larger than a data frame may carry.
+        let pieces = chunks.iter().flat_map(|c| {
+            (0..c.len())
+                .step_by(MAX_DATA_FRAME_BYTES)
+                .map(move |at| c.slice(at..(at + MAX_DATA_FRAME_BYTES).min(c.len())))
+        });
+        let mut frames: Vec<(usize, Vec<Bytes>)> = Vec::new();
+        for piece in pieces {
+            match frames.last_mut() {
+                Some((len, parts)) if *len + piece.len() <= MAX_DATA_FRAME_BYTES => {
+                    *len += piece.len();
+                    parts.push(piece);
+                }
+                _ => frames.push((piece.len(), vec![piece])),
+            }
+        }
+        let v2 = self.v2;
+        let io = &mut self.io;
+        let mut sent = 0u64;
+        let written = tokio::time::timeout(self.write_timeout, async {
+            let mut staged = BytesMut::new();
+            for (len, parts) in &frames {
+                if v2 {
+                    encode_data_header(*len, &mut staged);
+                }
+                for part in parts {
+                    if part.len() < GATHER_COPY_BELOW {
+                        staged.extend_from_slice(part);
+                        continue;
+                    }
+                    if !staged.is_empty() {
+                        io.write_all(&staged).await?;
+                        staged.clear();
+                    }
+                    io.write_all(part).await?;
+                }
+                sent += *len as u64;
+            }
+            if !staged.is_empty() {
+                io.write_all(&staged).await?;
+            }
+            io.flush().await
+        })
+        .await;
+        self.body_bytes += sent;
+        written
+            .map_err(|_| "caller stopped reading".to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    pub(super) async fn end(&mut self) -> Result<(), String> {
+        if self.v2 {
+            let mut buf = BytesMut::new();
+            encode_frame(&ApiResponseFrame::end(self.body_bytes), &mut buf);
+            self.write(&buf).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Resolves when the caller gives up: a reset, or (2.0.0) closing its side.
+pub(super) async fn caller_gone<R: AsyncRead + Unpin>(mut io: R, v2: bool) {
+    let mut buf = [0u8; 64];
+    loop {
+        match io.read(&mut buf).await {
+            // A 1.0.0 caller may half-close after its request; that is no cancel.
+            Ok(0) if !v2 => return futures::future::pending().await,
+            Ok(_) if !v2 => continue,
+            // 2.0.0: the caller keeps its side open until it has the end.
+            Ok(_) | Err(_) => return,
+        }
+    }
+}
