@@ -10,7 +10,7 @@ use clap::Args;
 use futures::StreamExt;
 use peerapi::node::{
     classify_v1_body, parse_peer_addr, CallError, CallRequest, NodeConfig, ProtocolChoice,
-    ResponseHead, V1ErrorText, V1StreamTail,
+    ResponseHead, V1ErrorClass, V1ErrorText, V1StreamTail,
 };
 use peerapi::wire::frame::Code;
 
@@ -112,16 +112,11 @@ fn exit_code_of_remote(code: Code) -> u8 {
 
 /// The exit code of a 1.0.0 error text.
 fn exit_code_of_v1(err: &V1ErrorText) -> u8 {
-    match err {
-        V1ErrorText::RouteNotFound | V1ErrorText::StreamNotSupported(_) => 7,
-        V1ErrorText::Forbidden => 10,
-        V1ErrorText::Processing(m) if m.contains("overloaded") => 11,
-        V1ErrorText::Processing(m)
-            if m.contains("not allowed") || m.contains("exceeds the limit") =>
-        {
-            7
-        }
-        V1ErrorText::Processing(_) => 12,
+    match err.class() {
+        V1ErrorClass::Refused => 7,
+        V1ErrorClass::Forbidden => 10,
+        V1ErrorClass::Overloaded => 11,
+        V1ErrorClass::BackendFailed => 12,
     }
 }
 

@@ -12,7 +12,7 @@ use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use super::events::{CallId, NodeEvent};
 use super::NodeHandle;
 use crate::wire::frame::{self, Code};
-use crate::wire::{self, v1_text, ApiRequest, ResponseType, PROTOCOL_V1, PROTOCOL_V2};
+use crate::wire::{self, ApiRequest, ResponseType, PROTOCOL_V1, PROTOCOL_V2};
 
 /// Default time a whole unary call may take, dial included.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -181,91 +181,6 @@ pub enum CallError {
     Truncated { received: u64 },
     #[error("peer broke the 2.0.0 framing: {0}")]
     BadFrame(String),
-}
-
-/// An in-band 1.0.0 error text, recognised in a response body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum V1ErrorText {
-    RouteNotFound,
-    StreamNotSupported(String),
-    Forbidden,
-    Processing(String),
-}
-
-impl std::fmt::Display for V1ErrorText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::RouteNotFound => write!(f, "{}", v1_text::ROUTE_NOT_FOUND),
-            Self::StreamNotSupported(route) => {
-                write!(f, "{}", v1_text::stream_not_supported(route))
-            }
-            Self::Forbidden => write!(f, "{}", v1_text::FORBIDDEN),
-            Self::Processing(m) => write!(f, "{}", v1_text::error(m)),
-        }
-    }
-}
-
-/// Recognises the three 1.0.0 error texts when they are a whole body (1.0.0
-/// cannot tell them from a body that happens to say the same).
-pub fn classify_v1_body(body: &[u8]) -> Option<V1ErrorText> {
-    let text = std::str::from_utf8(body).ok()?;
-    if text == v1_text::ROUTE_NOT_FOUND {
-        Some(V1ErrorText::RouteNotFound)
-    } else if text == v1_text::FORBIDDEN {
-        Some(V1ErrorText::Forbidden)
-    } else if let Some(route) = text.strip_prefix(v1_text::STREAM_NOT_SUPPORTED_PREFIX) {
-        Some(V1ErrorText::StreamNotSupported(route.to_string()))
-    } else {
-        text.strip_prefix(v1_text::ERROR_PREFIX)
-            .map(|m| V1ErrorText::Processing(m.to_string()))
-    }
-}
-
-/// Longest 1.0.0 error text recognised at the end of a stream; a longer
-/// tail that starts like one is body text.
-pub const MAX_V1_TRAILER_BYTES: usize = 4096;
-
-/// Finds the error text a 1.0.0 server appends to a stream that failed
-/// mid-way (`Error processing request: ...`, then close), holding back only
-/// the bytes that could be its start.
-#[derive(Default)]
-pub struct V1StreamTail {
-    held: Vec<u8>,
-}
-
-impl V1StreamTail {
-    /// Takes a chunk; returns what can be passed on as body now.
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
-        self.held.extend_from_slice(chunk);
-        let prefix = v1_text::ERROR_PREFIX.as_bytes();
-        let mut keep_from = self.held.len();
-        // The earliest start of the prefix whose tail is still short enough
-        // to be a trailer; a partial prefix at the very end counts too.
-        for start in (0..self.held.len()).rev() {
-            let rest = &self.held[start..];
-            let n = rest.len().min(prefix.len());
-            if rest[..n] == prefix[..n] && rest.len() <= MAX_V1_TRAILER_BYTES + prefix.len() {
-                keep_from = start;
-            }
-            if self.held.len() - start > MAX_V1_TRAILER_BYTES + prefix.len() {
-                break;
-            }
-        }
-        let rest = self.held.split_off(keep_from);
-        std::mem::replace(&mut self.held, rest)
-    }
-
-    /// At the end of the stream: the body still held back, and the error the
-    /// stream ended with, if it did.
-    pub fn finish(self) -> (Vec<u8>, Option<V1ErrorText>) {
-        let prefix = v1_text::ERROR_PREFIX.as_bytes();
-        if self.held.starts_with(prefix) {
-            let message = String::from_utf8_lossy(&self.held[prefix.len()..]).into_owned();
-            (Vec::new(), Some(V1ErrorText::Processing(message)))
-        } else {
-            (self.held, None)
-        }
-    }
 }
 
 /// The peer id at the end of `addr` (`.../p2p/<peer id>`).
@@ -453,7 +368,7 @@ impl NodeHandle {
     }
 
     /// Calls `req.route` on the peer at `addr` and returns the body. On 1.0.0
-    /// errors arrive in-band (see [`classify_v1_body`]); on 2.0.0 they are
+    /// errors arrive in-band (see [`crate::wire::v1::classify_v1_body`]); on 2.0.0 they are
     /// [`CallError::Remote`].
     pub async fn call(&self, addr: &Multiaddr, req: CallRequest) -> Result<Bytes, CallError> {
         self.call_full(addr, req).await.map(|r| r.body)
@@ -824,49 +739,5 @@ impl NodeHandle {
             body: body.into(),
         };
         self.stream(addr, req).await
-    }
-}
-
-#[cfg(test)]
-mod tail_tests {
-    use super::*;
-
-    fn run(chunks: &[&[u8]]) -> (Vec<u8>, Option<V1ErrorText>) {
-        let mut tail = V1StreamTail::default();
-        let mut body = Vec::new();
-        for c in chunks {
-            body.extend(tail.push(c));
-        }
-        let (rest, err) = tail.finish();
-        body.extend(rest);
-        (body, err)
-    }
-
-    #[test]
-    fn a_trailing_error_text_is_split_from_the_body() {
-        let (body, err) = run(&[
-            b"data: 1\n\n",
-            b"data: 2\n\nError proc",
-            b"essing request: backend timed out",
-        ]);
-        assert_eq!(body, b"data: 1\n\ndata: 2\n\n");
-        assert_eq!(
-            err,
-            Some(V1ErrorText::Processing("backend timed out".into()))
-        );
-    }
-
-    #[test]
-    fn body_text_that_only_looks_like_it_passes_through() {
-        let long = format!(
-            "Error processing request: {}",
-            "x".repeat(MAX_V1_TRAILER_BYTES * 2)
-        );
-        let (body, err) = run(&[b"a", long.as_bytes(), b"b"]);
-        assert_eq!(body, [b"a", long.as_bytes(), b"b"].concat());
-        assert_eq!(err, None);
-        let (body, err) = run(&[b"Error pro", b"cessed fine"]);
-        assert_eq!(body, b"Error processed fine");
-        assert_eq!(err, None);
     }
 }

@@ -26,9 +26,12 @@ pub use admission::{
 };
 pub use api::{OpenError, PeerAccess, DEFAULT_INBOUND_QUEUE_DEPTH};
 pub use call::{
-    classify_v1_body, parse_peer_addr, ApiVersion, CallError, CallOptions, CallRequest, CallStream,
-    ProtocolChoice, Response, ResponseHead, V1ErrorText, V1StreamTail, DEFAULT_MAX_RESPONSE_BYTES,
-    MAX_V1_TRAILER_BYTES,
+    parse_peer_addr, ApiVersion, CallError, CallOptions, CallRequest, CallStream, ProtocolChoice,
+    Response, ResponseHead, DEFAULT_MAX_RESPONSE_BYTES,
+};
+// The 1.0.0 texts live in `wire::v1`; re-exported where callers met them.
+pub use crate::wire::v1::{
+    classify_v1_body, V1ErrorClass, V1ErrorText, V1StreamTail, MAX_V1_TRAILER_BYTES,
 };
 pub use events::{CallId, Direction, NodeEvent, PeerInfo, ServeOutcome};
 pub use serve::{

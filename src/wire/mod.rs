@@ -32,23 +32,8 @@ pub const MAX_ROUTE_LIST_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 
 /// The 1.0.0 in-band error texts, exactly as the Python nodes send them.
-pub mod v1_text {
-    pub const ROUTE_NOT_FOUND: &str = "Route not found";
-    pub const STREAM_NOT_SUPPORTED_PREFIX: &str = "Route does not support streaming: ";
-    pub const ERROR_PREFIX: &str = "Error processing request: ";
-    /// peerapi's answer to a caller a route's policy refuses.
-    pub const FORBIDDEN: &str = "Forbidden";
-
-    /// `Route does not support streaming: <route>`.
-    pub fn stream_not_supported(route: &str) -> String {
-        format!("{STREAM_NOT_SUPPORTED_PREFIX}{route}")
-    }
-
-    /// `Error processing request: <message>`.
-    pub fn error(message: &str) -> String {
-        format!("{ERROR_PREFIX}{message}")
-    }
-}
+pub mod v1;
+pub use v1::v1_text;
 
 /// What can go wrong reading or writing a message.
 #[derive(Debug, thiserror::Error)]
