@@ -14,6 +14,7 @@ mod api;
 mod call;
 mod event_loop;
 mod events;
+mod handle;
 pub mod ip_limit;
 mod lazy;
 pub mod muxer;
@@ -34,19 +35,20 @@ pub use crate::wire::v1::{
     classify_v1_body, V1ErrorClass, V1ErrorText, V1StreamTail, MAX_V1_TRAILER_BYTES,
 };
 pub use events::{CallId, Direction, NodeEvent, PeerInfo, ServeOutcome};
+pub use handle::NodeHandle;
+pub(crate) use handle::{Command, Shared};
 pub use serve::{
     ServeLimits, DEFAULT_MAX_CALLS_PER_PEER, DEFAULT_MAX_CONCURRENT_CALLS,
     DEFAULT_MAX_REQUEST_HEADERS, DEFAULT_REQUEST_READ_TIMEOUT, DEFAULT_RESPONSE_WRITE_TIMEOUT,
 };
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::channel::oneshot;
 use libp2p::identity::Keypair;
-use libp2p::{Multiaddr, PeerId};
+use libp2p::Multiaddr;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::routes::{RouteWatcher, Routes, RELOAD_DEBOUNCE};
@@ -167,40 +169,6 @@ pub enum NodeError {
     Stopped,
 }
 
-pub(crate) enum Command {
-    Dial {
-        addr: Multiaddr,
-        peer: PeerId,
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-    Disconnect {
-        peer: PeerId,
-    },
-    Peers {
-        reply: oneshot::Sender<Vec<PeerInfo>>,
-    },
-    ListenAddrs {
-        reply: oneshot::Sender<Vec<Multiaddr>>,
-    },
-    Stop,
-}
-
-pub(crate) struct Shared {
-    pub(crate) local_peer_id: PeerId,
-    pub(crate) commands: mpsc::UnboundedSender<Command>,
-    pub(crate) connections: api::Connections,
-    pub(crate) events: broadcast::Sender<NodeEvent>,
-    pub(crate) next_call_id: Arc<AtomicU64>,
-    pub(crate) routes: Routes,
-    pub(crate) call_options: CallOptions,
-}
-
-/// A cheap, cloneable handle to a running node.
-#[derive(Clone)]
-pub struct NodeHandle {
-    pub(crate) shared: Arc<Shared>,
-}
-
 /// A running node: its handle and the means to stop it.
 pub struct Node {
     handle: NodeHandle,
@@ -313,70 +281,5 @@ impl Node {
     /// Stops at once, abandoning calls in flight.
     pub fn abort(mut self) {
         self.tasks.abort_all();
-    }
-}
-
-impl NodeHandle {
-    pub fn local_peer_id(&self) -> PeerId {
-        self.shared.local_peer_id
-    }
-
-    /// The live route table this node serves.
-    pub fn routes(&self) -> &Routes {
-        &self.shared.routes
-    }
-
-    /// Node events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
-        self.shared.events.subscribe()
-    }
-
-    pub(crate) fn next_call_id(&self) -> CallId {
-        CallId(self.shared.next_call_id.fetch_add(1, Ordering::Relaxed))
-    }
-
-    pub(crate) fn emit(&self, event: NodeEvent) {
-        let _ = self.shared.events.send(event);
-    }
-
-    async fn ask<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> Result<T, NodeError> {
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .commands
-            .send(make(tx))
-            .map_err(|_| NodeError::Stopped)?;
-        rx.await.map_err(|_| NodeError::Stopped)
-    }
-
-    /// Our listen addresses, each ending in `/p2p/<peer id>`.
-    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NodeError> {
-        self.ask(|reply| Command::ListenAddrs { reply }).await
-    }
-
-    /// Connected peers and what we know of them.
-    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
-        self.ask(|reply| Command::Peers { reply }).await
-    }
-
-    /// Connects to `addr` (which must end in `/p2p/<peer id>`), if not connected yet.
-    pub async fn dial(&self, addr: &Multiaddr) -> Result<PeerId, CallError> {
-        let peer = call::peer_of(addr)?;
-        if self.shared.connections.is_connected(&peer) {
-            return Ok(peer);
-        }
-        let addr = addr.clone();
-        self.ask(|reply| Command::Dial { addr, peer, reply })
-            .await
-            .map_err(|_| CallError::NodeStopped)?
-            .map_err(|message| CallError::DialFailed { peer, message })?;
-        Ok(peer)
-    }
-
-    /// Closes every connection to `peer`.
-    pub fn disconnect(&self, peer: PeerId) {
-        let _ = self.shared.commands.send(Command::Disconnect { peer });
     }
 }
