@@ -1,13 +1,13 @@
 //! peerapi: a libp2p node, operator console and CLI for the subnet API protocol.
 //!
 //! Layout:
-//! - [`wire`]: request message, varint framing, 1.0.0 texts (no I/O beyond AsyncRead/Write).
+//! - [`wire`]: request message, varint framing, 2.0.0 frames, `v1` (every 1.0.0 text) (no I/O beyond AsyncRead/Write).
 //! - [`routes`]: the route table (immutable, swapped whole), its JSON file, the watcher.
 //! - [`upstream`]: the one HTTP forwarder (reqwest).
 //! - [`fsutil`]: atomic file writes that keep mode and owner and never clobber.
 //! - [`logs`]: peer text escaped and capped in logs, throttled refusals, capped log files.
 //! - [`keys`]: libp2p protobuf key files, py-libp2p's 32-byte seeds included.
-//! - [`node`]: the swarm task, its handle and events, serving and calling.
+//! - [`node`]: the swarm task, its handle and events, serving (`serve/`), calling (`call/`), admission and limits.
 //! - [`demo`]: the demo backend used by `peerapi demo` and the tests.
 //! - `tui` (feature `console`): the operator console. `cli`: the binary's commands.
 //!
