@@ -299,6 +299,20 @@ impl StreamBackend {
     }
 }
 
+/// Writes `routes` as a route file (url and stream of each) at `path`.
+pub fn write_routes_file(path: &std::path::Path, routes: &RouteTable) {
+    let json: serde_json::Map<String, serde_json::Value> = routes
+        .iter()
+        .map(|(k, r)| {
+            (
+                k.clone(),
+                serde_json::json!({"url": r.url, "stream": r.stream}),
+            )
+        })
+        .collect();
+    std::fs::write(path, serde_json::to_string(&json).unwrap()).unwrap();
+}
+
 /// A loopback port with nothing listening on it.
 pub fn dead_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -14,21 +14,6 @@ use crate::python::*;
 /// How long the peerapi node stays joined before the calls.
 const JOINED_FOR: Duration = Duration::from_secs(10);
 
-fn routes_file(dir: &tempfile::TempDir, routes: &peerapi::RouteTable) -> std::path::PathBuf {
-    let path = dir.path().join("routes.json");
-    let json: serde_json::Map<String, serde_json::Value> = routes
-        .iter()
-        .map(|(k, r)| {
-            (
-                k.clone(),
-                serde_json::json!({"url": r.url, "stream": r.stream}),
-            )
-        })
-        .collect();
-    std::fs::write(&path, serde_json::to_string(&json).unwrap()).unwrap();
-    path
-}
-
 /// Joins a Python host with a `peerapi node --bootstrap` process and an
 /// in-process node, keeps both joined for [`JOINED_FOR`] while checking the
 /// host every second, then calls both ways.
@@ -37,7 +22,8 @@ async fn joined_host_survives(version: PyLibp2p, host_flags: &[&str]) {
     let demo = demo_backend().await;
     let mut host = PyHost::serve(&py, &demo.routes(), host_flags).await;
     let dir = tempfile::tempdir().unwrap();
-    let routes = routes_file(&dir, &demo.routes());
+    let routes = dir.path().join("routes.json");
+    write_routes_file(&routes, &demo.routes());
     let bootstrap = host.addr.to_string();
     let (_process, process_addr) = node_process_with(&routes, &["--bootstrap", &bootstrap]);
     let mut cfg: NodeConfig = config();

@@ -9,7 +9,7 @@ use peerapi::RouteTable;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use crate::common::within;
+use crate::common::{within, write_routes_file};
 
 pub const PEER_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/peer.py");
 
@@ -62,16 +62,7 @@ impl PyHost {
     pub async fn serve(python: &PathBuf, routes: &RouteTable, flags: &[&str]) -> PyHost {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("routes.json");
-        let json: serde_json::Map<String, serde_json::Value> = routes
-            .iter()
-            .map(|(k, r)| {
-                (
-                    k.clone(),
-                    serde_json::json!({"url": r.url, "stream": r.stream}),
-                )
-            })
-            .collect();
-        std::fs::write(&file, serde_json::to_string(&json).unwrap()).unwrap();
+        write_routes_file(&file, routes);
         let stderr_path = dir.path().join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut child = Command::new(python)
