@@ -1,4 +1,5 @@
-//! The console's main loop, effects, terminal setup and the demo.
+//! The console's main loop and its effects. (Terminal and logging setup:
+//! `terminal`; the demo's orchestration: `demo`.)
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -8,159 +9,33 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use base64::Engine as _;
 use futures::StreamExt;
-use ratatui::crossterm::event::{
-    self, DisableMouseCapture, EnableMouseCapture, Event, KeyCode, KeyEventKind, KeyModifiers,
-    MouseEventKind,
-};
-use ratatui::crossterm::execute;
-use ratatui::crossterm::terminal::{
-    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
-};
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers, MouseEventKind};
 use tokio::sync::mpsc;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::Layer;
 
 use super::action::{Action, LocalId, Pane};
 use super::keymap;
 use super::output::DEFAULT_OUTPUT_CAP_BYTES;
 use super::state::{CallSpec, Effect, State, F_BODY, F_HEADERS, F_METHOD, F_ROUTE, F_TARGET};
+use super::terminal::{data_dir, init_logging, restore_terminal, TerminalGuard};
 use super::view::{self, Theme};
-use crate::demo::{DemoBackend, DemoPace};
 use crate::node::{CallRequest, Node, NodeConfig, NodeHandle};
-use crate::routes::Routes;
 
 /// Frames are drawn at most this often.
 const FRAME_INTERVAL: Duration = Duration::from_millis(16);
 /// Connected peers are refreshed this often.
 const PEER_REFRESH: Duration = Duration::from_secs(1);
 /// Log lines waiting for the console; more are dropped (the file keeps all).
-const LOG_QUEUE: usize = 4096;
-
-/// `peerapi demo` options.
-#[derive(clap::Args, Debug, Clone)]
-pub struct DemoArgs {
-    /// Stream demo tokens with no delay instead of a realistic pace.
-    #[arg(long)]
-    pub fast: bool,
-    /// Directory for the demo's route file and logs (default: the data directory).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-}
-
-/// Where history and logs go: $XDG_DATA_HOME/peerapi or ~/.local/share/peerapi.
-pub fn data_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("peerapi");
-    }
-    match std::env::var_os("HOME") {
-        Some(h) => PathBuf::from(h).join(".local/share/peerapi"),
-        None => PathBuf::from(".peerapi"),
-    }
-}
-
-/// Routes tracing events to the Log pane (and never to the terminal).
-struct PaneLayer {
-    tx: mpsc::Sender<Action>,
-}
-
-impl<S: tracing::Subscriber> Layer<S> for PaneLayer {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        struct Visit(String);
-        impl tracing::field::Visit for Visit {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    self.0.insert_str(0, &format!("{value:?} "));
-                } else {
-                    self.0.push_str(&format!("{}={value:?} ", field.name()));
-                }
-            }
-            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-                if field.name() == "message" {
-                    self.0.insert_str(0, &format!("{value} "));
-                } else {
-                    self.0.push_str(&format!("{}={value} ", field.name()));
-                }
-            }
-        }
-        let mut v = Visit(String::new());
-        event.record(&mut v);
-        let _ = self.tx.try_send(Action::Log(
-            v.0.trim_end().to_string(),
-            *event.metadata().level(),
-        ));
-    }
-}
-
-fn init_logging(
-    dir: &std::path::Path,
-    max_files: usize,
-    tx: mpsc::Sender<Action>,
-) -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    use tracing_subscriber::EnvFilter;
-    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let appender = std::fs::create_dir_all(dir)
-        .map_err(|e| e.to_string())
-        .and_then(|()| crate::logs::rolling_file(dir, max_files));
-    let (file_layer, guard) = match appender {
-        Ok(appender) => {
-            let (writer, guard) = tracing_appender::non_blocking(appender);
-            (
-                Some(
-                    tracing_subscriber::fmt::layer()
-                        .with_writer(writer)
-                        .with_ansi(false)
-                        .with_filter(filter()),
-                ),
-                Some(guard),
-            )
-        }
-        Err(_) => (None, None),
-    };
-    let _ = tracing_subscriber::registry()
-        .with(file_layer)
-        .with(PaneLayer { tx }.with_filter(filter()))
-        .try_init();
-    guard
-}
-
-/// Restores the terminal when dropped, whatever the exit path.
-struct TerminalGuard;
-
-impl TerminalGuard {
-    fn enter() -> anyhow::Result<Self> {
-        enable_raw_mode().context("cannot put the terminal in raw mode (is this a terminal?)")?;
-        let guard = TerminalGuard;
-        execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
-        Ok(guard)
-    }
-}
-
-fn restore_terminal() {
-    let _ = disable_raw_mode();
-    let _ = execute!(
-        std::io::stdout(),
-        LeaveAlternateScreen,
-        DisableMouseCapture,
-        ratatui::crossterm::cursor::Show
-    );
-}
-
-impl Drop for TerminalGuard {
-    fn drop(&mut self) {
-        restore_terminal();
-    }
-}
+pub(super) const LOG_QUEUE: usize = 4096;
 
 /// What the console opens with.
 #[derive(Default)]
-struct Prefill {
-    target: String,
-    route: String,
-    method: String,
-    headers: String,
-    body: String,
-    stream: bool,
+pub(super) struct Prefill {
+    pub(super) target: String,
+    pub(super) route: String,
+    pub(super) method: String,
+    pub(super) headers: String,
+    pub(super) body: String,
+    pub(super) stream: bool,
 }
 
 /// Opens the console over a node started from `config`.
@@ -176,77 +51,7 @@ pub async fn run_console(
     run_app(dir, node, rx, tx, Prefill::default()).await
 }
 
-/// Starts a demo backend, two demo peers and a console node connected to them.
-pub async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
-    let dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| data_dir().join("demo"));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let (tx, rx) = mpsc::channel(LOG_QUEUE);
-    let _log = init_logging(&dir, crate::logs::DEFAULT_MAX_LOG_FILES, tx.clone());
-    let (pace_a, pace_b) = if args.fast {
-        (DemoPace::INSTANT, DemoPace::INSTANT)
-    } else {
-        (
-            DemoPace::REALISTIC,
-            DemoPace {
-                first_token: Duration::from_millis(900),
-                per_token: Duration::from_millis(90),
-            },
-        )
-    };
-    let local = "127.0.0.1:0".parse().expect("static socket address");
-    let backend_a = DemoBackend::start(local, pace_a)
-        .await
-        .context("cannot start the demo backend")?;
-    let backend_b = DemoBackend::start(local, pace_b)
-        .await
-        .context("cannot start the demo backend")?;
-    let mut peers = Vec::new();
-    let mut addrs = Vec::new();
-    for backend in [&backend_a, &backend_b] {
-        let mut cfg = NodeConfig::new(libp2p::identity::Keypair::generate_ed25519());
-        cfg.routes = Routes::new(backend.routes());
-        let node = Node::start(cfg).await.context("cannot start a demo peer")?;
-        let addr = node
-            .handle()
-            .listen_addrs()
-            .await?
-            .into_iter()
-            .next()
-            .context("demo peer has no address")?;
-        addrs.push(addr);
-        peers.push(node);
-    }
-    // Our own node serves the fast backend from a route file the Routes pane edits.
-    let route_file = dir.join("routes.json");
-    std::fs::write(&route_file, backend_a.routes_json() + "\n")
-        .with_context(|| format!("cannot write {}", route_file.display()))?;
-    let mut cfg = NodeConfig::new(libp2p::identity::Keypair::generate_ed25519());
-    cfg.route_file = Some(route_file);
-    cfg.bootstrap = addrs.clone();
-    let node = Node::start(cfg)
-        .await
-        .context("cannot start the console's node")?;
-    tracing::info!(peer_a = %addrs[0], peer_b = %addrs[1], "demo subnet up: peer A paces tokens fast, peer B slow");
-    let prefill = Prefill {
-        target: addrs[0].to_string(),
-        route: "inference".into(),
-        method: "POST".into(),
-        headers: "content-type: application/json".into(),
-        body: r#"{"model": "demo-1", "stream": true, "messages": [{"role": "user", "content": "What is a subnet?"}]}"#.into(),
-        stream: true,
-    };
-    let result = run_app(dir, node, rx, tx, prefill).await;
-    for p in peers {
-        p.abort();
-    }
-    drop((backend_a, backend_b));
-    result
-}
-
-async fn run_app(
+pub(super) async fn run_app(
     data_dir: PathBuf,
     node: Node,
     mut actions: mpsc::Receiver<Action>,

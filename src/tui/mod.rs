@@ -6,10 +6,14 @@
 
 pub mod action;
 mod app;
+mod demo;
 pub mod history;
 pub mod keymap;
 pub mod output;
 pub mod state;
+mod terminal;
 pub mod view;
 
-pub use app::{run_console, run_demo, DemoArgs};
+pub use app::run_console;
+pub use demo::{run_demo, DemoArgs};
+pub use terminal::data_dir;

@@ -1,0 +1,95 @@
+//! `peerapi demo`: a demo backend, two demo peers on 127.0.0.1, and the
+//! console on a node joined to them with the composer pre-filled.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+
+use super::app::{run_app, Prefill, LOG_QUEUE};
+use super::terminal::{data_dir, init_logging};
+use crate::demo::{DemoBackend, DemoPace};
+use crate::node::{Node, NodeConfig};
+use crate::routes::Routes;
+
+/// `peerapi demo` options.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Stream demo tokens with no delay instead of a realistic pace.
+    #[arg(long)]
+    pub fast: bool,
+    /// Directory for the demo's route file and logs (default: the data directory).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Starts a demo backend, two demo peers and a console node connected to them.
+pub async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
+    let dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| data_dir().join("demo"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let (tx, rx) = mpsc::channel(LOG_QUEUE);
+    let _log = init_logging(&dir, crate::logs::DEFAULT_MAX_LOG_FILES, tx.clone());
+    let (pace_a, pace_b) = if args.fast {
+        (DemoPace::INSTANT, DemoPace::INSTANT)
+    } else {
+        (
+            DemoPace::REALISTIC,
+            DemoPace {
+                first_token: Duration::from_millis(900),
+                per_token: Duration::from_millis(90),
+            },
+        )
+    };
+    let local = "127.0.0.1:0".parse().expect("static socket address");
+    let backend_a = DemoBackend::start(local, pace_a)
+        .await
+        .context("cannot start the demo backend")?;
+    let backend_b = DemoBackend::start(local, pace_b)
+        .await
+        .context("cannot start the demo backend")?;
+    let mut peers = Vec::new();
+    let mut addrs = Vec::new();
+    for backend in [&backend_a, &backend_b] {
+        let mut cfg = NodeConfig::new(libp2p::identity::Keypair::generate_ed25519());
+        cfg.routes = Routes::new(backend.routes());
+        let node = Node::start(cfg).await.context("cannot start a demo peer")?;
+        let addr = node
+            .handle()
+            .listen_addrs()
+            .await?
+            .into_iter()
+            .next()
+            .context("demo peer has no address")?;
+        addrs.push(addr);
+        peers.push(node);
+    }
+    // Our own node serves the fast backend from a route file the Routes pane edits.
+    let route_file = dir.join("routes.json");
+    std::fs::write(&route_file, backend_a.routes_json() + "\n")
+        .with_context(|| format!("cannot write {}", route_file.display()))?;
+    let mut cfg = NodeConfig::new(libp2p::identity::Keypair::generate_ed25519());
+    cfg.route_file = Some(route_file);
+    cfg.bootstrap = addrs.clone();
+    let node = Node::start(cfg)
+        .await
+        .context("cannot start the console's node")?;
+    tracing::info!(peer_a = %addrs[0], peer_b = %addrs[1], "demo subnet up: peer A paces tokens fast, peer B slow");
+    let prefill = Prefill {
+        target: addrs[0].to_string(),
+        route: "inference".into(),
+        method: "POST".into(),
+        headers: "content-type: application/json".into(),
+        body: r#"{"model": "demo-1", "stream": true, "messages": [{"role": "user", "content": "What is a subnet?"}]}"#.into(),
+        stream: true,
+    };
+    let result = run_app(dir, node, rx, tx, prefill).await;
+    for p in peers {
+        p.abort();
+    }
+    drop((backend_a, backend_b));
+    result
+}

@@ -1,0 +1,121 @@
+//! The terminal the console owns, and where logs go while it does: a file
+//! and the Log pane, never stdout.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use ratatui::crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+use ratatui::crossterm::execute;
+use ratatui::crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use tokio::sync::mpsc;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+
+use super::action::Action;
+
+/// Where history and logs go: $XDG_DATA_HOME/peerapi or ~/.local/share/peerapi.
+pub fn data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("peerapi");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/share/peerapi"),
+        None => PathBuf::from(".peerapi"),
+    }
+}
+
+/// Routes tracing events to the Log pane (and never to the terminal).
+struct PaneLayer {
+    tx: mpsc::Sender<Action>,
+}
+
+impl<S: tracing::Subscriber> Layer<S> for PaneLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Visit(String);
+        impl tracing::field::Visit for Visit {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0.insert_str(0, &format!("{value:?} "));
+                } else {
+                    self.0.push_str(&format!("{}={value:?} ", field.name()));
+                }
+            }
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                if field.name() == "message" {
+                    self.0.insert_str(0, &format!("{value} "));
+                } else {
+                    self.0.push_str(&format!("{}={value} ", field.name()));
+                }
+            }
+        }
+        let mut v = Visit(String::new());
+        event.record(&mut v);
+        let _ = self.tx.try_send(Action::Log(
+            v.0.trim_end().to_string(),
+            *event.metadata().level(),
+        ));
+    }
+}
+
+pub(super) fn init_logging(
+    dir: &std::path::Path,
+    max_files: usize,
+    tx: mpsc::Sender<Action>,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::EnvFilter;
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let appender = std::fs::create_dir_all(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|()| crate::logs::rolling_file(dir, max_files));
+    let (file_layer, guard) = match appender {
+        Ok(appender) => {
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            (
+                Some(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(writer)
+                        .with_ansi(false)
+                        .with_filter(filter()),
+                ),
+                Some(guard),
+            )
+        }
+        Err(_) => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(file_layer)
+        .with(PaneLayer { tx }.with_filter(filter()))
+        .try_init();
+    guard
+}
+
+/// Restores the terminal when dropped, whatever the exit path.
+pub(super) struct TerminalGuard;
+
+impl TerminalGuard {
+    pub(super) fn enter() -> anyhow::Result<Self> {
+        enable_raw_mode().context("cannot put the terminal in raw mode (is this a terminal?)")?;
+        let guard = TerminalGuard;
+        execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+        Ok(guard)
+    }
+}
+
+pub(super) fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(
+        std::io::stdout(),
+        LeaveAlternateScreen,
+        DisableMouseCapture,
+        ratatui::crossterm::cursor::Show
+    );
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
