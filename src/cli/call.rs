@@ -152,14 +152,9 @@ fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
 fn parse_headers(raw: &[String]) -> Result<HashMap<String, String>, String> {
     let mut headers = HashMap::new();
     for h in raw {
-        let (name, value) = h
-            .split_once(':')
-            .ok_or_else(|| format!("header {h:?} must look like 'Name: value'"))?;
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(format!("header {h:?} has an empty name"));
-        }
-        headers.insert(name.to_string(), value.trim().to_string());
+        let (name, value) =
+            peerapi::node::parse_header_line(h).map_err(|why| format!("header {h:?} {why}"))?;
+        headers.insert(name.to_string(), value.to_string());
     }
     Ok(headers)
 }

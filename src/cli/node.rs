@@ -93,6 +93,9 @@ pub(crate) struct NodeArgs {
     /// Streams node-wide that may be waiting for their request at once.
     #[arg(long, value_name = "N", default_value_t = node::DEFAULT_MAX_READING)]
     pub max_reading_streams: usize,
+    /// Seconds in-flight calls get to finish after Ctrl-C or SIGTERM.
+    #[arg(long, value_name = "SECS", default_value_t = node::DEFAULT_SHUTDOWN_GRACE.as_secs_f64())]
+    pub shutdown_grace: f64,
     /// Seconds a stream has to send its whole request.
     #[arg(long, value_name = "SECS", default_value_t = node::DEFAULT_REQUEST_READ_TIMEOUT.as_secs_f64())]
     pub request_read_timeout: f64,
@@ -167,6 +170,7 @@ impl NodeArgs {
         config.discovery_interval =
             secs("discovery-interval", self.discovery_interval)?.max(Duration::from_millis(100));
         config.inbound_queue_depth = self.inbound_queue_depth;
+        config.shutdown_grace = secs("shutdown-grace", self.shutdown_grace)?;
         config.serve.request_read_timeout =
             secs("request-read-timeout", self.request_read_timeout)?;
         config.serve.reading = node::ReadingLimits {
@@ -220,6 +224,7 @@ async fn serve(args: NodeArgs) -> anyhow::Result<()> {
     if config.route_file.is_none() {
         tracing::warn!("no --routes file: this node serves no routes (it can still call others)");
     }
+    let grace = config.shutdown_grace;
     let node = peerapi::Node::start(config)
         .await
         .context("cannot start the node")?;
@@ -233,7 +238,8 @@ async fn serve(args: NodeArgs) -> anyhow::Result<()> {
 
     wait_for_signal().await;
     tracing::info!(
-        "shutting down: no new calls; in-flight calls get up to 10 s (signal again to stop now)"
+        ?grace,
+        "shutting down: no new calls; in-flight calls get up to the grace period (signal again to stop now)"
     );
     tokio::select! {
         _ = node.shutdown() => {}

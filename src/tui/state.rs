@@ -229,13 +229,8 @@ impl Composer {
             if line.trim().is_empty() {
                 continue;
             }
-            let (name, value) = line
-                .split_once(':')
-                .ok_or_else(|| format!("header line {} must look like 'Name: value'", i + 1))?;
-            let (name, value) = (name.trim(), value.trim());
-            if name.is_empty() {
-                return Err(format!("header line {} has an empty name", i + 1));
-            }
+            let (name, value) = crate::node::parse_header_line(line)
+                .map_err(|why| format!("header line {} {why}", i + 1))?;
             if name.eq_ignore_ascii_case("content-type") && value.contains("json") {
                 claims_json = true;
             }

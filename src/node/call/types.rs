@@ -148,6 +148,17 @@ impl CallRequest {
     }
 }
 
+/// Splits a `Name: value` header line (trimmed). The one parser for the
+/// CLI's `-H` and the console's headers field.
+pub fn parse_header_line(line: &str) -> Result<(&str, &str), &'static str> {
+    let (name, value) = line.split_once(':').ok_or("must look like 'Name: value'")?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("has an empty name");
+    }
+    Ok((name, value.trim()))
+}
+
 /// Why a call failed. Each variant is a distinct class for scripts.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
