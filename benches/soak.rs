@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use peerapi::bench::{start_backend, ServingNode};
 use peerapi::node::CallRequest;
+use peerapi::testkit::{start_backend, ServingNode};
 use peerapi::{Node, NodeConfig};
 
 const PEERS: usize = 10;

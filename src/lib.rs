@@ -8,14 +8,15 @@
 //! - [`logs`]: peer text escaped and capped in logs, throttled refusals, capped log files.
 //! - [`keys`]: libp2p protobuf key files, py-libp2p's 32-byte seeds included.
 //! - [`node`]: the swarm task, its handle and events, serving (`serve/`), calling (`call/`), admission and limits.
-//! - [`demo`]: the demo backend used by `peerapi demo` and the tests.
+//! - `demo` (feature `demo`): the demo backend used by `peerapi demo` and the tests.
+//! - `testkit` (feature `test-util`): the bench backend and node processes tests and benches share.
 //! - `tui` (feature `console`): the operator console. `cli`: the binary's commands.
 //!
 //! ```text
 //!  caller ─/subnet/api_protocol/1.0.0─▶ node ─route table─▶ upstream ─HTTP─▶ backend
 //! ```
 
-pub mod bench;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod fsutil;
 pub mod keys;
@@ -25,6 +26,9 @@ pub mod routes;
 pub mod sse;
 pub mod upstream;
 pub mod wire;
+
+#[cfg(feature = "test-util")]
+pub mod testkit;
 
 #[cfg(feature = "console")]
 pub mod tui;

@@ -2,6 +2,8 @@
 
 mod bench;
 mod call;
+#[cfg(feature = "console")]
+mod demo;
 mod key;
 mod logging;
 mod node;
@@ -48,7 +50,7 @@ enum Command {
     Bench(bench::BenchCmd),
     /// Start a local demo backend and two demo peers, and open the console on them.
     #[cfg(feature = "console")]
-    Demo(peerapi::tui::DemoArgs),
+    Demo(demo::DemoCmd),
 }
 
 pub fn main() -> ExitCode {
@@ -72,7 +74,7 @@ pub fn main() -> ExitCode {
             Some(Command::Routes(cmd)) => routes::run(cmd).await,
             Some(Command::Bench(cmd)) => bench::run(cmd).await,
             #[cfg(feature = "console")]
-            Some(Command::Demo(args)) => console_result(peerapi::tui::run_demo(args).await),
+            Some(Command::Demo(args)) => console_result(peerapi::tui::run_demo(args.into()).await),
             None => open_console(cli.node).await,
         }
     });

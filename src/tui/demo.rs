@@ -13,19 +13,17 @@ use crate::demo::{DemoBackend, DemoPace};
 use crate::node::{Node, NodeConfig};
 use crate::routes::Routes;
 
-/// `peerapi demo` options.
-#[derive(clap::Args, Debug, Clone)]
-pub struct DemoArgs {
+/// What `peerapi demo` runs with (the CLI's `cli/demo.rs` fills it).
+#[derive(Debug, Clone, Default)]
+pub struct DemoOptions {
     /// Stream demo tokens with no delay instead of a realistic pace.
-    #[arg(long)]
     pub fast: bool,
     /// Directory for the demo's route file and logs (default: the data directory).
-    #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 }
 
 /// Starts a demo backend, two demo peers and a console node connected to them.
-pub async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
+pub async fn run_demo(args: DemoOptions) -> anyhow::Result<()> {
     let dir = args
         .data_dir
         .clone()

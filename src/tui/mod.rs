@@ -15,5 +15,5 @@ mod terminal;
 pub mod view;
 
 pub use app::run_console;
-pub use demo::{run_demo, DemoArgs};
+pub use demo::{run_demo, DemoOptions};
 pub use terminal::data_dir;

@@ -340,7 +340,7 @@ pub fn node_process(routes: &std::path::Path) -> (Proc, Multiaddr) {
 
 /// Like [`node_process`], with more `peerapi node` flags.
 pub fn node_process_with(routes: &std::path::Path, flags: &[&str]) -> (Proc, Multiaddr) {
-    let (child, addr) = peerapi::bench::spawn_node(
+    let (child, addr) = peerapi::testkit::spawn_node(
         std::path::Path::new(BIN),
         routes,
         flags,

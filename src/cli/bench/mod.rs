@@ -1,0 +1,260 @@
+//! `peerapi bench`: the end-to-end cost of the hop against the physical
+//! floor (a direct HTTP call to the same backend), on this machine.
+//!
+//! One process runs a fast loopback backend, a serving node and a calling
+//! node, talking over real TCP + Noise + yamux on loopback, for the hop's
+//! latency and throughput (as the direct floor is measured in-process too).
+//! The serving node's memory, the one-shot `peerapi call`, and one latency
+//! row for comparison are measured against a separate `peerapi node`
+//! process. Every measurement is bounded in count and time, repeated, and
+//! reported as the median of its repeats.
+//!
+//! Layout: `report` (rows, medians, verified samples), `measure` (one
+//! bounded measurement), `hop` (per protocol version, beside the direct
+//! call), `process` (first call, one-shot CLI, memory).
+
+mod hop;
+mod measure;
+mod process;
+mod report;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use peerapi::node::ProtocolChoice;
+use peerapi::testkit::{start_backend, ServingNode};
+
+use measure::{client, InProcessNode};
+use report::Report;
+
+#[derive(Args)]
+pub(crate) struct BenchCmd {
+    /// A short run (one repeat, smaller counts) for a first look.
+    #[arg(long)]
+    quick: bool,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Run only these sections (repeatable): unary, stream, blob, first, cli, memory.
+    #[arg(long = "only", value_name = "SECTION", value_parser = clap::builder::PossibleValuesParser::new(BenchFilter::SECTIONS))]
+    only: Vec<String>,
+    /// Measure only this protocol version (repeatable): 2 or 1.
+    #[arg(long = "protocol", value_name = "VERSION", value_parser = ["1", "2"])]
+    protocols: Vec<String>,
+    /// Unary concurrencies to measure (repeatable); default 1, 16 and 64.
+    #[arg(long = "concurrency", value_name = "N")]
+    concurrency: Vec<usize>,
+}
+
+pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("peerapi: cannot find my own executable to start the serving node: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let size = if cmd.quick {
+        BenchSize::QUICK
+    } else {
+        BenchSize::FULL
+    };
+    let filter = BenchFilter {
+        sections: cmd.only,
+        protocols: cmd.protocols,
+        concurrency: cmd.concurrency,
+    };
+    // On a worker thread, like the node's own tasks: the future block_on
+    // polls runs on the main thread, and every hand-over between it and
+    // the workers would be one more thread wake-up in what is measured.
+    let report = tokio::spawn(async move {
+        run_all(exe, size, filter, |step| eprintln!("bench: {step}…")).await
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the bench task failed: {e}")));
+    match report {
+        Ok(r) if cmd.json => {
+            println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            print!("{}", r.table());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("peerapi: bench failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How much to measure.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BenchSize {
+    pub(crate) repeats: usize,
+    pub(crate) unary_calls: [usize; 3],
+    pub(crate) stream_events: usize,
+    /// Streams opened to time their first byte.
+    pub(crate) first_byte_samples: usize,
+    pub(crate) blob_bytes: usize,
+    pub(crate) first_calls: usize,
+    pub(crate) concurrent_streams: usize,
+    pub(crate) cli_calls: usize,
+    /// No single measurement runs longer than this.
+    pub(crate) max_secs: f64,
+    /// Untimed calls before the unary measurements of each protocol.
+    pub(crate) warmup_secs: f64,
+}
+
+/// Which parts to run: all by default, or a subset for profiling one thing.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BenchFilter {
+    /// Section names (`unary`, `stream`, `blob`, `first`, `cli`, `memory`); empty = all.
+    pub(crate) sections: Vec<String>,
+    /// Protocol versions (`2.0.0`, `1.0.0`); empty = both.
+    pub(crate) protocols: Vec<String>,
+    /// Unary concurrencies; empty = 1, 16 and 64.
+    pub(crate) concurrency: Vec<usize>,
+}
+
+impl BenchFilter {
+    pub(crate) const SECTIONS: [&'static str; 6] =
+        ["unary", "stream", "blob", "first", "cli", "memory"];
+
+    fn section(&self, name: &str) -> bool {
+        self.sections.is_empty() || self.sections.iter().any(|s| s == name)
+    }
+
+    fn protocol(&self, label: &str) -> bool {
+        self.protocols.is_empty() || self.protocols.iter().any(|p| label.starts_with(p.as_str()))
+    }
+
+    fn concurrency(&self, c: usize) -> bool {
+        self.concurrency.is_empty() || self.concurrency.contains(&c)
+    }
+}
+
+impl BenchSize {
+    pub(crate) const FULL: BenchSize = BenchSize {
+        repeats: 3,
+        unary_calls: [2_000, 20_000, 40_000],
+        stream_events: 1_000_000,
+        first_byte_samples: 100,
+        blob_bytes: 256 * 1024 * 1024,
+        first_calls: 20,
+        concurrent_streams: 1_000,
+        cli_calls: 10,
+        max_secs: 20.0,
+        warmup_secs: 3.0,
+    };
+    pub(crate) const QUICK: BenchSize = BenchSize {
+        repeats: 1,
+        unary_calls: [300, 3_000, 6_000],
+        stream_events: 100_000,
+        first_byte_samples: 30,
+        blob_bytes: 32 * 1024 * 1024,
+        first_calls: 5,
+        concurrent_streams: 200,
+        cli_calls: 3,
+        max_secs: 5.0,
+        warmup_secs: 1.0,
+    };
+}
+
+/// Everything the sections share: what to measure, the backend, the
+/// serving node in this process and the one in its own process.
+struct Bench {
+    exe: PathBuf,
+    size: BenchSize,
+    filter: BenchFilter,
+    http: reqwest::Client,
+    backend: SocketAddr,
+    max: Duration,
+    /// The in-process serving node's address.
+    addr: libp2p::Multiaddr,
+    server: ServingNode,
+    progress: fn(&str),
+}
+
+/// Runs every selected section and returns the report.
+async fn run_all(
+    exe: PathBuf,
+    size: BenchSize,
+    filter: BenchFilter,
+    progress: fn(&str),
+) -> Result<Report, String> {
+    let backend = start_backend().await.map_err(|e| e.to_string())?;
+    let in_process = InProcessNode::start(backend, size.concurrent_streams).await?;
+    // The separate process serves the memory rows, the one-shot CLI and the
+    // cross-process latency row.
+    let server = ServingNode::start(&exe, backend, size.concurrent_streams)?;
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(256)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let b = Bench {
+        exe,
+        size,
+        filter,
+        http,
+        backend,
+        max: Duration::from_secs_f64(size.max_secs),
+        addr: in_process.addr.clone(),
+        server,
+        progress,
+    };
+    let mut rows = Vec::new();
+
+    // Idle memory before any call.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle_rss = b.server.rss_mb();
+
+    for (label, choice) in [("2.0.0", ProtocolChoice::V2), ("1.0.0", ProtocolChoice::V1)] {
+        if !b.filter.protocol(label) {
+            continue;
+        }
+        let node = client(choice).await?;
+        let h = node.handle();
+        h.dial(&b.addr).await.map_err(|e| e.to_string())?;
+        if b.filter.section("unary") {
+            hop::warm_up(&b, label, &h).await;
+            rows.extend(hop::unary(&b, label, &h).await);
+            if b.filter.concurrency(1) {
+                rows.push(hop::unary_own_process(&b, label, &h).await?);
+            }
+        }
+        if b.filter.section("stream") {
+            rows.extend(hop::stream(&b, label, &h).await);
+        }
+        if b.filter.section("blob") {
+            rows.push(hop::blob(&b, label, &h).await);
+        }
+        node.abort();
+    }
+    if b.filter.section("first") {
+        rows.push(process::first_call(&b).await?);
+    }
+    if b.filter.section("cli") {
+        rows.push(process::one_shot_cli(&b)?);
+    }
+    if b.filter.section("memory") {
+        rows.extend(process::memory(&b, idle_rss).await?);
+    }
+    drop(b);
+    in_process.node.abort();
+    Ok(Report {
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        size: if size.repeats == 1 {
+            "quick".into()
+        } else {
+            "full".into()
+        },
+        rows,
+    })
+}

@@ -1,0 +1,175 @@
+//! What tests and benches share (feature `test-util`): the bench backend,
+//! a `peerapi node` process started on a loopback port, its memory and
+//! descriptors. Not part of the node: a library user never needs it.
+
+mod backend;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+
+pub use backend::{start_backend, PACED_EVENTS, SMALL_BODY};
+
+/// A directory removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes the bench backend's routes for `backend` to a fresh temporary
+/// directory, and returns it with the route file's path.
+pub fn bench_routes(backend: SocketAddr, tag: &str) -> Result<(TempDir, PathBuf), String> {
+    let dir = std::env::temp_dir().join(format!("peerapi-bench-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let guard = TempDir(dir);
+    let routes = guard.0.join("routes.json");
+    let table = serde_json::json!({
+        "small": { "url": format!("http://{backend}/small") },
+        "echo": { "url": format!("http://{backend}/echo") },
+        "tokens": { "url": format!("http://{backend}/tokens?n=1000000"), "stream": true },
+        "tokens500": { "url": format!("http://{backend}/tokens?n=500"), "stream": true },
+        "blob": { "url": format!("http://{backend}/blob?n={}", 256 * 1024 * 1024), "stream": true },
+        "paced": { "url": format!("http://{backend}/paced"), "stream": true },
+        "first": { "url": format!("http://{backend}/first"), "stream": true },
+    });
+    std::fs::write(&routes, table.to_string()).map_err(|e| e.to_string())?;
+    Ok((guard, routes))
+}
+
+/// Call limits that let `streams` concurrent streams through.
+pub fn call_limit(streams: usize) -> usize {
+    (streams * 2).max(256)
+}
+
+/// Starts `exe node` on a loopback port with `routes`, more `flags` and
+/// `envs`, and returns it with the full multiaddr it prints within `wait`.
+pub fn spawn_node(
+    exe: &Path,
+    routes: &Path,
+    flags: &[&str],
+    envs: &[(&str, &str)],
+    wait: Duration,
+) -> Result<(std::process::Child, Multiaddr), String> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(exe)
+        .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--routes"])
+        .arg(routes)
+        .args(flags)
+        .envs(envs.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        return Err("the node's stdout is not piped".into());
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(a) = line.strip_prefix("listening on ") {
+                let _ = tx.send(a.to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(wait)
+        .map_err(|_| format!("the node did not print its address within {wait:?}"))
+        .and_then(|a| {
+            a.parse()
+                .map_err(|e| format!("bad address from the node: {e}"))
+        });
+    match addr {
+        Ok(addr) => Ok((child, addr)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
+    }
+}
+
+/// The serving node as a child process, killed on drop.
+pub struct ServingNode {
+    child: std::process::Child,
+    pub addr: Multiaddr,
+    _dir: TempDir,
+}
+
+impl Drop for ServingNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServingNode {
+    /// Starts `exe node` serving the bench backend's routes, with call
+    /// limits sized for `streams` concurrent streams.
+    pub fn start(exe: &Path, backend: SocketAddr, streams: usize) -> Result<Self, String> {
+        let (dir, routes) = bench_routes(backend, "process")?;
+        let limit = call_limit(streams).to_string();
+        let flags = [
+            "--max-concurrent-calls",
+            &limit,
+            "--max-calls-per-peer",
+            &limit,
+        ];
+        // Quiet: an info line per served call would be part of what is measured.
+        let (child, addr) = spawn_node(
+            exe,
+            &routes,
+            &flags,
+            &[("RUST_LOG", "error")],
+            Duration::from_secs(20),
+        )?;
+        Ok(Self {
+            child,
+            addr,
+            _dir: dir,
+        })
+    }
+
+    /// Resident memory now.
+    pub fn rss_mb(&self) -> Option<f64> {
+        self.status_mb("VmRSS:")
+    }
+
+    /// Peak resident memory so far.
+    pub fn peak_rss_mb(&self) -> Option<f64> {
+        self.status_mb("VmHWM:")
+    }
+
+    /// Open file descriptors now.
+    pub fn fds(&self) -> Option<usize> {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .ok()
+            .map(|d| d.count())
+    }
+
+    fn status_mb(&self, key: &str) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let kb: f64 = status
+            .lines()
+            .find(|l| l.starts_with(key))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some(kb / 1024.0)
+    }
+}
