@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use peerapi::routes::Routes;
 use peerapi::tui::action::{Action, Pane};
-use peerapi::tui::state::{State, F_ROUTE, F_TARGET};
+use peerapi::tui::state::{Field, State};
 use peerapi::tui::view::{draw, Theme};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -27,8 +27,8 @@ fn streaming_state() -> State {
         .public()
         .to_peer_id();
     s.composer
-        .set(F_TARGET, &format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}"));
-    s.composer.set(F_ROUTE, "inference");
+        .set(Field::Peer, &format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}"));
+    s.composer.set(Field::Route, "inference");
     s.composer.stream = true;
     s.update(Action::Send);
     s
@@ -55,7 +55,7 @@ fn main() {
     s.screen = ratatui::layout::Rect::new(0, 0, 160, 48);
     println!(
         "console frame time, 160x48, {LINES} events in Output ({} bytes kept)",
-        s.calls[0].output.raw.len()
+        s.calls.list[0].output.raw.len()
     );
     for (name, presses) in [("text", 0), ("raw", 1), ("events", 2)] {
         s.focus = Pane::Output;
@@ -109,10 +109,10 @@ fn main() {
             },
             KeyModifiers::NONE,
         );
-        if s.text_key(key).is_none() {
-            if let Some(a) = peerapi::tui::keymap::resolve(&key, s.focus) {
-                s.update(a);
-            }
+        if let Some(a) =
+            peerapi::tui::input::action_for(&s, ratatui::crossterm::event::Event::Key(key))
+        {
+            s.update(a);
         }
         terminal.draw(|f| draw(f, &s, &theme)).expect("draw");
         latencies.push(key_at.elapsed());

@@ -46,88 +46,134 @@ pub type LocalId = u64;
 
 #[derive(Clone, Debug)]
 pub enum Action {
+    /// Quit, asking first while calls are in flight.
     Quit,
+    /// Quit now (SIGTERM).
     ForceQuit,
+    /// Focus the next pane in Tab order.
     FocusNext,
+    /// Focus the previous pane.
     FocusPrev,
+    /// Focus this pane (number keys, mouse).
     Focus(Pane),
+    /// Move the focused pane's selection or scroll up one line.
     Up,
+    /// Down one line.
     Down,
+    /// Up ten lines.
     PageUp,
+    /// Down ten lines.
     PageDown,
+    /// To the first line.
     Top,
+    /// To the last line (Output: follow again).
     Bottom,
+    /// Esc outside a text field: close help, clear the search or the warning.
     Back,
+    /// Show or hide the help overlay.
     ToggleHelp,
     /// Enter on the focused pane: edit a field, open a call, show a peer.
     Activate,
-    // Composer
+    /// Send the composer's call (a repeated send overrides a warning).
     Send,
+    /// Switch the composer between unary and stream.
     ToggleStream,
+    /// Fill the composer with an older sent call.
     HistoryPrev,
+    /// Fill the composer with a newer sent call.
     HistoryNext,
+    /// A key typed into the composer field being edited.
     EditKey(KeyEvent),
+    /// Text pasted into the composer field being edited or the prompt.
+    Paste(String),
+    /// The next composer field.
     NextField,
-    // Calls
+    /// The previous composer field.
+    PrevField,
+    /// Leave the composer's edit mode.
+    StopEditing,
+    /// A key typed into the open prompt.
+    PromptKey(KeyEvent),
+    /// Enter in the open prompt.
+    PromptSubmit,
+    /// Esc in the open prompt.
+    PromptCancel,
+    /// Cancel the selected outgoing call.
     CancelCall,
+    /// Send the selected call again.
     RerunCall,
-    // Peers
+    /// Open the dial prompt.
     StartDial,
+    /// Disconnect the selected peer.
     DisconnectPeer,
+    /// Put the selected peer's address into the composer.
     CopyPeerToComposer,
-    // Routes
+    /// Open the add-route prompt.
     AddRoute,
+    /// Open the edit prompt on the selected route.
     EditRoute,
+    /// Ask before deleting the selected route.
     DeleteRoute,
-    // Output
+    /// Output as raw bytes, events or token text.
     CycleView,
+    /// Follow the tail of the output, or stop.
     ToggleFollow,
+    /// Freeze the output view at what it has now, or unfreeze.
     TogglePause,
+    /// Wrap long output lines, or not.
     ToggleWrap,
+    /// Open the search prompt.
     StartSearch,
+    /// Open the token JSON path prompt.
     SetTokenPath,
+    /// Show the response head above the body, or not.
     ToggleHeaders,
+    /// The next search match (older).
     SearchNext,
+    /// The previous search match (newer).
     SearchPrev,
+    /// Open the save-output prompt.
     SaveOutput,
+    /// Copy the output to the clipboard.
     CopyOutput,
-    // Log
+    /// The Log pane's level: error, warn, info, debug.
     CycleLogLevel,
     /// Answer to a yes/no question.
     Confirm(bool),
-    // From the outside world
+    /// An event of our node (served calls, route reloads).
     Node(NodeEvent),
     /// The response head: protocol, and (2.0.0) status and headers.
     CallHead {
         id: LocalId,
         head: crate::node::ResponseHead,
     },
+    /// Bytes of a call's response, as they arrived.
     CallBytes {
         id: LocalId,
         bytes: Bytes,
         at: Instant,
     },
+    /// A call ended (with the error, if it failed).
     CallEnded {
         id: LocalId,
         error: Option<String>,
         at: Instant,
     },
+    /// A log line for the Log pane.
     Log(String, tracing::Level),
+    /// A short message in the status bar.
     Notice(String),
+    /// The connected peers, refreshed.
     Peers(Vec<crate::node::PeerInfo>),
+    /// Our listen addresses.
     Listening(Vec<String>),
     /// A peer's route listing (or why it could not be had).
     RemoteRoutes {
         target: String,
         routes: Result<Vec<crate::wire::RouteInfo>, String>,
     },
-    MouseClick {
-        column: u16,
-        row: u16,
-    },
-    Scroll {
-        column: u16,
-        row: u16,
-        down: bool,
-    },
+    /// A mouse click: focus the pane under it.
+    MouseClick { column: u16, row: u16 },
+    /// The mouse wheel over a pane.
+    Scroll { column: u16, row: u16, down: bool },
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::mpsc;
 
-use super::app::{run_app, Prefill, LOG_QUEUE};
+use super::app::{run_app, LOG_QUEUE};
+use super::history::Entry;
 use super::terminal::{data_dir, init_logging};
 use crate::demo::{DemoBackend, DemoPace};
 use crate::node::{Node, NodeConfig};
@@ -76,7 +77,7 @@ pub async fn run_demo(args: DemoOptions) -> anyhow::Result<()> {
         .await
         .context("cannot start the console's node")?;
     tracing::info!(peer_a = %addrs[0], peer_b = %addrs[1], "demo subnet up: peer A paces tokens fast, peer B slow");
-    let prefill = Prefill {
+    let prefill = Entry {
         target: addrs[0].to_string(),
         route: "inference".into(),
         method: "POST".into(),
@@ -84,7 +85,7 @@ pub async fn run_demo(args: DemoOptions) -> anyhow::Result<()> {
         body: r#"{"model": "demo-1", "stream": true, "messages": [{"role": "user", "content": "What is a subnet?"}]}"#.into(),
         stream: true,
     };
-    let result = run_app(dir, node, rx, tx, prefill).await;
+    let result = run_app(&dir, node, rx, tx, Some(prefill)).await;
     for p in peers {
         p.abort();
     }

@@ -1,19 +1,28 @@
 //! The operator console: a ratatui front end over a running node.
 //!
-//! Flow: keys → keymap → Action → State::update → Effect → node handle →
-//! event loop → NodeEvent → Action. Drawing happens on a tick capped near
-//! 60 frames/s, never once per chunk.
+//! Flow: terminal event → `input` (who owns the keys; `keymap` otherwise)
+//! → `Action` → `State::update` → `Effect` → `app` runs it against the node
+//! → `NodeEvent`/call bytes → `Action`. Drawing (`view`, placed by `layout`)
+//! only reads the state, on a tick capped near 60 frames/s, never once per
+//! chunk.
+//!
+//! Where a change goes: a new pane is a file in `view/` plus its region in
+//! `layout.rs`, its sub-state in `state/` and its keys in `keymap.rs`.
 
 pub mod action;
 mod app;
 mod demo;
+pub mod effect;
 pub mod history;
+pub mod input;
 pub mod keymap;
+pub mod layout;
 pub mod output;
+mod runner;
 pub mod state;
 mod terminal;
 pub mod view;
 
-pub use app::run_console;
+pub use app::{run_console, Console};
 pub use demo::{run_demo, DemoOptions};
 pub use terminal::data_dir;

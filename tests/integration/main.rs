@@ -5,6 +5,7 @@ mod cli;
 mod common;
 #[cfg(feature = "console")]
 mod console;
+mod console_backend;
 mod discovery;
 mod faults;
 mod files;

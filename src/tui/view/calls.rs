@@ -13,7 +13,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         Pane::Calls,
         format!("Calls ({} in flight)", state.in_flight()),
     );
-    if state.calls.is_empty() {
+    if state.calls.list.is_empty() {
         frame.render_widget(
             Paragraph::new("no calls yet — compose one and press s")
                 .style(theme.dim())
@@ -25,7 +25,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let now = state.now;
     // Narrow screens keep the columns that matter most.
     let wide = area.width >= 64;
-    let rows = state.calls.iter().map(|c| {
+    let rows = state.calls.list.iter().map(|c| {
         let dir = if c.outgoing { "→" } else { "←" };
         let style = match c.state {
             CallState::Failed => theme.err(),
@@ -98,7 +98,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         .header(Row::new(pick(header.to_vec(), wide)).style(theme.dim()))
         .row_highlight_style(theme.selected())
         .block(block);
-    let mut ts = TableState::default().with_selected(Some(state.call_sel));
+    let mut ts = TableState::default().with_selected(Some(state.calls.sel));
     frame.render_stateful_widget(table, area, &mut ts);
 }
 

@@ -6,7 +6,7 @@ use ratatui::Frame;
 
 use super::{pane_block, Theme};
 use crate::tui::action::Pane;
-use crate::tui::state::{State, FIELD_NAMES, F_BODY, F_HEADERS, F_METHOD, F_ROUTE, F_TARGET};
+use crate::tui::state::{Field, State};
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let c = &state.composer;
@@ -37,11 +37,11 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
             .areas(route_row);
     for (field, rect) in [
-        (F_TARGET, target),
-        (F_ROUTE, route),
-        (F_METHOD, method),
-        (F_HEADERS, headers),
-        (F_BODY, body),
+        (Field::Peer, target),
+        (Field::Route, route),
+        (Field::Method, method),
+        (Field::Headers, headers),
+        (Field::Body, body),
     ] {
         let [label, input] =
             Layout::horizontal([Constraint::Length(9), Constraint::Min(1)]).areas(rect);
@@ -53,18 +53,18 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         };
         let marker = if selected { "▶" } else { " " };
         frame.render_widget(
-            Paragraph::new(format!("{marker}{}", FIELD_NAMES[field])).style(style),
+            Paragraph::new(format!("{marker}{}", field.name())).style(style),
             label,
         );
-        let mut area_widget = c.fields[field].clone();
+        let mut area_widget = c.area(field).clone();
         if !(selected && c.editing) {
             area_widget.set_cursor_style(ratatui::style::Style::default());
         }
         area_widget.set_cursor_line_style(ratatui::style::Style::default());
         frame.render_widget(&area_widget, input);
     }
-    let target = c.text(F_TARGET).trim().to_string();
-    let listing = state.remote_routes.get(&target);
+    let target = c.text(Field::Peer).trim().to_string();
+    let listing = state.routes.remote.get(&target);
     let hint_line = match (&c.warning, listing) {
         (Some(w), _) => Line::from(Span::styled(format!("⚠ {w}"), theme.warn())),
         (None, Some(Ok(routes))) if !c.editing => {

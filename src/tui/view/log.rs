@@ -8,15 +8,16 @@ use crate::tui::action::Pane;
 use crate::tui::state::State;
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
-    let title = format!("Log (≥{})", state.log_level);
+    let title = format!("Log (≥{})", state.log.level);
     let block = pane_block(state, theme, Pane::Log, title);
     let height = block.inner(area).height as usize;
     let lines: Vec<&(tracing::Level, String)> = state
         .log
+        .lines
         .iter()
-        .filter(|(l, _)| *l <= state.log_level)
+        .filter(|(l, _)| *l <= state.log.level)
         .collect();
-    let end = lines.len().saturating_sub(state.log_scroll);
+    let end = lines.len().saturating_sub(state.log.scroll);
     let start = end.saturating_sub(height);
     let shown: Vec<Line> = lines[start..end]
         .iter()

@@ -10,12 +10,12 @@ mod peers;
 mod routes;
 mod status;
 
-use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::widgets::{Block, BorderType, Borders};
 use ratatui::Frame;
 
 use super::action::Pane;
+use super::layout::regions;
 use super::state::State;
 
 /// Colours, or none at all when NO_COLOR is set.
@@ -59,67 +59,6 @@ impl Theme {
     pub fn selected(&self) -> Style {
         Style::default().add_modifier(Modifier::REVERSED)
     }
-}
-
-/// Where each region goes on a screen of `area`.
-pub struct Regions {
-    pub status: Rect,
-    pub peers: Rect,
-    pub routes: Rect,
-    pub calls: Rect,
-    pub output: Rect,
-    pub composer: Rect,
-    pub log: Rect,
-    pub footer: Rect,
-}
-
-pub fn regions(area: Rect) -> Regions {
-    let log_h = if area.height >= 30 { 6 } else { 4 };
-    let [status, main, log, footer] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Min(8),
-        Constraint::Length(log_h),
-        Constraint::Length(1),
-    ])
-    .areas(area);
-    let [left, right] =
-        Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(main);
-    let [peers, routes, calls] = Layout::vertical([
-        Constraint::Percentage(28),
-        Constraint::Percentage(30),
-        Constraint::Percentage(42),
-    ])
-    .areas(left);
-    let composer_h = if main.height >= 24 { 11 } else { 9 };
-    let [output, composer] =
-        Layout::vertical([Constraint::Min(4), Constraint::Length(composer_h)]).areas(right);
-    Regions {
-        status,
-        peers,
-        routes,
-        calls,
-        output,
-        composer,
-        log,
-        footer,
-    }
-}
-
-/// The pane under a screen position (for mouse clicks and wheel).
-pub fn pane_at(state: &State, column: u16, row: u16) -> Option<Pane> {
-    let r = regions(state.screen);
-    let pos = ratatui::layout::Position { x: column, y: row };
-    [
-        (r.peers, Pane::Peers),
-        (r.routes, Pane::Routes),
-        (r.calls, Pane::Calls),
-        (r.output, Pane::Output),
-        (r.composer, Pane::Composer),
-        (r.log, Pane::Log),
-    ]
-    .into_iter()
-    .find(|(rect, _)| rect.contains(pos))
-    .map(|(_, p)| p)
 }
 
 /// A pane's frame, highlighted when focused.

@@ -12,9 +12,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         state,
         theme,
         Pane::Peers,
-        format!("Peers ({})", state.peers.len()),
+        format!("Peers ({})", state.peers.list.len()),
     );
-    if state.peers.is_empty() {
+    if state.peers.list.is_empty() {
         let p = Paragraph::new("no peers connected — d to dial a multiaddr")
             .style(theme.dim())
             .block(block);
@@ -22,7 +22,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         return;
     }
     let wide = area.width >= 60;
-    let rows = state.peers.iter().map(|p| {
+    let rows = state.peers.list.iter().map(|p| {
         let api = if p.serves_api_v1() {
             "api"
         } else if p.agent.is_some() {
@@ -68,10 +68,10 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         )
         .row_highlight_style(theme.selected())
         .block(block);
-    let mut ts = TableState::default().with_selected(Some(state.peer_sel));
+    let mut ts = TableState::default().with_selected(Some(state.peers.sel));
     frame.render_stateful_widget(table, area, &mut ts);
     // Details of the selected peer on the bottom border line.
-    if let Some(p) = state.peers.get(state.peer_sel) {
+    if let Some(p) = state.peers.list.get(state.peers.sel) {
         if state.focus == Pane::Peers && area.height > 2 {
             let detail = format!(
                 " {} avg {} jitter {} loss {:.0}% ",

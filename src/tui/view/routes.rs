@@ -7,8 +7,8 @@ use crate::tui::action::Pane;
 use crate::tui::state::State;
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
-    let table_now = state.routes.current();
-    let file = state.routes.file_state();
+    let table_now = state.routes.table.current();
+    let file = state.routes.table.file_state();
     let block = pane_block(
         state,
         theme,
@@ -22,7 +22,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         // The status bar already says the last good table is kept.
         let short = err.trim_end_matches("; the last good table stays in force");
         banner.push(Paragraph::new(format!("⚠ {short}")).style(theme.err()));
-    } else if let Some((when, what)) = &state.route_change {
+    } else if let Some((when, what)) = &state.routes.change {
         let ago = state
             .wall
             .duration_since(*when)
@@ -74,6 +74,6 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     )
     .row_highlight_style(theme.selected());
     let mut ts = TableState::default()
-        .with_selected((state.focus == Pane::Routes).then_some(state.route_sel));
+        .with_selected((state.focus == Pane::Routes).then_some(state.routes.sel));
     frame.render_stateful_widget(table, rest, &mut ts);
 }

@@ -9,7 +9,7 @@ use super::Theme;
 use crate::node::{Direction, PeerInfo};
 use crate::routes::{Route, Routes};
 use crate::tui::action::{Action, Pane};
-use crate::tui::state::{State, F_BODY, F_ROUTE, F_TARGET};
+use crate::tui::state::{Field, State};
 
 fn peer(n: u8) -> libp2p::PeerId {
     libp2p::identity::Keypair::ed25519_from_bytes([n; 32])
@@ -20,7 +20,7 @@ fn peer(n: u8) -> libp2p::PeerId {
 
 fn render(state: &mut State) -> String {
     // A fixed clock: 10 ms after the newest call started.
-    if let Some(c) = state.calls.last() {
+    if let Some(c) = state.calls.list.last() {
         state.now = c.started + Duration::from_millis(10);
     }
     state.wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
@@ -74,11 +74,11 @@ fn populated() -> State {
     };
     s.update(Action::Peers(vec![info(2, 420), info(3, 1300)]));
     s.composer.set(
-        F_TARGET,
+        Field::Peer,
         &format!("/ip4/127.0.0.1/tcp/4002/p2p/{}", peer(2)),
     );
-    s.composer.set(F_ROUTE, "inference");
-    s.composer.set(F_BODY, "{\"prompt\": \"hi\"}");
+    s.composer.set(Field::Route, "inference");
+    s.composer.set(Field::Body, "{\"prompt\": \"hi\"}");
     s.composer.stream = true;
     s
 }
@@ -86,7 +86,7 @@ fn populated() -> State {
 /// Sends the composer's call and feeds it a finished token stream.
 fn with_finished_stream(s: &mut State) {
     s.update(Action::Send);
-    let t0 = s.calls[0].started;
+    let t0 = s.calls.list[0].started;
     let tokens = ["Peers", " answer", " one", " another."];
     for (i, tok) in tokens.iter().enumerate() {
         let ev = format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{tok}\"}}}}]}}\n\n");
@@ -134,7 +134,7 @@ fn events_view() {
 fn streaming_in_flight() {
     let mut s = populated();
     s.update(Action::Send);
-    let at = s.calls[0].started + Duration::from_millis(5);
+    let at = s.calls.list[0].started + Duration::from_millis(5);
     s.update(Action::CallBytes {
         id: 1,
         bytes: "data: {\"choices\":[{\"delta\":{\"content\":\"Tokens arrive\"}}]}\n\n".into(),
@@ -181,15 +181,15 @@ fn failed_call_and_quit_question() {
     s.update(Action::CallBytes {
         id: 1,
         bytes: "Route not found".into(),
-        at: s.calls[0].started + Duration::from_millis(3),
+        at: s.calls.list[0].started + Duration::from_millis(3),
     });
     s.update(Action::CallEnded {
         id: 1,
         error: None,
-        at: s.calls[0].started + Duration::from_millis(4),
+        at: s.calls.list[0].started + Duration::from_millis(4),
     });
     assert_eq!(
-        s.calls[0].state,
+        s.calls.list[0].state,
         crate::tui::state::CallState::Failed,
         "1.0.0 error text is an error"
     );
@@ -203,7 +203,7 @@ fn response_head_of_a_2_0_0_call() {
     let mut s = populated();
     s.composer.stream = false;
     s.update(Action::Send);
-    let at = s.calls[0].started + Duration::from_millis(4);
+    let at = s.calls.list[0].started + Duration::from_millis(4);
     s.update(Action::CallHead {
         id: 1,
         head: crate::node::ResponseHead {

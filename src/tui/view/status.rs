@@ -7,7 +7,7 @@ use super::{short_peer, Theme};
 use crate::tui::state::State;
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
-    let file = state.routes.file_state();
+    let file = state.routes.table.file_state();
     let file_span = match (&file.path, &file.last_error) {
         (None, _) => Span::styled("routes: in memory", theme.dim()),
         (Some(p), None) => Span::styled(
@@ -34,7 +34,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         ),
         Span::raw(format!("{} ", short_peer(&state.me))),
         Span::styled(format!("{listen} "), theme.dim()),
-        Span::raw(format!("│ peers {} ", state.peers.len())),
+        Span::raw(format!("│ peers {} ", state.peers.list.len())),
         Span::raw("│ "),
         file_span,
         Span::raw(" │ "),

@@ -1,0 +1,46 @@
+//! What the app must do for an update: the state itself does no I/O, and
+//! `runner.rs` carries each effect out.
+
+use std::path::PathBuf;
+
+use super::action::LocalId;
+use super::history::Entry;
+use crate::node::CallRequest;
+
+/// What to send: the composer's content, kept with the call for re-runs.
+#[derive(Clone, Debug)]
+pub struct CallSpec {
+    pub target: String,
+    pub request: CallRequest,
+    pub stream: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Start the call; its bytes come back as `CallBytes`/`CallEnded`.
+    Send { id: LocalId, spec: CallSpec },
+    /// Abort a call's task.
+    Cancel(LocalId),
+    /// Dial a multiaddr.
+    Dial(String),
+    /// Close every connection to a peer.
+    Disconnect(libp2p::PeerId),
+    /// Add or replace a route in the route file.
+    UpsertRoute {
+        name: String,
+        url: String,
+        stream: bool,
+    },
+    /// Remove a route from the route file.
+    RemoveRoute(String),
+    /// Write a call's output (and what follows) to a file.
+    Save { id: LocalId, path: PathBuf },
+    /// Put text on the clipboard (OSC 52).
+    Copy(String),
+    /// Ask a peer for its route listing.
+    FetchRoutes(String),
+    /// Append a sent call to the history file.
+    RecordHistory(Entry),
+    /// Leave the console.
+    Quit,
+}

@@ -1,0 +1,74 @@
+//! Terminal events to actions: who owns the keyboard right now (a question,
+//! the help overlay, a prompt, the composer while editing, or the keymap).
+//! The state never sees a raw key except as text for a field.
+
+use ratatui::crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
+};
+
+use super::action::{Action, Pane};
+use super::keymap;
+use super::state::{Field, State};
+
+/// The action a terminal event means in the current state, if any.
+pub fn action_for(state: &State, ev: Event) -> Option<Action> {
+    match ev {
+        Event::Key(key) if key.kind != KeyEventKind::Release => key_action(state, key),
+        Event::Mouse(m) => match m.kind {
+            MouseEventKind::Down(_) => Some(Action::MouseClick {
+                column: m.column,
+                row: m.row,
+            }),
+            MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => Some(Action::Scroll {
+                column: m.column,
+                row: m.row,
+                down: m.kind == MouseEventKind::ScrollDown,
+            }),
+            _ => None,
+        },
+        Event::Paste(text) => Some(Action::Paste(text)),
+        _ => None,
+    }
+}
+
+fn key_action(state: &State, key: KeyEvent) -> Option<Action> {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    if key.code == KeyCode::Char('c') && ctrl && state.prompt.is_none() {
+        return Some(Action::Quit);
+    }
+    if state.question.is_some() {
+        return match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => Some(Action::Confirm(true)),
+            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => Some(Action::Confirm(false)),
+            _ => None,
+        };
+    }
+    if state.help {
+        return matches!(
+            key.code,
+            KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q')
+        )
+        .then_some(Action::ToggleHelp);
+    }
+    if state.prompt.is_some() {
+        return Some(match key.code {
+            KeyCode::Esc => Action::PromptCancel,
+            KeyCode::Enter => Action::PromptSubmit,
+            _ => Action::PromptKey(key),
+        });
+    }
+    if state.focus == Pane::Composer && state.composer.editing {
+        return Some(match key.code {
+            KeyCode::Esc => Action::StopEditing,
+            KeyCode::Tab => Action::NextField,
+            KeyCode::BackTab => Action::PrevField,
+            KeyCode::Char('s') if ctrl => Action::Send,
+            // Enter moves on in one-line fields; Headers and Body take newlines.
+            KeyCode::Enter if !matches!(state.composer.field, Field::Headers | Field::Body) => {
+                Action::NextField
+            }
+            _ => Action::EditKey(key),
+        });
+    }
+    keymap::resolve(&key, state.focus)
+}

@@ -1,0 +1,67 @@
+//! Where each pane goes on the screen: used by drawing and by mouse hit
+//! tests, so the state never needs the views.
+
+use ratatui::layout::{Constraint, Layout, Position, Rect};
+
+use super::action::Pane;
+
+/// Where each region goes on a screen of `area`.
+pub struct Regions {
+    pub status: Rect,
+    pub peers: Rect,
+    pub routes: Rect,
+    pub calls: Rect,
+    pub output: Rect,
+    pub composer: Rect,
+    pub log: Rect,
+    pub footer: Rect,
+}
+
+pub fn regions(area: Rect) -> Regions {
+    let log_h = if area.height >= 30 { 6 } else { 4 };
+    let [status, main, log, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(8),
+        Constraint::Length(log_h),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(main);
+    let [peers, routes, calls] = Layout::vertical([
+        Constraint::Percentage(28),
+        Constraint::Percentage(30),
+        Constraint::Percentage(42),
+    ])
+    .areas(left);
+    let composer_h = if main.height >= 24 { 11 } else { 9 };
+    let [output, composer] =
+        Layout::vertical([Constraint::Min(4), Constraint::Length(composer_h)]).areas(right);
+    Regions {
+        status,
+        peers,
+        routes,
+        calls,
+        output,
+        composer,
+        log,
+        footer,
+    }
+}
+
+/// The pane under a screen position (for mouse clicks and wheel).
+pub fn pane_at(screen: Rect, column: u16, row: u16) -> Option<Pane> {
+    let r = regions(screen);
+    let pos = Position { x: column, y: row };
+    [
+        (r.peers, Pane::Peers),
+        (r.routes, Pane::Routes),
+        (r.calls, Pane::Calls),
+        (r.output, Pane::Output),
+        (r.composer, Pane::Composer),
+        (r.log, Pane::Log),
+    ]
+    .into_iter()
+    .find(|(rect, _)| rect.contains(pos))
+    .map(|(_, p)| p)
+}

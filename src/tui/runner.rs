@@ -1,0 +1,234 @@
+//! Carries out the state's effects: the only place the console does I/O
+//! (calls, dials, route file edits, saves, the clipboard, history).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use base64::Engine as _;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use super::action::{Action, LocalId};
+use super::effect::{CallSpec, Effect};
+use super::state::State;
+use crate::node::{CallRequest, NodeHandle};
+
+/// Carries out effects: the only place the console does I/O.
+pub(super) struct Runner {
+    pub(super) handle: NodeHandle,
+    pub(super) tx: mpsc::Sender<Action>,
+    pub(super) tasks: HashMap<LocalId, tokio::task::JoinHandle<()>>,
+    pub(super) tees: HashMap<LocalId, std::fs::File>,
+    pub(super) history_file: PathBuf,
+}
+
+impl Runner {
+    pub(super) fn tee(&mut self, id: LocalId, bytes: &[u8]) {
+        if let Some(f) = self.tees.get_mut(&id) {
+            if f.write_all(bytes).is_err() {
+                self.tees.remove(&id);
+            }
+        }
+    }
+
+    fn notice(&self, text: String) {
+        let _ = self.tx.try_send(Action::Notice(text));
+    }
+
+    pub(super) fn run(&mut self, state: &mut State, effect: Effect) {
+        match effect {
+            Effect::Send { id, spec } => {
+                let task = tokio::spawn(send_call(self.handle.clone(), self.tx.clone(), id, spec));
+                self.tasks.insert(id, task);
+            }
+            Effect::Cancel(id) => {
+                if let Some(task) = self.tasks.remove(&id) {
+                    // Dropping the call's stream resets it, so the serving peer stops too.
+                    task.abort();
+                }
+                self.tees.remove(&id);
+            }
+            Effect::Dial(addr) => {
+                let handle = self.handle.clone();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let text = match crate::node::parse_peer_addr(&addr) {
+                        Ok(a) => match handle.dial(&a).await {
+                            Ok(peer) => format!("connected to {peer}"),
+                            Err(e) => format!("dial failed: {e}"),
+                        },
+                        Err(e) => e.to_string(),
+                    };
+                    let _ = tx.send(Action::Notice(text)).await;
+                });
+            }
+            Effect::Disconnect(peer) => {
+                self.handle.disconnect(peer);
+                self.notice(format!("disconnecting {peer}"));
+            }
+            Effect::UpsertRoute { name, url, stream } => match state.routes.table.file_state() {
+                crate::routes::FileState {
+                    path: Some(path),
+                    version,
+                    ..
+                } => match crate::routes::upsert_route_in_file(&path, &name, &url, stream, version)
+                {
+                    Ok(()) => self.notice(format!(
+                        "route '{name}' written to {}; reloading",
+                        path.display()
+                    )),
+                    Err(e) => self.notice(format!("cannot save route: {e}")),
+                },
+                _ => self.notice("no route file: start with --routes FILE to edit routes".into()),
+            },
+            Effect::RemoveRoute(name) => match state.routes.table.file_state() {
+                crate::routes::FileState {
+                    path: Some(path),
+                    version,
+                    ..
+                } => match crate::routes::remove_route_in_file(&path, &name, version) {
+                    Ok(true) => {
+                        self.notice(format!("route '{name}' removed from {}", path.display()))
+                    }
+                    Ok(false) => self.notice(format!(
+                        "route '{name}' is not in the file (in-memory routes cannot be removed)"
+                    )),
+                    Err(e) => self.notice(format!("cannot remove route: {e}")),
+                },
+                _ => self.notice("no route file: start with --routes FILE to edit routes".into()),
+            },
+            Effect::Save { id, path } => {
+                let Some(call) = state.calls.list.iter().find(|c| c.id == id) else {
+                    return;
+                };
+                // Never replace an existing file: the operator picks another name.
+                let result = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .and_then(|mut f| {
+                        f.write_all(&call.output.raw)?;
+                        Ok(f)
+                    });
+                match result {
+                    Ok(f) => {
+                        let more = if call.state.in_flight() {
+                            "; the rest is appended as it arrives"
+                        } else {
+                            ""
+                        };
+                        let lost = if call.output.dropped > 0 {
+                            format!(" ({} earlier bytes were past the cap)", call.output.dropped)
+                        } else {
+                            String::new()
+                        };
+                        if call.state.in_flight() {
+                            self.tees.insert(id, f);
+                        }
+                        self.notice(format!("saved to {}{lost}{more}", path.display()));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        self.notice(format!(
+                            "{} already exists; not replaced: save under another name",
+                            path.display()
+                        ))
+                    }
+                    Err(e) => self.notice(format!("cannot save to {}: {e}", path.display())),
+                }
+            }
+            Effect::Copy(text) => {
+                let seq = format!(
+                    "\x1b]52;c;{}\x07",
+                    base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
+                );
+                let mut out = std::io::stdout();
+                let _ = out.write_all(seq.as_bytes()).and_then(|_| out.flush());
+            }
+            Effect::FetchRoutes(target) => {
+                let handle = self.handle.clone();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let routes = match crate::node::parse_peer_addr(&target) {
+                        Ok(addr) => handle.list_routes(&addr).await.map_err(|e| match e {
+                            crate::CallError::Unsupported { .. } => {
+                                "the peer does not list its routes (a 1.0.0-only node)".to_string()
+                            }
+                            other => other.to_string(),
+                        }),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let _ = tx.send(Action::RemoteRoutes { target, routes }).await;
+                });
+            }
+            Effect::RecordHistory(entry) => {
+                if let Err(e) = super::history::append(&self.history_file, &entry) {
+                    tracing::warn!(file = %self.history_file.display(), "cannot record history: {e}");
+                }
+            }
+            Effect::Quit => {}
+        }
+    }
+}
+
+async fn send_call(handle: NodeHandle, tx: mpsc::Sender<Action>, id: LocalId, spec: CallSpec) {
+    let addr = match crate::node::parse_peer_addr(&spec.target) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = tx
+                .send(Action::CallEnded {
+                    id,
+                    error: Some(e.to_string()),
+                    at: Instant::now(),
+                })
+                .await;
+            return;
+        }
+    };
+    let req: CallRequest = spec.request;
+    let send_bytes = |bytes: bytes::Bytes| {
+        tx.send(Action::CallBytes {
+            id,
+            bytes,
+            at: Instant::now(),
+        })
+    };
+    let error = if spec.stream {
+        match handle.stream_full(&addr, req).await {
+            Ok((head, mut chunks)) => {
+                let _ = tx.send(Action::CallHead { id, head }).await;
+                let mut error = None;
+                while let Some(chunk) = chunks.next().await {
+                    match chunk {
+                        Ok(bytes) => {
+                            let _ = send_bytes(bytes).await;
+                        }
+                        Err(e) => {
+                            error = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                error
+            }
+            Err(e) => Some(e.to_string()),
+        }
+    } else {
+        match handle.call_full(&addr, req).await {
+            Ok(crate::node::Response { head, body: bytes }) => {
+                let _ = tx.send(Action::CallHead { id, head }).await;
+                let _ = send_bytes(bytes).await;
+                None
+            }
+            Err(e) => Some(e.to_string()),
+        }
+    };
+    let _ = tx
+        .send(Action::CallEnded {
+            id,
+            error,
+            at: Instant::now(),
+        })
+        .await;
+}

@@ -1,0 +1,278 @@
+//! The Calls list: outgoing and served calls, newest last, bounded; the
+//! selected one is what Output shows.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::node::{CallId, ResponseHead, ServeOutcome};
+use crate::tui::action::LocalId;
+use crate::tui::effect::CallSpec;
+use crate::tui::output::Output;
+
+/// Most calls kept in the Calls list; the oldest finished ones go first.
+pub const MAX_CALLS: usize = 500;
+/// Served calls keep no body (the caller has it), only this much output.
+const SERVED_OUTPUT_CAP: usize = 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallState {
+    Connecting,
+    Waiting,
+    Streaming,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl CallState {
+    pub fn in_flight(self) -> bool {
+        matches!(self, Self::Connecting | Self::Waiting | Self::Streaming)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Waiting => "waiting",
+            Self::Streaming => "streaming",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+pub struct CallView {
+    pub id: LocalId,
+    pub outgoing: bool,
+    pub peer: String,
+    pub route: String,
+    pub method: String,
+    pub stream: bool,
+    pub state: CallState,
+    pub error: Option<String>,
+    pub status: Option<u16>,
+    pub bytes: u64,
+    pub chunks: u64,
+    pub started: Instant,
+    pub duration: Option<Duration>,
+    pub spec: Option<CallSpec>,
+    pub output: Output,
+    /// What the response head said (None until it arrives).
+    pub head: Option<ResponseHead>,
+}
+
+impl CallView {
+    /// A served call that has just started; outgoing calls adjust it.
+    fn new(
+        id: LocalId,
+        peer: String,
+        route: &str,
+        method: &str,
+        stream: bool,
+        output: Output,
+    ) -> Self {
+        Self {
+            id,
+            outgoing: false,
+            peer,
+            route: route.to_string(),
+            method: method.to_string(),
+            stream,
+            state: CallState::Streaming,
+            error: None,
+            status: None,
+            bytes: 0,
+            chunks: 0,
+            started: output.metrics.start,
+            duration: None,
+            spec: None,
+            head: None,
+            output,
+        }
+    }
+}
+
+/// The list, its selection, and which served call is which row.
+pub struct Calls {
+    pub list: Vec<CallView>,
+    pub sel: usize,
+    served: HashMap<CallId, LocalId>,
+    next_id: LocalId,
+    /// Bytes of output an outgoing call keeps.
+    pub output_cap: usize,
+    /// JSON path for token text set by the user (None: the common shapes).
+    pub token_path: Option<String>,
+}
+
+impl Calls {
+    pub fn new(output_cap: usize) -> Self {
+        Self {
+            list: Vec::new(),
+            sel: 0,
+            served: HashMap::new(),
+            next_id: 1,
+            output_cap,
+            token_path: None,
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.list.iter().filter(|c| c.state.in_flight()).count()
+    }
+
+    pub fn selected(&self) -> Option<&CallView> {
+        self.list.get(self.sel)
+    }
+
+    pub fn selected_mut(&mut self) -> Option<&mut CallView> {
+        self.list.get_mut(self.sel)
+    }
+
+    fn get_mut(&mut self, id: LocalId) -> Option<&mut CallView> {
+        self.list.iter_mut().find(|c| c.id == id)
+    }
+
+    fn next_id(&mut self) -> LocalId {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn push(&mut self, call: CallView) {
+        if self.list.len() >= MAX_CALLS {
+            if let Some(pos) = self.list.iter().position(|c| !c.state.in_flight()) {
+                self.list.remove(pos);
+            }
+        }
+        self.list.push(call);
+    }
+
+    /// A new outgoing call, selected; returns its number.
+    pub fn start_outgoing(&mut self, spec: CallSpec, now: Instant) -> LocalId {
+        let id = self.next_id();
+        let peer = spec
+            .target
+            .rsplit("/p2p/")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let mut output = Output::new(now, self.output_cap);
+        output.token_path = self.token_path.clone();
+        let mut call = CallView::new(
+            id,
+            peer,
+            &spec.request.route,
+            &spec.request.method,
+            spec.stream,
+            output,
+        );
+        call.outgoing = true;
+        call.state = CallState::Connecting;
+        call.spec = Some(spec);
+        self.push(call);
+        self.sel = self.list.len() - 1;
+        id
+    }
+
+    /// Marks the selected outgoing call cancelled; returns it if it was in flight.
+    pub fn cancel_selected(&mut self, now: Instant) -> Option<LocalId> {
+        let call = self.list.get_mut(self.sel)?;
+        if !(call.outgoing && call.state.in_flight()) {
+            return None;
+        }
+        call.state = CallState::Cancelled;
+        call.duration = Some(now.saturating_duration_since(call.started));
+        Some(call.id)
+    }
+
+    pub fn on_head(&mut self, id: LocalId, head: ResponseHead) {
+        if let Some(c) = self.get_mut(id) {
+            c.status = head.status;
+            c.head = Some(head);
+        }
+    }
+
+    pub fn on_bytes(&mut self, id: LocalId, bytes: &Bytes, at: Instant) {
+        let Some(c) = self.get_mut(id) else { return };
+        if c.state.in_flight() {
+            c.state = if c.stream {
+                CallState::Streaming
+            } else {
+                CallState::Waiting
+            };
+            c.bytes += bytes.len() as u64;
+            c.chunks += 1;
+            c.output.push(bytes, at);
+        }
+    }
+
+    pub fn on_ended(&mut self, id: LocalId, error: Option<String>, at: Instant) {
+        let Some(c) = self.get_mut(id) else { return };
+        if !c.state.in_flight() {
+            return;
+        }
+        c.output.finish(at);
+        c.duration = Some(at.saturating_duration_since(c.started));
+        // Only 1.0.0 carries errors as body text; a 2.0.0 body that looks
+        // like one is just a body.
+        let v1 = c
+            .head
+            .as_ref()
+            .is_some_and(|h| h.version == crate::node::ApiVersion::V1);
+        let inband = if v1 { c.output.v1_error() } else { None };
+        match error.or(inband) {
+            Some(e) => {
+                c.state = CallState::Failed;
+                c.error = Some(e);
+            }
+            None => c.state = CallState::Done,
+        }
+    }
+
+    pub fn on_serve_started(
+        &mut self,
+        id: CallId,
+        peer: String,
+        route: &str,
+        method: &str,
+        stream: bool,
+        now: Instant,
+    ) {
+        let local = self.next_id();
+        self.served.insert(id, local);
+        let output = Output::new(now, SERVED_OUTPUT_CAP);
+        self.push(CallView::new(local, peer, route, method, stream, output));
+    }
+
+    pub fn on_serve_finished(
+        &mut self,
+        id: CallId,
+        outcome: ServeOutcome,
+        bytes: u64,
+        elapsed: Duration,
+    ) {
+        let Some(local) = self.served.remove(&id) else {
+            return;
+        };
+        let Some(c) = self.get_mut(local) else { return };
+        c.bytes = bytes;
+        c.duration = Some(elapsed);
+        let (state, error) = match outcome {
+            ServeOutcome::Ok { status } => {
+                c.status = Some(status);
+                (CallState::Done, None)
+            }
+            ServeOutcome::CallerGone { error } => (CallState::Cancelled, Some(error)),
+            ServeOutcome::RouteNotFound => (CallState::Failed, Some("route not found".into())),
+            ServeOutcome::StreamNotSupported => {
+                (CallState::Failed, Some("stream not supported".into()))
+            }
+            ServeOutcome::Refused { reason } => (CallState::Failed, Some(reason)),
+            ServeOutcome::Failed { error } => (CallState::Failed, Some(error)),
+        };
+        c.state = state;
+        c.error = error;
+    }
+}

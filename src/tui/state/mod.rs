@@ -1,0 +1,511 @@
+//! The console's state and its one update function: action in, state
+//! changed, effects out. Drawing only reads this; nothing here does I/O or
+//! reads the clock (the app sets `now` before each update and frame).
+//!
+//! Sub-states, each with its own file: `composer` (the form and history),
+//! `calls` (the list, outgoing and served), `peers`, `output_view` (how Output shows
+//! the selected call), `routes` (our table, peers' listings), `prompt`.
+
+mod calls;
+mod composer;
+mod output_view;
+mod peers;
+mod prompt;
+mod routes;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use ratatui::layout::Rect;
+
+pub use calls::{CallState, CallView, Calls, MAX_CALLS};
+pub use composer::{Composer, Field};
+pub use output_view::{OutputMode, OutputView};
+pub use peers::{peer_multiaddr, PeersView};
+pub use prompt::{Prompt, PromptKind, Question};
+pub use routes::RoutesView;
+
+use super::action::{Action, Pane};
+use super::effect::{CallSpec, Effect};
+use super::layout::pane_at;
+use crate::node::NodeEvent;
+use crate::routes::Routes;
+
+/// Most log lines kept in the Log pane.
+pub const MAX_LOG_LINES: usize = 2000;
+
+/// The Log pane: the newest lines, the level shown, the scroll.
+pub struct LogView {
+    pub lines: VecDeque<(tracing::Level, String)>,
+    pub level: tracing::Level,
+    pub scroll: usize,
+}
+
+pub struct State {
+    pub focus: Pane,
+    pub help: bool,
+    /// Our peer id and listen addresses.
+    pub me: String,
+    pub listen: Vec<String>,
+    pub peers: PeersView,
+    pub routes: RoutesView,
+    pub calls: Calls,
+    pub composer: Composer,
+    pub output: OutputView,
+    pub log: LogView,
+    pub prompt: Option<Prompt>,
+    pub question: Option<Question>,
+    pub notice: Option<(String, Instant)>,
+    /// The whole screen, as last drawn (for mouse hit tests).
+    pub screen: Rect,
+    pub quit: bool,
+    /// The clock, set by the app before each update and frame (so updates
+    /// and drawing are pure functions of the state, and tests control time).
+    pub now: Instant,
+    pub wall: SystemTime,
+}
+
+impl State {
+    pub fn new(me: String, routes: Routes, output_cap: usize) -> Self {
+        Self {
+            focus: Pane::Composer,
+            help: false,
+            me,
+            listen: Vec::new(),
+            peers: PeersView::default(),
+            routes: RoutesView::new(routes),
+            calls: Calls::new(output_cap),
+            composer: Composer::new(),
+            output: OutputView::new(),
+            log: LogView {
+                lines: VecDeque::new(),
+                level: tracing::Level::INFO,
+                scroll: 0,
+            },
+            prompt: None,
+            question: None,
+            notice: None,
+            screen: Rect::new(0, 0, 80, 24),
+            quit: false,
+            now: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.calls.in_flight()
+    }
+
+    pub fn selected_call(&self) -> Option<&CallView> {
+        self.calls.selected()
+    }
+
+    fn notice(&mut self, text: impl Into<String>) {
+        self.notice = Some((text.into(), self.now));
+    }
+
+    /// Asks the composer target's peer for its routes, once per target.
+    pub fn fetch_routes_effect(&mut self) -> Option<Effect> {
+        let target = self.composer.text(Field::Peer).trim().to_string();
+        self.routes
+            .should_fetch(&target)
+            .then_some(Effect::FetchRoutes(target))
+    }
+
+    fn select_call(&mut self, index: usize) {
+        self.calls.sel = index;
+        self.output.reset();
+    }
+
+    fn new_call(&mut self, spec: CallSpec) -> Vec<Effect> {
+        let id = self.calls.start_outgoing(spec.clone(), self.now);
+        self.output.reset();
+        vec![Effect::Send { id, spec }]
+    }
+
+    fn move_selection(&mut self, delta: isize) {
+        let clamp = |v: usize, len: usize| -> usize {
+            (v as isize + delta).clamp(0, len.saturating_sub(1) as isize) as usize
+        };
+        match self.focus {
+            Pane::Peers => self.peers.sel = clamp(self.peers.sel, self.peers.list.len()),
+            Pane::Routes => self.routes.sel = clamp(self.routes.sel, self.routes.len()),
+            Pane::Calls => {
+                let i = clamp(self.calls.sel, self.calls.list.len());
+                if i != self.calls.sel {
+                    self.select_call(i);
+                }
+            }
+            Pane::Output => self.output.scroll_by(delta),
+            Pane::Log => {
+                self.log.scroll = if delta < 0 {
+                    self.log.scroll.saturating_add(delta.unsigned_abs())
+                } else {
+                    self.log.scroll.saturating_sub(delta as usize)
+                }
+            }
+            Pane::Composer => self.composer.field = self.composer.field.step(delta),
+        }
+    }
+
+    fn open_prompt(&mut self, kind: PromptKind, title: &str, initial: &str) {
+        self.prompt = Some(Prompt::new(kind, title, initial));
+    }
+
+    fn submit_prompt(&mut self) -> Vec<Effect> {
+        let Some(prompt) = self.prompt.take() else {
+            return vec![];
+        };
+        let text = prompt.text();
+        match prompt.kind.clone() {
+            PromptKind::Dial => match crate::node::parse_peer_addr(&text) {
+                Ok(_) => return vec![Effect::Dial(text)],
+                Err(e) => self.prompt = Some(prompt.with_error(e.to_string())),
+            },
+            PromptKind::AddRoute | PromptKind::EditRoute(_) => {
+                match prompt::parse_route_line(&text) {
+                    Ok(r) => {
+                        let mut effects = vec![Effect::UpsertRoute {
+                            name: r.name.clone(),
+                            url: r.url,
+                            stream: r.stream,
+                        }];
+                        if let PromptKind::EditRoute(old) = prompt.kind {
+                            if old != r.name {
+                                effects.push(Effect::RemoveRoute(old));
+                            }
+                        }
+                        return effects;
+                    }
+                    Err(e) => self.prompt = Some(prompt.with_error(e)),
+                }
+            }
+            PromptKind::Search => self.output.set_search(text),
+            PromptKind::TokenPath => {
+                let path = (!text.is_empty()).then_some(text);
+                self.calls.token_path = path.clone();
+                if let Some(c) = self.calls.selected_mut() {
+                    c.output.set_token_path(path.clone());
+                }
+                self.notice(match path {
+                    Some(p) => format!("token text from JSON path {p}"),
+                    None => "token text from the common inference shapes".into(),
+                });
+            }
+            PromptKind::SavePath => {
+                if let Some(call) = self.selected_call().filter(|_| !text.is_empty()) {
+                    return vec![Effect::Save {
+                        id: call.id,
+                        path: PathBuf::from(text),
+                    }];
+                }
+            }
+        }
+        vec![]
+    }
+
+    /// While a question is open only its answer and outside news get in.
+    fn answer_question(&mut self, question: Question, action: &Action) -> Option<Vec<Effect>> {
+        if let Action::Confirm(yes) = action {
+            self.question = None;
+            return Some(match (question, yes) {
+                (Question::Quit, true) => {
+                    self.quit = true;
+                    vec![Effect::Quit]
+                }
+                (Question::DeleteRoute(name), true) => vec![Effect::RemoveRoute(name)],
+                _ => vec![],
+            });
+        }
+        let news = matches!(
+            action,
+            Action::Node(_)
+                | Action::CallHead { .. }
+                | Action::CallBytes { .. }
+                | Action::CallEnded { .. }
+                | Action::Log(..)
+                | Action::Peers(_)
+                | Action::Listening(_)
+                | Action::Notice(_)
+                | Action::RemoteRoutes { .. }
+                | Action::ForceQuit
+        );
+        (!news).then(Vec::new)
+    }
+
+    pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        if let Some(q) = self.question.clone() {
+            if let Some(effects) = self.answer_question(q, &action) {
+                return effects;
+            }
+        }
+        match action {
+            Action::ForceQuit => {
+                self.quit = true;
+                return vec![Effect::Quit];
+            }
+            Action::Quit => {
+                if self.in_flight() == 0 {
+                    self.quit = true;
+                    return vec![Effect::Quit];
+                }
+                self.question = Some(Question::Quit);
+            }
+            Action::Confirm(_) => {}
+            Action::ToggleHelp => self.help = !self.help,
+            Action::Back => {
+                if self.help {
+                    self.help = false;
+                } else if self.output.search.is_some() && self.focus == Pane::Output {
+                    self.output.search = None;
+                } else {
+                    self.composer.warning = None;
+                }
+            }
+            Action::FocusNext | Action::FocusPrev => {
+                let i = Pane::ALL.iter().position(|p| *p == self.focus).unwrap_or(0);
+                let n = Pane::ALL.len();
+                let step = if matches!(action, Action::FocusNext) {
+                    1
+                } else {
+                    n - 1
+                };
+                self.focus = Pane::ALL[(i + step) % n];
+            }
+            Action::Focus(p) => self.focus = p,
+            Action::Up => self.move_selection(-1),
+            Action::Down => self.move_selection(1),
+            Action::PageUp => self.move_selection(-10),
+            Action::PageDown => self.move_selection(10),
+            Action::Top => self.move_selection(-1_000_000),
+            Action::Bottom => {
+                self.move_selection(1_000_000);
+                if self.focus == Pane::Output {
+                    self.output.to_bottom();
+                }
+            }
+            Action::Activate => match self.focus {
+                Pane::Composer => self.composer.editing = true,
+                Pane::Calls => self.focus = Pane::Output,
+                _ => {}
+            },
+            Action::NextField => self.composer.field = self.composer.field.next(),
+            Action::PrevField => self.composer.field = self.composer.field.prev(),
+            Action::EditKey(key) => self.composer.type_key(key),
+            Action::StopEditing => {
+                self.composer.editing = false;
+                return self.fetch_routes_effect().into_iter().collect();
+            }
+            Action::Paste(text) => {
+                if let Some(p) = &mut self.prompt {
+                    p.input.insert_str(text.replace('\n', " "));
+                } else if self.focus == Pane::Composer && self.composer.editing {
+                    self.composer.paste(text);
+                }
+            }
+            Action::PromptKey(key) => {
+                if let Some(p) = &mut self.prompt {
+                    p.input.input(key);
+                    p.error = None;
+                }
+            }
+            Action::PromptSubmit => return self.submit_prompt(),
+            Action::PromptCancel => self.prompt = None,
+            Action::ToggleStream => self.composer.stream = !self.composer.stream,
+            Action::HistoryPrev | Action::HistoryNext => {
+                match self
+                    .composer
+                    .history_step(matches!(action, Action::HistoryPrev))
+                {
+                    None => self.notice("no sent calls yet"),
+                    Some(at) => {
+                        self.notice(format!("history {at}"));
+                        return self.fetch_routes_effect().into_iter().collect();
+                    }
+                }
+            }
+            Action::Send => return self.send(),
+            Action::CancelCall => {
+                if let Some(id) = self.calls.cancel_selected(self.now) {
+                    return vec![Effect::Cancel(id)];
+                }
+            }
+            Action::RerunCall => {
+                if let Some(spec) = self.selected_call().and_then(|c| c.spec.clone()) {
+                    return self.new_call(spec);
+                }
+            }
+            Action::StartDial => self.open_prompt(PromptKind::Dial, "Dial multiaddr", ""),
+            Action::DisconnectPeer => {
+                if let Some(p) = self.peers.list.get(self.peers.sel) {
+                    return vec![Effect::Disconnect(p.peer)];
+                }
+            }
+            Action::CopyPeerToComposer => {
+                if let Some(p) = self.peers.list.get(self.peers.sel) {
+                    let addr = peer_multiaddr(p);
+                    self.composer.set(Field::Peer, &addr);
+                    self.focus = Pane::Composer;
+                    self.notice("peer address copied into the composer");
+                    return self.fetch_routes_effect().into_iter().collect();
+                }
+            }
+            Action::AddRoute => self.open_prompt(
+                PromptKind::AddRoute,
+                "Add route: NAME URL [stream|unary]",
+                "",
+            ),
+            Action::EditRoute => {
+                let table = self.routes.table.current();
+                if let Some((name, route)) = table.iter().nth(self.routes.sel) {
+                    let kind = if route.stream { "stream" } else { "unary" };
+                    let initial = format!("{name} {} {kind}", route.url);
+                    self.open_prompt(
+                        PromptKind::EditRoute(name.clone()),
+                        "Edit route: NAME URL [stream|unary]",
+                        &initial,
+                    );
+                }
+            }
+            Action::DeleteRoute => {
+                if let Some(name) = self.routes.selected_name() {
+                    self.question = Some(Question::DeleteRoute(name));
+                }
+            }
+            Action::CycleView => self.output.cycle_mode(),
+            Action::ToggleFollow => self.output.toggle_follow(),
+            Action::TogglePause => self.output.toggle_pause(self.calls.selected()),
+            Action::ToggleWrap => self.output.wrap = !self.output.wrap,
+            Action::ToggleHeaders => self.output.show_headers = !self.output.show_headers,
+            Action::StartSearch => self.open_prompt(PromptKind::Search, "Search output", ""),
+            Action::SetTokenPath => {
+                let current = self.calls.token_path.clone().unwrap_or_default();
+                self.open_prompt(
+                    PromptKind::TokenPath,
+                    "Token JSON path, e.g. choices.0.delta.content (empty: automatic)",
+                    &current,
+                );
+            }
+            Action::SearchNext => self.output.search_hit = self.output.search_hit.saturating_add(1),
+            Action::SearchPrev => self.output.search_hit = self.output.search_hit.saturating_sub(1),
+            Action::SaveOutput => {
+                if let Some(c) = self.selected_call() {
+                    let name = format!("peerapi-call-{}-{}.out", c.id, c.route);
+                    self.open_prompt(PromptKind::SavePath, "Save output to", &name);
+                }
+            }
+            Action::CopyOutput => {
+                if let Some(c) = self.selected_call() {
+                    let text = self.output.copy_text(c);
+                    self.notice(format!(
+                        "copied {} bytes to the clipboard (OSC 52)",
+                        text.len()
+                    ));
+                    return vec![Effect::Copy(text)];
+                }
+            }
+            Action::CycleLogLevel => {
+                use tracing::Level;
+                self.log.level = match self.log.level {
+                    Level::ERROR => Level::WARN,
+                    Level::WARN => Level::INFO,
+                    Level::INFO => Level::DEBUG,
+                    _ => Level::ERROR,
+                };
+            }
+            Action::Node(ev) => self.on_node_event(ev),
+            Action::CallHead { id, head } => self.calls.on_head(id, head),
+            Action::CallBytes { id, bytes, at } => self.calls.on_bytes(id, &bytes, at),
+            Action::CallEnded { id, error, at } => self.calls.on_ended(id, error, at),
+            Action::Log(line, level) => {
+                if self.log.lines.len() >= MAX_LOG_LINES {
+                    self.log.lines.pop_front();
+                }
+                self.log.lines.push_back((level, line));
+            }
+            Action::Notice(text) => self.notice(text),
+            Action::Peers(peers) => {
+                self.peers.list = peers;
+                self.peers.sel = self.peers.sel.min(self.peers.list.len().saturating_sub(1));
+            }
+            Action::Listening(addrs) => self.listen = addrs,
+            Action::RemoteRoutes { target, routes } => {
+                self.routes.remote.insert(target, routes);
+            }
+            Action::MouseClick { column, row } => {
+                if let Some(p) = pane_at(self.screen, column, row) {
+                    self.focus = p;
+                }
+            }
+            Action::Scroll { column, row, down } => {
+                if let Some(p) = pane_at(self.screen, column, row) {
+                    let prev = self.focus;
+                    self.focus = p;
+                    self.move_selection(if down { 3 } else { -3 });
+                    self.focus = prev;
+                }
+            }
+        }
+        vec![]
+    }
+
+    /// Send: a form error or a first warning stops here; a repeated send
+    /// after a warning goes anyway.
+    fn send(&mut self) -> Vec<Effect> {
+        let built = self.composer.build().map(|(spec, warning)| {
+            let warning = warning.or_else(|| self.routes.listing_warning(&spec));
+            (spec, warning)
+        });
+        match built {
+            Ok((_, Some(warning))) if !self.composer.armed => {
+                self.composer.warning = Some(warning);
+                self.composer.armed = true;
+                vec![]
+            }
+            Ok((spec, _)) => {
+                let entry = self.composer.record_sent();
+                let mut effects = self.new_call(spec);
+                effects.push(Effect::RecordHistory(entry));
+                effects
+            }
+            Err(e) => {
+                self.composer.warning = Some(e);
+                self.composer.armed = false;
+                vec![]
+            }
+        }
+    }
+
+    fn on_node_event(&mut self, ev: NodeEvent) {
+        match ev {
+            NodeEvent::RoutesReloaded { diff, routes, .. } => {
+                self.routes.change = Some((self.wall, format!("{diff} ({routes} routes)")));
+                self.routes.sel = self.routes.sel.min(routes.saturating_sub(1));
+            }
+            NodeEvent::RoutesRejected { error } => {
+                self.routes.change = Some((self.wall, format!("rejected: {error}")));
+            }
+            NodeEvent::ServeStarted {
+                id,
+                peer,
+                route,
+                method,
+                stream,
+            } => {
+                self.calls
+                    .on_serve_started(id, peer.to_string(), &route, &method, stream, self.now)
+            }
+            NodeEvent::ServeFinished {
+                id,
+                outcome,
+                bytes,
+                elapsed,
+            } => self.calls.on_serve_finished(id, outcome, bytes, elapsed),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

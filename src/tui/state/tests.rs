@@ -1,0 +1,209 @@
+//! The state's update, driven by actions and by keys through `input`.
+
+use std::time::Instant;
+
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+
+use super::*;
+use crate::tui::input::action_for;
+
+/// A key as the console gets it: through `input`, then `update`. `None`
+/// when the key means nothing here.
+fn press(s: &mut State, key: KeyEvent) -> Option<Vec<Effect>> {
+    let action = action_for(s, Event::Key(key))?;
+    Some(s.update(action))
+}
+
+fn state() -> State {
+    State::new("me".into(), Routes::default(), 1 << 20)
+}
+
+fn key(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+}
+
+/// Points the composer at a (made-up) peer and a route.
+fn aim(s: &mut State, route: &str) {
+    let peer = libp2p::identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id();
+    s.composer
+        .set(Field::Peer, &format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}"));
+    s.composer.set(Field::Route, route);
+}
+
+#[test]
+fn tab_cycles_focus_both_ways() {
+    let mut s = state();
+    s.focus = Pane::Peers;
+    s.update(Action::FocusNext);
+    assert_eq!(s.focus, Pane::Routes);
+    s.update(Action::FocusPrev);
+    s.update(Action::FocusPrev);
+    assert_eq!(s.focus, Pane::Log);
+}
+
+#[test]
+fn typing_in_the_composer_never_fires_hotkeys() {
+    let mut s = state();
+    s.focus = Pane::Composer;
+    s.update(Action::Activate);
+    s.composer.field = Field::Route;
+    for c in "quit".chars() {
+        assert!(press(&mut s, key(c)).is_some());
+    }
+    assert!(!s.quit);
+    assert_eq!(s.composer.text(Field::Route), "quit");
+    press(&mut s, KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+    assert!(!s.composer.editing);
+    assert!(
+        matches!(action_for(&s, Event::Key(key('q'))), Some(Action::Quit)),
+        "outside editing, keys go to the keymap"
+    );
+}
+
+#[test]
+fn send_validates_and_creates_a_call() {
+    let mut s = state();
+    let effects = s.update(Action::Send);
+    assert!(effects.is_empty());
+    assert!(s
+        .composer
+        .warning
+        .as_deref()
+        .unwrap_or("")
+        .contains("multiaddr"));
+    let peer = libp2p::identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id();
+    s.composer
+        .set(Field::Peer, &format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}"));
+    s.composer.set(Field::Route, "inference");
+    s.composer
+        .set(Field::Headers, "content-type: application/json");
+    s.composer.set(Field::Body, "{not json");
+    assert!(
+        s.update(Action::Send).is_empty(),
+        "bad JSON is flagged first"
+    );
+    assert!(s.composer.warning.as_deref().unwrap().contains("JSON"));
+    let effects = s.update(Action::Send);
+    assert!(
+        matches!(
+            effects.as_slice(),
+            [Effect::Send { .. }, Effect::RecordHistory(_)]
+        ),
+        "second send goes anyway, and is recorded"
+    );
+    assert_eq!(s.composer.history.len(), 1);
+    s.composer.set(Field::Route, "changed");
+    s.update(Action::HistoryPrev);
+    assert_eq!(
+        s.composer.text(Field::Route),
+        "inference",
+        "history recalls the sent call"
+    );
+    assert_eq!(s.calls.list.len(), 1);
+    assert_eq!(s.calls.list[0].state, CallState::Connecting);
+}
+
+#[test]
+fn only_a_1_0_0_body_is_read_as_an_error_text() {
+    for (version, failed) in [
+        (crate::node::ApiVersion::V1, true),
+        (crate::node::ApiVersion::V2, false),
+    ] {
+        let mut s = state();
+        aim(&mut s, "echo");
+        s.update(Action::Send);
+        let id = s.calls.list[0].id;
+        let at = s.now;
+        s.update(Action::CallHead {
+            id,
+            head: crate::node::ResponseHead {
+                version,
+                status: (version == crate::node::ApiVersion::V2).then_some(200),
+                headers: Default::default(),
+            },
+        });
+        s.update(Action::CallBytes {
+            id,
+            bytes: bytes::Bytes::from_static(b"Error processing request: echoed text"),
+            at,
+        });
+        s.update(Action::CallEnded {
+            id,
+            error: None,
+            at,
+        });
+        let want = if failed {
+            CallState::Failed
+        } else {
+            CallState::Done
+        };
+        assert_eq!(s.calls.list[0].state, want, "{version:?}");
+    }
+}
+
+#[test]
+fn cancel_marks_the_call_and_asks_the_app_to_abort() {
+    let mut s = state();
+    aim(&mut s, "x");
+    s.update(Action::Send);
+    let effects = s.update(Action::CancelCall);
+    assert!(matches!(effects.as_slice(), [Effect::Cancel(1)]));
+    assert_eq!(s.composer.history.len(), 1);
+    assert_eq!(s.calls.list[0].state, CallState::Cancelled);
+    // Late bytes do not revive it.
+    s.update(Action::CallBytes {
+        id: 1,
+        bytes: "x".into(),
+        at: Instant::now(),
+    });
+    assert_eq!(s.calls.list[0].bytes, 0);
+}
+
+#[test]
+fn quitting_with_calls_in_flight_asks_first() {
+    let mut s = state();
+    aim(&mut s, "x");
+    s.update(Action::Send);
+    assert!(s.update(Action::Quit).is_empty());
+    assert_eq!(s.question, Some(Question::Quit));
+    assert!(s.update(Action::Confirm(false)).is_empty());
+    assert!(!s.quit);
+    s.update(Action::Quit);
+    assert!(matches!(
+        s.update(Action::Confirm(true)).as_slice(),
+        [Effect::Quit]
+    ));
+}
+
+#[test]
+fn route_prompt_produces_the_file_edit() {
+    let mut s = state();
+    s.focus = Pane::Routes;
+    s.update(Action::AddRoute);
+    for c in "chat http://127.0.0.1:9/v1 stream".chars() {
+        press(&mut s, key(c));
+    }
+    let effects = press(&mut s, KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)).unwrap();
+    match effects.as_slice() {
+        [Effect::UpsertRoute { name, url, stream }] => {
+            assert_eq!(name, "chat");
+            assert_eq!(url, "http://127.0.0.1:9/v1");
+            assert!(*stream);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    s.update(Action::AddRoute);
+    for c in "bad ftp://x".chars() {
+        press(&mut s, key(c));
+    }
+    let effects = press(&mut s, KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)).unwrap();
+    assert!(effects.is_empty());
+    assert!(
+        s.prompt.as_ref().unwrap().error.is_some(),
+        "bad input keeps the prompt open with an error"
+    );
+}
