@@ -7,6 +7,7 @@
 //! - [`fsutil`]: atomic file writes that keep mode and owner and never clobber.
 //! - [`logs`]: peer text escaped and capped in logs, throttled refusals, capped log files.
 //! - [`keys`]: libp2p protobuf key files, py-libp2p's 32-byte seeds included.
+//! - [`protocol`]: `ApiProtocol`, the protocol as one behaviour for any rust-libp2p swarm (server and client).
 //! - [`node`]: the swarm task, its handle and events, serving (`serve/`), calling (`call/`), admission and limits.
 //! - `demo` (feature `demo`): the demo backend used by `peerapi demo` and the tests.
 //! - `testkit` (feature `test-util`): the bench backend and node processes tests and benches share.
@@ -22,6 +23,7 @@ pub mod fsutil;
 pub mod keys;
 pub mod logs;
 pub mod node;
+pub mod protocol;
 pub mod routes;
 pub mod sse;
 pub mod upstream;

@@ -13,12 +13,12 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, kad, ping, Multiaddr, PeerId, StreamProtocol, Swarm};
 use tokio::sync::{broadcast, mpsc};
 
-use super::api::{self, Connections, Dispatch};
+use super::call::ApiClient;
 use super::events::{Direction, NodeEvent, PeerInfo};
 use super::lazy::Confirmed;
 use super::muxer::YamuxUpgrade;
 use super::{Command, NodeConfig, NodeError};
-use crate::wire::{PROTOCOL_ROUTES, PROTOCOL_V1, PROTOCOL_V2};
+use crate::protocol::ApiProtocol;
 
 /// RTT samples kept per peer for average and jitter.
 const RTT_SAMPLES: usize = 32;
@@ -36,7 +36,7 @@ pub(crate) struct Behaviour {
     // Limits first: a connection they refuse gets no handler from the rest.
     limits: libp2p::connection_limits::Behaviour,
     ip_limit: super::ip_limit::PerIpLimit,
-    api: api::Behaviour,
+    api: ApiProtocol,
     identify: Confirmed<identify::Behaviour>,
     ping: Confirmed<ping::Behaviour>,
     kad: Confirmed<kad::Behaviour<kad::store::MemoryStore>>,
@@ -48,7 +48,7 @@ pub(crate) struct EventLoop {
     events: broadcast::Sender<NodeEvent>,
     peers: HashMap<PeerId, (PeerInfo, u32)>,
     pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
-    connections: Connections,
+    client: ApiClient,
     /// Listeners that have not reported an address yet, and who waits for them.
     unready_listeners: Vec<libp2p::core::transport::ListenerId>,
     discovery: tokio::time::Interval,
@@ -60,8 +60,7 @@ pub(crate) type Ready = oneshot::Receiver<Result<(), NodeError>>;
 impl EventLoop {
     pub(crate) fn new(
         config: NodeConfig,
-        dispatch: Dispatch,
-        connections: Connections,
+        api: ApiProtocol,
         events: broadcast::Sender<NodeEvent>,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Result<(Self, Ready), NodeError> {
@@ -70,18 +69,13 @@ impl EventLoop {
         let ping_interval = config.ping_interval;
         let idle = config.idle_connection_timeout;
         let discovery_interval = config.discovery_interval;
-        let access = config.access.clone();
         let conn = config.connection_limits.clone();
         let count = |n: usize| Some(u32::try_from(n).unwrap_or(u32::MAX));
         let limits = libp2p::connection_limits::ConnectionLimits::default()
             .with_max_established_incoming(count(conn.max_inbound))
             .with_max_pending_incoming(count(conn.max_pending_inbound))
             .with_max_established_per_peer(count(conn.max_per_peer));
-        let protocols = vec![
-            StreamProtocol::new(PROTOCOL_V2),
-            StreamProtocol::new(PROTOCOL_V1),
-            StreamProtocol::new(PROTOCOL_ROUTES),
-        ];
+        let client = api.client();
         let transport = super::transport::build(
             &config.keypair,
             config.psk,
@@ -108,7 +102,7 @@ impl EventLoop {
                 Behaviour {
                     limits: libp2p::connection_limits::Behaviour::new(limits),
                     ip_limit: super::ip_limit::PerIpLimit::new(conn.max_per_ip),
-                    api: api::Behaviour::new(access, protocols, dispatch, connections.clone()),
+                    api,
                     identify: Confirmed(identify::Behaviour::new(
                         identify::Config::new("/ipfs/id/1.0.0".into(), key.public())
                             .with_agent_version(agent_version()),
@@ -157,7 +151,7 @@ impl EventLoop {
             events,
             peers: HashMap::new(),
             pending_dials: HashMap::new(),
-            connections,
+            client,
             unready_listeners,
             discovery: tokio::time::interval(discovery_interval),
             ready: Some(ready_tx),
@@ -382,7 +376,7 @@ impl EventLoop {
                             .add_address(&peer_id, addr.clone());
                     }
                 }
-                self.connections.set_protocols(peer_id, protocols.clone());
+                self.client.set_peer_protocols(peer_id, protocols.clone());
                 if let Some((peer, _)) = self.peers.get_mut(&peer_id) {
                     peer.agent = Some(info.agent_version.clone());
                     peer.protocols = protocols.clone();

@@ -1,18 +1,20 @@
 //! The cheap, cloneable handle to a running node, and the commands it
-//! sends to the swarm's task. (The calling methods, `call`, `stream` and
-//! their kin, are the client half in `call.rs`.)
+//! sends to the swarm's task. Calls by address: dial if needed, then the
+//! protocol's client ([`ApiClient`], `call/mod.rs`) does the exchange.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::channel::oneshot;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, mpsc};
 
-use super::call::{self, CallError, CallOptions};
-use super::events::{CallId, NodeEvent, PeerInfo};
-use super::{api, NodeError};
+use super::call::{self, ApiClient, CallError, CallRequest, CallStream, Response, ResponseHead};
+use super::events::{NodeEvent, PeerInfo};
+use super::NodeError;
 use crate::routes::Routes;
+use crate::wire;
 
 pub(crate) enum Command {
     Dial {
@@ -35,11 +37,8 @@ pub(crate) enum Command {
 pub(crate) struct Shared {
     pub(crate) local_peer_id: PeerId,
     pub(crate) commands: mpsc::UnboundedSender<Command>,
-    pub(crate) connections: api::Connections,
-    pub(crate) events: broadcast::Sender<NodeEvent>,
-    pub(crate) next_call_id: Arc<AtomicU64>,
+    pub(crate) client: ApiClient,
     pub(crate) routes: Routes,
-    pub(crate) call_options: CallOptions,
 }
 
 /// A cheap, cloneable handle to a running node.
@@ -60,15 +59,12 @@ impl NodeHandle {
 
     /// Node events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
-        self.shared.events.subscribe()
+        self.shared.client.subscribe()
     }
 
-    pub(crate) fn next_call_id(&self) -> CallId {
-        CallId(self.shared.next_call_id.fetch_add(1, Ordering::Relaxed))
-    }
-
-    pub(crate) fn emit(&self, event: NodeEvent) {
-        let _ = self.shared.events.send(event);
+    /// The protocol's client, for calls on peers already connected.
+    pub fn client(&self) -> &ApiClient {
+        &self.shared.client
     }
 
     async fn ask<T>(
@@ -96,7 +92,7 @@ impl NodeHandle {
     /// Connects to `addr` (which must end in `/p2p/<peer id>`), if not connected yet.
     pub async fn dial(&self, addr: &Multiaddr) -> Result<PeerId, CallError> {
         let peer = call::peer_of(addr)?;
-        if self.shared.connections.is_connected(&peer) {
+        if self.shared.client.is_connected(&peer) {
             return Ok(peer);
         }
         let addr = addr.clone();
@@ -110,5 +106,107 @@ impl NodeHandle {
     /// Closes every connection to `peer`.
     pub fn disconnect(&self, peer: PeerId) {
         let _ = self.shared.commands.send(Command::Disconnect { peer });
+    }
+
+    /// Connects to `addr` unless connected, within the dial timeout.
+    async fn dial_within(&self, addr: &Multiaddr) -> Result<(), CallError> {
+        let dial_timeout = self.shared.client.options().dial_timeout;
+        let peer = call::peer_of(addr)?;
+        tokio::time::timeout(dial_timeout, self.dial(addr))
+            .await
+            .map_err(|_| CallError::DialFailed {
+                peer,
+                message: format!("no connection within {dial_timeout:?}"),
+            })?
+            .map(drop)
+    }
+
+    /// Calls `req.route` on the peer at `addr` and returns the body. On 1.0.0
+    /// errors arrive in-band (see [`crate::wire::v1::classify_v1_body`]); on
+    /// 2.0.0 they are [`CallError::Remote`].
+    pub async fn call(&self, addr: &Multiaddr, req: CallRequest) -> Result<Bytes, CallError> {
+        self.call_full(addr, req).await.map(|r| r.body)
+    }
+
+    /// Like [`call`](Self::call), with the status and headers (2.0.0).
+    pub async fn call_full(
+        &self,
+        addr: &Multiaddr,
+        req: CallRequest,
+    ) -> Result<Response, CallError> {
+        let peer = call::peer_of(addr)?;
+        let client = &self.shared.client;
+        client.call_after(peer, req, self.dial_within(addr)).await
+    }
+
+    /// Calls a streaming route and yields chunks as they arrive. Chunk
+    /// boundaries are the transport's, not the backend's.
+    pub async fn stream(
+        &self,
+        addr: &Multiaddr,
+        req: CallRequest,
+    ) -> Result<CallStream, CallError> {
+        self.stream_full(addr, req).await.map(|(_, s)| s)
+    }
+
+    /// Like [`stream`](Self::stream), with the status and headers (2.0.0),
+    /// which arrive before the first chunk. Dropping the stream cancels the
+    /// call: the serving node drops its backend request.
+    pub async fn stream_full(
+        &self,
+        addr: &Multiaddr,
+        req: CallRequest,
+    ) -> Result<(ResponseHead, CallStream), CallError> {
+        let peer = call::peer_of(addr)?;
+        let client = &self.shared.client;
+        client.stream_after(peer, req, self.dial_within(addr)).await
+    }
+
+    /// Opens a raw stream on `protocol` to the peer at `addr`, for tools and
+    /// tests that speak the bytes themselves.
+    pub async fn open_raw(
+        &self,
+        addr: &Multiaddr,
+        protocol: &'static str,
+    ) -> Result<libp2p::Stream, CallError> {
+        self.dial_within(addr).await?;
+        self.shared
+            .client
+            .open_raw(call::peer_of(addr)?, protocol)
+            .await
+    }
+
+    /// Asks a peer for its route names and stream flags
+    /// (`/peerapi/routes/1.0.0`; Python nodes do not serve it).
+    pub async fn list_routes(&self, addr: &Multiaddr) -> Result<Vec<wire::RouteInfo>, CallError> {
+        let peer = call::peer_of(addr)?;
+        let client = &self.shared.client;
+        client.list_routes_after(peer, self.dial_within(addr)).await
+    }
+
+    /// Mirrors the Python `call_remote(peer, route, method, headers, body)`.
+    pub async fn call_remote(
+        &self,
+        addr: &Multiaddr,
+        route: &str,
+        method: &str,
+        headers: HashMap<String, String>,
+        body: impl Into<Bytes>,
+    ) -> Result<Bytes, CallError> {
+        let req = CallRequest::from_parts(route, method, headers, body);
+        self.call(addr, req).await
+    }
+
+    /// Mirrors the Python `stream_remote(peer, route, method, headers, body)`.
+    pub async fn stream_remote(
+        &self,
+        addr: &Multiaddr,
+        route: &str,
+        method: &str,
+        headers: HashMap<String, String>,
+        body: impl Into<Bytes>,
+    ) -> Result<CallStream, CallError> {
+        let req = CallRequest::from_parts(route, method, headers, body);
+        self.stream(addr, req).await
     }
 }

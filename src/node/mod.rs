@@ -10,7 +10,7 @@
 //! ```
 
 mod admission;
-mod api;
+pub(crate) mod api;
 mod call;
 mod event_loop;
 mod events;
@@ -18,7 +18,7 @@ mod handle;
 pub mod ip_limit;
 mod lazy;
 pub mod muxer;
-mod serve;
+pub(crate) mod serve;
 pub mod transport;
 
 pub use admission::{
@@ -27,7 +27,7 @@ pub use admission::{
 };
 pub use api::{OpenError, PeerAccess, DEFAULT_INBOUND_QUEUE_DEPTH};
 pub use call::{
-    parse_header_line, parse_peer_addr, ApiVersion, CallError, CallOptions, CallRequest,
+    parse_header_line, parse_peer_addr, ApiClient, ApiVersion, CallError, CallOptions, CallRequest,
     CallStream, ProtocolChoice, Response, ResponseHead, DEFAULT_MAX_RESPONSE_BYTES,
 };
 // The 1.0.0 texts live in `wire::v1`; re-exported where callers met them.
@@ -51,8 +51,9 @@ use libp2p::identity::Keypair;
 use libp2p::Multiaddr;
 use tokio::sync::{broadcast, mpsc};
 
+use crate::protocol::{ApiProtocol, ApiProtocolConfig, DrainHandle};
 use crate::routes::{RouteWatcher, Routes, RELOAD_DEBOUNCE};
-use crate::upstream::{Upstream, UpstreamConfig};
+use crate::upstream::UpstreamConfig;
 
 /// Default time an idle connection is kept open (Python nodes keep theirs ~75 s).
 pub const DEFAULT_IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
@@ -173,7 +174,7 @@ pub enum NodeError {
 pub struct Node {
     handle: NodeHandle,
     tasks: tokio::task::JoinSet<()>,
-    server: serve::Server,
+    drain: DrainHandle,
     shutdown_grace: Duration,
     _watcher: Option<RouteWatcher>,
 }
@@ -215,42 +216,36 @@ impl Node {
             None => None,
         };
 
-        let upstream = Upstream::new(config.upstream.clone())?;
         let call_ids = Arc::new(AtomicU64::new(1));
-        let server = serve::Server::new(
-            routes.clone(),
-            upstream,
-            config.serve.clone(),
-            config.inbound_queue_depth,
+        let api = ApiProtocol::with_events(
+            ApiProtocolConfig {
+                routes: routes.clone(),
+                upstream: config.upstream.clone(),
+                serve: config.serve.clone(),
+                call: config.call.clone(),
+                access: config.access.clone(),
+                inbound_queue_depth: config.inbound_queue_depth,
+            },
             events.clone(),
-            call_ids.clone(),
-        );
-        let connections = api::Connections::default();
+            call_ids,
+        )?;
+        let drain = api.drain_handle();
         let shared = Arc::new(Shared {
             local_peer_id,
             commands,
-            connections: connections.clone(),
-            events: events.clone(),
-            next_call_id: call_ids,
+            client: api.client(),
             routes,
-            call_options: config.call.clone(),
         });
         let handle = NodeHandle { shared };
         let shutdown_grace = config.shutdown_grace;
-        let (swarm_loop, ready) = event_loop::EventLoop::new(
-            config,
-            server.dispatcher(),
-            connections,
-            events,
-            command_rx,
-        )?;
+        let (swarm_loop, ready) = event_loop::EventLoop::new(config, api, events, command_rx)?;
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(swarm_loop.run());
         ready.await.map_err(|_| NodeError::Stopped)??;
         Ok(Node {
             handle,
             tasks,
-            server,
+            drain,
             shutdown_grace,
             _watcher: watcher,
         })
@@ -263,7 +258,7 @@ impl Node {
     /// Stops taking new calls, lets in-flight calls finish for up to the
     /// shutdown grace, then stops the swarm.
     pub async fn shutdown(mut self) {
-        let drained = self.server.drain(self.shutdown_grace).await;
+        let drained = self.drain.drain(self.shutdown_grace).await;
         if !drained {
             tracing::warn!(
                 grace = ?self.shutdown_grace,

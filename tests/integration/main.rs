@@ -7,6 +7,7 @@ mod common;
 mod console;
 mod console_backend;
 mod discovery;
+mod embedded;
 mod faults;
 mod files;
 mod framed;

@@ -2,7 +2,9 @@
 //! read the response to EOF (unary) or chunk by chunk (stream).
 //!
 //! Homes: `types` (what a call is and returns), `reader` (the response
-//! codec); this file holds the client methods of [`NodeHandle`].
+//! codec); this file holds [`ApiClient`], the client half of the protocol
+//! for peers already connected. [`NodeHandle`](super::NodeHandle) adds
+//! dialing by address in front of it (`handle.rs`).
 
 mod reader;
 mod types;
@@ -11,14 +13,17 @@ pub(crate) use types::peer_of;
 pub use types::*;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures::{AsyncReadExt, AsyncWriteExt, Stream};
-use libp2p::{Multiaddr, PeerId, StreamProtocol};
+use libp2p::{PeerId, StreamProtocol};
 
+use super::api::{Connections, OpenError};
 use super::events::{CallId, NodeEvent};
-use super::NodeHandle;
 use crate::wire::{self, ResponseType, PROTOCOL_V1, PROTOCOL_V2};
 use reader::{for_version, read_body_frame, read_head, write_request, BodyFrame};
 
@@ -45,15 +50,60 @@ impl Stream for CallStream {
     }
 }
 
-impl NodeHandle {
+/// The client half of the API protocol: calls on peers this swarm is
+/// connected to (dialing is the swarm owner's business). Cheap to clone.
+#[derive(Clone)]
+pub struct ApiClient {
+    pub(crate) connections: Connections,
+    pub(crate) options: CallOptions,
+    pub(crate) events: tokio::sync::broadcast::Sender<NodeEvent>,
+    pub(crate) ids: Arc<AtomicU64>,
+}
+
+/// The connect step of a call on a peer already connected.
+fn connected() -> std::future::Ready<Result<(), CallError>> {
+    std::future::ready(Ok(()))
+}
+
+impl ApiClient {
+    /// What this client's calls are bounded by.
+    pub fn options(&self) -> &CallOptions {
+        &self.options
+    }
+
+    /// Call events (`CallStarted` … `CallFinished`) from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    /// Records the protocols identify reported for `peer`, so that calls
+    /// propose the one it speaks alone (one round trip less). Without it,
+    /// calls still work: every proposal waits for its answer.
+    pub fn set_peer_protocols(&self, peer: PeerId, protocols: Vec<String>) {
+        self.connections.set_protocols(peer, protocols);
+    }
+
+    /// Whether a connection to `peer` is open.
+    pub fn is_connected(&self, peer: &PeerId) -> bool {
+        self.connections.is_connected(peer)
+    }
+
+    pub(crate) fn next_call_id(&self) -> CallId {
+        CallId(self.ids.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub(crate) fn emit(&self, event: NodeEvent) {
+        let _ = self.events.send(event);
+    }
+
     async fn open(
         &self,
         peer: PeerId,
         protocols: Vec<&'static str>,
     ) -> Result<(libp2p::Stream, StreamProtocol), CallError> {
-        match self.shared.connections.open(peer, &protocols).await {
+        match self.connections.open(peer, &protocols).await {
             Ok(opened) => Ok(opened),
-            Err(super::OpenError::Unsupported(_)) => Err(CallError::Unsupported {
+            Err(OpenError::Unsupported(_)) => Err(CallError::Unsupported {
                 peer,
                 protocol: protocols.join(" or "),
             }),
@@ -64,26 +114,9 @@ impl NodeHandle {
         }
     }
 
-    /// Connects to `addr` unless connected, within the dial timeout.
-    async fn dial_within(&self, addr: &Multiaddr) -> Result<PeerId, CallError> {
-        let dial_timeout = self.shared.call_options.dial_timeout;
-        let peer = peer_of(addr)?;
-        tokio::time::timeout(dial_timeout, self.dial(addr))
-            .await
-            .map_err(|_| CallError::DialFailed {
-                peer,
-                message: format!("no connection within {dial_timeout:?}"),
-            })?
-    }
-
-    /// Dials (bounded by the dial timeout) and opens an API stream in the
-    /// protocol the options ask for.
-    async fn open_call(
-        &self,
-        addr: &Multiaddr,
-    ) -> Result<(PeerId, libp2p::Stream, ApiVersion), CallError> {
-        let peer = self.dial_within(addr).await?;
-        let protocols = match self.shared.call_options.protocol {
+    /// Opens an API stream to `peer` in the protocol the options ask for.
+    async fn open_api(&self, peer: PeerId) -> Result<(libp2p::Stream, ApiVersion), CallError> {
+        let protocols = match self.options.protocol {
             ProtocolChoice::Auto => vec![PROTOCOL_V2, PROTOCOL_V1],
             ProtocolChoice::V1 => vec![PROTOCOL_V1],
             ProtocolChoice::V2 => vec![PROTOCOL_V2],
@@ -94,26 +127,27 @@ impl NodeHandle {
         } else {
             ApiVersion::V1
         };
-        Ok((peer, stream, version))
+        Ok((stream, version))
     }
 
-    /// Calls `req.route` on the peer at `addr` and returns the body. On 1.0.0
-    /// errors arrive in-band (see [`crate::wire::v1::classify_v1_body`]); on 2.0.0 they are
+    /// Calls `req.route` on a connected `peer`: the status, headers (2.0.0)
+    /// and whole body. On 1.0.0 errors arrive in-band (see
+    /// [`crate::wire::v1::classify_v1_body`]); on 2.0.0 they are
     /// [`CallError::Remote`].
-    pub async fn call(&self, addr: &Multiaddr, req: CallRequest) -> Result<Bytes, CallError> {
-        self.call_full(addr, req).await.map(|r| r.body)
+    pub async fn call(&self, peer: PeerId, req: CallRequest) -> Result<Response, CallError> {
+        self.call_after(peer, req, connected()).await
     }
 
-    /// Like [`call`](Self::call), with the status and headers (2.0.0).
-    pub async fn call_full(
+    /// [`call`](Self::call) after `connect` (a dial), all within the call timeout.
+    pub(crate) async fn call_after(
         &self,
-        addr: &Multiaddr,
+        peer: PeerId,
         req: CallRequest,
+        connect: impl Future<Output = Result<(), CallError>>,
     ) -> Result<Response, CallError> {
-        let options = self.shared.call_options.clone();
+        let options = self.options.clone();
         let id = self.next_call_id();
         let started = Instant::now();
-        let peer = peer_of(addr)?;
         self.emit(NodeEvent::CallStarted {
             id,
             peer,
@@ -124,7 +158,8 @@ impl NodeHandle {
         let mut wire_req = req.to_wire(ResponseType::Unary, options.timeout);
         let request_bytes = wire_req.body.len();
         let result = tokio::time::timeout(options.timeout, async {
-            let (peer, stream, version) = self.open_call(addr).await?;
+            connect.await?;
+            let (stream, version) = self.open_api(peer).await?;
             for_version(&mut wire_req, version);
             let limit = options.max_response_bytes;
             let (mut reader, mut writer) = stream.split();
@@ -233,28 +268,29 @@ impl NodeHandle {
         result
     }
 
-    /// Calls a streaming route and yields chunks as they arrive. Chunk
-    /// boundaries are the transport's, not the backend's.
+    /// Calls a streaming route on a connected `peer`: the status and
+    /// headers (2.0.0), which arrive before the first chunk, then chunks as
+    /// they arrive (the transport's boundaries, not the backend's).
+    /// Dropping the stream cancels the call: the serving node drops its
+    /// backend request.
     pub async fn stream(
         &self,
-        addr: &Multiaddr,
-        req: CallRequest,
-    ) -> Result<CallStream, CallError> {
-        self.stream_full(addr, req).await.map(|(_, s)| s)
-    }
-
-    /// Like [`stream`](Self::stream), with the status and headers (2.0.0),
-    /// which arrive before the first chunk. Dropping the stream cancels the
-    /// call: the serving node drops its backend request.
-    pub async fn stream_full(
-        &self,
-        addr: &Multiaddr,
+        peer: PeerId,
         req: CallRequest,
     ) -> Result<(ResponseHead, CallStream), CallError> {
-        let options = self.shared.call_options.clone();
+        self.stream_after(peer, req, connected()).await
+    }
+
+    /// [`stream`](Self::stream) after `connect`, within the call timeout.
+    pub(crate) async fn stream_after(
+        &self,
+        peer: PeerId,
+        req: CallRequest,
+        connect: impl Future<Output = Result<(), CallError>>,
+    ) -> Result<(ResponseHead, CallStream), CallError> {
+        let options = self.options.clone();
         let id = self.next_call_id();
         let started = Instant::now();
-        let peer = peer_of(addr)?;
         self.emit(NodeEvent::CallStarted {
             id,
             peer,
@@ -264,7 +300,8 @@ impl NodeHandle {
         });
         let mut wire_req = req.to_wire(ResponseType::Stream, options.stream_idle_timeout);
         let opened = async {
-            let (peer, mut stream, version) = self.open_call(addr).await?;
+            connect.await?;
+            let (mut stream, version) = self.open_api(peer).await?;
             for_version(&mut wire_req, version);
             write_request(&mut stream, &wire_req)
                 .await
@@ -303,7 +340,7 @@ impl NodeHandle {
         });
         struct State {
             stream: libp2p::Stream,
-            handle: NodeHandle,
+            client: ApiClient,
             version: ApiVersion,
             bytes: u64,
             chunks: u64,
@@ -311,7 +348,7 @@ impl NodeHandle {
         }
         let state = State {
             stream,
-            handle: self.clone(),
+            client: self.clone(),
             version: head.version,
             bytes: 0,
             chunks: 0,
@@ -363,7 +400,7 @@ impl NodeHandle {
                 Ok(Some(chunk)) => {
                     st.bytes += chunk.len() as u64;
                     st.chunks += 1;
-                    st.handle.emit(NodeEvent::CallChunk {
+                    st.client.emit(NodeEvent::CallChunk {
                         id,
                         bytes: chunk.len(),
                     });
@@ -371,7 +408,7 @@ impl NodeHandle {
                 }
                 Ok(None) => {
                     st.done = true;
-                    st.handle.emit(NodeEvent::CallFinished {
+                    st.client.emit(NodeEvent::CallFinished {
                         id,
                         bytes: st.bytes,
                         chunks: st.chunks,
@@ -381,7 +418,7 @@ impl NodeHandle {
                 }
                 Err(err) => {
                     st.done = true;
-                    st.handle.emit(NodeEvent::CallFailed {
+                    st.client.emit(NodeEvent::CallFailed {
                         id,
                         error: err.to_string(),
                     });
@@ -398,23 +435,30 @@ impl NodeHandle {
         ))
     }
 
-    /// Opens a raw stream on `protocol` to the peer at `addr`, for tools and
-    /// tests that speak the bytes themselves.
+    /// Opens a raw stream on `protocol` to a connected `peer`, for tools
+    /// and tests that speak the bytes themselves.
     pub async fn open_raw(
         &self,
-        addr: &Multiaddr,
+        peer: PeerId,
         protocol: &'static str,
     ) -> Result<libp2p::Stream, CallError> {
-        let peer = self.dial_within(addr).await?;
         self.open(peer, vec![protocol]).await.map(|(s, _)| s)
     }
 
-    /// Asks a peer for its route names and stream flags
+    /// Asks a connected peer for its route names and stream flags
     /// (`/peerapi/routes/1.0.0`; Python nodes do not serve it).
-    pub async fn list_routes(&self, addr: &Multiaddr) -> Result<Vec<wire::RouteInfo>, CallError> {
-        let timeout = self.shared.call_options.timeout;
+    pub async fn list_routes(&self, peer: PeerId) -> Result<Vec<wire::RouteInfo>, CallError> {
+        self.list_routes_after(peer, connected()).await
+    }
+
+    pub(crate) async fn list_routes_after(
+        &self,
+        peer: PeerId,
+        connect: impl Future<Output = Result<(), CallError>>,
+    ) -> Result<Vec<wire::RouteInfo>, CallError> {
+        let timeout = self.options.timeout;
         tokio::time::timeout(timeout, async {
-            let peer = self.dial_within(addr).await?;
+            connect.await?;
             let (mut stream, _) = self.open(peer, vec![wire::PROTOCOL_ROUTES]).await?;
             let _ = stream.close().await;
             let payload = wire::read_length_prefixed(&mut stream, wire::MAX_ROUTE_LIST_BYTES)
@@ -438,36 +482,26 @@ impl NodeHandle {
     /// Mirrors the Python `call_remote(peer, route, method, headers, body)`.
     pub async fn call_remote(
         &self,
-        addr: &Multiaddr,
+        peer: PeerId,
         route: &str,
         method: &str,
         headers: HashMap<String, String>,
         body: impl Into<Bytes>,
     ) -> Result<Bytes, CallError> {
-        let req = CallRequest {
-            route: route.into(),
-            method: method.into(),
-            headers,
-            body: body.into(),
-        };
-        self.call(addr, req).await
+        let req = CallRequest::from_parts(route, method, headers, body);
+        self.call(peer, req).await.map(|r| r.body)
     }
 
     /// Mirrors the Python `stream_remote(peer, route, method, headers, body)`.
     pub async fn stream_remote(
         &self,
-        addr: &Multiaddr,
+        peer: PeerId,
         route: &str,
         method: &str,
         headers: HashMap<String, String>,
         body: impl Into<Bytes>,
     ) -> Result<CallStream, CallError> {
-        let req = CallRequest {
-            route: route.into(),
-            method: method.into(),
-            headers,
-            body: body.into(),
-        };
-        self.stream(addr, req).await
+        let req = CallRequest::from_parts(route, method, headers, body);
+        self.stream(peer, req).await.map(|(_, s)| s)
     }
 }

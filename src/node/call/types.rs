@@ -110,6 +110,21 @@ pub struct CallRequest {
 }
 
 impl CallRequest {
+    /// A request from the four parts the Python API takes.
+    pub fn from_parts(
+        route: &str,
+        method: &str,
+        headers: HashMap<String, String>,
+        body: impl Into<Bytes>,
+    ) -> Self {
+        Self {
+            route: route.into(),
+            method: method.into(),
+            headers,
+            body: body.into(),
+        }
+    }
+
     pub fn new(route: impl Into<String>) -> Self {
         Self {
             route: route.into(),
