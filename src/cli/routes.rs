@@ -154,11 +154,11 @@ fn check(file: &std::path::Path) -> ExitCode {
                     let names: Vec<&str> = p.headers.iter().map(|(k, _)| k.as_str()).collect();
                     notes.push(format!("adds headers {}", names.join(",")));
                 }
-                if let Some(a) = &p.allow_peers {
+                if let Some(a) = &p.peers.allow {
                     notes.push(format!("{} allowed peers", a.len()));
                 }
-                if !p.deny_peers.is_empty() {
-                    notes.push(format!("{} denied peers", p.deny_peers.len()));
+                if !p.peers.deny.is_empty() {
+                    notes.push(format!("{} denied peers", p.peers.deny.len()));
                 }
                 if !notes.is_empty() {
                     println!("{:width$}  {:6}  ({})", "", "", notes.join("; "));

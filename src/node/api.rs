@@ -194,19 +194,9 @@ fn proposals(wanted: &[&'static str], known: Option<&[String]>) -> Vec<StreamPro
         .collect()
 }
 
-/// Node-wide peer access: who may connect at all.
-#[derive(Clone, Debug, Default)]
-pub struct PeerAccess {
-    /// Only these peers may connect; `None` admits everyone not denied.
-    pub allow: Option<Vec<PeerId>>,
-    pub deny: Vec<PeerId>,
-}
-
-impl PeerAccess {
-    pub fn admits(&self, peer: &PeerId) -> bool {
-        !self.deny.contains(peer) && self.allow.as_ref().is_none_or(|a| a.contains(peer))
-    }
-}
+/// Node-wide peer access: who may connect at all (the same filter a
+/// route's policy uses for who may call it).
+pub type PeerAccess = crate::routes::PeerFilter;
 
 #[derive(Debug, thiserror::Error)]
 #[error("peer {0} is not admitted by this node's allow/deny lists")]

@@ -131,10 +131,10 @@ fn parse_policy(name: &str, obj: &Map<String, Value>) -> Result<RoutePolicy, Str
         }
     }
     if let Some(v) = obj.get("allow_peers") {
-        policy.allow_peers = Some(peer_list(name, "allow_peers", v)?);
+        policy.peers.allow = Some(peer_list(name, "allow_peers", v)?);
     }
     if let Some(v) = obj.get("deny_peers") {
-        policy.deny_peers = peer_list(name, "deny_peers", v)?;
+        policy.peers.deny = peer_list(name, "deny_peers", v)?;
     }
     Ok(policy)
 }

@@ -5,12 +5,14 @@
 //! installs the next one.
 
 mod file;
+pub mod policy;
 mod watch;
 
 pub use file::{
     fingerprint, parse_routes, remove_route_in_file, upsert_route_in_file, ParseOutcome,
     RouteFileError,
 };
+pub use policy::{PeerFilter, Refusal, RoutePolicy};
 pub use watch::{RouteReload, RouteWatcher, RELOAD_DEBOUNCE};
 
 use std::collections::BTreeMap;
@@ -27,39 +29,6 @@ pub struct Route {
     pub urls: Vec<String>,
     pub stream: bool,
     pub policy: RoutePolicy,
-}
-
-/// Optional limits and access rules of one route. A route file without them
-/// means what it meant to the Python nodes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RoutePolicy {
-    /// Allowed HTTP methods (upper case); `None` allows all.
-    pub methods: Option<Vec<String>>,
-    /// Overrides the node's backend timeout for this route.
-    pub timeout: Option<std::time::Duration>,
-    /// Largest request body accepted for this route.
-    pub max_body_bytes: Option<usize>,
-    /// Added to every forwarded request (e.g. an API key kept on the node).
-    pub headers: Vec<(String, String)>,
-    /// Only these peers may call the route; `None` allows all.
-    pub allow_peers: Option<Vec<libp2p::PeerId>>,
-    /// These peers may not call the route.
-    pub deny_peers: Vec<libp2p::PeerId>,
-}
-
-impl RoutePolicy {
-    /// Whether `peer` may call the route.
-    pub fn admits(&self, peer: &libp2p::PeerId) -> bool {
-        !self.deny_peers.contains(peer)
-            && self.allow_peers.as_ref().is_none_or(|a| a.contains(peer))
-    }
-
-    /// Whether `method` is allowed.
-    pub fn allows_method(&self, method: &str) -> bool {
-        self.methods
-            .as_ref()
-            .is_none_or(|m| m.iter().any(|x| x.eq_ignore_ascii_case(method)))
-    }
 }
 
 impl Route {

@@ -27,7 +27,7 @@ async fn fault_node(
     small.policy.max_body_bytes = Some(10);
     routes.insert("small".into(), small);
     let mut private = Route::new(format!("http://{}/health", demo.addr), false);
-    private.policy.deny_peers = vec![deny];
+    private.policy.peers.deny = vec![deny];
     routes.insert("private".into(), private);
     routes.insert(
         "down".into(),
@@ -148,7 +148,7 @@ async fn every_error_code_on_2_0_0_and_its_1_0_0_text() {
         .starts_with(b"{"));
     let mut routes = demo.routes();
     let mut private = Route::new(format!("http://{}/health", demo.addr), false);
-    private.policy.allow_peers = Some(vec![h2.local_peer_id()]);
+    private.policy.peers.allow = Some(vec![h2.local_peer_id()]);
     routes.insert("private".into(), private);
     routes.insert("broken".into(), Route::new(backend.url("/broken"), true));
     server.handle().routes().set_memory(routes);

@@ -63,7 +63,7 @@ async fn route_listing_hides_routes_a_peer_may_not_call() {
     let denied = client().await;
     let mut routes = demo.routes();
     let mut private = Route::new(format!("http://{}/health", demo.addr), false);
-    private.policy.deny_peers = vec![denied.handle().local_peer_id()];
+    private.policy.peers.deny = vec![denied.handle().local_peer_id()];
     routes.insert("private".into(), private);
     let mut cfg = config();
     cfg.routes = Routes::new(routes);

@@ -37,42 +37,10 @@ impl Server {
                 name,
                 format!("no route named '{}'", Untrusted(name)),
             )),
-            Some(route) if !route.policy.admits(&peer) => Err(Refusal::new(
-                Code::Forbidden,
-                name,
-                format!("peer {peer} may not call route '{}'", Untrusted(name)),
-            )),
-            Some(route) if !route.policy.allows_method(method) => Err(Refusal::new(
-                Code::MethodNotAllowed,
-                name,
-                format!(
-                    "method {} is not allowed on route '{name}' (allowed: {})",
-                    Untrusted(method),
-                    route.policy.methods.clone().unwrap_or_default().join(", ")
-                ),
-            )),
-            Some(route) if req.is_stream() && !route.stream => Err(Refusal::new(
-                Code::StreamNotSupported,
-                name,
-                format!("route '{}' does not stream", Untrusted(name)),
-            )),
-            Some(route)
-                if route
-                    .policy
-                    .max_body_bytes
-                    .is_some_and(|m| req.body.len() > m) =>
-            {
-                Err(Refusal::new(
-                    Code::TooLarge,
-                    name,
-                    format!(
-                        "request body of {} bytes exceeds the limit of {} bytes of route '{name}'",
-                        req.body.len(),
-                        route.policy.max_body_bytes.unwrap_or_default()
-                    ),
-                ))
-            }
-            Some(route) => Ok(route),
+            Some(route) => match route.check(&peer, req) {
+                Ok(()) => Ok(route),
+                Err(why) => Err(policy_refusal(name, method, &peer, why)),
+            },
         };
         let route = match checked {
             Ok(route) => route,
@@ -153,5 +121,39 @@ impl Server {
             Ok(()) => refusal.outcome(),
             Err(error) => ServeOutcome::CallerGone { error },
         }
+    }
+}
+
+/// A route policy's refusal as the caller sees it: a code and a text that
+/// says what to change.
+fn policy_refusal(name: &str, method: &str, peer: &PeerId, why: crate::routes::Refusal) -> Refusal {
+    use crate::routes::Refusal as Why;
+    match why {
+        Why::Peer => Refusal::new(
+            Code::Forbidden,
+            name,
+            format!("peer {peer} may not call route '{}'", Untrusted(name)),
+        ),
+        Why::Method { allowed } => Refusal::new(
+            Code::MethodNotAllowed,
+            name,
+            format!(
+                "method {} is not allowed on route '{name}' (allowed: {})",
+                Untrusted(method),
+                allowed.join(", ")
+            ),
+        ),
+        Why::NotStreaming => Refusal::new(
+            Code::StreamNotSupported,
+            name,
+            format!("route '{}' does not stream", Untrusted(name)),
+        ),
+        Why::BodyTooLarge { bytes, limit } => Refusal::new(
+            Code::TooLarge,
+            name,
+            format!(
+                "request body of {bytes} bytes exceeds the limit of {limit} bytes of route '{name}'"
+            ),
+        ),
     }
 }
