@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use peerapi::sse::Framer;
+use peerapi::event_stream::Framer;
 use peerapi::wire::frame::{encode_data, encode_frame, ApiResponseFrame};
 use peerapi::wire::{encode_length_prefixed, read_frame, read_request, ApiRequest};
 

@@ -1,31 +1,39 @@
 //! peerapi: a libp2p node, operator console and CLI for the subnet API protocol.
 //!
-//! Layout:
-//! - [`wire`]: request message, varint framing, 2.0.0 frames, `v1` (every 1.0.0 text) (no I/O beyond AsyncRead/Write).
-//! - [`routes`]: the route table (immutable, swapped whole), its JSON file, the watcher.
-//! - [`upstream`]: the one HTTP forwarder (reqwest).
+//! Layout, one line per module:
+//! - [`wire`]: request message, varint framing, 2.0.0 frames, route listing, `v1` (every 1.0.0 text); no I/O beyond AsyncRead/Write.
+//! - [`routes`]: the route table (immutable, swapped whole), its JSON file and safe edits, the watcher, `policy` (who may call what).
+//! - [`upstream`]: the one HTTP forwarder (reqwest); `error`: full detail for our log, safe text for callers.
+//! - [`event_stream`]: streamed bodies re-framed into SSE/NDJSON events, token text pulled out of inference shapes.
 //! - [`fsutil`]: atomic file writes that keep mode and owner and never clobber.
 //! - [`logs`]: peer text escaped and capped in logs, throttled refusals, capped log files.
 //! - [`keys`]: libp2p protobuf key files, py-libp2p's 32-byte seeds included.
 //! - [`protocol`]: `ApiProtocol`, the protocol as one behaviour for any rust-libp2p swarm (server and client).
-//! - [`node`]: the swarm task, its handle and events, serving (`serve/`), calling (`call/`), admission and limits.
+//! - [`node`]: our whole node: the swarm task, its handle and events, serving (`serve/`), calling (`call/`), admission and limits.
 //! - `demo` (feature `demo`): the demo backend used by `peerapi demo` and the tests.
 //! - `testkit` (feature `test-util`): the bench backend and node processes tests and benches share.
-//! - `tui` (feature `console`): the operator console. `cli`: the binary's commands.
+//! - `tui` (feature `console`): the operator console. `cli` (the binary, feature `cli`): one file per subcommand.
+//!
+//! Tasks, and what flows between them:
 //!
 //! ```text
-//!  caller ─/subnet/api_protocol/1.0.0─▶ node ─route table─▶ upstream ─HTTP─▶ backend
+//!  NodeHandle ──Command──▶ swarm task (event_loop) ──NodeEvent──▶ subscribers (console, CLI)
+//!      │ call/stream                 │ connections
+//!      ▼                             ▼
+//!  ApiClient ──opens stream──▶ api::Handler (connection task) ──inbound stream──▶ serve: task per call
+//!                                                               ──▶ upstream ──HTTP──▶ backend
+//!  route file ──notify──▶ watcher task ──swap──▶ route table (read by serve)
 //! ```
 
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod event_stream;
 pub mod fsutil;
 pub mod keys;
 pub mod logs;
 pub mod node;
 pub mod protocol;
 pub mod routes;
-pub mod sse;
 pub mod upstream;
 pub mod wire;
 
@@ -36,7 +44,8 @@ pub mod testkit;
 pub mod tui;
 
 pub use node::{
-    CallError, CallOptions, CallRequest, CallStream, Node, NodeConfig, NodeError, NodeEvent,
-    NodeHandle, PeerInfo,
+    ApiClient, CallError, CallOptions, CallRequest, CallStream, Node, NodeConfig, NodeError,
+    NodeEvent, NodeHandle, PeerInfo,
 };
+pub use protocol::{ApiProtocol, ApiProtocolConfig};
 pub use routes::{Route, RouteTable, Routes};

@@ -103,31 +103,27 @@ impl PeerInfo {
 /// Everything a node reports.
 #[derive(Clone, Debug)]
 pub enum NodeEvent {
-    Listening {
-        addr: Multiaddr,
-    },
+    /// A listen address is bound (with `/p2p/<our id>`).
+    Listening { addr: Multiaddr },
+    /// A connection to a peer opened (its first, or another).
     PeerConnected {
         peer: PeerId,
         addr: Multiaddr,
         direction: Direction,
     },
-    PeerDisconnected {
-        peer: PeerId,
-        cause: Option<String>,
-    },
+    /// The last connection to a peer closed.
+    PeerDisconnected { peer: PeerId, cause: Option<String> },
+    /// Identify told us the peer's agent and protocols.
     PeerIdentified {
         peer: PeerId,
         agent: String,
         protocols: Vec<String>,
     },
-    PeerRtt {
-        peer: PeerId,
-        rtt: Option<Duration>,
-    },
-    DialFailed {
-        peer: Option<PeerId>,
-        error: String,
-    },
+    /// A ping round trip (None: the ping failed).
+    PeerRtt { peer: PeerId, rtt: Option<Duration> },
+    /// A dial failed, with why.
+    DialFailed { peer: Option<PeerId>, error: String },
+    /// One of our calls started.
     CallStarted {
         id: CallId,
         peer: PeerId,
@@ -135,26 +131,25 @@ pub enum NodeEvent {
         method: String,
         stream: bool,
     },
+    /// One of our calls got its response head.
     CallResponding {
         id: CallId,
         protocol: String,
         /// The backend's status (2.0.0 only).
         status: Option<u16>,
     },
-    CallChunk {
-        id: CallId,
-        bytes: usize,
-    },
+    /// A chunk of one of our streamed calls arrived.
+    CallChunk { id: CallId, bytes: usize },
+    /// One of our calls ended well.
     CallFinished {
         id: CallId,
         bytes: u64,
         chunks: u64,
         elapsed: Duration,
     },
-    CallFailed {
-        id: CallId,
-        error: String,
-    },
+    /// One of our calls failed.
+    CallFailed { id: CallId, error: String },
+    /// A peer's call to us started.
     ServeStarted {
         id: CallId,
         peer: PeerId,
@@ -162,20 +157,21 @@ pub enum NodeEvent {
         method: String,
         stream: bool,
     },
+    /// A peer's call to us ended, and how.
     ServeFinished {
         id: CallId,
         outcome: ServeOutcome,
         bytes: u64,
         elapsed: Duration,
     },
+    /// The route file was re-read: what changed.
     RoutesReloaded {
         diff: RouteDiff,
         routes: usize,
         warnings: Vec<String>,
     },
-    RoutesRejected {
-        error: String,
-    },
+    /// The route file changed but is invalid; the old table stays.
+    RoutesRejected { error: String },
 }
 
 impl From<RouteReload> for NodeEvent {

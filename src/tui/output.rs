@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::sse::{self, Framer, ReportedUsage};
+use crate::event_stream::{self, Framer, ReportedUsage};
 
 /// Default cap on the raw bytes kept per call (older bytes are dropped, with a marker).
 pub const DEFAULT_OUTPUT_CAP_BYTES: usize = 64 * 1024 * 1024;
@@ -188,7 +188,7 @@ impl Output {
         self.metrics.end = Some(at);
     }
 
-    fn on_events(&mut self, events: Vec<sse::Event>, at: Instant) {
+    fn on_events(&mut self, events: Vec<event_stream::Event>, at: Instant) {
         for ev in events {
             let gap = self
                 .last_event
@@ -197,14 +197,15 @@ impl Output {
             self.last_event = Some(at);
             if !ev.done {
                 if let Ok(value) = serde_json::from_str::<serde_json::Value>(&ev.data) {
-                    if let Some(tok) = sse::token_text(&value, self.token_path.as_deref()) {
+                    if let Some(tok) = event_stream::token_text(&value, self.token_path.as_deref())
+                    {
                         if !tok.is_empty() {
                             self.text.push_str(&tok);
                             self.trim_text();
                             self.metrics.on_token(at);
                         }
                     }
-                    let usage = sse::reported_usage(&value);
+                    let usage = event_stream::reported_usage(&value);
                     if usage.completion_tokens.is_some() {
                         self.metrics.reported = usage;
                     }
@@ -256,7 +257,7 @@ impl Output {
         self.text_dropped = 0;
         for i in 0..self.events.len() {
             if let Ok(value) = serde_json::from_str::<serde_json::Value>(&self.events[i].data) {
-                if let Some(tok) = sse::token_text(&value, self.token_path.as_deref()) {
+                if let Some(tok) = event_stream::token_text(&value, self.token_path.as_deref()) {
                     self.text.push_str(&tok);
                     self.trim_text();
                 }

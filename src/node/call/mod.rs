@@ -6,6 +6,7 @@
 //! for peers already connected. [`NodeHandle`](super::NodeHandle) adds
 //! dialing by address in front of it (`handle.rs`).
 
+mod extras;
 mod reader;
 mod types;
 
@@ -25,7 +26,13 @@ use libp2p::{PeerId, StreamProtocol};
 use super::api::{Connections, OpenError};
 use super::events::{CallId, NodeEvent};
 use crate::wire::{self, ResponseType, PROTOCOL_V1, PROTOCOL_V2};
-use reader::{for_version, read_body_frame, read_head, write_request, BodyFrame};
+use reader::{for_version, read_body_frame, read_head, BodyFrame};
+// One write (a Python server reads the request with one read), and our side
+// stays open, as the Python callers do: dropping an open yamux stream resets
+// it, which is how the server learns of a cancel (yamux 0.14 does not reset
+// a half-closed stream that is dropped). 2.0.0 servers also read our closing
+// it as a cancel.
+use wire::write_request;
 
 /// Read buffer for streamed responses.
 const STREAM_READ_BYTES: usize = 64 * 1024;
@@ -433,75 +440,5 @@ impl ApiClient {
                 id,
             },
         ))
-    }
-
-    /// Opens a raw stream on `protocol` to a connected `peer`, for tools
-    /// and tests that speak the bytes themselves.
-    pub async fn open_raw(
-        &self,
-        peer: PeerId,
-        protocol: &'static str,
-    ) -> Result<libp2p::Stream, CallError> {
-        self.open(peer, vec![protocol]).await.map(|(s, _)| s)
-    }
-
-    /// Asks a connected peer for its route names and stream flags
-    /// (`/peerapi/routes/1.0.0`; Python nodes do not serve it).
-    pub async fn list_routes(&self, peer: PeerId) -> Result<Vec<wire::RouteInfo>, CallError> {
-        self.list_routes_after(peer, connected()).await
-    }
-
-    pub(crate) async fn list_routes_after(
-        &self,
-        peer: PeerId,
-        connect: impl Future<Output = Result<(), CallError>>,
-    ) -> Result<Vec<wire::RouteInfo>, CallError> {
-        let timeout = self.options.timeout;
-        tokio::time::timeout(timeout, async {
-            connect.await?;
-            let (mut stream, _) = self.open(peer, vec![wire::PROTOCOL_ROUTES]).await?;
-            let _ = stream.close().await;
-            let payload = wire::read_length_prefixed(&mut stream, wire::MAX_ROUTE_LIST_BYTES)
-                .await
-                .map_err(|e| CallError::Stream {
-                    peer,
-                    message: e.to_string(),
-                })?;
-            let list = <wire::RouteList as prost::Message>::decode(payload).map_err(|e| {
-                CallError::Stream {
-                    peer,
-                    message: format!("invalid route listing: {e}"),
-                }
-            })?;
-            Ok(list.routes)
-        })
-        .await
-        .unwrap_or(Err(CallError::Timeout { after: timeout }))
-    }
-
-    /// Mirrors the Python `call_remote(peer, route, method, headers, body)`.
-    pub async fn call_remote(
-        &self,
-        peer: PeerId,
-        route: &str,
-        method: &str,
-        headers: HashMap<String, String>,
-        body: impl Into<Bytes>,
-    ) -> Result<Bytes, CallError> {
-        let req = CallRequest::from_parts(route, method, headers, body);
-        self.call(peer, req).await.map(|r| r.body)
-    }
-
-    /// Mirrors the Python `stream_remote(peer, route, method, headers, body)`.
-    pub async fn stream_remote(
-        &self,
-        peer: PeerId,
-        route: &str,
-        method: &str,
-        headers: HashMap<String, String>,
-        body: impl Into<Bytes>,
-    ) -> Result<CallStream, CallError> {
-        let req = CallRequest::from_parts(route, method, headers, body);
-        self.stream(peer, req).await.map(|(_, s)| s)
     }
 }

@@ -2,7 +2,6 @@
 //! frames read up to the head and then frame by frame.
 
 use bytes::Bytes;
-use futures::AsyncWriteExt;
 use libp2p::PeerId;
 
 use super::types::{ApiVersion, CallError, ResponseHead};
@@ -15,19 +14,6 @@ pub(super) fn for_version(req: &mut ApiRequest, version: ApiVersion) {
     if version == ApiVersion::V1 {
         req.timeout_ms = 0;
     }
-}
-
-/// Writes the request in one write (a Python server reads it with one read)
-/// and keeps our side open, as the Python callers do: dropping an open yamux
-/// stream resets it, which is how the server learns of a cancel (yamux 0.14
-/// does not reset a half-closed stream that is dropped). 2.0.0 servers also
-/// read our closing it as a cancel.
-pub(super) async fn write_request<W: futures::AsyncWrite + Unpin>(
-    mut io: W,
-    req: &ApiRequest,
-) -> std::io::Result<()> {
-    io.write_all(&wire::encode_length_prefixed(req)).await?;
-    io.flush().await
 }
 
 pub(super) fn frame_error(peer: PeerId, e: wire::WireError) -> CallError {

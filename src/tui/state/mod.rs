@@ -14,7 +14,6 @@ mod prompt;
 mod routes;
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
 use ratatui::layout::Rect;
@@ -151,58 +150,6 @@ impl State {
 
     fn open_prompt(&mut self, kind: PromptKind, title: &str, initial: &str) {
         self.prompt = Some(Prompt::new(kind, title, initial));
-    }
-
-    fn submit_prompt(&mut self) -> Vec<Effect> {
-        let Some(prompt) = self.prompt.take() else {
-            return vec![];
-        };
-        let text = prompt.text();
-        match prompt.kind.clone() {
-            PromptKind::Dial => match crate::node::parse_peer_addr(&text) {
-                Ok(_) => return vec![Effect::Dial(text)],
-                Err(e) => self.prompt = Some(prompt.with_error(e.to_string())),
-            },
-            PromptKind::AddRoute | PromptKind::EditRoute(_) => {
-                match prompt::parse_route_line(&text) {
-                    Ok(r) => {
-                        let mut effects = vec![Effect::UpsertRoute {
-                            name: r.name.clone(),
-                            url: r.url,
-                            stream: r.stream,
-                        }];
-                        if let PromptKind::EditRoute(old) = prompt.kind {
-                            if old != r.name {
-                                effects.push(Effect::RemoveRoute(old));
-                            }
-                        }
-                        return effects;
-                    }
-                    Err(e) => self.prompt = Some(prompt.with_error(e)),
-                }
-            }
-            PromptKind::Search => self.output.set_search(text),
-            PromptKind::TokenPath => {
-                let path = (!text.is_empty()).then_some(text);
-                self.calls.token_path = path.clone();
-                if let Some(c) = self.calls.selected_mut() {
-                    c.output.set_token_path(path.clone());
-                }
-                self.notice(match path {
-                    Some(p) => format!("token text from JSON path {p}"),
-                    None => "token text from the common inference shapes".into(),
-                });
-            }
-            PromptKind::SavePath => {
-                if let Some(call) = self.selected_call().filter(|_| !text.is_empty()) {
-                    return vec![Effect::Save {
-                        id: call.id,
-                        path: PathBuf::from(text),
-                    }];
-                }
-            }
-        }
-        vec![]
     }
 
     /// While a question is open only its answer and outside news get in.

@@ -1,6 +1,11 @@
 //! One-line prompts (dial, route edits, search, paths) and yes/no questions.
 
+use std::path::PathBuf;
+
 use ratatui_textarea::TextArea;
+
+use super::State;
+use crate::tui::effect::Effect;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PromptKind {
@@ -79,5 +84,59 @@ pub fn parse_route_line(text: &str) -> Result<RouteLine, String> {
             })
         }
         _ => Err("write: NAME URL [stream|unary], URL starting with http:// or https://".into()),
+    }
+}
+
+impl State {
+    /// Enter in the open prompt: its effects, or the prompt again with
+    /// what is wrong.
+    pub(super) fn submit_prompt(&mut self) -> Vec<Effect> {
+        let Some(prompt) = self.prompt.take() else {
+            return vec![];
+        };
+        let text = prompt.text();
+        match prompt.kind.clone() {
+            PromptKind::Dial => match crate::node::parse_peer_addr(&text) {
+                Ok(_) => return vec![Effect::Dial(text)],
+                Err(e) => self.prompt = Some(prompt.with_error(e.to_string())),
+            },
+            PromptKind::AddRoute | PromptKind::EditRoute(_) => match parse_route_line(&text) {
+                Ok(r) => {
+                    let mut effects = vec![Effect::UpsertRoute {
+                        name: r.name.clone(),
+                        url: r.url,
+                        stream: r.stream,
+                    }];
+                    if let PromptKind::EditRoute(old) = prompt.kind {
+                        if old != r.name {
+                            effects.push(Effect::RemoveRoute(old));
+                        }
+                    }
+                    return effects;
+                }
+                Err(e) => self.prompt = Some(prompt.with_error(e)),
+            },
+            PromptKind::Search => self.output.set_search(text),
+            PromptKind::TokenPath => {
+                let path = (!text.is_empty()).then_some(text);
+                self.calls.token_path = path.clone();
+                if let Some(c) = self.calls.selected_mut() {
+                    c.output.set_token_path(path.clone());
+                }
+                self.notice(match path {
+                    Some(p) => format!("token text from JSON path {p}"),
+                    None => "token text from the common inference shapes".into(),
+                });
+            }
+            PromptKind::SavePath => {
+                if let Some(call) = self.selected_call().filter(|_| !text.is_empty()) {
+                    return vec![Effect::Save {
+                        id: call.id,
+                        path: PathBuf::from(text),
+                    }];
+                }
+            }
+        }
+        vec![]
     }
 }
