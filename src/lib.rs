@@ -9,6 +9,7 @@
 //! - [`logs`]: peer text escaped and capped in logs, throttled refusals, capped log files.
 //! - [`keys`]: libp2p protobuf key files, py-libp2p's 32-byte seeds included.
 //! - [`protocol`]: `ApiProtocol`, the protocol as one behaviour for any rust-libp2p swarm (server and client).
+//! - [`subnet`]: what template nodes expect of a peer (DAG sync) and the DAG we hold, verified.
 //! - [`node`]: our whole node: the swarm task, its handle and events, serving (`serve/`), calling (`call/`), admission and limits.
 //! - `demo` (feature `demo`): the demo backend used by `peerapi demo` and the tests.
 //! - `testkit` (feature `test-util`): the bench backend and node processes tests and benches share.
@@ -34,6 +35,7 @@ pub mod logs;
 pub mod node;
 pub mod protocol;
 pub mod routes;
+pub mod subnet;
 pub mod upstream;
 pub mod wire;
 

@@ -8,6 +8,7 @@ mod key;
 mod logging;
 mod node;
 mod routes;
+mod subnet;
 
 use std::process::ExitCode;
 
@@ -35,7 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a headless node until Ctrl-C or SIGTERM.
-    Node(node::NodeCmd),
+    Node(Box<node::NodeCmd>),
     /// Call a route on a peer and print the whole response body.
     Call(call::CallCmd),
     /// Call a streaming route and print each chunk as it arrives.
@@ -67,7 +68,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Some(Command::Node(cmd)) => node::run(cmd).await,
+            Some(Command::Node(cmd)) => node::run(*cmd).await,
             Some(Command::Call(cmd)) => call::run(cmd, false).await,
             Some(Command::Stream(cmd)) => call::run(cmd, true).await,
             Some(Command::Key(cmd)) => key::run(cmd),

@@ -114,6 +114,8 @@ pub(crate) struct NodeArgs {
     /// Most inbound connections (pending and established) from one IP.
     #[arg(long, value_name = "N", default_value_t = node::ip_limit::DEFAULT_MAX_CONNECTIONS_PER_IP)]
     pub max_connections_per_ip: usize,
+    #[command(flatten)]
+    pub subnet: super::subnet::SubnetArgs,
 }
 
 pub(crate) struct Resolved {
@@ -194,6 +196,7 @@ impl NodeArgs {
         if self.pos_first {
             config.security_names.reverse();
         }
+        self.subnet.apply(&mut config.subnet);
         Ok(Resolved {
             node: config,
             log_dir: self.log_dir,

@@ -8,6 +8,7 @@ use futures::channel::oneshot;
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
 use libp2p::multiaddr::Protocol;
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, kad, ping, Multiaddr, PeerId, StreamProtocol, Swarm};
@@ -37,6 +38,8 @@ pub(crate) struct Behaviour {
     limits: libp2p::connection_limits::Behaviour,
     ip_limit: super::ip_limit::PerIpLimit,
     api: ApiProtocol,
+    /// `/subnet/merkle_dag_sync_protocol/1.0.0`, when served.
+    dag_sync: Toggle<super::api::Behaviour>,
     identify: Confirmed<identify::Behaviour>,
     ping: Confirmed<ping::Behaviour>,
     kad: Confirmed<kad::Behaviour<kad::store::MemoryStore>>,
@@ -61,6 +64,7 @@ impl EventLoop {
     pub(crate) fn new(
         config: NodeConfig,
         api: ApiProtocol,
+        dag_sync: Option<crate::subnet::DagSyncServer>,
         events: broadcast::Sender<NodeEvent>,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Result<(Self, Ready), NodeError> {
@@ -76,6 +80,14 @@ impl EventLoop {
             .with_max_pending_incoming(count(conn.max_pending_inbound))
             .with_max_established_per_peer(count(conn.max_per_peer));
         let client = api.client();
+        let dag_sync = Toggle::from(dag_sync.map(|server| {
+            super::api::Behaviour::new(
+                config.access.clone(),
+                vec![StreamProtocol::new(crate::subnet::PROTOCOL_DAG_SYNC)],
+                server.dispatcher(),
+                super::api::Connections::default(),
+            )
+        }));
         let transport = super::transport::build(
             &config.keypair,
             config.psk,
@@ -103,6 +115,7 @@ impl EventLoop {
                     limits: libp2p::connection_limits::Behaviour::new(limits),
                     ip_limit: super::ip_limit::PerIpLimit::new(conn.max_per_ip),
                     api,
+                    dag_sync,
                     identify: Confirmed(identify::Behaviour::new(
                         identify::Config::new("/ipfs/id/1.0.0".into(), key.public())
                             .with_agent_version(agent_version()),

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) commands: mpsc::UnboundedSender<Command>,
     pub(crate) client: ApiClient,
     pub(crate) routes: Routes,
+    pub(crate) dag: Arc<std::sync::Mutex<crate::subnet::DagStore>>,
+    pub(crate) dag_sync: Option<crate::subnet::DagSyncServer>,
 }
 
 /// A cheap, cloneable handle to a running node.
@@ -60,6 +62,16 @@ impl NodeHandle {
     /// Node events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
         self.shared.client.subscribe()
+    }
+
+    /// The DAG this node holds (verified nodes only).
+    pub fn dag(&self) -> &Arc<std::sync::Mutex<crate::subnet::DagStore>> {
+        &self.shared.dag
+    }
+
+    /// What the DAG-sync server has answered and refused (None: not served).
+    pub fn dag_sync_counters(&self) -> Option<&crate::subnet::sync::SyncCounters> {
+        self.shared.dag_sync.as_ref().map(|s| &*s.counters)
     }
 
     /// The protocol's client, for calls on peers already connected.

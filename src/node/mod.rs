@@ -124,6 +124,8 @@ pub struct NodeConfig {
     /// Security protocol names Noise is offered under, likeliest first.
     pub security_names: Vec<&'static str>,
     pub connection_limits: ConnectionLimits,
+    /// DAG sync and the DAG we hold.
+    pub subnet: crate::subnet::SubnetConfig,
 }
 
 impl NodeConfig {
@@ -151,6 +153,7 @@ impl NodeConfig {
             discovery_interval: DEFAULT_DISCOVERY_INTERVAL,
             security_names: vec![transport::NOISE, transport::POS_TRANSPORT],
             connection_limits: ConnectionLimits::default(),
+            subnet: crate::subnet::SubnetConfig::default(),
         }
     }
 }
@@ -230,15 +233,28 @@ impl Node {
             call_ids,
         )?;
         let drain = api.drain_handle();
+        let dag = Arc::new(std::sync::Mutex::new(crate::subnet::DagStore::new(
+            config.subnet.dag.clone(),
+        )));
+        let dag_sync = config.subnet.dag_sync.then(|| {
+            crate::subnet::DagSyncServer::new(
+                dag.clone(),
+                local_peer_id,
+                config.subnet.sync.clone(),
+            )
+        });
         let shared = Arc::new(Shared {
             local_peer_id,
             commands,
             client: api.client(),
             routes,
+            dag,
+            dag_sync: dag_sync.clone(),
         });
         let handle = NodeHandle { shared };
         let shutdown_grace = config.shutdown_grace;
-        let (swarm_loop, ready) = event_loop::EventLoop::new(config, api, events, command_rx)?;
+        let (swarm_loop, ready) =
+            event_loop::EventLoop::new(config, api, dag_sync, events, command_rx)?;
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(swarm_loop.run());
         ready.await.map_err(|_| NodeError::Stopped)??;

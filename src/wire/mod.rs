@@ -66,6 +66,15 @@ pub fn encode_length_prefixed<M: Message>(msg: &M) -> Bytes {
     buf.freeze()
 }
 
+/// `varint(len) || payload` in one buffer (the framing of the subnet's
+/// JSON request-response protocols too).
+pub fn encode_bytes_prefixed(payload: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(payload.len() + MAX_VARINT_BYTES);
+    encode_varint(payload.len() as u64, &mut buf);
+    buf.extend_from_slice(payload);
+    buf.freeze()
+}
+
 /// Reads one varint length prefix. `Ok(None)` means a clean EOF before any byte.
 pub async fn read_varint<R: AsyncRead + Unpin>(io: &mut R) -> Result<Option<u64>, WireError> {
     let mut decoder = varint::Decoder::default();

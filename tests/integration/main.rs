@@ -23,3 +23,4 @@ mod python;
 mod reload;
 mod results;
 mod silent;
+mod subnet;

@@ -1,0 +1,33 @@
+//! The subnet around the API: what template nodes expect of a peer, and
+//! what the operator can see of them. `canonical` (Python's canonical
+//! JSON, byte-exact), `dag` (Merkle DAG nodes and their verification),
+//! `store` (the DAG we hold, bounded), `sync` (the DAG-sync protocol).
+
+pub mod canonical;
+pub mod dag;
+pub mod store;
+pub mod sync;
+
+pub use dag::{verify, VerifiedNode, VerifyError};
+pub use store::{DagLimits, DagStore, Ingest, Summary};
+pub use sync::{DagSyncServer, SyncLimits, PROTOCOL_DAG_SYNC};
+
+/// What the node does in the subnet beyond the API.
+#[derive(Clone, Debug)]
+pub struct SubnetConfig {
+    /// Serve the DAG-sync protocol (template nodes wait for every peer's
+    /// inventory at start-up; off, a late joiner never converges).
+    pub dag_sync: bool,
+    pub sync: SyncLimits,
+    pub dag: DagLimits,
+}
+
+impl Default for SubnetConfig {
+    fn default() -> Self {
+        Self {
+            dag_sync: true,
+            sync: SyncLimits::default(),
+            dag: DagLimits::default(),
+        }
+    }
+}

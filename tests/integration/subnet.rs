@@ -1,0 +1,111 @@
+//! The subnet protocols around the API against real py-libp2p peers
+//! (tests/interop/subnet_peer.py): a template-style start-up DAG sync with
+//! peerapi connected, fetching what peerapi holds, and hostile requests.
+
+use peerapi::subnet::verify;
+use serde_json::Value;
+
+use crate::common::{config, start, within};
+use crate::python::{python_for, PyLibp2p};
+
+const SUBNET_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/subnet_peer.py");
+
+fn vectors() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/vectors/peer_state_dag.json"
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Runs `subnet_peer.py dag-sync` against `addr`; its stdout lines.
+async fn dag_sync_client(version: PyLibp2p, addr: &libp2p::Multiaddr, rounds: u32) -> Vec<String> {
+    let out = within(
+        tokio::process::Command::new(python_for(version))
+            .arg(SUBNET_PY)
+            .args([
+                "dag-sync",
+                &addr.to_string(),
+                "--rounds",
+                &rounds.to_string(),
+            ])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("Traceback"),
+        "{version:?} client failed ({:?}):\n{stderr}",
+        out.status
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn line<'a>(lines: &'a [String], prefix: &str) -> &'a str {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?} in {lines:#?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_style_start_up_sync_converges_and_fetches_what_we_hold() {
+    let dag = vectors();
+    for version in [PyLibp2p::V081, PyLibp2p::V060] {
+        let (node, addr) = start(config()).await;
+        let h = node.handle();
+        {
+            let mut store = h.dag().lock().unwrap();
+            for n in dag["nodes"].as_array().unwrap() {
+                store.ingest(verify(n).unwrap());
+            }
+        }
+        let lines = dag_sync_client(version, &addr, 5).await;
+        assert!(
+            line(&lines, "CONVERGED ").starts_with("rounds=1 "),
+            "{version:?}: answered on the first ask: {lines:#?}"
+        );
+        let inventory: Value = serde_json::from_str(line(&lines, "INVENTORY ")).unwrap();
+        assert_eq!(inventory["kind"], "inventory_response");
+        assert_eq!(inventory["peer_id"], h.local_peer_id().to_string());
+        assert_eq!(inventory["summary"]["node_count"], 12);
+        assert_eq!(inventory["summary"]["head_ids"], dag["heads"]);
+        let fetched = line(&lines, "FETCHED ");
+        let n: usize = fetched.split(' ').next().unwrap().parse().unwrap();
+        assert!(n >= 1, "{fetched}");
+        assert!(
+            fetched.contains(&format!("verified={n} ")),
+            "{version:?}: every node peerapi served verifies in Python: {fetched}"
+        );
+        assert!(fetched.ends_with(&format!("[\"sha256:{}\"]", "0".repeat(64))));
+        assert_eq!(line(&lines, "UNKNOWN "), "closed");
+        assert_eq!(line(&lines, "OVERSIZE "), "closed");
+        let counters = h.dag_sync_counters().unwrap();
+        let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(count(&counters.inventory), 1, "{version:?}");
+        assert_eq!(count(&counters.fetch), 1, "{version:?}");
+        assert_eq!(
+            count(&counters.refused),
+            2,
+            "{version:?}: unknown kind and oversize"
+        );
+        node.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_dag_sync_a_template_style_start_up_never_converges() {
+    let mut cfg = config();
+    cfg.subnet.dag_sync = false;
+    let (node, addr) = start(cfg).await;
+    let lines = dag_sync_client(PyLibp2p::V081, &addr, 2).await;
+    assert_eq!(line(&lines, "NOT-CONVERGED "), "rounds=2", "{lines:#?}");
+    assert!(node.handle().dag_sync_counters().is_none());
+    node.abort();
+}

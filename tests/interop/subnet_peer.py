@@ -1,0 +1,178 @@
+"""A py-libp2p peer that speaks the subnet protocols around the API the way
+subnet-template nodes frame them (written for these tests from the wire
+format; no template code).
+
+Modes (machine-readable lines on stdout):
+  dag-sync ADDR [--rounds N]
+      Connects to ADDR and runs what a template node does at start-up:
+      ask the peer for its inventory over /subnet/merkle_dag_sync_protocol/1.0.0
+      (one varint-prefixed canonical-JSON request, one response), retrying
+      once a second until it answers, at most N rounds. Prints
+      "CONVERGED rounds=R secs=S" or "NOT-CONVERGED rounds=R",
+      "INVENTORY <json>", then fetches the advertised heads (with ancestors)
+      and one unknown id, verifies every node it got as the template does
+      ("FETCHED <n> verified=<k> not_found=<json>"), then sends an unknown
+      kind ("UNKNOWN closed|answered") and an oversized frame
+      ("OVERSIZE closed|answered"). Exits 0.
+"""
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+
+import multiaddr
+import trio
+
+from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair as ed25519_pair
+from libp2p.crypto.x25519 import create_new_key_pair as x25519_pair
+from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamEOF
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.security.noise.transport import Transport as NoiseTransport
+
+DAG_SYNC = TProtocol("/subnet/merkle_dag_sync_protocol/1.0.0")
+NOISE = TProtocol("/noise")
+
+
+def canonical(value):
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+
+
+def uvarint(n):
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+async def read_exact(stream, n):
+    buf = b""
+    while len(buf) < n:
+        try:
+            chunk = await stream.read(n - len(buf))
+        except StreamEOF:
+            chunk = b""
+        if not chunk:
+            raise EOFError(f"closed after {len(buf)} of {n} bytes")
+        buf += chunk
+    return buf
+
+
+async def read_frame(stream):
+    shift = length = 0
+    while True:
+        b = await read_exact(stream, 1)
+        length |= (b[0] & 0x7F) << shift
+        if b[0] < 0x80:
+            break
+        shift += 7
+    return await read_exact(stream, length)
+
+
+async def ask(host, peer, payload):
+    """One request, one response (None when the peer closed without one)."""
+    stream = await host.new_stream(peer, [DAG_SYNC])
+    try:
+        await stream.write(uvarint(len(payload)) + payload)
+        try:
+            return await read_frame(stream)
+        except EOFError:
+            return None
+    finally:
+        await stream.close()
+
+
+def message(kind, me, **extra):
+    now = int(time.time() * 1000)
+    return dict(kind=kind, message_id=f"{kind}:{me}:{now}", namespace="general-dag",
+                peer_id=me, created_at_ms=now, **extra)
+
+
+def verify(node):
+    """The template's checks: node id, body hash and size, author, signature."""
+    from libp2p.crypto.serialization import deserialize_public_key
+    h, body = node["header"], node["body"]
+    unsigned = {k: h[k] for k in ("author", "body_hash", "body_size", "created_at_ms", "metadata",
+                                  "namespace", "parent_ids", "public_key", "schema_id", "version")}
+    raw = canonical(unsigned)
+    if "sha256:" + hashlib.sha256(raw).hexdigest() != h["node_id"]:
+        return False
+    payload = canonical(body["payload"])
+    if "sha256:" + hashlib.sha256(payload).hexdigest() != h["body_hash"] or len(payload) != h["body_size"]:
+        return False
+    key = deserialize_public_key(bytes.fromhex(h["public_key"]))
+    if ID.from_pubkey(key).to_base58() != h["author"]:
+        return False
+    return key.verify(raw, bytes.fromhex(h["signature"]))
+
+
+async def dag_sync(args):
+    key_pair = ed25519_pair()
+    noise = NoiseTransport(key_pair, noise_privkey=x25519_pair().private_key)
+    host = new_host(key_pair=key_pair, sec_opt={NOISE: noise})
+    me = host.get_id().to_base58()
+    info = info_from_p2p_addr(multiaddr.Multiaddr(args.addr))
+    async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        with trio.fail_after(60):
+            await host.connect(info)
+            started = time.monotonic()
+            inventory = None
+            rounds = 0
+            while rounds < args.rounds and inventory is None:
+                rounds += 1
+                try:
+                    raw = await ask(host, info.peer_id, canonical(message("inventory_request", me, known_heads=[], node_count=0)))
+                    if raw is not None:
+                        inventory = json.loads(raw)
+                except Exception as e:  # what a template node logs, then retries
+                    print(f"ROUND-FAILED {type(e).__name__}", flush=True)
+                if inventory is None:
+                    await trio.sleep(1)
+            if inventory is None:
+                print(f"NOT-CONVERGED rounds={rounds}", flush=True)
+                return
+            print(f"CONVERGED rounds={rounds} secs={time.monotonic() - started:.3f}", flush=True)
+            print(f"INVENTORY {json.dumps(inventory)}", flush=True)
+
+            heads = inventory["summary"]["head_ids"]
+            raw = await ask(host, info.peer_id, canonical(message(
+                "fetch_request", me, node_ids=heads + ["sha256:" + "0" * 64],
+                include_bodies=True, max_ancestor_depth=16)))
+            fetched = json.loads(raw)
+            nodes = fetched["nodes"]
+            good = sum(1 for n in nodes if verify(n))
+            print(f"FETCHED {len(nodes)} verified={good} not_found={json.dumps(fetched['not_found'])}", flush=True)
+
+            raw = await ask(host, info.peer_id, canonical(message("announcement", me, head_ids=[], node_count=0)))
+            print("UNKNOWN " + ("closed" if raw is None else "answered"), flush=True)
+
+            stream = await host.new_stream(info.peer_id, [DAG_SYNC])
+            await stream.write(uvarint(64 * 1024 * 1024) + b"{" * 1024)
+            try:
+                answered = await read_frame(stream) is not None
+            except EOFError:
+                answered = False
+            except Exception:
+                answered = False
+            print("OVERSIZE " + ("answered" if answered else "closed"), flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="mode", required=True)
+    d = sub.add_parser("dag-sync")
+    d.add_argument("addr")
+    d.add_argument("--rounds", type=int, default=5)
+    args = p.parse_args()
+    if args.mode == "dag-sync":
+        trio.run(dag_sync, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
