@@ -2,7 +2,7 @@
 //! held), and later `peerapi subnet`.
 
 use clap::Args;
-use peerapi::subnet::{self, store, sync};
+use peerapi::subnet::{self, gossip, store, sync};
 
 #[derive(Args, Debug, Clone)]
 pub(crate) struct SubnetArgs {
@@ -25,6 +25,15 @@ pub(crate) struct SubnetArgs {
     /// Most bytes of DAG nodes held across namespaces.
     #[arg(long, value_name = "BYTES", default_value_t = store::DEFAULT_MAX_DAG_BYTES)]
     pub max_dag_bytes: usize,
+    /// Do not join the subnet's gossip (/meshsub/2.0.0).
+    #[arg(long)]
+    pub no_gossip: bool,
+    /// Gossip topic to subscribe to and relay (repeatable; default: peer_state).
+    #[arg(long = "gossip-topic", value_name = "TOPIC")]
+    pub gossip_topics: Vec<String>,
+    /// Largest gossip message accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = gossip::DEFAULT_MAX_GOSSIP_MESSAGE_BYTES)]
+    pub max_gossip_message_bytes: usize,
 }
 
 impl SubnetArgs {
@@ -35,5 +44,10 @@ impl SubnetArgs {
         config.sync.max_streams_per_peer = self.max_sync_streams_per_peer;
         config.dag.max_nodes_per_namespace = self.max_dag_nodes;
         config.dag.max_bytes = self.max_dag_bytes;
+        config.gossip.enabled = !self.no_gossip;
+        if !self.gossip_topics.is_empty() {
+            config.gossip.topics = self.gossip_topics.clone();
+        }
+        config.gossip.max_message_bytes = self.max_gossip_message_bytes;
     }
 }

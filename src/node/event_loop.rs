@@ -40,13 +40,16 @@ pub(crate) struct Behaviour {
     api: ApiProtocol,
     /// `/subnet/merkle_dag_sync_protocol/1.0.0`, when served.
     dag_sync: Toggle<super::api::Behaviour>,
+    /// Gossipsub on `/meshsub/2.0.0`, when joined.
+    pub(super) gossip: Toggle<Confirmed<libp2p::gossipsub::Behaviour>>,
     identify: Confirmed<identify::Behaviour>,
     ping: Confirmed<ping::Behaviour>,
     kad: Confirmed<kad::Behaviour<kad::store::MemoryStore>>,
 }
 
 pub(crate) struct EventLoop {
-    swarm: Swarm<Behaviour>,
+    pub(super) swarm: Swarm<Behaviour>,
+    pub(super) subnet: super::subnet_events::SubnetParts,
     commands: mpsc::UnboundedReceiver<Command>,
     events: broadcast::Sender<NodeEvent>,
     peers: HashMap<PeerId, (PeerInfo, u32)>,
@@ -64,7 +67,7 @@ impl EventLoop {
     pub(crate) fn new(
         config: NodeConfig,
         api: ApiProtocol,
-        dag_sync: Option<crate::subnet::DagSyncServer>,
+        subnet: super::subnet_events::SubnetParts,
         events: broadcast::Sender<NodeEvent>,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Result<(Self, Ready), NodeError> {
@@ -80,7 +83,8 @@ impl EventLoop {
             .with_max_pending_incoming(count(conn.max_pending_inbound))
             .with_max_established_per_peer(count(conn.max_per_peer));
         let client = api.client();
-        let dag_sync = Toggle::from(dag_sync.map(|server| {
+        let gossip_config = config.subnet.gossip.clone();
+        let dag_sync = Toggle::from(subnet.dag_sync.clone().map(|server| {
             super::api::Behaviour::new(
                 config.access.clone(),
                 vec![StreamProtocol::new(crate::subnet::PROTOCOL_DAG_SYNC)],
@@ -101,6 +105,13 @@ impl EventLoop {
             .map_err(|e| NodeError::Transport(e.to_string()))?
             .with_behaviour(|key| {
                 let peer = key.public().to_peer_id();
+                let gossip = match gossip_config.enabled {
+                    true => Some(Confirmed(
+                        crate::subnet::gossip::behaviour(key, &gossip_config)
+                            .map_err(Box::<dyn std::error::Error + Send + Sync>::from)?,
+                    )),
+                    false => None,
+                };
                 let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
                 kad_config.set_periodic_bootstrap_interval(Some(discovery_interval));
                 let mut kad = kad::Behaviour::with_config(
@@ -111,11 +122,12 @@ impl EventLoop {
                 // Subnet nodes answer DHT queries; auto mode would stay a
                 // client until an external address is confirmed.
                 kad.set_mode(Some(kad::Mode::Server));
-                Behaviour {
+                Ok(Behaviour {
                     limits: libp2p::connection_limits::Behaviour::new(limits),
                     ip_limit: super::ip_limit::PerIpLimit::new(conn.max_per_ip),
                     api,
                     dag_sync,
+                    gossip: Toggle::from(gossip),
                     identify: Confirmed(identify::Behaviour::new(
                         identify::Config::new("/ipfs/id/1.0.0".into(), key.public())
                             .with_agent_version(agent_version()),
@@ -124,7 +136,7 @@ impl EventLoop {
                         ping::Config::new().with_interval(ping_interval),
                     )),
                     kad: Confirmed(kad),
-                }
+                })
             })
             .map_err(|e| NodeError::Transport(e.to_string()))?
             .with_swarm_config(|c| {
@@ -165,6 +177,7 @@ impl EventLoop {
             peers: HashMap::new(),
             pending_dials: HashMap::new(),
             client,
+            subnet,
             unready_listeners,
             discovery: tokio::time::interval(discovery_interval),
             ready: Some(ready_tx),
@@ -181,7 +194,7 @@ impl EventLoop {
         }
     }
 
-    fn emit(&self, event: NodeEvent) {
+    pub(super) fn emit(&self, event: NodeEvent) {
         let _ = self.events.send(event);
     }
 
@@ -433,6 +446,7 @@ impl EventLoop {
                 let _ = self.swarm.dial(opts);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Api(never)) => match never {},
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
             _ => {}
         }
     }

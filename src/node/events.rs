@@ -170,6 +170,24 @@ pub enum NodeEvent {
         routes: usize,
         warnings: Vec<String>,
     },
+    /// A gossip message arrived (rejected: why it was not relayed).
+    Gossip {
+        topic: String,
+        from: PeerId,
+        /// Who signed it.
+        author: Option<PeerId>,
+        bytes: usize,
+        rejected: Option<String>,
+    },
+    /// A verified DAG node arrived (stored, unless a limit was reached).
+    DagNode {
+        namespace: String,
+        id: String,
+        schema_id: String,
+        author: PeerId,
+        payload: serde_json::Value,
+        stored: bool,
+    },
     /// The route file changed but is invalid; the old table stays.
     RoutesRejected { error: String },
 }

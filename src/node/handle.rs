@@ -41,6 +41,7 @@ pub(crate) struct Shared {
     pub(crate) routes: Routes,
     pub(crate) dag: Arc<std::sync::Mutex<crate::subnet::DagStore>>,
     pub(crate) dag_sync: Option<crate::subnet::DagSyncServer>,
+    pub(crate) gossip: Arc<crate::subnet::GossipCounters>,
 }
 
 /// A cheap, cloneable handle to a running node.
@@ -72,6 +73,11 @@ impl NodeHandle {
     /// What the DAG-sync server has answered and refused (None: not served).
     pub fn dag_sync_counters(&self) -> Option<&crate::subnet::sync::SyncCounters> {
         self.shared.dag_sync.as_ref().map(|s| &*s.counters)
+    }
+
+    /// Gossip messages received, rejected, and DAG nodes stored from them.
+    pub fn gossip_counters(&self) -> &crate::subnet::GossipCounters {
+        &self.shared.gossip
     }
 
     /// The protocol's client, for calls on peers already connected.

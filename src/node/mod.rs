@@ -19,6 +19,7 @@ pub mod ip_limit;
 mod lazy;
 pub mod muxer;
 pub(crate) mod serve;
+mod subnet_events;
 pub mod transport;
 
 pub use admission::{
@@ -243,18 +244,25 @@ impl Node {
                 config.subnet.sync.clone(),
             )
         });
+        let gossip = Arc::new(crate::subnet::GossipCounters::default());
         let shared = Arc::new(Shared {
             local_peer_id,
             commands,
             client: api.client(),
             routes,
-            dag,
+            dag: dag.clone(),
             dag_sync: dag_sync.clone(),
+            gossip: gossip.clone(),
         });
+        let subnet = subnet_events::SubnetParts {
+            dag,
+            dag_sync,
+            gossip,
+        };
         let handle = NodeHandle { shared };
         let shutdown_grace = config.shutdown_grace;
         let (swarm_loop, ready) =
-            event_loop::EventLoop::new(config, api, dag_sync, events, command_rx)?;
+            event_loop::EventLoop::new(config, api, subnet, events, command_rx)?;
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(swarm_loop.run());
         ready.await.map_err(|_| NodeError::Stopped)??;

@@ -1,14 +1,17 @@
 //! The subnet around the API: what template nodes expect of a peer, and
 //! what the operator can see of them. `canonical` (Python's canonical
 //! JSON, byte-exact), `dag` (Merkle DAG nodes and their verification),
-//! `store` (the DAG we hold, bounded), `sync` (the DAG-sync protocol).
+//! `store` (the DAG we hold, bounded), `sync` (the DAG-sync protocol),
+//! `gossip` (gossipsub on `/meshsub/2.0.0`, verified before relayed).
 
 pub mod canonical;
 pub mod dag;
+pub mod gossip;
 pub mod store;
 pub mod sync;
 
 pub use dag::{verify, VerifiedNode, VerifyError};
+pub use gossip::{GossipConfig, GossipCounters};
 pub use store::{DagLimits, DagStore, Ingest, Summary};
 pub use sync::{DagSyncServer, SyncLimits, PROTOCOL_DAG_SYNC};
 
@@ -20,6 +23,7 @@ pub struct SubnetConfig {
     pub dag_sync: bool,
     pub sync: SyncLimits,
     pub dag: DagLimits,
+    pub gossip: GossipConfig,
 }
 
 impl Default for SubnetConfig {
@@ -28,6 +32,7 @@ impl Default for SubnetConfig {
             dag_sync: true,
             sync: SyncLimits::default(),
             dag: DagLimits::default(),
+            gossip: GossipConfig::default(),
         }
     }
 }

@@ -57,10 +57,16 @@ async fn api_protocol_serves_and_calls_from_a_plain_swarm() {
         }
     })
     .await;
-    // The plain swarm runs as its owner would run it.
+    // The plain swarm runs as its owner would run it; the test hears of
+    // its new connections.
+    let (connected_tx, mut connected) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         loop {
-            let _ = swarm.select_next_some().await;
+            if let SwarmEvent::ConnectionEstablished { peer_id, .. } =
+                swarm.select_next_some().await
+            {
+                let _ = connected_tx.send(peer_id);
+            }
         }
     });
     let plain_addr: Multiaddr = format!("{listen}/p2p/{plain_peer}").parse().unwrap();
@@ -105,6 +111,8 @@ async fn api_protocol_serves_and_calls_from_a_plain_swarm() {
     let (serving, _) = serving_node(demo.routes()).await;
     let serving_peer = serving.handle().local_peer_id();
     within(serving.handle().dial(&plain_addr)).await.unwrap();
+    // The plain swarm learns of the connection on its own task.
+    within(async { while connected.recv().await != Some(serving_peer) {} }).await;
     let response = within(
         api_client.call(
             serving_peer,

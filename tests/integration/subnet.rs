@@ -109,3 +109,128 @@ async fn without_dag_sync_a_template_style_start_up_never_converges() {
     assert!(node.handle().dag_sync_counters().is_none());
     node.abort();
 }
+
+/// A `subnet_peer.py gossip` publisher; its stdout lines until `FORGED`.
+struct Publisher {
+    child: tokio::process::Child,
+    stderr: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    published: Vec<String>,
+    forged: Vec<String>,
+}
+
+async fn publisher(
+    version: PyLibp2p,
+    addr: &libp2p::Multiaddr,
+    count: u32,
+    forged: u32,
+) -> Publisher {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = dir.path().join("stderr.log");
+    let mut child = tokio::process::Command::new(python_for(version))
+        .arg(SUBNET_PY)
+        .args(["gossip", &addr.to_string()])
+        .args([
+            "--count",
+            &count.to_string(),
+            "--forged",
+            &forged.to_string(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut published, mut forged_ids) = (None, None);
+    within(async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let ids = |rest: &str| {
+                rest.split_whitespace()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            };
+            if let Some(rest) = line.strip_prefix("PUBLISHED") {
+                published = Some(ids(rest));
+            }
+            if let Some(rest) = line.strip_prefix("FORGED") {
+                forged_ids = Some(ids(rest));
+                return;
+            }
+        }
+        panic!(
+            "{version:?} publisher exited early:\n{}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
+    })
+    .await;
+    Publisher {
+        child,
+        stderr,
+        _dir: dir,
+        published: published.expect("PUBLISHED line"),
+        forged: forged_ids.expect("FORGED line"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_peer_state_gossip_is_verified_stored_and_forgeries_rejected() {
+    use std::collections::HashSet;
+    for version in [PyLibp2p::V081, PyLibp2p::V060] {
+        let (node, addr) = start(config()).await;
+        let h = node.handle();
+        let mut events = h.subscribe();
+        let mut p = publisher(version, &addr, 3, 1).await;
+        assert_eq!((p.published.len(), p.forged.len()), (3, 1));
+        let mut stored: HashSet<String> = HashSet::new();
+        let mut rejected = 0;
+        within(async {
+            while stored.len() < 3 || rejected < 1 {
+                match events.recv().await.expect("node events") {
+                    peerapi::NodeEvent::DagNode {
+                        id,
+                        stored: true,
+                        schema_id,
+                        ..
+                    } => {
+                        assert_eq!(schema_id, "peer-state");
+                        stored.insert(id);
+                    }
+                    peerapi::NodeEvent::Gossip {
+                        rejected: Some(why),
+                        topic,
+                        ..
+                    } => {
+                        assert_eq!(topic, "peer_state");
+                        assert!(why.contains("body hash"), "{why}");
+                        rejected += 1;
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        let want: HashSet<String> = p.published.iter().cloned().collect();
+        assert_eq!(stored, want, "{version:?}: the signed nodes, and only them");
+        assert!(!stored.contains(&p.forged[0]));
+        let summary = h.dag().lock().unwrap().summary("general-dag");
+        assert_eq!(summary.node_count, 3, "{version:?}");
+        let c = h.gossip_counters();
+        assert_eq!(peerapi::subnet::GossipCounters::get(&c.rejected), 1);
+        // The publisher is still alive and wrote no traceback.
+        assert!(
+            p.child.try_wait().unwrap().is_none(),
+            "{version:?} publisher died"
+        );
+        drop(p.child.stdin.take());
+        let status = within(p.child.wait()).await.unwrap();
+        let stderr = std::fs::read_to_string(&p.stderr).unwrap_or_default();
+        assert!(
+            status.success() && !stderr.contains("Traceback"),
+            "{version:?}:\n{stderr}"
+        );
+        node.abort();
+    }
+}

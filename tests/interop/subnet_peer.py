@@ -14,6 +14,12 @@ Modes (machine-readable lines on stdout):
       ("FETCHED <n> verified=<k> not_found=<json>"), then sends an unknown
       kind ("UNKNOWN closed|answered") and an oversized frame
       ("OVERSIZE closed|answered"). Exits 0.
+  gossip ADDR --count N --forged M
+      Joins gossipsub on /meshsub/2.0.0 (the only id template nodes offer),
+      subscribes to peer_state, waits until ADDR's peer is in its mesh, then
+      publishes N peer-state DAG nodes it signs as template nodes do and M
+      forged ones (payload changed after signing). Prints "PUBLISHED <ids>"
+      and "FORGED <ids>" (node ids), then stays until stdin closes.
 """
 
 import argparse
@@ -163,15 +169,83 @@ async def dag_sync(args):
             print("OVERSIZE " + ("answered" if answered else "closed"), flush=True)
 
 
+def peer_state_node(key_pair, me, n):
+    payload = {"epoch": 1000 + n, "multiaddr": "/ip4/127.0.0.1/tcp/1", "role": 0, "state": 2,
+               "subnet_id": 1, "subnet_node_id": 100 + n, "uid": f"test-{n}"}
+    body = canonical(payload)
+    header = {"author": me, "body_hash": "sha256:" + hashlib.sha256(body).hexdigest(),
+              "body_size": len(body), "created_at_ms": int(time.time() * 1000), "metadata": dict(payload),
+              "namespace": "general-dag", "parent_ids": [],
+              "public_key": key_pair.public_key.serialize().hex(), "schema_id": "peer-state", "version": 1}
+    raw = canonical(header)
+    header["node_id"] = "sha256:" + hashlib.sha256(raw).hexdigest()
+    header["signature"] = key_pair.private_key.sign(raw).hex()
+    return {"header": header, "body": {"node_id": header["node_id"], "payload": payload}}
+
+
+async def gossip(args):
+    try:  # py-libp2p 0.8.x
+        from libp2p.tools.anyio_service import background_trio_service
+    except ImportError:  # 0.6.0
+        from libp2p.tools.async_service import background_trio_service
+    from libp2p.pubsub.gossipsub import GossipSub
+    from libp2p.pubsub.pubsub import Pubsub
+
+    key_pair = ed25519_pair()
+    noise = NoiseTransport(key_pair, noise_privkey=x25519_pair().private_key)
+    host = new_host(key_pair=key_pair, sec_opt={NOISE: noise})
+    me = host.get_id().to_base58()
+    router = GossipSub(protocols=[TProtocol("/meshsub/2.0.0")], degree=7, degree_low=5, degree_high=10,
+                       heartbeat_interval=1)
+    pubsub = Pubsub(host, router, strict_signing=True)
+    info = info_from_p2p_addr(multiaddr.Multiaddr(args.addr))
+    async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        async with background_trio_service(pubsub):
+            async with background_trio_service(router):
+                await pubsub.wait_until_ready()
+                await pubsub.subscribe("peer_state")
+                with trio.fail_after(60):
+                    await host.connect(info)
+                    while info.peer_id not in router.mesh.get("peer_state", set()):
+                        await trio.sleep(0.1)
+                published, forged = [], []
+                for n in range(args.count):
+                    node = peer_state_node(key_pair, me, n)
+                    await pubsub.publish("peer_state", canonical(envelope(me, node)))
+                    published.append(node["header"]["node_id"])
+                for n in range(args.forged):
+                    node = peer_state_node(key_pair, me, 1000 + n)
+                    node["body"]["payload"]["state"] = 0  # changed after signing
+                    await pubsub.publish("peer_state", canonical(envelope(me, node)))
+                    forged.append(node["header"]["node_id"])
+                print("PUBLISHED " + " ".join(published), flush=True)
+                print("FORGED " + " ".join(forged), flush=True)
+                stdin = trio.wrap_file(sys.stdin)
+                while await stdin.readline():
+                    pass
+
+
+def envelope(me, node):
+    now = int(time.time() * 1000)
+    return {"created_at_ms": now, "kind": "node_gossip", "namespace": "general-dag", "peer_id": me,
+            "message_id": f"node-gossip:{me}:{node['header']['node_id']}:{now}", "node": node}
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="mode", required=True)
     d = sub.add_parser("dag-sync")
     d.add_argument("addr")
     d.add_argument("--rounds", type=int, default=5)
+    g = sub.add_parser("gossip")
+    g.add_argument("addr")
+    g.add_argument("--count", type=int, default=3)
+    g.add_argument("--forged", type=int, default=1)
     args = p.parse_args()
     if args.mode == "dag-sync":
         trio.run(dag_sync, args)
+    elif args.mode == "gossip":
+        trio.run(gossip, args)
 
 
 if __name__ == "__main__":

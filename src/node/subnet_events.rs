@@ -1,0 +1,111 @@
+//! The swarm task's share of the subnet: gossip messages judged (DAG
+//! nodes verified before they are relayed) and stored, DHT discoveries
+//! reported where they happen.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use libp2p::gossipsub::{self, MessageAcceptance};
+use libp2p::PeerId;
+
+use super::event_loop::EventLoop;
+use super::events::NodeEvent;
+use crate::logs::Untrusted;
+use crate::subnet::gossip::{judge, GossipCounters, Verdict};
+use crate::subnet::{DagStore, DagSyncServer, Ingest};
+
+/// What the swarm task holds of the subnet.
+#[derive(Clone)]
+pub(crate) struct SubnetParts {
+    pub(crate) dag: Arc<Mutex<DagStore>>,
+    pub(crate) dag_sync: Option<DagSyncServer>,
+    pub(crate) gossip: Arc<GossipCounters>,
+}
+
+impl EventLoop {
+    pub(super) fn on_gossip(&mut self, event: gossipsub::Event) {
+        match event {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                let counters = self.subnet.gossip.clone();
+                counters.received.fetch_add(1, Ordering::Relaxed);
+                let topic = message.topic.to_string();
+                let bytes = message.data.len();
+                let verdict = judge(&message.data);
+                let acceptance = match &verdict {
+                    Verdict::Relay(_) => MessageAcceptance::Accept,
+                    Verdict::Reject(_) => MessageAcceptance::Reject,
+                };
+                if let Some(gossip) = self.swarm.behaviour_mut().gossip.as_mut() {
+                    gossip.report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        acceptance,
+                    );
+                }
+                let rejected = match verdict {
+                    Verdict::Relay(Some(node)) => {
+                        self.store_node(*node, propagation_source);
+                        None
+                    }
+                    Verdict::Relay(None) => None,
+                    Verdict::Reject(why) => {
+                        counters.rejected.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(from = %propagation_source, topic = %Untrusted(&topic), "gossip message rejected: {why}");
+                        Some(why)
+                    }
+                };
+                self.emit(NodeEvent::Gossip {
+                    topic,
+                    from: propagation_source,
+                    author: message.source,
+                    bytes,
+                    rejected,
+                });
+            }
+            gossipsub::Event::Subscribed { peer_id, topic } => {
+                tracing::debug!(peer = %peer_id, topic = %Untrusted(topic.as_str()), "peer joined a gossip topic");
+            }
+            gossipsub::Event::GossipsubNotSupported { peer_id } => {
+                tracing::debug!(peer = %peer_id, "peer does not speak gossipsub on /meshsub/2.0.0");
+            }
+            _ => {}
+        }
+    }
+
+    fn store_node(&mut self, node: crate::subnet::VerifiedNode, from: PeerId) {
+        let (id, namespace, schema, author) = (
+            node.id.clone(),
+            node.namespace.clone(),
+            node.schema_id.clone(),
+            node.author,
+        );
+        let payload = node.payload.clone();
+        let ingest = {
+            let mut store = self.subnet.dag.lock().unwrap_or_else(|e| e.into_inner());
+            store.ingest(node)
+        };
+        let counters = &self.subnet.gossip;
+        match &ingest {
+            Ingest::Full(limit) => {
+                counters.dag_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%from, "DAG node not kept: the {limit} limit is reached");
+            }
+            Ingest::Duplicate => return,
+            _ => {
+                counters.dag_stored.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.emit(NodeEvent::DagNode {
+            namespace,
+            id,
+            schema_id: schema,
+            author,
+            payload,
+            stored: !matches!(ingest, Ingest::Full(_)),
+        });
+    }
+}
