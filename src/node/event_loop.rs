@@ -15,7 +15,7 @@ use libp2p::{identify, kad, ping, Multiaddr, PeerId, StreamProtocol, Swarm};
 use tokio::sync::{broadcast, mpsc};
 
 use super::call::ApiClient;
-use super::events::{Direction, NodeEvent, PeerInfo};
+use super::events::{Direction, Discovery, NodeEvent, PeerInfo};
 use super::lazy::Confirmed;
 use super::muxer::YamuxUpgrade;
 use super::{Command, NodeConfig, NodeError};
@@ -437,13 +437,14 @@ impl EventLoop {
                 addresses,
                 is_new_peer: true,
                 ..
-            })) if peer != *self.swarm.local_peer_id() && !self.swarm.is_connected(&peer) => {
-                tracing::info!(%peer, "discovered peer through the DHT");
-                let opts = DialOpts::peer_id(peer)
-                    .addresses(addresses.into_vec())
-                    .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
-                    .build();
-                let _ = self.swarm.dial(opts);
+            })) => self.discovered(peer, addresses.into_vec(), Discovery::RoutingTable),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                result: kad::QueryResult::GetClosestPeers(Ok(ok)),
+                ..
+            })) => {
+                for info in ok.peers {
+                    self.discovered(info.peer_id, info.addrs, Discovery::Query);
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Api(never)) => match never {},
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),

@@ -100,6 +100,24 @@ impl PeerInfo {
     }
 }
 
+/// Where the DHT told us of a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Discovery {
+    /// Kademlia added it to our routing table.
+    RoutingTable,
+    /// It was in the answer to one of our queries.
+    Query,
+}
+
+impl Discovery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Discovery::RoutingTable => "routing table",
+            Discovery::Query => "query",
+        }
+    }
+}
+
 /// Everything a node reports.
 #[derive(Clone, Debug)]
 pub enum NodeEvent {
@@ -121,6 +139,8 @@ pub enum NodeEvent {
     },
     /// A ping round trip (None: the ping failed).
     PeerRtt { peer: PeerId, rtt: Option<Duration> },
+    /// The DHT named a peer we had not heard of.
+    PeerDiscovered { peer: PeerId, via: Discovery },
     /// A dial failed, with why.
     DialFailed { peer: Option<PeerId>, error: String },
     /// One of our calls started.

@@ -35,7 +35,7 @@ pub use call::{
 pub use crate::wire::v1::{
     classify_v1_body, V1ErrorClass, V1ErrorText, V1StreamTail, MAX_V1_TRAILER_BYTES,
 };
-pub use events::{CallId, Direction, NodeEvent, PeerInfo, ServeOutcome};
+pub use events::{CallId, Direction, Discovery, NodeEvent, PeerInfo, ServeOutcome};
 pub use handle::NodeHandle;
 pub(crate) use handle::{Command, Shared};
 pub use serve::{
@@ -258,6 +258,7 @@ impl Node {
             dag,
             dag_sync,
             gossip,
+            discovered: Default::default(),
         };
         let handle = NodeHandle { shared };
         let shutdown_grace = config.shutdown_grace;

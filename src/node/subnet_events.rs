@@ -8,11 +8,18 @@ use std::sync::{Arc, Mutex};
 use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::PeerId;
 
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::Multiaddr;
+
 use super::event_loop::EventLoop;
-use super::events::NodeEvent;
+use super::events::{Discovery, NodeEvent};
 use crate::logs::Untrusted;
 use crate::subnet::gossip::{judge, GossipCounters, Verdict};
 use crate::subnet::{DagStore, DagSyncServer, Ingest};
+
+/// Most peers remembered as discovered (a hostile DHT could name many);
+/// past it discoveries are still dialed, no longer reported.
+pub const MAX_DISCOVERED_PEERS: usize = 10_000;
 
 /// What the swarm task holds of the subnet.
 #[derive(Clone)]
@@ -20,9 +27,31 @@ pub(crate) struct SubnetParts {
     pub(crate) dag: Arc<Mutex<DagStore>>,
     pub(crate) dag_sync: Option<DagSyncServer>,
     pub(crate) gossip: Arc<GossipCounters>,
+    /// Peers already reported as discovered.
+    pub(crate) discovered: std::collections::HashSet<PeerId>,
 }
 
 impl EventLoop {
+    /// A peer found through the DHT (its routing table, or a query's
+    /// answer): reported once, dialed unless connected.
+    pub(super) fn discovered(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, via: Discovery) {
+        if peer == *self.swarm.local_peer_id() {
+            return;
+        }
+        let known = &mut self.subnet.discovered;
+        if known.len() < MAX_DISCOVERED_PEERS && known.insert(peer) {
+            tracing::info!(%peer, via = via.as_str(), "discovered peer through the DHT");
+            self.emit(NodeEvent::PeerDiscovered { peer, via });
+        }
+        if !self.swarm.is_connected(&peer) && !addrs.is_empty() {
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            let _ = self.swarm.dial(opts);
+        }
+    }
+
     pub(super) fn on_gossip(&mut self, event: gossipsub::Event) {
         match event {
             gossipsub::Event::Message {

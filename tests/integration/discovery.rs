@@ -17,6 +17,7 @@ async fn newcomer_finds_subnet_peers_through_the_bootnode() {
     let (newcomer, _) = start(fast(vec![boot_addr.clone()])).await;
     let member_id = member.handle().local_peer_id();
     let h = newcomer.handle();
+    let mut events = h.subscribe();
     let found = within(async {
         loop {
             let peers = h.peers().await.unwrap();
@@ -30,6 +31,17 @@ async fn newcomer_finds_subnet_peers_through_the_bootnode() {
     assert!(found
         .iter()
         .any(|p| p.peer == boot.handle().local_peer_id()));
+    // Reported where the DHT named it, not only as a dial target.
+    within(async {
+        loop {
+            if let peerapi::NodeEvent::PeerDiscovered { peer, .. } = events.recv().await.unwrap() {
+                if peer == member_id {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
     for n in [boot, member, newcomer] {
         n.abort();
     }
