@@ -50,6 +50,9 @@ pub(crate) struct Behaviour {
 pub(crate) struct EventLoop {
     pub(super) swarm: Swarm<Behaviour>,
     pub(super) subnet: super::subnet_events::SubnetParts,
+    pub(super) evictions: super::evictions::Evictions,
+    /// Peers we asked to disconnect (their closes are ours, not evictions).
+    pub(super) closing: std::collections::HashSet<PeerId>,
     commands: mpsc::UnboundedReceiver<Command>,
     events: broadcast::Sender<NodeEvent>,
     peers: HashMap<PeerId, (PeerInfo, u32)>,
@@ -178,6 +181,8 @@ impl EventLoop {
             pending_dials: HashMap::new(),
             client,
             subnet,
+            evictions: Default::default(),
+            closing: Default::default(),
             unready_listeners,
             discovery: tokio::time::interval(discovery_interval),
             ready: Some(ready_tx),
@@ -252,7 +257,9 @@ impl EventLoop {
                 }
             }
             Command::Disconnect { peer } => {
-                let _ = self.swarm.disconnect_peer_id(peer);
+                if self.swarm.disconnect_peer_id(peer).is_ok() {
+                    self.closing.insert(peer);
+                }
             }
             Command::Peers { reply } => {
                 let mut peers: Vec<PeerInfo> =
@@ -362,6 +369,14 @@ impl EventLoop {
             } => {
                 if num_established == 0 {
                     self.peers.remove(&peer_id);
+                    let ours = self.closing.remove(&peer_id);
+                    let by_remote = !ours
+                        && cause.as_ref().is_some_and(|c| {
+                            !matches!(c, libp2p::swarm::ConnectionError::KeepAliveTimeout)
+                        });
+                    if by_remote {
+                        self.remote_closed(peer_id);
+                    }
                     let cause = cause.map(|c| c.to_string());
                     tracing::info!(peer = %peer_id, ?cause, "peer disconnected");
                     self.emit(NodeEvent::PeerDisconnected {

@@ -141,6 +141,14 @@ pub enum NodeEvent {
     PeerRtt { peer: PeerId, rtt: Option<Duration> },
     /// The DHT named a peer we had not heard of.
     PeerDiscovered { peer: PeerId, via: Discovery },
+    /// A peer keeps closing our connection: on a strict subnet, the sign
+    /// that our peer id is not registered (`hint` says what to do).
+    PeerEvicted {
+        peer: PeerId,
+        times: usize,
+        every: Duration,
+        hint: String,
+    },
     /// A dial failed, with why.
     DialFailed { peer: Option<PeerId>, error: String },
     /// One of our calls started.

@@ -14,6 +14,7 @@ pub(crate) mod api;
 mod call;
 mod event_loop;
 mod events;
+pub mod evictions;
 mod handle;
 pub mod ip_limit;
 mod lazy;

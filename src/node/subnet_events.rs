@@ -32,6 +32,30 @@ pub(crate) struct SubnetParts {
 }
 
 impl EventLoop {
+    /// The remote closed our last connection to `peer`: on a repeat, say
+    /// what a strict subnet's eviction means.
+    pub(super) fn remote_closed(&mut self, peer: PeerId) {
+        let Some(pattern) = self
+            .evictions
+            .remote_closed(peer, std::time::Instant::now())
+        else {
+            return;
+        };
+        let hint = super::evictions::eviction_hint(self.swarm.local_peer_id());
+        // Loud once; a subnet that keeps evicting us would fill the log.
+        if pattern.times == super::evictions::EVICTIONS_TO_REPORT {
+            tracing::warn!(%peer, every = ?pattern.every, "peer keeps closing our connection: {hint}");
+        } else {
+            tracing::debug!(%peer, times = pattern.times, "evicted again");
+        }
+        self.emit(NodeEvent::PeerEvicted {
+            peer,
+            times: pattern.times,
+            every: pattern.every,
+            hint,
+        });
+    }
+
     /// A peer found through the DHT (its routing table, or a query's
     /// answer): reported once, dialed unless connected.
     pub(super) fn discovered(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, via: Discovery) {

@@ -364,3 +364,11 @@ pub async fn next_serve_outcome(
     })
     .await
 }
+
+/// The peer id at the end of `addr` (`.../p2p/<id>`).
+pub fn peer_id_of(addr: &Multiaddr) -> libp2p::PeerId {
+    match addr.iter().last() {
+        Some(libp2p::multiaddr::Protocol::P2p(peer)) => peer,
+        _ => panic!("{addr} does not end in /p2p/<peer id>"),
+    }
+}

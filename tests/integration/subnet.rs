@@ -234,3 +234,46 @@ async fn signed_peer_state_gossip_is_verified_stored_and_forgeries_rejected() {
         node.abort();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strict_subnet_eviction_is_named_with_the_fix() {
+    use crate::python::PyHost;
+    for version in [PyLibp2p::V081, PyLibp2p::V060] {
+        let mut strict = PyHost::serve(
+            &python_for(version),
+            &peerapi::RouteTable::new(),
+            &["--evict-every", "1"],
+        )
+        .await;
+        // Bootstrapped there, the node comes back after each eviction by
+        // itself (its DHT walk), as it does on a real subnet.
+        let mut cfg = config();
+        cfg.bootstrap = vec![strict.addr.clone()];
+        cfg.discovery_interval = std::time::Duration::from_secs(2);
+        let (node, _) = start(cfg).await;
+        let h = node.handle();
+        let mut events = h.subscribe();
+        let strict_peer = crate::common::peer_id_of(&strict.addr);
+        let report = within(async {
+            loop {
+                if let peerapi::NodeEvent::PeerEvicted {
+                    peer, times, hint, ..
+                } = events.recv().await.expect("node events")
+                {
+                    assert_eq!(peer, strict_peer);
+                    return (times, hint);
+                }
+            }
+        })
+        .await;
+        assert_eq!(report.0, 2, "{version:?}: named on the second eviction");
+        assert!(
+            report.1.contains(&h.local_peer_id().to_string()),
+            "{}",
+            report.1
+        );
+        assert!(report.1.contains("client peer"), "{}", report.1);
+        strict.assert_healthy(&format!("after evicting peerapi ({version:?})"));
+        node.abort();
+    }
+}

@@ -6,7 +6,7 @@ unary response read by the caller with a single read.
 The protobuf message is hand-encoded (the wire bytes are what matter).
 
 Modes (each prints one machine-readable line first, then runs):
-  serve  --routes FILE [--security noise|pos|both] [--no-ping]
+  serve  --routes FILE [--security noise|pos|both] [--no-ping] [--evict-every SECS]
          prints "READY <multiaddr>", serves until killed; a stdin line
          "call <multiaddr> <route>" makes this host call that peer over its
          existing connection and print "CALLED <hex of the body>"
@@ -174,7 +174,23 @@ async def serve(args):
                 host.get_mux().handlers.pop(PING, None)
         addr = host.get_addrs()[0]
         print(f"READY {addr}", flush=True)
-        await commands(host)
+        async with trio.open_nursery() as nursery:
+            if args.evict_every:
+                nursery.start_soon(evict, host, args.evict_every)
+            await commands(host)
+
+
+async def evict(host, every):
+    """A strict subnet's connection maintenance with nobody registered:
+    every tick, disconnect every connected peer."""
+    while True:
+        await trio.sleep(every)
+        for peer in list(host.get_connected_peers()):
+            try:
+                await host.disconnect(peer)
+                print(f"EVICTED {peer}", flush=True)
+            except Exception as e:  # reported, never fatal
+                print(f"EVICT-FAILED {type(e).__name__}", flush=True)
 
 
 async def commands(host):
@@ -262,6 +278,7 @@ def main():
     s.add_argument("--routes", required=True)
     s.add_argument("--security", default="noise", choices=["noise", "pos", "both"])
     s.add_argument("--no-ping", action="store_true")
+    s.add_argument("--evict-every", type=float, default=0.0)
     c = sub.add_parser("call")
     c.add_argument("addr")
     c.add_argument("route")
