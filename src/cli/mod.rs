@@ -47,6 +47,9 @@ enum Command {
     /// Check route files, or list a peer's routes.
     #[command(subcommand)]
     Routes(routes::RoutesCmd),
+    /// Watch a subnet: its roster, peers, evictions, rejected gossip.
+    #[command(subcommand)]
+    Subnet(subnet::SubnetCmd),
     /// Measure the hop against a direct HTTP call on this machine.
     Bench(bench::BenchCmd),
     /// Start a local demo backend and two demo peers, and open the console on them.
@@ -74,6 +77,7 @@ pub fn main() -> ExitCode {
             Some(Command::Key(cmd)) => key::run(cmd),
             Some(Command::Routes(cmd)) => routes::run(cmd).await,
             Some(Command::Bench(cmd)) => bench::run(cmd).await,
+            Some(Command::Subnet(cmd)) => subnet::run(cmd).await,
             #[cfg(feature = "console")]
             Some(Command::Demo(args)) => console_result(peerapi::tui::run_demo(args.into()).await),
             None => open_console(cli.node).await,

@@ -1,8 +1,14 @@
-//! The subnet flags of every node-running command (DAG sync and the DAG
-//! held), and later `peerapi subnet`.
+//! The subnet flags of every node-running command (DAG sync, gossip, the
+//! DAG held), and `peerapi subnet watch`: the subnet as its nodes announce
+//! it, one line per change.
 
-use clap::Args;
-use peerapi::subnet::{self, gossip, store, sync};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use peerapi::subnet::{self, gossip, store, sync, Roster};
+use peerapi::NodeEvent;
+use serde_json::json;
 
 #[derive(Args, Debug, Clone)]
 pub(crate) struct SubnetArgs {
@@ -50,4 +56,134 @@ impl SubnetArgs {
         }
         config.gossip.max_message_bytes = self.max_gossip_message_bytes;
     }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SubnetCmd {
+    /// Join a subnet and print the roster (from gossiped peer state), peers
+    /// coming and going, evictions and rejected gossip, one line per change.
+    Watch(Box<WatchCmd>),
+}
+
+#[derive(Args)]
+pub(crate) struct WatchCmd {
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    node: super::NodeArgs,
+}
+
+pub(crate) async fn run(cmd: SubnetCmd) -> ExitCode {
+    let SubnetCmd::Watch(cmd) = cmd;
+    let _guard = super::logging::init("warn", cmd.node.log_dir.as_deref(), cmd.node.max_log_files);
+    match watch(*cmd).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("peerapi: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn watch(cmd: WatchCmd) -> anyhow::Result<()> {
+    let json_lines = cmd.json;
+    let config = cmd.node.into_config()?.node;
+    let node = peerapi::Node::start(config)
+        .await
+        .context("cannot start the node")?;
+    let handle = node.handle();
+    let mut events = handle.subscribe();
+    let say = |line: serde_json::Value, text: String| {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = if json_lines {
+            writeln!(out, "{line}")
+        } else {
+            writeln!(out, "{text}")
+        };
+        let _ = out.flush();
+    };
+    for addr in handle.listen_addrs().await? {
+        say(
+            json!({"event": "listening", "addr": addr.to_string()}),
+            format!("listening on {addr}"),
+        );
+    }
+    let mut roster = Roster::default();
+    loop {
+        let event = tokio::select! {
+            e = events.recv() => e,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let event = match event {
+            Ok(e) => e,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                say(
+                    json!({"event": "lagged", "skipped": n}),
+                    format!("(fell behind: {n} events skipped)"),
+                );
+                continue;
+            }
+            Err(_) => break,
+        };
+        match event {
+            NodeEvent::DagNode {
+                schema_id,
+                author,
+                created_at_ms,
+                payload,
+                ..
+            } if schema_id == "peer-state" => {
+                if let Some(e) = roster.apply(&author, created_at_ms, &payload) {
+                    let mut line = serde_json::to_value(&e).unwrap_or_default();
+                    line["event"] = json!("roster");
+                    say(
+                        line,
+                        format!(
+                            "subnet node {} ({}) {} role {} epoch {} at {}",
+                            e.subnet_node_id, e.peer_id, e.state, e.role, e.epoch, e.multiaddr
+                        ),
+                    );
+                }
+            }
+            NodeEvent::PeerConnected { peer, addr, .. } => say(
+                json!({"event": "peer_connected", "peer_id": peer.to_string(), "addr": addr.to_string()}),
+                format!("connected {peer} at {addr}"),
+            ),
+            NodeEvent::PeerDisconnected { peer, cause } => say(
+                json!({"event": "peer_disconnected", "peer_id": peer.to_string(), "cause": cause}),
+                format!(
+                    "disconnected {peer}{}",
+                    cause.map(|c| format!(": {c}")).unwrap_or_default()
+                ),
+            ),
+            NodeEvent::PeerEvicted {
+                peer,
+                times,
+                every,
+                hint,
+            } => say(
+                json!({"event": "peer_evicted", "peer_id": peer.to_string(), "times": times,
+                       "every_secs": every.as_secs_f64(), "hint": hint}),
+                format!("{peer} closed our connection {times} times (every {every:.0?}): {hint}"),
+            ),
+            NodeEvent::PeerDiscovered { peer, via } => say(
+                json!({"event": "peer_discovered", "peer_id": peer.to_string(), "via": via.as_str()}),
+                format!("discovered {peer} ({})", via.as_str()),
+            ),
+            NodeEvent::Gossip {
+                topic,
+                from,
+                rejected: Some(why),
+                ..
+            } => say(
+                json!({"event": "gossip_rejected", "topic": topic, "from": from.to_string(), "why": why}),
+                format!("rejected gossip on {topic} from {from}: {why}"),
+            ),
+            _ => {}
+        }
+    }
+    node.shutdown().await;
+    Ok(())
 }

@@ -213,6 +213,7 @@ pub enum NodeEvent {
         id: String,
         schema_id: String,
         author: PeerId,
+        created_at_ms: u64,
         payload: serde_json::Value,
         stored: bool,
     },

@@ -137,6 +137,7 @@ impl EventLoop {
             node.author,
         );
         let payload = node.payload.clone();
+        let created_at_ms = node.created_at_ms;
         let ingest = {
             let mut store = self.subnet.dag.lock().unwrap_or_else(|e| e.into_inner());
             store.ingest(node)
@@ -157,6 +158,7 @@ impl EventLoop {
             id,
             schema_id: schema,
             author,
+            created_at_ms,
             payload,
             stored: !matches!(ingest, Ingest::Full(_)),
         });

@@ -2,16 +2,19 @@
 //! what the operator can see of them. `canonical` (Python's canonical
 //! JSON, byte-exact), `dag` (Merkle DAG nodes and their verification),
 //! `store` (the DAG we hold, bounded), `sync` (the DAG-sync protocol),
-//! `gossip` (gossipsub on `/meshsub/2.0.0`, verified before relayed).
+//! `gossip` (gossipsub on `/meshsub/2.0.0`, verified before relayed),
+//! `roster` (each subnet node's latest peer state).
 
 pub mod canonical;
 pub mod dag;
 pub mod gossip;
+pub mod roster;
 pub mod store;
 pub mod sync;
 
 pub use dag::{verify, VerifiedNode, VerifyError};
 pub use gossip::{GossipConfig, GossipCounters};
+pub use roster::{Roster, RosterEntry};
 pub use store::{DagLimits, DagStore, Ingest, Summary};
 pub use sync::{DagSyncServer, SyncLimits, PROTOCOL_DAG_SYNC};
 

@@ -277,3 +277,55 @@ async fn a_strict_subnet_eviction_is_named_with_the_fix() {
         node.abort();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subnet_watch_prints_the_roster_and_rejected_gossip_as_json_lines() {
+    use tokio::io::AsyncBufReadExt;
+    let mut watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_peerapi"))
+        .args([
+            "subnet",
+            "watch",
+            "--json",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    async fn next_json(
+        lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    ) -> Value {
+        let line = within(lines.next_line())
+            .await
+            .unwrap()
+            .expect("watch runs");
+        serde_json::from_str::<Value>(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+    let first = next_json(&mut lines).await;
+    assert_eq!(first["event"], "listening");
+    let addr: libp2p::Multiaddr = first["addr"].as_str().unwrap().parse().unwrap();
+    let mut p = publisher(PyLibp2p::V081, &addr, 2, 1).await;
+    let (mut roster, mut rejected) = (Vec::new(), 0);
+    while roster.len() < 2 || rejected < 1 {
+        let line = next_json(&mut lines).await;
+        match line["event"].as_str() {
+            Some("roster") => roster.push(line),
+            Some("gossip_rejected") => rejected += 1,
+            _ => {}
+        }
+    }
+    let mut ids: Vec<u64> = roster
+        .iter()
+        .map(|l| l["subnet_node_id"].as_u64().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [100, 101], "the publisher's two signed states");
+    assert!(roster
+        .iter()
+        .all(|l| l["state"] == "ONLINE" && l["subnet_id"] == 1));
+    drop(p.child.stdin.take());
+    within(p.child.wait()).await.unwrap();
+}
