@@ -72,6 +72,8 @@ pub enum Action {
     Back,
     /// Show or hide the help overlay.
     ToggleHelp,
+    /// Show or hide the Subnet view (roster, gossip, DAG, evictions).
+    ToggleSubnet,
     /// Enter on the focused pane: edit a field, open a call, show a peer.
     Activate,
     /// Send the composer's call (a repeated send overrides a warning).

@@ -50,6 +50,13 @@ fn key_action(state: &State, key: KeyEvent) -> Option<Action> {
         )
         .then_some(Action::ToggleHelp);
     }
+    if state.subnet.show && state.prompt.is_none() {
+        return matches!(
+            key.code,
+            KeyCode::Esc | KeyCode::Char('S') | KeyCode::Char('q')
+        )
+        .then_some(Action::ToggleSubnet);
+    }
     if state.prompt.is_some() {
         return Some(match key.code {
             KeyCode::Esc => Action::PromptCancel,

@@ -50,6 +50,13 @@ pub static BINDINGS: &[Binding] = &[
         "help",
         Action::ToggleHelp
     ),
+    b!(
+        Global,
+        [(Char('S'), SHIFT), (Char('S'), NONE)],
+        "S",
+        "subnet view",
+        Action::ToggleSubnet
+    ),
     b!(Global, [(Char('q'), NONE)], "q", "quit", Action::Quit),
     b!(Global, [(Char('c'), CTRL)], "C-c", "quit", Action::Quit),
     b!(

@@ -12,6 +12,7 @@ mod output_view;
 mod peers;
 mod prompt;
 mod routes;
+mod subnet;
 
 use std::collections::VecDeque;
 use std::time::{Instant, SystemTime};
@@ -24,6 +25,7 @@ pub use output_view::{OutputMode, OutputView};
 pub use peers::{peer_multiaddr, PeersView};
 pub use prompt::{Prompt, PromptKind, Question};
 pub use routes::RoutesView;
+pub use subnet::SubnetView;
 
 use super::action::{Action, Pane};
 use super::effect::{CallSpec, Effect};
@@ -53,6 +55,7 @@ pub struct State {
     pub composer: Composer,
     pub output: OutputView,
     pub log: LogView,
+    pub subnet: SubnetView,
     pub prompt: Option<Prompt>,
     pub question: Option<Question>,
     pub notice: Option<(String, Instant)>,
@@ -82,6 +85,7 @@ impl State {
                 level: tracing::Level::INFO,
                 scroll: 0,
             },
+            subnet: SubnetView::default(),
             prompt: None,
             question: None,
             notice: None,
@@ -201,6 +205,7 @@ impl State {
             }
             Action::Confirm(_) => {}
             Action::ToggleHelp => self.help = !self.help,
+            Action::ToggleSubnet => self.subnet.show = !self.subnet.show,
             Action::Back => {
                 if self.help {
                     self.help = false;
@@ -425,6 +430,7 @@ impl State {
     }
 
     fn on_node_event(&mut self, ev: NodeEvent) {
+        self.subnet.on_node_event(&ev);
         match ev {
             NodeEvent::RoutesReloaded { diff, routes, .. } => {
                 self.routes.change = Some((self.wall, format!("{diff} ({routes} routes)")));

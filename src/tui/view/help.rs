@@ -7,7 +7,7 @@ use super::Theme;
 use crate::tui::keymap::{Scope, BINDINGS, EDITING};
 use crate::tui::state::{Question, State};
 
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
+pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let [v] = Layout::vertical([Constraint::Length(height.min(area.height))])
         .flex(Flex::Center)
         .areas(area);

@@ -9,6 +9,7 @@ mod output;
 mod peers;
 mod routes;
 mod status;
+mod subnet;
 
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::widgets::{Block, BorderType, Borders};
@@ -89,6 +90,9 @@ pub fn draw(frame: &mut Frame, state: &State, theme: &Theme) {
     footer::draw(frame, r.footer, state, theme);
     if state.prompt.is_some() || state.question.is_some() {
         help::draw_prompt(frame, area, state, theme);
+    }
+    if state.subnet.show {
+        subnet::draw(frame, area, state, theme);
     }
     if state.help {
         help::draw(frame, area, theme);

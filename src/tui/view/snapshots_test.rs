@@ -226,3 +226,47 @@ fn response_head_of_a_2_0_0_call() {
     s.update(Action::ToggleHeaders);
     snapshot("response_head", render(&mut s));
 }
+
+#[test]
+fn subnet_view_with_real_peer_state() {
+    let mut s = populated();
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/peer_state_dag.json"),
+    )
+    .unwrap();
+    let dag: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for n in dag["nodes"].as_array().unwrap() {
+        let v = crate::subnet::verify(n).unwrap();
+        s.update(Action::Node(crate::node::NodeEvent::Gossip {
+            topic: "peer_state".into(),
+            from: peer(2),
+            author: Some(v.author),
+            bytes: 1400,
+            rejected: None,
+        }));
+        s.update(Action::Node(crate::node::NodeEvent::DagNode {
+            namespace: v.namespace.clone(),
+            id: v.id.clone(),
+            schema_id: v.schema_id.clone(),
+            author: v.author,
+            created_at_ms: v.created_at_ms,
+            payload: v.payload.clone(),
+            stored: true,
+        }));
+    }
+    s.update(Action::Node(crate::node::NodeEvent::Gossip {
+        topic: "peer_state".into(),
+        from: peer(3),
+        author: Some(peer(3)),
+        bytes: 1400,
+        rejected: Some("signature does not verify".into()),
+    }));
+    s.update(Action::Node(crate::node::NodeEvent::PeerEvicted {
+        peer: peer(2),
+        times: 2,
+        every: Duration::from_secs(60),
+        hint: "probably not registered on chain for this subnet".into(),
+    }));
+    s.update(Action::ToggleSubnet);
+    snapshot("subnet_view", render(&mut s));
+}
