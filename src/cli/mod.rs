@@ -50,6 +50,8 @@ enum Command {
     /// Watch a subnet: its roster, peers, evictions, rejected gossip.
     #[command(subcommand)]
     Subnet(subnet::SubnetCmd),
+    /// Accept template nodes' telemetry (WebSocket) and print each event, verified.
+    Telemetry(subnet::TelemetryCmd),
     /// Measure the hop against a direct HTTP call on this machine.
     Bench(bench::BenchCmd),
     /// Start a local demo backend and two demo peers, and open the console on them.
@@ -78,6 +80,7 @@ pub fn main() -> ExitCode {
             Some(Command::Routes(cmd)) => routes::run(cmd).await,
             Some(Command::Bench(cmd)) => bench::run(cmd).await,
             Some(Command::Subnet(cmd)) => subnet::run(cmd).await,
+            Some(Command::Telemetry(cmd)) => subnet::telemetry(cmd).await,
             #[cfg(feature = "console")]
             Some(Command::Demo(args)) => console_result(peerapi::tui::run_demo(args.into()).await),
             None => open_console(cli.node).await,

@@ -187,3 +187,75 @@ async fn watch(cmd: WatchCmd) -> anyhow::Result<()> {
     node.shutdown().await;
     Ok(())
 }
+
+#[derive(Args)]
+pub(crate) struct TelemetryCmd {
+    /// Address to accept template nodes' telemetry WebSocket connections on.
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:9000")]
+    listen: std::net::SocketAddr,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Largest telemetry message accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = peerapi::subnet::telemetry::DEFAULT_MAX_TELEMETRY_MESSAGE_BYTES)]
+    max_message_bytes: usize,
+    /// Telemetry connections accepted at once.
+    #[arg(long, value_name = "N", default_value_t = peerapi::subnet::telemetry::DEFAULT_MAX_TELEMETRY_CONNECTIONS)]
+    max_connections: usize,
+}
+
+/// `peerapi telemetry`: verified events from template nodes, one per line.
+pub(crate) async fn telemetry(cmd: TelemetryCmd) -> ExitCode {
+    use peerapi::subnet::telemetry::{serve, TelemetryLimits};
+    let limits = TelemetryLimits {
+        max_message_bytes: cmd.max_message_bytes,
+        max_connections: cmd.max_connections,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
+    let (addr, task) = match serve(cmd.listen, limits, tx).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            eprintln!(
+                "peerapi: cannot listen for telemetry on {}: {e} (is the port in use?)",
+                cmd.listen
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let say = |line: serde_json::Value, text: String| {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = if cmd.json {
+            writeln!(out, "{line}")
+        } else {
+            writeln!(out, "{text}")
+        };
+        let _ = out.flush();
+    };
+    say(
+        json!({"event": "listening", "addr": format!("ws://{addr}")}),
+        format!("telemetry on ws://{addr} (point nodes' --telemetry_url here)"),
+    );
+    loop {
+        tokio::select! {
+            ev = rx.recv() => {
+                let Some(ev) = ev else { break };
+                let text = format!(
+                    "{} {} node {} ({}) {}{}",
+                    if ev.verified { "✓" } else { "✗" },
+                    ev.event.as_deref().unwrap_or("?"),
+                    ev.subnet_node_id.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
+                    ev.peer_id.as_deref().unwrap_or("?"),
+                    ev.data,
+                    ev.error.as_ref().map(|e| format!(" — NOT VERIFIED: {e}")).unwrap_or_default(),
+                );
+                let mut line = serde_json::to_value(&ev).unwrap_or_default();
+                line["kind"] = json!("telemetry");
+                say(line, text);
+            }
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    task.abort();
+    ExitCode::SUCCESS
+}

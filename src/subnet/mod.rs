@@ -3,7 +3,8 @@
 //! JSON, byte-exact), `dag` (Merkle DAG nodes and their verification),
 //! `store` (the DAG we hold, bounded), `sync` (the DAG-sync protocol),
 //! `gossip` (gossipsub on `/meshsub/2.0.0`, verified before relayed),
-//! `roster` (each subnet node's latest peer state).
+//! `roster` (each subnet node's latest peer state), `telemetry` (the
+//! signed events template nodes push over WebSocket).
 
 pub mod canonical;
 pub mod dag;
@@ -11,6 +12,7 @@ pub mod gossip;
 pub mod roster;
 pub mod store;
 pub mod sync;
+pub mod telemetry;
 
 pub use dag::{verify, VerifiedNode, VerifyError};
 pub use gossip::{GossipConfig, GossipCounters};

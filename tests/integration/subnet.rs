@@ -329,3 +329,55 @@ async fn subnet_watch_prints_the_roster_and_rejected_gossip_as_json_lines() {
     drop(p.child.stdin.take());
     within(p.child.wait()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_from_a_template_style_sender_is_verified_and_forgeries_flagged() {
+    use tokio::io::AsyncBufReadExt;
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_peerapi"))
+        .args(["telemetry", "--json", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let first: Value =
+        serde_json::from_str(&within(lines.next_line()).await.unwrap().unwrap()).unwrap();
+    let url = first["addr"].as_str().unwrap().to_string();
+    let out = within(
+        tokio::process::Command::new(python_for(PyLibp2p::V081))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/interop/telemetry_sender.py"
+            ))
+            .args([url.as_str(), "--count", "3"])
+            .output(),
+    )
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("Traceback"),
+        "{stderr}"
+    );
+    let mut events = Vec::new();
+    while events.len() < 5 {
+        let line = within(lines.next_line())
+            .await
+            .unwrap()
+            .expect("server runs");
+        events.push(serde_json::from_str::<Value>(&line).unwrap());
+    }
+    let verified: Vec<&Value> = events.iter().filter(|e| e["verified"] == true).collect();
+    assert_eq!(verified.len(), 3, "{events:#?}");
+    assert!(verified
+        .iter()
+        .all(|e| e["event"] == "api_call_remote" && e["subnet_node_id"] == 7));
+    let errors: Vec<&str> = events.iter().filter_map(|e| e["error"].as_str()).collect();
+    assert_eq!(
+        errors,
+        [
+            "signature does not verify",
+            "peer_id is not the signing key's"
+        ]
+    );
+}

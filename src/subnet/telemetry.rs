@@ -1,0 +1,188 @@
+//! Telemetry that template nodes push with `--telemetry_url`: WebSocket
+//! text messages, each a JSON event `{event, timestamp, host, subnet_id,
+//! subnet_node_id, peer_id, data, signature, pubkey}` signed over the
+//! canonical JSON (sorted keys, no spaces) of the event without
+//! `signature` and `pubkey`, by the libp2p key whose peer id it claims.
+//! We accept them on `--telemetry-listen`, verify each, and report it;
+//! every connection and message is bounded.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use libp2p::identity::PublicKey;
+use serde_json::Value;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::canonical;
+
+/// Default largest telemetry message.
+pub const DEFAULT_MAX_TELEMETRY_MESSAGE_BYTES: usize = 256 * 1024;
+/// Default telemetry connections at once.
+pub const DEFAULT_MAX_TELEMETRY_CONNECTIONS: usize = 256;
+
+#[derive(Clone, Debug)]
+pub struct TelemetryLimits {
+    pub max_message_bytes: usize,
+    pub max_connections: usize,
+}
+
+impl Default for TelemetryLimits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: DEFAULT_MAX_TELEMETRY_MESSAGE_BYTES,
+            max_connections: DEFAULT_MAX_TELEMETRY_CONNECTIONS,
+        }
+    }
+}
+
+/// One event as it arrived, and whether its signature holds.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TelemetryEvent {
+    /// The sender's socket address.
+    pub from: String,
+    pub event: Option<String>,
+    pub peer_id: Option<String>,
+    pub subnet_id: Option<u64>,
+    pub subnet_node_id: Option<u64>,
+    pub data: Value,
+    pub verified: bool,
+    /// Why it does not verify.
+    pub error: Option<String>,
+}
+
+/// Verifies one event's text.
+pub fn verify_event(text: &str) -> Result<Value, String> {
+    let mut v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let obj = v.as_object_mut().ok_or("not a JSON object")?;
+    let signature = obj
+        .remove("signature")
+        .and_then(|s| s.as_str().map(str::to_string))
+        .ok_or("no signature")?;
+    let pubkey = obj
+        .remove("pubkey")
+        .and_then(|s| s.as_str().map(str::to_string))
+        .ok_or("no pubkey")?;
+    let signed = canonical::to_vec(&v).map_err(|e| e.to_string())?;
+    let key = hex::decode(&pubkey)
+        .ok()
+        .and_then(|b| PublicKey::try_decode_protobuf(&b).ok())
+        .ok_or("pubkey is not a libp2p public key")?;
+    let signature = hex::decode(&signature).map_err(|_| "signature is not hex")?;
+    if !key.verify(&signed, &signature) {
+        return Err("signature does not verify".into());
+    }
+    if v.get("peer_id").and_then(Value::as_str) != Some(key.to_peer_id().to_string().as_str()) {
+        return Err("peer_id is not the signing key's".into());
+    }
+    Ok(v)
+}
+
+/// Reads `text` into an event for the operator, verified or not.
+pub fn judge(from: &str, text: &str) -> TelemetryEvent {
+    let loose: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let get_str = |k: &str| loose.get(k).and_then(Value::as_str).map(str::to_string);
+    let get_num = |k: &str| loose.get(k).and_then(Value::as_u64);
+    let result = verify_event(text);
+    TelemetryEvent {
+        from: from.to_string(),
+        event: get_str("event"),
+        peer_id: get_str("peer_id"),
+        subnet_id: get_num("subnet_id"),
+        subnet_node_id: get_num("subnet_node_id"),
+        data: loose.get("data").cloned().unwrap_or(Value::Null),
+        verified: result.is_ok(),
+        error: result.err(),
+    }
+}
+
+/// Accepts telemetry on `addr` until the returned task is aborted; each
+/// event goes to `sink` (dropped when the sink is full: telemetry must
+/// never hold the node back).
+pub async fn serve(
+    addr: SocketAddr,
+    limits: TelemetryLimits,
+    sink: mpsc::Sender<TelemetryEvent>,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(limits.max_message_bytes))
+        .max_frame_size(Some(limits.max_message_bytes));
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, peer)) = listener.accept().await else {
+                continue;
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                tracing::debug!(%peer, "telemetry connection refused: too many at once");
+                continue;
+            };
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let Ok(mut ws) =
+                    tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await
+                else {
+                    return;
+                };
+                let from = peer.to_string();
+                while let Some(msg) = ws.next().await {
+                    let text = match msg {
+                        Ok(Message::Text(t)) => t.to_string(),
+                        Ok(Message::Binary(b)) => String::from_utf8_lossy(&b).into_owned(),
+                        Ok(Message::Close(_)) => break,
+                        Ok(_) => continue,
+                        Err(e) => {
+                            tracing::debug!(%from, "telemetry connection ended: {e}");
+                            break;
+                        }
+                    };
+                    let _ = sink.try_send(judge(&from, &text));
+                }
+            });
+        }
+    });
+    Ok((local, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed(key: &libp2p::identity::Keypair, event: Value) -> String {
+        let bytes = canonical::to_vec(&event).unwrap();
+        let mut v = event;
+        v["signature"] = Value::from(hex::encode(key.sign(&bytes).unwrap()));
+        v["pubkey"] = Value::from(hex::encode(key.public().encode_protobuf()));
+        v.to_string()
+    }
+
+    #[test]
+    fn a_signed_event_verifies_and_any_change_does_not() {
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let event = serde_json::json!({"event": "node_started", "timestamp": 1795832393.5621457,
+            "host": "h", "subnet_id": 1, "subnet_node_id": 2,
+            "peer_id": key.public().to_peer_id().to_string(), "data": {"é": [1, 2.5]}});
+        let text = signed(&key, event.clone());
+        assert!(verify_event(&text).is_ok());
+        assert!(judge("x", &text).verified);
+        let forged = text.replace("node_started", "node_stopped");
+        assert_eq!(
+            verify_event(&forged).unwrap_err(),
+            "signature does not verify"
+        );
+        let other = libp2p::identity::Keypair::generate_ed25519();
+        let mut claims = event;
+        claims["peer_id"] = Value::from(key.public().to_peer_id().to_string());
+        let text = signed(&other, claims);
+        assert_eq!(
+            verify_event(&text).unwrap_err(),
+            "peer_id is not the signing key's"
+        );
+        assert!(!judge("x", "{").verified);
+    }
+}
