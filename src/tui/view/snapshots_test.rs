@@ -267,6 +267,12 @@ fn subnet_view_with_real_peer_state() {
         every: Duration::from_secs(60),
         hint: "probably not registered on chain for this subnet".into(),
     }));
+    // One subnet node is also connected to us, with the API mounted.
+    let author = crate::subnet::verify(&dag["nodes"][0]).unwrap().author;
+    let mut seen = s.peers.list[0].clone();
+    seen.peer = author;
+    seen.rtt_last = Some(Duration::from_micros(850));
+    s.update(Action::Peers(vec![seen]));
     s.update(Action::ToggleSubnet);
     snapshot("subnet_view", render(&mut s));
 }

@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
 use super::help::centered;
-use super::{short_peer, Theme};
+use super::{fmt_dur, short_peer, Theme};
 use crate::tui::state::State;
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
@@ -62,6 +62,21 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         .roster
         .entries()
         .map(|e| {
+            // Joined with what this node sees of the same peer.
+            let seen = state
+                .peers
+                .list
+                .iter()
+                .find(|p| p.peer.to_string() == e.peer_id);
+            let link = match seen {
+                Some(p) => p.rtt_last.map(fmt_dur).unwrap_or_else(|| "up".into()),
+                None => "-".into(),
+            };
+            let api = seen.is_some_and(|p| {
+                p.protocols
+                    .iter()
+                    .any(|x| x == crate::wire::PROTOCOL_V1 || x == crate::wire::PROTOCOL_V2)
+            });
             let style = match e.state.as_str() {
                 "ONLINE" => theme.ok(),
                 "JOINING" => theme.warn(),
@@ -73,6 +88,8 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
                 e.state.clone(),
                 e.role.to_string(),
                 e.epoch.to_string(),
+                link,
+                if api { "api" } else { "" }.to_string(),
                 e.multiaddr.clone(),
             ])
             .style(style)
@@ -87,10 +104,17 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             Constraint::Length(8),
             Constraint::Length(4),
             Constraint::Length(9),
+            Constraint::Length(7),
+            Constraint::Length(3),
             Constraint::Min(10),
         ],
     )
-    .header(Row::new(["node", "peer", "state", "role", "epoch", "address"]).style(theme.accent()))
+    .header(
+        Row::new([
+            "node", "peer", "state", "role", "epoch", "link", "api", "address",
+        ])
+        .style(theme.accent()),
+    )
     .block(
         Block::default()
             .borders(Borders::TOP)
