@@ -40,21 +40,14 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
+from peer import uvarint  # the same varint as the API test peer (this directory)
+
 DAG_SYNC = TProtocol("/subnet/merkle_dag_sync_protocol/1.0.0")
 NOISE = TProtocol("/noise")
 
 
 def canonical(value):
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
-
-
-def uvarint(n):
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 async def read_exact(stream, n):
