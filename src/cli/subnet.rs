@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use peerapi::subnet::{self, gossip, store, sync, Roster};
+use peerapi::subnet::{self, gossip, replicate, store, sync, Roster};
 use peerapi::NodeEvent;
 use serde_json::json;
 
@@ -31,6 +31,18 @@ pub(crate) struct SubnetArgs {
     /// Most bytes of DAG nodes held across namespaces.
     #[arg(long, value_name = "BYTES", default_value_t = store::DEFAULT_MAX_DAG_BYTES)]
     pub max_dag_bytes: usize,
+    /// Do not replicate the DAG from peers that serve the sync protocol.
+    #[arg(long)]
+    pub no_dag_replicate: bool,
+    /// DAG namespace to replicate (repeatable; default: general-dag).
+    #[arg(long = "dag-namespace", value_name = "NAME")]
+    pub dag_namespaces: Vec<String>,
+    /// Largest DAG-sync answer read from a peer, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = replicate::DEFAULT_MAX_SYNC_RESPONSE_BYTES)]
+    pub max_sync_response_bytes: usize,
+    /// Least seconds between two replications from the same peer.
+    #[arg(long, value_name = "SECS", default_value_t = replicate::DEFAULT_REPLICATE_INTERVAL.as_secs())]
+    pub dag_replicate_interval: u64,
     /// Do not join the subnet's gossip (/meshsub/2.0.0).
     #[arg(long)]
     pub no_gossip: bool,
@@ -50,6 +62,12 @@ impl SubnetArgs {
         config.sync.max_streams_per_peer = self.max_sync_streams_per_peer;
         config.dag.max_nodes_per_namespace = self.max_dag_nodes;
         config.dag.max_bytes = self.max_dag_bytes;
+        config.replicate.enabled = !self.no_dag_replicate;
+        if !self.dag_namespaces.is_empty() {
+            config.replicate.namespaces = self.dag_namespaces.clone();
+        }
+        config.replicate.max_response_bytes = self.max_sync_response_bytes;
+        config.replicate.min_interval = std::time::Duration::from_secs(self.dag_replicate_interval);
         config.gossip.enabled = !self.no_gossip;
         if !self.gossip_topics.is_empty() {
             config.gossip.topics = self.gossip_topics.clone();
@@ -167,6 +185,22 @@ async fn watch(cmd: WatchCmd) -> anyhow::Result<()> {
                 json!({"event": "peer_evicted", "peer_id": peer.to_string(), "times": times,
                        "every_secs": every.as_secs_f64(), "hint": hint}),
                 format!("{peer} closed our connection {times} times (every {every:.0?}): {hint}"),
+            ),
+            NodeEvent::DagReplicated {
+                peer,
+                namespace,
+                kept,
+                invalid,
+                error,
+            } => say(
+                json!({"event": "dag_replicated", "peer_id": peer.to_string(), "namespace": namespace,
+                       "kept": kept, "invalid": invalid, "error": error}),
+                match error {
+                    None => format!(
+                        "replicated {namespace} from {peer}: {kept} new nodes, {invalid} invalid"
+                    ),
+                    Some(e) => format!("replicating {namespace} from {peer} stopped: {e}"),
+                },
             ),
             NodeEvent::PeerDiscovered { peer, via } => say(
                 json!({"event": "peer_discovered", "peer_id": peer.to_string(), "via": via.as_str()}),

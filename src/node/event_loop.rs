@@ -87,14 +87,23 @@ impl EventLoop {
             .with_max_established_per_peer(count(conn.max_per_peer));
         let client = api.client();
         let gossip_config = config.subnet.gossip.clone();
-        let dag_sync = Toggle::from(subnet.dag_sync.clone().map(|server| {
+        // Serving takes inbound streams; replicating opens outbound ones.
+        let dag_sync = (subnet.dag_sync.is_some() || config.subnet.replicate.enabled).then(|| {
+            let (inbound, dispatch): (_, super::api::Dispatch) = match &subnet.dag_sync {
+                Some(server) => (
+                    vec![StreamProtocol::new(crate::subnet::PROTOCOL_DAG_SYNC)],
+                    server.dispatcher(),
+                ),
+                None => (Vec::new(), std::sync::Arc::new(|_| {})),
+            };
             super::api::Behaviour::new(
                 config.access.clone(),
-                vec![StreamProtocol::new(crate::subnet::PROTOCOL_DAG_SYNC)],
-                server.dispatcher(),
-                super::api::Connections::default(),
+                inbound,
+                dispatch,
+                subnet.replicator.connections.clone(),
             )
-        }));
+        });
+        let dag_sync = Toggle::from(dag_sync);
         let transport = super::transport::build(
             &config.keypair,
             config.psk,
@@ -418,6 +427,7 @@ impl EventLoop {
                     }
                 }
                 self.client.set_peer_protocols(peer_id, protocols.clone());
+                self.subnet.replicator.on_identified(peer_id, &protocols);
                 if let Some((peer, _)) = self.peers.get_mut(&peer_id) {
                     peer.agent = Some(info.agent_version.clone());
                     peer.protocols = protocols.clone();

@@ -217,6 +217,16 @@ pub enum NodeEvent {
         payload: serde_json::Value,
         stored: bool,
     },
+    /// A replication of one DAG namespace from a peer ended.
+    DagReplicated {
+        peer: PeerId,
+        namespace: String,
+        /// Nodes newly kept, and nodes that failed verification.
+        kept: usize,
+        invalid: usize,
+        /// Why it stopped early, if it did.
+        error: Option<String>,
+    },
     /// The route file changed but is invalid; the old table stays.
     RoutesRejected { error: String },
 }

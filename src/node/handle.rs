@@ -42,6 +42,7 @@ pub(crate) struct Shared {
     pub(crate) dag: Arc<std::sync::Mutex<crate::subnet::DagStore>>,
     pub(crate) dag_sync: Option<crate::subnet::DagSyncServer>,
     pub(crate) gossip: Arc<crate::subnet::GossipCounters>,
+    pub(crate) replication: Arc<super::replication::ReplicationCounters>,
 }
 
 /// A cheap, cloneable handle to a running node.
@@ -78,6 +79,11 @@ impl NodeHandle {
     /// Gossip messages received, rejected, and DAG nodes stored from them.
     pub fn gossip_counters(&self) -> &crate::subnet::GossipCounters {
         &self.shared.gossip
+    }
+
+    /// What DAG replication from peers has run, kept and rejected.
+    pub fn replication_counters(&self) -> &super::replication::ReplicationCounters {
+        &self.shared.replication
     }
 
     /// The protocol's client, for calls on peers already connected.

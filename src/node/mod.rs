@@ -19,6 +19,7 @@ mod handle;
 pub mod ip_limit;
 mod lazy;
 pub mod muxer;
+mod replication;
 pub(crate) mod serve;
 mod subnet_events;
 pub mod transport;
@@ -39,6 +40,7 @@ pub use crate::wire::v1::{
 pub use events::{CallId, Direction, Discovery, NodeEvent, PeerInfo, ServeOutcome};
 pub use handle::NodeHandle;
 pub(crate) use handle::{Command, Shared};
+pub use replication::ReplicationCounters;
 pub use serve::{
     ServeLimits, DEFAULT_MAX_CALLS_PER_PEER, DEFAULT_MAX_CONCURRENT_CALLS,
     DEFAULT_MAX_REQUEST_HEADERS, DEFAULT_REQUEST_READ_TIMEOUT, DEFAULT_RESPONSE_WRITE_TIMEOUT,
@@ -246,6 +248,7 @@ impl Node {
             )
         });
         let gossip = Arc::new(crate::subnet::GossipCounters::default());
+        let replication = Arc::new(replication::ReplicationCounters::default());
         let shared = Arc::new(Shared {
             local_peer_id,
             commands,
@@ -254,8 +257,17 @@ impl Node {
             dag: dag.clone(),
             dag_sync: dag_sync.clone(),
             gossip: gossip.clone(),
+            replication: replication.clone(),
         });
         let subnet = subnet_events::SubnetParts {
+            replicator: replication::Replicator::new(
+                dag.clone(),
+                config.subnet.replicate.clone(),
+                local_peer_id,
+                events.clone(),
+                gossip.clone(),
+                replication,
+            ),
             dag,
             dag_sync,
             gossip,

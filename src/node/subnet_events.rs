@@ -22,11 +22,11 @@ use crate::subnet::{DagStore, DagSyncServer, Ingest};
 pub const MAX_DISCOVERED_PEERS: usize = 10_000;
 
 /// What the swarm task holds of the subnet.
-#[derive(Clone)]
 pub(crate) struct SubnetParts {
     pub(crate) dag: Arc<Mutex<DagStore>>,
     pub(crate) dag_sync: Option<DagSyncServer>,
     pub(crate) gossip: Arc<GossipCounters>,
+    pub(crate) replicator: super::replication::Replicator,
     /// Peers already reported as discovered.
     pub(crate) discovered: std::collections::HashSet<PeerId>,
 }
@@ -130,17 +130,9 @@ impl EventLoop {
     }
 
     fn store_node(&mut self, node: crate::subnet::VerifiedNode, from: PeerId) {
-        let (id, namespace, schema, author) = (
-            node.id.clone(),
-            node.namespace.clone(),
-            node.schema_id.clone(),
-            node.author,
-        );
-        let payload = node.payload.clone();
-        let created_at_ms = node.created_at_ms;
         let ingest = {
             let mut store = self.subnet.dag.lock().unwrap_or_else(|e| e.into_inner());
-            store.ingest(node)
+            store.ingest(node.clone())
         };
         let counters = &self.subnet.gossip;
         match &ingest {
@@ -153,14 +145,6 @@ impl EventLoop {
                 counters.dag_stored.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.emit(NodeEvent::DagNode {
-            namespace,
-            id,
-            schema_id: schema,
-            author,
-            created_at_ms,
-            payload,
-            stored: !matches!(ingest, Ingest::Full(_)),
-        });
+        self.emit(super::replication::dag_node_event(&node, &ingest));
     }
 }

@@ -1,7 +1,7 @@
 //! The subnet around the API: what template nodes expect of a peer, and
 //! what the operator can see of them. `canonical` (Python's canonical
 //! JSON, byte-exact), `dag` (Merkle DAG nodes and their verification),
-//! `store` (the DAG we hold, bounded), `sync` (the DAG-sync protocol),
+//! `store` (the DAG we hold, bounded), `sync` (the DAG-sync protocol), `replicate` (its client side),
 //! `gossip` (gossipsub on `/meshsub/2.0.0`, verified before relayed),
 //! `roster` (each subnet node's latest peer state), `telemetry` (the
 //! signed events template nodes push over WebSocket).
@@ -9,6 +9,7 @@
 pub mod canonical;
 pub mod dag;
 pub mod gossip;
+pub mod replicate;
 pub mod roster;
 pub mod store;
 pub mod sync;
@@ -16,6 +17,7 @@ pub mod telemetry;
 
 pub use dag::{verify, VerifiedNode, VerifyError};
 pub use gossip::{GossipConfig, GossipCounters};
+pub use replicate::ReplicateConfig;
 pub use roster::{Roster, RosterEntry};
 pub use store::{DagLimits, DagStore, Ingest, Summary};
 pub use sync::{DagSyncServer, SyncLimits, PROTOCOL_DAG_SYNC};
@@ -29,6 +31,8 @@ pub struct SubnetConfig {
     pub sync: SyncLimits,
     pub dag: DagLimits,
     pub gossip: GossipConfig,
+    /// Replicating the DAG from peers that serve the sync protocol.
+    pub replicate: ReplicateConfig,
 }
 
 impl Default for SubnetConfig {
@@ -38,6 +42,7 @@ impl Default for SubnetConfig {
             sync: SyncLimits::default(),
             dag: DagLimits::default(),
             gossip: GossipConfig::default(),
+            replicate: ReplicateConfig::default(),
         }
     }
 }

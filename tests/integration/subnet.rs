@@ -381,3 +381,123 @@ async fn telemetry_from_a_template_style_sender_is_verified_and_forgeries_flagge
         ]
     );
 }
+
+/// A `subnet_peer.py dag-serve` peer: its address and its chain's head.
+struct DagServer {
+    child: tokio::process::Child,
+    stderr: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    addr: libp2p::Multiaddr,
+    head: String,
+    /// Kept open: the peer prints a line per request.
+    _stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+async fn dag_server(version: PyLibp2p, count: u32, forged: u32) -> DagServer {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = dir.path().join("stderr.log");
+    let mut child = tokio::process::Command::new(python_for(version))
+        .arg(SUBNET_PY)
+        .args(["dag-serve", "--count", &count.to_string()])
+        .args(["--forged", &forged.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (addr, head) = within(async {
+        let mut addr = None;
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(a) = line.strip_prefix("READY ") {
+                addr = Some(a.parse::<libp2p::Multiaddr>().unwrap());
+            }
+            if let Some(h) = line.strip_prefix("HEAD ") {
+                return (addr.expect("READY before HEAD"), h.to_string());
+            }
+        }
+        panic!(
+            "{version:?} DAG server exited early:\n{}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
+    })
+    .await;
+    DagServer {
+        child,
+        stderr,
+        _dir: dir,
+        addr,
+        head,
+        _stdout: lines,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dag_is_replicated_from_a_template_style_peer_and_served_again() {
+    for version in [PyLibp2p::V081, PyLibp2p::V060] {
+        let mut server = dag_server(version, 20, 1).await;
+        let (node, addr) = start(config()).await;
+        let h = node.handle();
+        let mut events = h.subscribe();
+        h.dial(&server.addr).await.expect("dial the DAG server");
+        let (kept, invalid, error) = within(async {
+            loop {
+                if let peerapi::NodeEvent::DagReplicated {
+                    kept,
+                    invalid,
+                    error,
+                    ..
+                } = events.recv().await.expect("node events")
+                {
+                    return (kept, invalid, error);
+                }
+            }
+        })
+        .await;
+        assert_eq!(
+            error,
+            None,
+            "{version:?}; the server's stderr:\n{}",
+            std::fs::read_to_string(&server.stderr).unwrap_or_default()
+        );
+        assert_eq!(
+            (kept, invalid),
+            (20, 1),
+            "{version:?}: the chain kept, the forgery not"
+        );
+        let summary = h.dag().lock().unwrap().summary("general-dag");
+        assert_eq!(summary.head_ids, vec![server.head.clone()], "{version:?}");
+        assert_eq!((summary.node_count, summary.orphan_count), (20, 0));
+        assert_eq!(
+            h.replication_counters()
+                .invalid
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+
+        // A template-style node starting now gets it all from us.
+        let lines = dag_sync_client(version, &addr, 5).await;
+        assert!(
+            line(&lines, "CONVERGED ").starts_with("rounds=1 "),
+            "{lines:#?}"
+        );
+        let inventory: Value = serde_json::from_str(line(&lines, "INVENTORY ")).unwrap();
+        assert_eq!(
+            inventory["summary"]["head_ids"],
+            serde_json::json!([server.head])
+        );
+        assert!(
+            line(&lines, "FETCHED ").starts_with("17 verified=17 "),
+            "the head and its 16 ancestors the client asked for: {lines:#?}"
+        );
+
+        let stderr = std::fs::read_to_string(&server.stderr).unwrap_or_default();
+        assert!(
+            matches!(server.child.try_wait(), Ok(None)) && !stderr.contains("Traceback"),
+            "{version:?} DAG server unhealthy:\n{stderr}"
+        );
+        node.abort();
+    }
+}

@@ -20,6 +20,13 @@ Modes (machine-readable lines on stdout):
       publishes N peer-state DAG nodes it signs as template nodes do and M
       forged ones (payload changed after signing). Prints "PUBLISHED <ids>"
       and "FORGED <ids>" (node ids), then stays until stdin closes.
+  dag-serve --count N --forged M
+      Serves /subnet/merkle_dag_sync_protocol/1.0.0 over a chain of N
+      peer-state nodes it signs (each the parent of the next) plus M forged
+      heads, as a template node answers inventory and fetch requests
+      (ancestors followed to the depth asked). Prints "READY <addr>",
+      "HEAD <id>" (the chain's head), then "ASKED <kind>" per request;
+      stays until stdin closes.
 """
 
 import argparse
@@ -162,13 +169,13 @@ async def dag_sync(args):
             print("OVERSIZE " + ("answered" if answered else "closed"), flush=True)
 
 
-def peer_state_node(key_pair, me, n):
+def peer_state_node(key_pair, me, n, parents=()):
     payload = {"epoch": 1000 + n, "multiaddr": "/ip4/127.0.0.1/tcp/1", "role": 0, "state": 2,
                "subnet_id": 1, "subnet_node_id": 100 + n, "uid": f"test-{n}"}
     body = canonical(payload)
     header = {"author": me, "body_hash": "sha256:" + hashlib.sha256(body).hexdigest(),
               "body_size": len(body), "created_at_ms": int(time.time() * 1000), "metadata": dict(payload),
-              "namespace": "general-dag", "parent_ids": [],
+              "namespace": "general-dag", "parent_ids": list(parents),
               "public_key": key_pair.public_key.serialize().hex(), "schema_id": "peer-state", "version": 1}
     raw = canonical(header)
     header["node_id"] = "sha256:" + hashlib.sha256(raw).hexdigest()
@@ -218,6 +225,66 @@ async def gossip(args):
                     pass
 
 
+async def dag_serve(args):
+    key_pair = ed25519_pair()
+    noise = NoiseTransport(key_pair, noise_privkey=x25519_pair().private_key)
+    host = new_host(key_pair=key_pair, sec_opt={NOISE: noise})
+    me = host.get_id().to_base58()
+    nodes, parent = {}, ()
+    for n in range(args.count):
+        node = peer_state_node(key_pair, me, n, parent)
+        nodes[node["header"]["node_id"]] = node
+        parent = (node["header"]["node_id"],)
+    head = parent[0] if parent else None
+    heads = [head] if head else []
+    for n in range(args.forged):
+        node = peer_state_node(key_pair, me, 1000 + n, parent)
+        node["body"]["payload"]["state"] = 0  # changed after signing
+        nodes[node["header"]["node_id"]] = node
+        heads.append(node["header"]["node_id"])
+
+    async def handler(stream):
+        try:
+            req = json.loads(await read_frame(stream))
+            print(f"ASKED {req['kind']}", flush=True)
+            reply = dict(created_at_ms=int(time.time() * 1000), message_id=req["message_id"],
+                         namespace=req["namespace"], peer_id=me)
+            if req["kind"] == "inventory_request":
+                reply.update(kind="inventory_response", summary=dict(
+                    generated_at_ms=reply["created_at_ms"], head_ids=sorted(heads), namespace=req["namespace"],
+                    node_count=len(nodes), orphan_count=0))
+            elif req["kind"] == "fetch_request":
+                found, missing, seen = [], [], set()
+                frontier = [(i, 0) for i in req["node_ids"]]
+                while frontier:
+                    i, depth = frontier.pop(0)
+                    if i in seen:
+                        continue
+                    seen.add(i)
+                    if i not in nodes:
+                        missing.append(i)
+                        continue
+                    found.append(nodes[i])
+                    if depth < req.get("max_ancestor_depth", 0):
+                        frontier += [(p, depth + 1) for p in nodes[i]["header"]["parent_ids"]]
+                reply.update(kind="fetch_response", nodes=found, not_found=missing)
+            else:
+                await stream.close()
+                return
+            body = canonical(reply)
+            await stream.write(uvarint(len(body)) + body)
+        finally:
+            await stream.close()
+
+    async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        host.set_stream_handler(DAG_SYNC, handler)
+        print(f"READY {host.get_addrs()[0]}", flush=True)
+        print(f"HEAD {head}", flush=True)
+        stdin = trio.wrap_file(sys.stdin)
+        while await stdin.readline():
+            pass
+
+
 def envelope(me, node):
     now = int(time.time() * 1000)
     return {"created_at_ms": now, "kind": "node_gossip", "namespace": "general-dag", "peer_id": me,
@@ -234,11 +301,16 @@ def main():
     g.add_argument("addr")
     g.add_argument("--count", type=int, default=3)
     g.add_argument("--forged", type=int, default=1)
+    s = sub.add_parser("dag-serve")
+    s.add_argument("--count", type=int, default=20)
+    s.add_argument("--forged", type=int, default=1)
     args = p.parse_args()
     if args.mode == "dag-sync":
         trio.run(dag_sync, args)
     elif args.mode == "gossip":
         trio.run(gossip, args)
+    elif args.mode == "dag-serve":
+        trio.run(dag_serve, args)
 
 
 if __name__ == "__main__":

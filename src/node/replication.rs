@@ -1,0 +1,218 @@
+//! Replicating the DAG from peers whose identify lists the sync protocol
+//! (see `subnet::replicate` for the exchange): at most one replication per
+//! peer per interval, a bounded number at once, each exchange bounded in
+//! time and in the bytes read.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::AsyncWriteExt;
+use libp2p::PeerId;
+use tokio::sync::{broadcast, Semaphore};
+
+use super::api::Connections;
+use super::events::NodeEvent;
+use crate::subnet::replicate::{replicate, ReplicateConfig};
+use crate::subnet::{DagStore, GossipCounters, Ingest, VerifiedNode, PROTOCOL_DAG_SYNC};
+use crate::wire;
+
+/// Most peers whose last replication time is remembered; older entries are
+/// dropped first (a dropped peer may be asked again sooner, nothing worse).
+const MAX_REMEMBERED_PEERS: usize = 4_096;
+
+/// Counts since start, for the operator.
+#[derive(Debug, Default)]
+pub struct ReplicationCounters {
+    pub runs: AtomicU64,
+    pub failed: AtomicU64,
+    pub nodes_kept: AtomicU64,
+    pub invalid: AtomicU64,
+    /// Replications not started because as many were running as allowed.
+    pub skipped_busy: AtomicU64,
+}
+
+pub(crate) struct Replicator {
+    pub(crate) connections: Connections,
+    store: Arc<Mutex<DagStore>>,
+    config: ReplicateConfig,
+    local: PeerId,
+    last: HashMap<PeerId, Instant>,
+    permits: Arc<Semaphore>,
+    events: broadcast::Sender<NodeEvent>,
+    gossip: Arc<GossipCounters>,
+    pub(crate) counters: Arc<ReplicationCounters>,
+}
+
+/// The event for a node newly kept, wherever it came from.
+pub(crate) fn dag_node_event(node: &VerifiedNode, ingest: &Ingest) -> NodeEvent {
+    NodeEvent::DagNode {
+        namespace: node.namespace.clone(),
+        id: node.id.clone(),
+        schema_id: node.schema_id.clone(),
+        author: node.author,
+        created_at_ms: node.created_at_ms,
+        payload: node.payload.clone(),
+        stored: !matches!(ingest, Ingest::Full(_)),
+    }
+}
+
+impl Replicator {
+    pub(crate) fn new(
+        store: Arc<Mutex<DagStore>>,
+        config: ReplicateConfig,
+        local: PeerId,
+        events: broadcast::Sender<NodeEvent>,
+        gossip: Arc<GossipCounters>,
+        counters: Arc<ReplicationCounters>,
+    ) -> Self {
+        Self {
+            connections: Connections::default(),
+            permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
+            store,
+            config,
+            local,
+            last: HashMap::new(),
+            events,
+            gossip,
+            counters,
+        }
+    }
+
+    /// Identify answered: replicate from `peer` if it serves the sync
+    /// protocol and was not asked within the interval.
+    pub(crate) fn on_identified(&mut self, peer: PeerId, protocols: &[String]) {
+        self.connections.set_protocols(peer, protocols.to_vec());
+        if !self.config.enabled || !protocols.iter().any(|p| p == PROTOCOL_DAG_SYNC) {
+            return;
+        }
+        let now = Instant::now();
+        if self
+            .last
+            .get(&peer)
+            .is_some_and(|t| now.duration_since(*t) < self.config.min_interval)
+        {
+            return;
+        }
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            self.counters.skipped_busy.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, "DAG replication not started: as many running as allowed");
+            return;
+        };
+        if self.last.len() >= MAX_REMEMBERED_PEERS {
+            let interval = self.config.min_interval;
+            self.last.retain(|_, t| now.duration_since(*t) < interval);
+            if self.last.len() >= MAX_REMEMBERED_PEERS {
+                self.last.clear();
+            }
+        }
+        self.last.insert(peer, now);
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let job = Job {
+            peer,
+            local: self.local.to_string(),
+            connections: self.connections.clone(),
+            store: self.store.clone(),
+            config: self.config.clone(),
+            events: self.events.clone(),
+            gossip: self.gossip.clone(),
+            counters: self.counters.clone(),
+        };
+        rt.spawn(async move {
+            job.run().await;
+            drop(permit);
+        });
+    }
+}
+
+struct Job {
+    peer: PeerId,
+    local: String,
+    connections: Connections,
+    store: Arc<Mutex<DagStore>>,
+    config: ReplicateConfig,
+    events: broadcast::Sender<NodeEvent>,
+    gossip: Arc<GossipCounters>,
+    counters: Arc<ReplicationCounters>,
+}
+
+impl Job {
+    async fn run(self) {
+        self.counters.runs.fetch_add(1, Ordering::Relaxed);
+        for namespace in &self.config.namespaces {
+            let ask = |request: Vec<u8>| self.exchange(request);
+            let result = replicate(
+                ask,
+                &self.local,
+                namespace,
+                &self.store,
+                self.config.max_rounds,
+                |node, ingest| {
+                    match ingest {
+                        Ingest::Full(_) => self.gossip.dag_refused.fetch_add(1, Ordering::Relaxed),
+                        _ => self.gossip.dag_stored.fetch_add(1, Ordering::Relaxed),
+                    };
+                    let _ = self.events.send(dag_node_event(node, ingest));
+                },
+            )
+            .await;
+            let peer = self.peer;
+            let (kept, invalid, error) = match result {
+                Ok(r) => {
+                    tracing::info!(%peer, namespace = %r.namespace, advertised = r.advertised, kept = r.kept, invalid = r.invalid, rounds = r.rounds, "DAG replicated");
+                    (r.kept, r.invalid, None)
+                }
+                Err(e) => {
+                    self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(%peer, %namespace, "DAG replication stopped: {e}");
+                    (0, 0, Some(e.to_string()))
+                }
+            };
+            self.counters
+                .nodes_kept
+                .fetch_add(kept as u64, Ordering::Relaxed);
+            self.counters
+                .invalid
+                .fetch_add(invalid as u64, Ordering::Relaxed);
+            let _ = self.events.send(NodeEvent::DagReplicated {
+                peer,
+                namespace: namespace.clone(),
+                kept,
+                invalid,
+                error,
+            });
+        }
+    }
+
+    /// One request on a fresh stream, its answer read to the limit.
+    async fn exchange(&self, request: Vec<u8>) -> Result<Vec<u8>, String> {
+        let work = async {
+            let (mut stream, _) = self
+                .connections
+                .open(self.peer, &[PROTOCOL_DAG_SYNC])
+                .await
+                .map_err(|e| e.to_string())?;
+            stream
+                .write_all(&wire::encode_bytes_prefixed(&request))
+                .await
+                .map_err(|e| format!("writing the request: {e}"))?;
+            let answer = wire::read_length_prefixed(&mut stream, self.config.max_response_bytes)
+                .await
+                .map(Vec::from)
+                .map_err(|e| format!("reading the answer: {e}"));
+            let _ = stream.close().await;
+            answer
+        };
+        tokio::time::timeout(self.config.exchange_timeout, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "no answer within {:?}",
+                    self.config.exchange_timeout
+                ))
+            })
+    }
+}
