@@ -43,6 +43,16 @@ pub(crate) struct SubnetArgs {
     /// Least seconds between two replications from the same peer.
     #[arg(long, value_name = "SECS", default_value_t = replicate::DEFAULT_REPLICATE_INTERVAL.as_secs())]
     pub dag_replicate_interval: u64,
+    /// Accept template nodes' telemetry WebSocket events here (their
+    /// --telemetry_url ws://IP:PORT) and show them, signatures checked.
+    #[arg(long, value_name = "IP:PORT")]
+    pub telemetry_listen: Option<std::net::SocketAddr>,
+    /// Largest telemetry message accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = peerapi::subnet::telemetry::DEFAULT_MAX_TELEMETRY_MESSAGE_BYTES)]
+    pub max_telemetry_message_bytes: usize,
+    /// Telemetry connections accepted at once.
+    #[arg(long, value_name = "N", default_value_t = peerapi::subnet::telemetry::DEFAULT_MAX_TELEMETRY_CONNECTIONS)]
+    pub max_telemetry_connections: usize,
     /// Do not join the subnet's gossip (/meshsub/2.0.0).
     #[arg(long)]
     pub no_gossip: bool,
@@ -68,6 +78,9 @@ impl SubnetArgs {
         }
         config.replicate.max_response_bytes = self.max_sync_response_bytes;
         config.replicate.min_interval = std::time::Duration::from_secs(self.dag_replicate_interval);
+        config.telemetry_listen = self.telemetry_listen;
+        config.telemetry.max_message_bytes = self.max_telemetry_message_bytes;
+        config.telemetry.max_connections = self.max_telemetry_connections;
         config.gossip.enabled = !self.no_gossip;
         if !self.gossip_topics.is_empty() {
             config.gossip.topics = self.gossip_topics.clone();
@@ -202,6 +215,13 @@ async fn watch(cmd: WatchCmd) -> anyhow::Result<()> {
                     Some(e) => format!("replicating {namespace} from {peer} stopped: {e}"),
                 },
             ),
+            NodeEvent::Telemetry(ev) => {
+                let text = telemetry_text(&ev);
+                let mut line = serde_json::to_value(&*ev).unwrap_or_default();
+                line["event_kind"] = line["event"].take();
+                line["event"] = json!("telemetry");
+                say(line, text);
+            }
             NodeEvent::PeerDiscovered { peer, via } => say(
                 json!({"event": "peer_discovered", "peer_id": peer.to_string(), "via": via.as_str()}),
                 format!("discovered {peer} ({})", via.as_str()),
@@ -246,7 +266,7 @@ pub(crate) async fn telemetry(cmd: TelemetryCmd) -> ExitCode {
         max_connections: cmd.max_connections,
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
-    let (addr, task) = match serve(cmd.listen, limits, tx).await {
+    let (addr, task) = match serve(cmd.listen, limits, tx, Default::default()).await {
         Ok(ok) => ok,
         Err(e) => {
             eprintln!(
@@ -274,15 +294,7 @@ pub(crate) async fn telemetry(cmd: TelemetryCmd) -> ExitCode {
         tokio::select! {
             ev = rx.recv() => {
                 let Some(ev) = ev else { break };
-                let text = format!(
-                    "{} {} node {} ({}) {}{}",
-                    if ev.verified { "✓" } else { "✗" },
-                    ev.event.as_deref().unwrap_or("?"),
-                    ev.subnet_node_id.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
-                    ev.peer_id.as_deref().unwrap_or("?"),
-                    ev.data,
-                    ev.error.as_ref().map(|e| format!(" — NOT VERIFIED: {e}")).unwrap_or_default(),
-                );
+                let text = telemetry_text(&ev);
                 let mut line = serde_json::to_value(&ev).unwrap_or_default();
                 line["kind"] = json!("telemetry");
                 say(line, text);
@@ -292,4 +304,22 @@ pub(crate) async fn telemetry(cmd: TelemetryCmd) -> ExitCode {
     }
     task.abort();
     ExitCode::SUCCESS
+}
+
+/// One telemetry event as a line of text.
+fn telemetry_text(ev: &peerapi::subnet::TelemetryEvent) -> String {
+    format!(
+        "{} {} node {} ({}) {}{}",
+        if ev.verified { "✓" } else { "✗" },
+        ev.event.as_deref().unwrap_or("?"),
+        ev.subnet_node_id
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "?".into()),
+        ev.peer_id.as_deref().unwrap_or("?"),
+        ev.data,
+        ev.error
+            .as_ref()
+            .map(|e| format!(" — NOT VERIFIED: {e}"))
+            .unwrap_or_default(),
+    )
 }

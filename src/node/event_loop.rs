@@ -280,6 +280,21 @@ impl EventLoop {
                 let addrs = self.swarm.listeners().map(|a| self.with_p2p(a)).collect();
                 let _ = reply.send(addrs);
             }
+            Command::GossipMesh { reply } => {
+                let mesh = match self.swarm.behaviour().gossip.as_ref() {
+                    Some(g) => {
+                        let g = &g.0;
+                        let mut topics: Vec<(String, Vec<PeerId>)> = g
+                            .topics()
+                            .map(|t| (t.to_string(), g.mesh_peers(t).copied().collect()))
+                            .collect();
+                        topics.sort();
+                        topics
+                    }
+                    None => Vec::new(),
+                };
+                let _ = reply.send(mesh);
+            }
             Command::Stop => {}
         }
     }

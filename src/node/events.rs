@@ -227,6 +227,8 @@ pub enum NodeEvent {
         /// Why it stopped early, if it did.
         error: Option<String>,
     },
+    /// A template node's telemetry event (signature checked).
+    Telemetry(Box<crate::subnet::TelemetryEvent>),
     /// The route file changed but is invalid; the old table stays.
     RoutesRejected { error: String },
 }

@@ -31,6 +31,9 @@ pub(crate) enum Command {
     ListenAddrs {
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
+    GossipMesh {
+        reply: oneshot::Sender<Vec<(String, Vec<PeerId>)>>,
+    },
     Stop,
 }
 
@@ -43,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) dag_sync: Option<crate::subnet::DagSyncServer>,
     pub(crate) gossip: Arc<crate::subnet::GossipCounters>,
     pub(crate) replication: Arc<super::replication::ReplicationCounters>,
+    pub(crate) telemetry_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
+    pub(crate) telemetry: Arc<crate::subnet::TelemetryCounters>,
 }
 
 /// A cheap, cloneable handle to a running node.
@@ -84,6 +89,21 @@ impl NodeHandle {
     /// What DAG replication from peers has run, kept and rejected.
     pub fn replication_counters(&self) -> &super::replication::ReplicationCounters {
         &self.shared.replication
+    }
+
+    /// Where telemetry is accepted (None: not asked for).
+    pub fn telemetry_addr(&self) -> Option<std::net::SocketAddr> {
+        self.shared.telemetry_addr.get().copied()
+    }
+
+    /// Telemetry connections and events accepted, refused and dropped.
+    pub fn telemetry_counters(&self) -> &crate::subnet::TelemetryCounters {
+        &self.shared.telemetry
+    }
+
+    /// Each subscribed gossip topic with its mesh peers (empty when gossip is off).
+    pub async fn gossip_mesh(&self) -> Result<Vec<(String, Vec<PeerId>)>, NodeError> {
+        self.ask(|reply| Command::GossipMesh { reply }).await
     }
 
     /// The protocol's client, for calls on peers already connected.

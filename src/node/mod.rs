@@ -173,6 +173,11 @@ pub enum NodeError {
     Routes(#[from] crate::routes::RouteFileError),
     #[error(transparent)]
     Upstream(#[from] crate::upstream::UpstreamError),
+    #[error("cannot accept telemetry on {addr}: {message} (is the port in use?)")]
+    Telemetry {
+        addr: std::net::SocketAddr,
+        message: String,
+    },
     #[error("the node has stopped")]
     Stopped,
 }
@@ -248,6 +253,9 @@ impl Node {
             )
         });
         let gossip = Arc::new(crate::subnet::GossipCounters::default());
+        let telemetry_addr = Arc::new(std::sync::OnceLock::new());
+        let telemetry_counters = Arc::new(crate::subnet::TelemetryCounters::default());
+        let (telemetry_ready_tx, telemetry_ready_rx) = tokio::sync::oneshot::channel();
         let replication = Arc::new(replication::ReplicationCounters::default());
         let shared = Arc::new(Shared {
             local_peer_id,
@@ -258,6 +266,8 @@ impl Node {
             dag_sync: dag_sync.clone(),
             gossip: gossip.clone(),
             replication: replication.clone(),
+            telemetry_addr: telemetry_addr.clone(),
+            telemetry: telemetry_counters.clone(),
         });
         let subnet = subnet_events::SubnetParts {
             replicator: replication::Replicator::new(
@@ -273,11 +283,23 @@ impl Node {
             gossip,
             discovered: Default::default(),
         };
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(addr) = config.subnet.telemetry_listen {
+            tasks.spawn(forward_telemetry(
+                addr,
+                config.subnet.telemetry.clone(),
+                events.clone(),
+                telemetry_counters.clone(),
+                telemetry_ready_tx,
+            ));
+            let bound = telemetry_ready_rx.await.map_err(|_| NodeError::Stopped)?;
+            let bound = bound.map_err(|message| NodeError::Telemetry { addr, message })?;
+            let _ = telemetry_addr.set(bound);
+        }
         let handle = NodeHandle { shared };
         let shutdown_grace = config.shutdown_grace;
         let (swarm_loop, ready) =
             event_loop::EventLoop::new(config, api, subnet, events, command_rx)?;
-        let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(swarm_loop.run());
         ready.await.map_err(|_| NodeError::Stopped)??;
         Ok(Node {
@@ -314,5 +336,38 @@ impl Node {
     /// Stops at once, abandoning calls in flight.
     pub fn abort(mut self) {
         self.tasks.abort_all();
+    }
+}
+
+/// Accepts telemetry and turns each event into a node event, until
+/// aborted (which stops the server too).
+async fn forward_telemetry(
+    addr: std::net::SocketAddr,
+    limits: crate::subnet::TelemetryLimits,
+    events: broadcast::Sender<NodeEvent>,
+    counters: Arc<crate::subnet::TelemetryCounters>,
+    ready: tokio::sync::oneshot::Sender<Result<std::net::SocketAddr, String>>,
+) {
+    let (tx, mut rx) = mpsc::channel(crate::subnet::telemetry::TELEMETRY_QUEUE);
+    let server = match crate::subnet::telemetry::serve(addr, limits, tx, counters).await {
+        Ok((bound, task)) => {
+            tracing::info!("accepting telemetry on ws://{bound}");
+            let _ = ready.send(Ok(bound));
+            task
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e.to_string()));
+            return;
+        }
+    };
+    struct AbortOnDrop(tokio::task::JoinHandle<()>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let _server = AbortOnDrop(server);
+    while let Some(ev) = rx.recv().await {
+        let _ = events.send(NodeEvent::Telemetry(Box::new(ev)));
     }
 }

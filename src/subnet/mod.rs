@@ -21,6 +21,7 @@ pub use replicate::ReplicateConfig;
 pub use roster::{Roster, RosterEntry};
 pub use store::{DagLimits, DagStore, Ingest, Summary};
 pub use sync::{DagSyncServer, SyncLimits, PROTOCOL_DAG_SYNC};
+pub use telemetry::{TelemetryCounters, TelemetryEvent, TelemetryLimits};
 
 /// What the node does in the subnet beyond the API.
 #[derive(Clone, Debug)]
@@ -33,6 +34,9 @@ pub struct SubnetConfig {
     pub gossip: GossipConfig,
     /// Replicating the DAG from peers that serve the sync protocol.
     pub replicate: ReplicateConfig,
+    /// Accept template nodes' telemetry (WebSocket) here, as node events.
+    pub telemetry_listen: Option<std::net::SocketAddr>,
+    pub telemetry: TelemetryLimits,
 }
 
 impl Default for SubnetConfig {
@@ -43,6 +47,8 @@ impl Default for SubnetConfig {
             dag: DagLimits::default(),
             gossip: GossipConfig::default(),
             replicate: ReplicateConfig::default(),
+            telemetry_listen: None,
+            telemetry: TelemetryLimits::default(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! every connection and message is bounded.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -20,6 +21,9 @@ use super::canonical;
 
 /// Default largest telemetry message.
 pub const DEFAULT_MAX_TELEMETRY_MESSAGE_BYTES: usize = 256 * 1024;
+/// Events waiting to be handed on; more are dropped (telemetry must never
+/// hold the node back).
+pub const TELEMETRY_QUEUE: usize = 4096;
 /// Default telemetry connections at once.
 pub const DEFAULT_MAX_TELEMETRY_CONNECTIONS: usize = 256;
 
@@ -38,6 +42,21 @@ impl Default for TelemetryLimits {
     }
 }
 
+/// Counts since start, for the operator.
+#[derive(Debug, Default)]
+pub struct TelemetryCounters {
+    pub connections: AtomicU64,
+    /// Connections refused: as many open as allowed.
+    pub refused_busy: AtomicU64,
+    /// Connections ended by an error: a message over the limit, a broken
+    /// handshake or frame.
+    pub broken: AtomicU64,
+    pub verified: AtomicU64,
+    pub unverified: AtomicU64,
+    /// Events dropped because the node was not taking them fast enough.
+    pub dropped: AtomicU64,
+}
+
 /// One event as it arrived, and whether its signature holds.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TelemetryEvent {
@@ -47,6 +66,8 @@ pub struct TelemetryEvent {
     pub peer_id: Option<String>,
     pub subnet_id: Option<u64>,
     pub subnet_node_id: Option<u64>,
+    /// Seconds since the epoch, as the sender stamped it.
+    pub timestamp: Option<f64>,
     pub data: Value,
     pub verified: bool,
     /// Why it does not verify.
@@ -92,6 +113,7 @@ pub fn judge(from: &str, text: &str) -> TelemetryEvent {
         peer_id: get_str("peer_id"),
         subnet_id: get_num("subnet_id"),
         subnet_node_id: get_num("subnet_node_id"),
+        timestamp: loose.get("timestamp").and_then(Value::as_f64),
         data: loose.get("data").cloned().unwrap_or(Value::Null),
         verified: result.is_ok(),
         error: result.err(),
@@ -105,6 +127,7 @@ pub async fn serve(
     addr: SocketAddr,
     limits: TelemetryLimits,
     sink: mpsc::Sender<TelemetryEvent>,
+    counters: Arc<TelemetryCounters>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
@@ -118,15 +141,19 @@ pub async fn serve(
                 continue;
             };
             let Ok(permit) = permits.clone().try_acquire_owned() else {
+                counters.refused_busy.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%peer, "telemetry connection refused: too many at once");
                 continue;
             };
+            counters.connections.fetch_add(1, Ordering::Relaxed);
             let sink = sink.clone();
+            let counters = counters.clone();
             tokio::spawn(async move {
                 let _permit = permit;
                 let Ok(mut ws) =
                     tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await
                 else {
+                    counters.broken.fetch_add(1, Ordering::Relaxed);
                     return;
                 };
                 let from = peer.to_string();
@@ -137,11 +164,20 @@ pub async fn serve(
                         Ok(Message::Close(_)) => break,
                         Ok(_) => continue,
                         Err(e) => {
+                            counters.broken.fetch_add(1, Ordering::Relaxed);
                             tracing::debug!(%from, "telemetry connection ended: {e}");
                             break;
                         }
                     };
-                    let _ = sink.try_send(judge(&from, &text));
+                    let event = judge(&from, &text);
+                    let count = match event.verified {
+                        true => &counters.verified,
+                        false => &counters.unverified,
+                    };
+                    count.fetch_add(1, Ordering::Relaxed);
+                    if sink.try_send(event).is_err() {
+                        counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             });
         }

@@ -74,6 +74,17 @@ pub enum Action {
     ToggleHelp,
     /// Show or hide the Subnet view (roster, gossip, DAG, evictions).
     ToggleSubnet,
+    /// Show or hide the Events view (telemetry from template nodes).
+    ToggleEvents,
+    /// Gossip mesh per topic and the DAG held per namespace, refreshed.
+    SubnetStats {
+        mesh: Vec<(String, Vec<libp2p::PeerId>)>,
+        dag: Vec<(String, crate::subnet::Summary)>,
+    },
+    /// Events view: filter on the next node seen (then all again).
+    EventsNextNode,
+    /// Events view: filter on the next event kind seen (then all again).
+    EventsNextKind,
     /// Enter on the focused pane: edit a field, open a call, show a peer.
     Activate,
     /// Send the composer's call (a repeated send overrides a warning).

@@ -131,6 +131,15 @@ async fn pump_node_events(handle: NodeHandle, tx: mpsc::Sender<Action>) {
                 if let Ok(peers) = handle.peers().await {
                     let _ = tx.send(Action::Peers(peers)).await;
                 }
+                let mesh = handle.gossip_mesh().await.unwrap_or_default();
+                let dag = {
+                    let store = handle.dag().lock().unwrap_or_else(|e| e.into_inner());
+                    store.namespaces().into_iter().map(|ns| {
+                        let summary = store.summary(&ns);
+                        (ns, summary)
+                    }).collect()
+                };
+                let _ = tx.send(Action::SubnetStats { mesh, dag }).await;
             }
         }
     }
@@ -168,6 +177,7 @@ impl<B: Backend> Console<B> {
         state.update(Action::Listening(
             listen.iter().map(|a| a.to_string()).collect(),
         ));
+        state.telemetry_addr = handle.telemetry_addr().map(|a| a.to_string());
         let history_file = super::history::path_in(data_dir);
         state.composer.history = super::history::load(&history_file);
         let mut console = Self {

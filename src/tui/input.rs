@@ -57,6 +57,14 @@ fn key_action(state: &State, key: KeyEvent) -> Option<Action> {
         )
         .then_some(Action::ToggleSubnet);
     }
+    if state.events.show && state.prompt.is_none() {
+        return match key.code {
+            KeyCode::Esc | KeyCode::Char('E') | KeyCode::Char('q') => Some(Action::ToggleEvents),
+            KeyCode::Char('n') => Some(Action::EventsNextNode),
+            KeyCode::Char('k') => Some(Action::EventsNextKind),
+            _ => None,
+        };
+    }
     if state.prompt.is_some() {
         return Some(match key.code {
             KeyCode::Esc => Action::PromptCancel,

@@ -57,6 +57,13 @@ pub static BINDINGS: &[Binding] = &[
         "subnet view",
         Action::ToggleSubnet
     ),
+    b!(
+        Global,
+        [(Char('E'), SHIFT), (Char('E'), NONE)],
+        "E",
+        "events view (telemetry)",
+        Action::ToggleEvents
+    ),
     b!(Global, [(Char('q'), NONE)], "q", "quit", Action::Quit),
     b!(Global, [(Char('c'), CTRL)], "C-c", "quit", Action::Quit),
     b!(

@@ -8,6 +8,7 @@
 
 mod calls;
 mod composer;
+mod events;
 mod output_view;
 mod peers;
 mod prompt;
@@ -21,6 +22,7 @@ use ratatui::layout::Rect;
 
 pub use calls::{CallState, CallView, Calls, MAX_CALLS};
 pub use composer::{Composer, Field};
+pub use events::{node_of, EventsView, MAX_EVENTS};
 pub use output_view::{OutputMode, OutputView};
 pub use peers::{peer_multiaddr, PeersView};
 pub use prompt::{Prompt, PromptKind, Question};
@@ -49,6 +51,8 @@ pub struct State {
     /// Our peer id and listen addresses.
     pub me: String,
     pub listen: Vec<String>,
+    /// Where telemetry is accepted, when it is.
+    pub telemetry_addr: Option<String>,
     pub peers: PeersView,
     pub routes: RoutesView,
     pub calls: Calls,
@@ -56,6 +60,7 @@ pub struct State {
     pub output: OutputView,
     pub log: LogView,
     pub subnet: SubnetView,
+    pub events: EventsView,
     pub prompt: Option<Prompt>,
     pub question: Option<Question>,
     pub notice: Option<(String, Instant)>,
@@ -75,6 +80,7 @@ impl State {
             help: false,
             me,
             listen: Vec::new(),
+            telemetry_addr: None,
             peers: PeersView::default(),
             routes: RoutesView::new(routes),
             calls: Calls::new(output_cap),
@@ -86,6 +92,7 @@ impl State {
                 scroll: 0,
             },
             subnet: SubnetView::default(),
+            events: EventsView::default(),
             prompt: None,
             question: None,
             notice: None,
@@ -177,6 +184,7 @@ impl State {
                 | Action::CallEnded { .. }
                 | Action::Log(..)
                 | Action::Peers(_)
+                | Action::SubnetStats { .. }
                 | Action::Listening(_)
                 | Action::Notice(_)
                 | Action::RemoteRoutes { .. }
@@ -205,7 +213,17 @@ impl State {
             }
             Action::Confirm(_) => {}
             Action::ToggleHelp => self.help = !self.help,
-            Action::ToggleSubnet => self.subnet.show = !self.subnet.show,
+            Action::ToggleSubnet => {
+                self.subnet.show = !self.subnet.show;
+                self.events.show = false;
+            }
+            Action::ToggleEvents => {
+                self.events.show = !self.events.show;
+                self.subnet.show = false;
+            }
+            Action::EventsNextNode => self.events.cycle_node(),
+            Action::SubnetStats { mesh, dag } => self.subnet.on_stats(mesh, dag, self.now),
+            Action::EventsNextKind => self.events.cycle_kind(),
             Action::Back => {
                 if self.help {
                     self.help = false;
@@ -432,6 +450,7 @@ impl State {
     fn on_node_event(&mut self, ev: NodeEvent) {
         self.subnet.on_node_event(&ev);
         match ev {
+            NodeEvent::Telemetry(t) => self.events.push(*t),
             NodeEvent::RoutesReloaded { diff, routes, .. } => {
                 self.routes.change = Some((self.wall, format!("{diff} ({routes} routes)")));
                 self.routes.sel = self.routes.sel.min(routes.saturating_sub(1));

@@ -2,12 +2,26 @@
 //! brought and what was rejected, the DAG held, and evictions with the fix.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
 
 use crate::node::NodeEvent;
-use crate::subnet::Roster;
+use crate::subnet::{Roster, Summary};
 
 /// Most rejections and evictions kept for the view.
 pub const MAX_SUBNET_NOTES: usize = 50;
+
+/// One gossip topic as this node sees it.
+#[derive(Clone, Debug, Default)]
+pub struct TopicStats {
+    /// Peers in our mesh for it (from the last refresh).
+    pub mesh: usize,
+    pub received: u64,
+    pub rejected: u64,
+    /// Messages per minute between the last two refreshes.
+    pub per_minute: f64,
+    /// (when, received) at the last refresh.
+    sample: Option<(Instant, u64)>,
+}
 
 #[derive(Default)]
 pub struct SubnetView {
@@ -17,6 +31,10 @@ pub struct SubnetView {
     pub gossip_rejected: u64,
     /// Verified DAG nodes seen per namespace (stored or refused for a limit).
     pub dag_nodes: BTreeMap<String, (u64, u64)>,
+    /// Per topic: mesh peers, messages and their rate.
+    pub topics: BTreeMap<String, TopicStats>,
+    /// The DAG held per namespace (heads, nodes, orphans), refreshed.
+    pub dag: Vec<(String, Summary)>,
     /// Newest last: (peer, why) of rejected gossip.
     pub rejections: VecDeque<(String, String)>,
     /// Newest last: (peer, times, hint).
@@ -31,11 +49,46 @@ fn push_bounded<T>(q: &mut VecDeque<T>, item: T) {
 }
 
 impl SubnetView {
+    /// A refresh: mesh sizes and rates per topic, the DAG per namespace.
+    pub fn on_stats(
+        &mut self,
+        mesh: Vec<(String, Vec<libp2p::PeerId>)>,
+        dag: Vec<(String, Summary)>,
+        now: Instant,
+    ) {
+        for (topic, peers) in mesh {
+            if self.topics.len() < MAX_SUBNET_NOTES || self.topics.contains_key(&topic) {
+                self.topics.entry(topic).or_default().mesh = peers.len();
+            }
+        }
+        for t in self.topics.values_mut() {
+            if let Some((then, count)) = t.sample {
+                let secs = now.saturating_duration_since(then).as_secs_f64();
+                if secs > 0.0 {
+                    t.per_minute = (t.received - count) as f64 * 60.0 / secs;
+                }
+            }
+            t.sample = Some((now, t.received));
+        }
+        self.dag = dag;
+        self.dag.truncate(MAX_SUBNET_NOTES);
+    }
+
     /// Takes the node events the view shows; others pass by.
     pub fn on_node_event(&mut self, ev: &NodeEvent) {
         match ev {
-            NodeEvent::Gossip { from, rejected, .. } => {
+            NodeEvent::Gossip {
+                from,
+                rejected,
+                topic,
+                ..
+            } => {
                 self.gossip_received += 1;
+                if self.topics.len() < MAX_SUBNET_NOTES || self.topics.contains_key(topic) {
+                    let t = self.topics.entry(topic.clone()).or_default();
+                    t.received += 1;
+                    t.rejected += u64::from(rejected.is_some());
+                }
                 if let Some(why) = rejected {
                     self.gossip_rejected += 1;
                     push_bounded(&mut self.rejections, (from.to_string(), why.clone()));

@@ -2,6 +2,7 @@
 
 mod calls;
 mod composer;
+mod events;
 mod footer;
 mod help;
 mod log;
@@ -90,6 +91,9 @@ pub fn draw(frame: &mut Frame, state: &State, theme: &Theme) {
     footer::draw(frame, r.footer, state, theme);
     if state.prompt.is_some() || state.question.is_some() {
         help::draw_prompt(frame, area, state, theme);
+    }
+    if state.events.show {
+        events::draw(frame, area, state, theme);
     }
     if state.subnet.show {
         subnet::draw(frame, area, state, theme);

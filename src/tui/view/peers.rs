@@ -30,7 +30,20 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         } else {
             "?"
         };
-        let agent = p.agent.clone().unwrap_or_default();
+        // A peer that keeps closing our connection says so where its
+        // agent would be: the Subnet view (S) and the log have the fix.
+        let id = p.peer.to_string();
+        let evicted = state
+            .subnet
+            .evictions
+            .iter()
+            .rev()
+            .find(|(peer, _, _)| *peer == id)
+            .map(|(_, times, _)| *times);
+        let agent = match evicted {
+            Some(times) => format!("evict {times}x"),
+            None => p.agent.clone().unwrap_or_default(),
+        };
         let age = state
             .wall
             .duration_since(p.connected_since)
@@ -46,12 +59,16 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             agent,
             fmt_dur(std::time::Duration::from_secs(age.as_secs())),
         ];
-        Row::new(
+        let row = Row::new(
             pick(cells, wide)
                 .into_iter()
                 .map(Cell::from)
                 .collect::<Vec<_>>(),
-        )
+        );
+        match evicted {
+            Some(_) => row.style(theme.warn()),
+            None => row,
+        }
     });
     let widths = vec![
         Constraint::Length(15),

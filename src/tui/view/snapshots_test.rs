@@ -267,12 +267,67 @@ fn subnet_view_with_real_peer_state() {
         every: Duration::from_secs(60),
         hint: "probably not registered on chain for this subnet".into(),
     }));
+    // The evicting peer is marked in the Peers pane.
+    snapshot("peers_with_eviction", render(&mut s));
     // One subnet node is also connected to us, with the API mounted.
     let author = crate::subnet::verify(&dag["nodes"][0]).unwrap().author;
     let mut seen = s.peers.list[0].clone();
     seen.peer = author;
     seen.rtt_last = Some(Duration::from_micros(850));
     s.update(Action::Peers(vec![seen]));
+    // Two refreshes a minute apart: 12 messages came in between.
+    let mut store = crate::subnet::DagStore::default();
+    for n in dag["nodes"].as_array().unwrap() {
+        store.ingest(crate::subnet::verify(n).unwrap());
+    }
+    let stats = || Action::SubnetStats {
+        mesh: vec![("peer_state".into(), vec![peer(2), author])],
+        dag: vec![("general-dag".into(), store.summary("general-dag"))],
+    };
+    s.update(stats());
+    s.subnet.topics.get_mut("peer_state").unwrap().received += 12;
+    s.now += Duration::from_secs(60);
+    s.update(stats());
     s.update(Action::ToggleSubnet);
     snapshot("subnet_view", render(&mut s));
+}
+
+/// A telemetry event as a template node signs it, judged as received.
+fn telemetry(key: u8, node: u64, event: &str, ts: f64, forge: bool) -> Action {
+    let key = libp2p::identity::Keypair::ed25519_from_bytes([key; 32]).unwrap();
+    let body = serde_json::json!({"event": event, "timestamp": ts, "host": "h", "subnet_id": 1,
+        "subnet_node_id": node, "peer_id": key.public().to_peer_id().to_string(),
+        "data": {"epoch": 14965251}});
+    let bytes = crate::subnet::canonical::to_vec(&body).unwrap();
+    let mut v = body;
+    v["signature"] = hex::encode(key.sign(&bytes).unwrap()).into();
+    v["pubkey"] = hex::encode(key.public().encode_protobuf()).into();
+    if forge {
+        v["data"]["epoch"] = 1.into();
+    }
+    let ev = crate::subnet::telemetry::judge("127.0.0.1:50000", &v.to_string());
+    Action::Node(crate::node::NodeEvent::Telemetry(Box::new(ev)))
+}
+
+#[test]
+fn events_view_with_signed_and_forged_telemetry() {
+    let mut s = populated();
+    s.telemetry_addr = Some("127.0.0.1:9000".into());
+    s.update(telemetry(7, 1, "node_started", 1795832393.5, false));
+    s.update(telemetry(8, 2, "node_started", 1795832394.0, false));
+    s.update(telemetry(7, 1, "heartbeat", 1795832413.5, false));
+    s.update(telemetry(8, 2, "heartbeat", 1795832414.0, true));
+    s.update(Action::ToggleEvents);
+    snapshot("telemetry_view", render(&mut s));
+    // Filtered on the first node seen, then on the first kind seen.
+    s.update(Action::EventsNextNode);
+    s.update(Action::EventsNextKind);
+    snapshot("telemetry_view_filtered", render(&mut s));
+}
+
+#[test]
+fn events_view_says_how_to_get_telemetry() {
+    let mut s = populated();
+    s.update(Action::ToggleEvents);
+    snapshot("telemetry_view_off", render(&mut s));
 }

@@ -21,43 +21,18 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let v = &state.subnet;
     // A note may wrap to two lines at 80 columns.
     let notes = ((v.evictions.len().min(3) + v.rejections.len().min(3)) * 2) as u16;
+    let lines = summary_lines(state, theme);
     let [summary, roster, bottom] = Layout::vertical([
-        Constraint::Length(2),
+        Constraint::Length(lines.len() as u16),
         Constraint::Min(3),
         Constraint::Length(notes.max(1)),
     ])
     .areas(inner);
 
-    let dag: Vec<String> = v
-        .dag_nodes
-        .iter()
-        .map(|(ns, (stored, refused))| {
-            if *refused > 0 {
-                format!("{ns} {stored} (+{refused} refused: full)")
-            } else {
-                format!("{ns} {stored}")
-            }
-        })
-        .collect();
-    let lines = vec![
-        Line::from(vec![
-            Span::styled("gossip ", theme.dim()),
-            Span::raw(format!(
-                "{} received, {} rejected",
-                v.gossip_received, v.gossip_rejected
-            )),
-        ]),
-        Line::from(vec![
-            Span::styled("DAG nodes ", theme.dim()),
-            Span::raw(if dag.is_empty() {
-                "none yet".to_string()
-            } else {
-                dag.join(", ")
-            }),
-        ]),
-    ];
     frame.render_widget(Paragraph::new(lines), summary);
 
+    // The agent only where it fits beside the address.
+    let wide = roster.width >= 110;
     let rows: Vec<Row> = v
         .roster
         .entries()
@@ -77,49 +52,67 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
                     .iter()
                     .any(|x| x == crate::wire::PROTOCOL_V1 || x == crate::wire::PROTOCOL_V2)
             });
+            // Its routes, when the operator has listed them.
+            let suffix = format!("/p2p/{}", e.peer_id);
+            let routes = state
+                .routes
+                .remote
+                .iter()
+                .find(|(target, _)| target.ends_with(&suffix))
+                .and_then(|(_, r)| r.as_ref().ok())
+                .map(|r| format!("{} routes", r.len()));
+            let api = match (api, routes) {
+                (_, Some(r)) => r,
+                (true, None) => "api".into(),
+                (false, None) => String::new(),
+            };
+            let agent = seen.and_then(|p| p.agent.clone()).unwrap_or_default();
             let style = match e.state.as_str() {
                 "ONLINE" => theme.ok(),
                 "JOINING" => theme.warn(),
                 _ => theme.dim(),
             };
-            Row::new(vec![
+            let mut cells = vec![
                 e.subnet_node_id.to_string(),
                 short_peer(&e.peer_id),
                 e.state.clone(),
                 e.role.to_string(),
                 e.epoch.to_string(),
                 link,
-                if api { "api" } else { "" }.to_string(),
+                api,
                 e.multiaddr.clone(),
-            ])
-            .style(style)
+            ];
+            if wide {
+                cells.push(agent);
+            }
+            Row::new(cells).style(style)
         })
         .collect();
     let empty = rows.is_empty();
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(5),
-            Constraint::Length(16),
-            Constraint::Length(8),
-            Constraint::Length(4),
-            Constraint::Length(9),
-            Constraint::Length(7),
-            Constraint::Length(3),
-            Constraint::Min(10),
-        ],
-    )
-    .header(
-        Row::new([
-            "node", "peer", "state", "role", "epoch", "link", "api", "address",
-        ])
-        .style(theme.accent()),
-    )
-    .block(
-        Block::default()
-            .borders(Borders::TOP)
-            .title(" roster (peer state) "),
-    );
+    let mut widths = vec![
+        Constraint::Length(5),
+        Constraint::Length(16),
+        Constraint::Length(8),
+        Constraint::Length(4),
+        Constraint::Length(9),
+        Constraint::Length(7),
+        Constraint::Length(8),
+        Constraint::Min(10),
+    ];
+    let mut header = vec![
+        "node", "peer", "state", "role", "epoch", "link", "api", "address",
+    ];
+    if wide {
+        widths.push(Constraint::Min(8));
+        header.push("agent");
+    }
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(theme.accent()))
+        .block(
+            Block::default()
+                .borders(Borders::TOP)
+                .title(" roster (peer state) "),
+        );
     frame.render_widget(table, roster);
     if empty {
         let [_, hint] = Layout::vertical([Constraint::Length(2), Constraint::Min(1)]).areas(roster);
@@ -149,4 +142,62 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         ))
     }));
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), bottom);
+}
+
+/// Gossip per topic and the DAG per namespace (at most three lines each).
+fn summary_lines(state: &State, theme: &Theme) -> Vec<Line<'static>> {
+    let v = &state.subnet;
+    let mut lines = Vec::new();
+    if v.topics.is_empty() {
+        lines.push(Line::from(vec![
+            Span::styled("gossip ", theme.dim()),
+            Span::raw("no messages yet"),
+        ]));
+    }
+    for (topic, t) in v.topics.iter().take(3) {
+        lines.push(Line::from(vec![
+            Span::styled("gossip ", theme.dim()),
+            Span::raw(format!(
+                "{topic}: mesh {} · {} msgs ({:.1}/min) · {} rejected",
+                t.mesh, t.received, t.per_minute, t.rejected
+            )),
+        ]));
+    }
+    let refused = |ns: &str| match v.dag_nodes.get(ns) {
+        Some((_, r)) if *r > 0 => format!(" (+{r} refused: full)"),
+        _ => String::new(),
+    };
+    let dag: Vec<String> = if v.dag.is_empty() {
+        // Before the first refresh: what events told.
+        v.dag_nodes
+            .iter()
+            .map(|(ns, (stored, _))| format!("{ns}: {stored} nodes{}", refused(ns)))
+            .collect()
+    } else {
+        v.dag
+            .iter()
+            .map(|(ns, s)| {
+                format!(
+                    "{ns}: {} nodes · {} heads · {} orphans{}",
+                    s.node_count,
+                    s.head_ids.len(),
+                    s.orphan_count,
+                    refused(ns)
+                )
+            })
+            .collect()
+    };
+    if dag.is_empty() {
+        lines.push(Line::from(vec![
+            Span::styled("DAG ", theme.dim()),
+            Span::raw("none held yet"),
+        ]));
+    }
+    for d in dag.into_iter().take(3) {
+        lines.push(Line::from(vec![
+            Span::styled("DAG ", theme.dim()),
+            Span::raw(d),
+        ]));
+    }
+    lines
 }
