@@ -616,3 +616,74 @@ async fn the_node_takes_telemetry_as_events_and_bounds_what_senders_control() {
     assert!(h.telemetry_counters().broken.load(Relaxed) >= 1);
     node.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_surplus_dag_sync_streams_are_refused_and_others_still_answered() {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    use peerapi::subnet::{replicate::inventory_request, PROTOCOL_DAG_SYNC};
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut cfg = config();
+    cfg.subnet.sync.read_timeout = std::time::Duration::from_millis(500);
+    cfg.subnet.sync.max_streams_per_peer = 2;
+    // Only this test's streams: no replication between the nodes.
+    cfg.subnet.replicate.enabled = false;
+    let quiet = || {
+        let mut c = config();
+        c.subnet.replicate.enabled = false;
+        c
+    };
+    let (server, addr) = start(cfg).await;
+    let h = server.handle();
+    let (hostile, _) = start(quiet()).await;
+    let (honest, _) = start(quiet()).await;
+
+    // Two streams that send a frame's length and never its bytes hold the
+    // hostile peer's slots; a third is refused at once.
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        let mut stream = hostile
+            .handle()
+            .open_raw(&addr, PROTOCOL_DAG_SYNC)
+            .await
+            .unwrap();
+        // The surplus stream may already be reset when this is written.
+        let _ = stream.write_all(&[100]).await;
+        let _ = stream.flush().await;
+        slow.push(stream);
+    }
+    // Another peer is answered meanwhile.
+    let me = honest.handle().local_peer_id().to_string();
+    let mut s = honest
+        .handle()
+        .open_raw(&addr, PROTOCOL_DAG_SYNC)
+        .await
+        .unwrap();
+    s.write_all(&peerapi::wire::encode_bytes_prefixed(&inventory_request(
+        &me,
+        "general-dag",
+        &[],
+        0,
+    )))
+    .await
+    .unwrap();
+    let answer = within(peerapi::wire::read_length_prefixed(&mut s, 1 << 20))
+        .await
+        .expect("answered while a peer holds its slots");
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(answer["kind"], "inventory_response");
+
+    // Every slow stream ends: the surplus one at once, the others at the
+    // read timeout; each is counted.
+    for mut stream in slow {
+        let mut buf = [0u8; 1];
+        let n = within(stream.read(&mut buf)).await;
+        assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    }
+    let c = h.dag_sync_counters().unwrap();
+    assert_eq!(c.busy.load(Relaxed), 1, "the surplus stream");
+    assert_eq!(c.refused.load(Relaxed), 2, "the two that sent too little");
+    assert_eq!(c.inventory.load(Relaxed), 1);
+    for n in [server, hostile, honest] {
+        n.abort();
+    }
+}
