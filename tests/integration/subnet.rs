@@ -125,6 +125,16 @@ async fn publisher(
     count: u32,
     forged: u32,
 ) -> Publisher {
+    publisher_with(version, addr, count, forged, 0).await
+}
+
+async fn publisher_with(
+    version: PyLibp2p,
+    addr: &libp2p::Multiaddr,
+    count: u32,
+    forged: u32,
+    orphans: u32,
+) -> Publisher {
     use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().unwrap();
     let stderr = dir.path().join("stderr.log");
@@ -136,6 +146,8 @@ async fn publisher(
             &count.to_string(),
             "--forged",
             &forged.to_string(),
+            "--orphans",
+            &orphans.to_string(),
         ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -685,5 +697,54 @@ async fn slow_and_surplus_dag_sync_streams_are_refused_and_others_still_answered
     assert_eq!(c.inventory.load(Relaxed), 1);
     for n in [server, hostile, honest] {
         n.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_forged_and_orphan_gossip_is_refused_counted_and_bounded() {
+    use peerapi::subnet::GossipCounters;
+    for version in [PyLibp2p::V081, PyLibp2p::V060] {
+        let mut cfg = config();
+        cfg.subnet.dag.max_orphans = 5;
+        let (node, addr) = start(cfg).await;
+        let h = node.handle();
+        let mut events = h.subscribe();
+        let mut p = publisher_with(version, &addr, 3, 200, 20).await;
+        // Every message is judged: 3 stored, 200 rejected, 5 orphans held and
+        // 15 refused for the orphan limit.
+        let (mut kept, mut refused, mut rejected) = (0, 0, 0);
+        within(async {
+            while kept < 8 || refused < 15 || rejected < 200 {
+                match events.recv().await.expect("node events") {
+                    peerapi::NodeEvent::DagNode { stored: true, .. } => kept += 1,
+                    peerapi::NodeEvent::DagNode { stored: false, .. } => refused += 1,
+                    peerapi::NodeEvent::Gossip {
+                        rejected: Some(_), ..
+                    } => rejected += 1,
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        assert_eq!((kept, refused, rejected), (8, 15, 200));
+        let summary = h.dag().lock().unwrap().summary("general-dag");
+        assert_eq!((summary.node_count, summary.orphan_count), (3, 5));
+        let c = h.gossip_counters();
+        assert_eq!(GossipCounters::get(&c.rejected), 200);
+        assert_eq!(GossipCounters::get(&c.dag_refused), 15);
+        // Still a good peer: a template-style start-up sync is answered at once.
+        let lines = dag_sync_client(version, &addr, 5).await;
+        assert!(
+            line(&lines, "CONVERGED ").starts_with("rounds=1 "),
+            "{lines:#?}"
+        );
+        drop(p.child.stdin.take());
+        let status = within(p.child.wait()).await.unwrap();
+        let stderr = std::fs::read_to_string(&p.stderr).unwrap_or_default();
+        assert!(
+            status.success() && !stderr.contains("Traceback"),
+            "{stderr}"
+        );
+        node.abort();
     }
 }

@@ -14,11 +14,12 @@ Modes (machine-readable lines on stdout):
       ("FETCHED <n> verified=<k> not_found=<json>"), then sends an unknown
       kind ("UNKNOWN closed|answered") and an oversized frame
       ("OVERSIZE closed|answered"). Exits 0.
-  gossip ADDR --count N --forged M
+  gossip ADDR --count N --forged M [--orphans K]
       Joins gossipsub on /meshsub/2.0.0 (the only id template nodes offer),
       subscribes to peer_state, waits until ADDR's peer is in its mesh, then
-      publishes N peer-state DAG nodes it signs as template nodes do and M
-      forged ones (payload changed after signing). Prints "PUBLISHED <ids>"
+      publishes N peer-state DAG nodes it signs as template nodes do, M
+      forged ones (payload changed after signing) and K signed ones whose
+      parent never exists. Prints "PUBLISHED <ids>"
       and "FORGED <ids>" (node ids), then stays until stdin closes.
   dag-serve --count N --forged M
       Serves /subnet/merkle_dag_sync_protocol/1.0.0 over a chain of N
@@ -31,6 +32,7 @@ Modes (machine-readable lines on stdout):
 
 import argparse
 import hashlib
+import inspect
 import json
 import sys
 import time
@@ -183,6 +185,16 @@ def peer_state_node(key_pair, me, n, parents=()):
     return {"header": header, "body": {"node_id": header["node_id"], "payload": payload}}
 
 
+async def publish_paced(pubsub, peer, data):
+    """Publishes, first waiting while our queue to `peer` is nearly full:
+    py-libp2p 0.8.x drops what does not fit its 32-RPC outbound queue."""
+    queues = getattr(pubsub, "peer_queues", None)
+    queue = queues.get(peer) if queues is not None else None
+    while queue is not None and len(queue) > 16:
+        await trio.sleep(0.001)
+    await pubsub.publish("peer_state", data)
+
+
 async def gossip(args):
     try:  # py-libp2p 0.8.x
         from libp2p.tools.anyio_service import background_trio_service
@@ -195,34 +207,51 @@ async def gossip(args):
     noise = NoiseTransport(key_pair, noise_privkey=x25519_pair().private_key)
     host = new_host(key_pair=key_pair, sec_opt={NOISE: noise})
     me = host.get_id().to_base58()
+    extra = {}
+    if "max_messages_per_topic_per_second" in inspect.signature(GossipSub.__init__).parameters:
+        # 0.8.x drops its own messages past 10 per topic per second; a
+        # flood must get out to test the receiver.
+        extra["max_messages_per_topic_per_second"] = 10_000.0
     router = GossipSub(protocols=[TProtocol("/meshsub/2.0.0")], degree=7, degree_low=5, degree_high=10,
-                       heartbeat_interval=1)
+                       heartbeat_interval=1, **extra)
     pubsub = Pubsub(host, router, strict_signing=True)
     info = info_from_p2p_addr(multiaddr.Multiaddr(args.addr))
     async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
         async with background_trio_service(pubsub):
             async with background_trio_service(router):
                 await pubsub.wait_until_ready()
-                await pubsub.subscribe("peer_state")
-                with trio.fail_after(60):
-                    await host.connect(info)
-                    while info.peer_id not in router.mesh.get("peer_state", set()):
-                        await trio.sleep(0.1)
-                published, forged = [], []
-                for n in range(args.count):
-                    node = peer_state_node(key_pair, me, n)
-                    await pubsub.publish("peer_state", canonical(envelope(me, node)))
-                    published.append(node["header"]["node_id"])
-                for n in range(args.forged):
-                    node = peer_state_node(key_pair, me, 1000 + n)
-                    node["body"]["payload"]["state"] = 0  # changed after signing
-                    await pubsub.publish("peer_state", canonical(envelope(me, node)))
-                    forged.append(node["header"]["node_id"])
-                print("PUBLISHED " + " ".join(published), flush=True)
-                print("FORGED " + " ".join(forged), flush=True)
-                stdin = trio.wrap_file(sys.stdin)
-                while await stdin.readline():
-                    pass
+                subscription = await pubsub.subscribe("peer_state")
+
+                async def drain():  # our own messages come back here; a full queue drops them
+                    while True:
+                        await subscription.get()
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(drain)
+                    with trio.fail_after(60):
+                        await host.connect(info)
+                        while info.peer_id not in router.mesh.get("peer_state", set()):
+                            await trio.sleep(0.1)
+                    published, forged = [], []
+                    for n in range(args.count):
+                        node = peer_state_node(key_pair, me, n)
+                        await publish_paced(pubsub, info.peer_id, canonical(envelope(me, node)))
+                        published.append(node["header"]["node_id"])
+                    for n in range(args.forged):
+                        node = peer_state_node(key_pair, me, 1000 + n)
+                        node["body"]["payload"]["state"] = 0  # changed after signing
+                        await publish_paced(pubsub, info.peer_id, canonical(envelope(me, node)))
+                        forged.append(node["header"]["node_id"])
+                    for n in range(args.orphans):  # signed, but their parents never come
+                        missing = "sha256:" + hashlib.sha256(f"never-{n}".encode()).hexdigest()
+                        node = peer_state_node(key_pair, me, 2000 + n, (missing,))
+                        await publish_paced(pubsub, info.peer_id, canonical(envelope(me, node)))
+                    print("PUBLISHED " + " ".join(published), flush=True)
+                    print("FORGED " + " ".join(forged), flush=True)
+                    stdin = trio.wrap_file(sys.stdin)
+                    while await stdin.readline():
+                        pass
+                    nursery.cancel_scope.cancel()
 
 
 async def dag_serve(args):
@@ -301,6 +330,7 @@ def main():
     g.add_argument("addr")
     g.add_argument("--count", type=int, default=3)
     g.add_argument("--forged", type=int, default=1)
+    g.add_argument("--orphans", type=int, default=0)
     s = sub.add_parser("dag-serve")
     s.add_argument("--count", type=int, default=20)
     s.add_argument("--forged", type=int, default=1)
