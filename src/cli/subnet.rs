@@ -53,6 +53,10 @@ pub(crate) struct SubnetArgs {
     /// Telemetry connections accepted at once.
     #[arg(long, value_name = "N", default_value_t = peerapi::subnet::telemetry::DEFAULT_MAX_TELEMETRY_CONNECTIONS)]
     pub max_telemetry_connections: usize,
+    /// Keep the DAG in this file across restarts (read and verified at
+    /// start, written every 10 s when it changed, and at exit).
+    #[arg(long, value_name = "FILE")]
+    pub dag_file: Option<std::path::PathBuf>,
     /// Do not join the subnet's gossip (/meshsub/2.0.0).
     #[arg(long)]
     pub no_gossip: bool,
@@ -78,6 +82,7 @@ impl SubnetArgs {
         }
         config.replicate.max_response_bytes = self.max_sync_response_bytes;
         config.replicate.min_interval = std::time::Duration::from_secs(self.dag_replicate_interval);
+        config.dag_file = self.dag_file.clone();
         config.telemetry_listen = self.telemetry_listen;
         config.telemetry.max_message_bytes = self.max_telemetry_message_bytes;
         config.telemetry.max_connections = self.max_telemetry_connections;

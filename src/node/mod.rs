@@ -178,6 +178,8 @@ pub enum NodeError {
         addr: std::net::SocketAddr,
         message: String,
     },
+    #[error(transparent)]
+    DagFile(#[from] crate::subnet::dag_file::DagFileError),
     #[error("the node has stopped")]
     Stopped,
 }
@@ -189,6 +191,8 @@ pub struct Node {
     drain: DrainHandle,
     shutdown_grace: Duration,
     _watcher: Option<RouteWatcher>,
+    /// Tells the DAG file's keeper to write a last time and stop.
+    dag_file_stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Node {
@@ -245,6 +249,18 @@ impl Node {
         let dag = Arc::new(std::sync::Mutex::new(crate::subnet::DagStore::new(
             config.subnet.dag.clone(),
         )));
+        // Read before anything can add to it; a bad file stops the start.
+        let dag_file = match config.subnet.dag_file.clone() {
+            Some(path) => {
+                let (loaded, seen) = {
+                    let mut store = dag.lock().unwrap_or_else(|e| e.into_inner());
+                    crate::subnet::dag_file::load(&path, &mut store)?
+                };
+                tracing::info!(path = %path.display(), kept = loaded.kept, skipped = loaded.skipped, "DAG file read");
+                Some((path, seen))
+            }
+            None => None,
+        };
         let dag_sync = config.subnet.dag_sync.then(|| {
             crate::subnet::DagSyncServer::new(
                 dag.clone(),
@@ -284,6 +300,18 @@ impl Node {
             discovered: Default::default(),
         };
         let mut tasks = tokio::task::JoinSet::new();
+        let mut dag_file_stop = None;
+        if let Some((path, seen)) = dag_file {
+            let (stop, stopped) = tokio::sync::oneshot::channel();
+            dag_file_stop = Some(stop);
+            tasks.spawn(crate::subnet::dag_file::keep(
+                path,
+                shared.dag.clone(),
+                seen,
+                config.subnet.dag_save_interval,
+                stopped,
+            ));
+        }
         if let Some(addr) = config.subnet.telemetry_listen {
             tasks.spawn(forward_telemetry(
                 addr,
@@ -308,6 +336,7 @@ impl Node {
             drain,
             shutdown_grace,
             _watcher: watcher,
+            dag_file_stop,
         })
     }
 
@@ -326,6 +355,9 @@ impl Node {
             );
         }
         let _ = self.handle.shared.commands.send(Command::Stop);
+        if let Some(stop) = self.dag_file_stop.take() {
+            let _ = stop.send(());
+        }
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
             while self.tasks.join_next().await.is_some() {}
         })

@@ -8,6 +8,7 @@
 
 pub mod canonical;
 pub mod dag;
+pub mod dag_file;
 pub mod gossip;
 pub mod replicate;
 pub mod roster;
@@ -34,6 +35,9 @@ pub struct SubnetConfig {
     pub gossip: GossipConfig,
     /// Replicating the DAG from peers that serve the sync protocol.
     pub replicate: ReplicateConfig,
+    /// Keep the DAG in this file across restarts.
+    pub dag_file: Option<std::path::PathBuf>,
+    pub dag_save_interval: std::time::Duration,
     /// Accept template nodes' telemetry (WebSocket) here, as node events.
     pub telemetry_listen: Option<std::net::SocketAddr>,
     pub telemetry: TelemetryLimits,
@@ -47,6 +51,8 @@ impl Default for SubnetConfig {
             dag: DagLimits::default(),
             gossip: GossipConfig::default(),
             replicate: ReplicateConfig::default(),
+            dag_file: None,
+            dag_save_interval: dag_file::DEFAULT_DAG_SAVE_INTERVAL,
             telemetry_listen: None,
             telemetry: TelemetryLimits::default(),
         }

@@ -748,3 +748,38 @@ async fn a_flood_of_forged_and_orphan_gossip_is_refused_counted_and_bounded() {
         node.abort();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dag_file_keeps_what_the_node_held_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dag.json");
+    let with_file = || {
+        let mut c = config();
+        c.subnet.dag_file = Some(path.clone());
+        c
+    };
+    let (node, _) = start(with_file()).await;
+    let h = node.handle();
+    let before = {
+        let mut store = h.dag().lock().unwrap();
+        for n in vectors()["nodes"].as_array().unwrap() {
+            store.ingest(verify(n).unwrap());
+        }
+        store.summary("general-dag")
+    };
+    node.shutdown().await;
+    let (again, _) = start(with_file()).await;
+    let after = again.handle().dag().lock().unwrap().summary("general-dag");
+    assert_eq!(after, before);
+    assert_eq!(after.node_count, 12);
+    again.abort();
+
+    // A file that is not a DAG stops the start, and stays as it was.
+    std::fs::write(&path, b"not json").unwrap();
+    let err = peerapi::Node::start(with_file())
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("move it away"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"not json");
+}
