@@ -12,7 +12,7 @@ use peerapi::node::{
     classify_v1_body, parse_peer_addr, CallError, CallRequest, NodeConfig, ProtocolChoice,
     ResponseHead, V1ErrorClass, V1ErrorText, V1StreamTail,
 };
-use peerapi::wire::frame::Code;
+use peerapi::wire::frame::{Code, ServerTiming};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -71,6 +71,10 @@ pub(crate) struct CallCmd {
     /// Print the protocol, status line and response headers before the body.
     #[arg(short = 'i', long)]
     include: bool,
+    /// Print where the time went on standard error: this side's timeline
+    /// and, from 2.0.0 peers, the serving node's (read, queue, backend).
+    #[arg(short = 'v', long)]
+    verbose: bool,
     /// Exit 22 when the backend answers with HTTP status 400 or above (2.0.0).
     #[arg(short = 'f', long)]
     fail: bool,
@@ -240,6 +244,8 @@ pub(crate) async fn run(cmd: CallCmd, stream: bool) -> ExitCode {
     let flags = Flags {
         include: cmd.include,
         fail: cmd.fail,
+        verbose: cmd.verbose,
+        started: std::time::Instant::now(),
     };
     let code = if stream {
         run_stream(&handle, &addr, req, flags).await
@@ -274,6 +280,7 @@ async fn run_unary(
             {
                 return ExitCode::from(1);
             }
+            flags.timing(&response.head, None, false);
             status_exit(&response.head, flags)
         }
         Err(e) => fail(exit_code_of(&e), e),
@@ -284,6 +291,44 @@ async fn run_unary(
 struct Flags {
     include: bool,
     fail: bool,
+    verbose: bool,
+    started: std::time::Instant,
+}
+
+impl Flags {
+    /// With -v: where the time went, on standard error.
+    fn timing(&self, head: &ResponseHead, end: Option<ServerTiming>, stream: bool) {
+        if !self.verbose {
+            return;
+        }
+        let total = self.started.elapsed();
+        let t = head.timeline;
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "* timeline (total {total:.1?})");
+        match peerapi::node::Breakdown::of(head, end, total, stream) {
+            Some(b) => {
+                for (name, d) in b.parts(stream) {
+                    let _ = writeln!(err, "*   {name:<13} {d:>9.1?}");
+                }
+                let _ = writeln!(
+                    err,
+                    "*   (node read   {:>9.1?}, from its accepting the stream)",
+                    b.read
+                );
+                let _ = writeln!(err, "* {}", b.line(|d| format!("{d:.1?}")));
+            }
+            None => {
+                let _ = writeln!(
+                    err,
+                    "*   connected {:.1?} · stream open {:.1?} · head {:.1?} (no node timings: {})",
+                    t.connected,
+                    t.opened,
+                    t.head,
+                    head.version.id()
+                );
+            }
+        }
+    }
 }
 
 fn status_exit(head: &ResponseHead, flags: Flags) -> ExitCode {
@@ -322,6 +367,7 @@ async fn run_stream(
                 Err(e) => return fail(exit_code_of(&e), e),
             }
         }
+        flags.timing(&head, chunks.server_timing(), true);
         return status_exit(&head, flags);
     }
     // The 1.0.0 error texts can only be recognised at the start of the

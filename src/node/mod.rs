@@ -30,8 +30,9 @@ pub use admission::{
 };
 pub use api::{OpenError, PeerAccess, DEFAULT_INBOUND_QUEUE_DEPTH};
 pub use call::{
-    parse_header_line, parse_peer_addr, ApiClient, ApiVersion, CallError, CallOptions, CallRequest,
-    CallStream, ProtocolChoice, Response, ResponseHead, DEFAULT_MAX_RESPONSE_BYTES,
+    parse_header_line, parse_peer_addr, ApiClient, ApiVersion, Breakdown, CallError, CallOptions,
+    CallRequest, CallStream, ProtocolChoice, Response, ResponseHead, Timeline,
+    DEFAULT_MAX_RESPONSE_BYTES,
 };
 // The 1.0.0 texts live in `wire::v1`; re-exported where callers met them.
 pub use crate::wire::v1::{

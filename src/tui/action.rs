@@ -171,6 +171,8 @@ pub enum Action {
         id: LocalId,
         error: Option<String>,
         at: Instant,
+        /// The serving node's final timings (2.0.0 streams send them at the end).
+        server_timing: Option<crate::wire::frame::ServerTiming>,
     },
     /// A log line for the Log pane.
     Log(String, tracing::Level),

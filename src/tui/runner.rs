@@ -181,6 +181,7 @@ async fn send_call(handle: NodeHandle, tx: mpsc::Sender<Action>, id: LocalId, sp
                     id,
                     error: Some(e.to_string()),
                     at: Instant::now(),
+                    server_timing: None,
                 })
                 .await;
             return;
@@ -194,7 +195,7 @@ async fn send_call(handle: NodeHandle, tx: mpsc::Sender<Action>, id: LocalId, sp
             at: Instant::now(),
         })
     };
-    let error = if spec.stream {
+    let (error, server_timing) = if spec.stream {
         match handle.stream_full(&addr, req).await {
             Ok((head, mut chunks)) => {
                 let _ = tx.send(Action::CallHead { id, head }).await;
@@ -210,18 +211,18 @@ async fn send_call(handle: NodeHandle, tx: mpsc::Sender<Action>, id: LocalId, sp
                         }
                     }
                 }
-                error
+                (error, chunks.server_timing())
             }
-            Err(e) => Some(e.to_string()),
+            Err(e) => (Some(e.to_string()), None),
         }
     } else {
         match handle.call_full(&addr, req).await {
             Ok(crate::node::Response { head, body: bytes }) => {
                 let _ = tx.send(Action::CallHead { id, head }).await;
                 let _ = send_bytes(bytes).await;
-                None
+                (None, None)
             }
-            Err(e) => Some(e.to_string()),
+            Err(e) => (Some(e.to_string()), None),
         }
     };
     let _ = tx
@@ -229,6 +230,7 @@ async fn send_call(handle: NodeHandle, tx: mpsc::Sender<Action>, id: LocalId, sp
             id,
             error,
             at: Instant::now(),
+            server_timing,
         })
         .await;
 }

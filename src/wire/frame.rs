@@ -62,12 +62,43 @@ pub struct Head {
     pub status: u32,
     #[prost(map = "string, string", tag = "2")]
     pub headers: HashMap<String, String>,
+    /// The serving node's timings up to the head (optional: older peers
+    /// neither send nor read it).
+    #[prost(message, optional, tag = "3")]
+    pub timing: Option<ServerTiming>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct End {
     #[prost(uint64, tag = "1")]
     pub body_bytes: u64,
+    /// The serving node's timings for the whole call (optional).
+    #[prost(message, optional, tag = "2")]
+    pub timing: Option<ServerTiming>,
+}
+
+/// Where the serving node's time went, in microseconds: reading the
+/// request after the stream opened, taking a call slot, the backend's
+/// response head, and its body after the head.
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+pub struct ServerTiming {
+    #[prost(uint64, tag = "1")]
+    pub read_us: u64,
+    #[prost(uint64, tag = "2")]
+    pub queue_us: u64,
+    #[prost(uint64, tag = "3")]
+    pub backend_head_us: u64,
+    #[prost(uint64, tag = "4")]
+    pub backend_body_us: u64,
+}
+
+impl ServerTiming {
+    /// The node's own time from the whole request to its head: queue and
+    /// backend head. (Reading overlaps the caller's own steps: a stream is
+    /// accepted before the caller knows it is open.)
+    pub fn until_head(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.queue_us.saturating_add(self.backend_head_us))
+    }
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -98,10 +129,19 @@ pub struct ApiResponseFrame {
 
 impl ApiResponseFrame {
     pub fn head(status: u16, headers: HashMap<String, String>) -> Self {
+        Self::head_timed(status, headers, None)
+    }
+
+    pub fn head_timed(
+        status: u16,
+        headers: HashMap<String, String>,
+        timing: Option<ServerTiming>,
+    ) -> Self {
         Self {
             kind: Some(Kind::Head(Head {
                 status: u32::from(status),
                 headers,
+                timing,
             })),
         }
     }
@@ -113,8 +153,12 @@ impl ApiResponseFrame {
     }
 
     pub fn end(body_bytes: u64) -> Self {
+        Self::end_timed(body_bytes, None)
+    }
+
+    pub fn end_timed(body_bytes: u64, timing: Option<ServerTiming>) -> Self {
         Self {
-            kind: Some(Kind::End(End { body_bytes })),
+            kind: Some(Kind::End(End { body_bytes, timing })),
         }
     }
 

@@ -24,3 +24,4 @@ mod reload;
 mod results;
 mod silent;
 mod subnet;
+mod timing;

@@ -2,18 +2,19 @@
 //! read the response to EOF (unary) or chunk by chunk (stream).
 //!
 //! Homes: `types` (what a call is and returns), `reader` (the response
-//! codec); this file holds [`ApiClient`], the client half of the protocol
+//! codec), `timing` (where a call's time went); this file holds [`ApiClient`], the client half of the protocol
 //! for peers already connected. [`NodeHandle`](super::NodeHandle) adds
 //! dialing by address in front of it (`handle.rs`).
 
 mod extras;
 mod reader;
+mod timing;
 mod types;
 
+pub use timing::Breakdown;
 pub(crate) use types::peer_of;
 pub use types::*;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -44,6 +45,15 @@ const LIKELY_OVERSIZE_REQUEST_BYTES: usize = 60 * 1024;
 pub struct CallStream {
     inner: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, CallError>> + Send>>,
     pub id: CallId,
+    end_timing: Arc<std::sync::OnceLock<wire::frame::ServerTiming>>,
+}
+
+impl CallStream {
+    /// The serving node's timings for the whole call, once the stream has
+    /// ended (2.0.0 peers that send them).
+    pub fn server_timing(&self) -> Option<wire::frame::ServerTiming> {
+        self.end_timing.get().copied()
+    }
 }
 
 impl Stream for CallStream {
@@ -166,12 +176,19 @@ impl ApiClient {
         let request_bytes = wire_req.body.len();
         let result = tokio::time::timeout(options.timeout, async {
             connect.await?;
+            let connected = started.elapsed();
             let (stream, version) = self.open_api(peer).await?;
+            let opened = started.elapsed();
             for_version(&mut wire_req, version);
             let limit = options.max_response_bytes;
             let (mut reader, mut writer) = stream.split();
-            let response = {
-                let write = std::pin::pin!(write_request(&mut writer, &wire_req));
+            let written = std::sync::OnceLock::new();
+            let mut response = {
+                let write = std::pin::pin!(async {
+                    let result = write_request(&mut writer, &wire_req).await;
+                    let _ = written.set(started.elapsed());
+                    result
+                });
                 let read = std::pin::pin!(async {
                     match version {
                         ApiVersion::V1 => {
@@ -188,17 +205,17 @@ impl ApiClient {
                                 return Err(CallError::TooLarge { limit });
                             }
                             Ok(Response {
-                                head: ResponseHead {
-                                    version,
-                                    status: None,
-                                    headers: HashMap::new(),
-                                },
+                                head: ResponseHead::v1(Timeline {
+                                    head: started.elapsed(),
+                                    ..Timeline::default()
+                                }),
                                 body: Bytes::from(body),
                             })
                         }
                         ApiVersion::V2 => {
-                            let head =
+                            let mut head =
                                 read_head(&mut reader, peer, options.max_frame_bytes).await?;
+                            head.timeline.head = started.elapsed();
                             let mut body = BytesMut::new();
                             while let BodyFrame::Data(d) = read_body_frame(
                                 &mut reader,
@@ -239,6 +256,9 @@ impl ApiClient {
             };
             // Our side stayed open until the response was in; close it now.
             let _ = writer.close().await;
+            let timeline = &mut response.head.timeline;
+            (timeline.connected, timeline.opened, timeline.written) =
+                (connected, opened, written.get().copied());
             if version == ApiVersion::V1
                 && response.body.is_empty()
                 && request_bytes >= LIKELY_OVERSIZE_REQUEST_BYTES
@@ -308,7 +328,9 @@ impl ApiClient {
         let mut wire_req = req.to_wire(ResponseType::Stream, options.stream_idle_timeout);
         let opened = async {
             connect.await?;
+            let connected = started.elapsed();
             let (mut stream, version) = self.open_api(peer).await?;
+            let opened = started.elapsed();
             for_version(&mut wire_req, version);
             write_request(&mut stream, &wire_req)
                 .await
@@ -316,13 +338,16 @@ impl ApiClient {
                     peer,
                     message: e.to_string(),
                 })?;
-            let head = match version {
-                ApiVersion::V1 => ResponseHead {
-                    version,
-                    status: None,
-                    headers: HashMap::new(),
-                },
+            let written = Some(started.elapsed());
+            let mut head = match version {
+                ApiVersion::V1 => ResponseHead::v1(Timeline::default()),
                 ApiVersion::V2 => read_head(&mut stream, peer, options.max_frame_bytes).await?,
+            };
+            head.timeline = Timeline {
+                connected,
+                opened,
+                written,
+                head: started.elapsed(),
             };
             Ok::<_, CallError>((stream, head))
         };
@@ -345,7 +370,9 @@ impl ApiClient {
             protocol: head.version.id().into(),
             status: head.status,
         });
+        let end_timing = Arc::new(std::sync::OnceLock::new());
         struct State {
+            end_timing: Arc<std::sync::OnceLock<wire::frame::ServerTiming>>,
             stream: libp2p::Stream,
             client: ApiClient,
             version: ApiVersion,
@@ -354,6 +381,7 @@ impl ApiClient {
             done: bool,
         }
         let state = State {
+            end_timing: end_timing.clone(),
             stream,
             client: self.clone(),
             version: head.version,
@@ -394,7 +422,10 @@ impl ApiClient {
                     .await
                     {
                         Ok(Ok(BodyFrame::Data(d))) => Ok(Some(d)),
-                        Ok(Ok(BodyFrame::End)) => {
+                        Ok(Ok(BodyFrame::End(timing))) => {
+                            if let Some(t) = timing {
+                                let _ = st.end_timing.set(t);
+                            }
                             let _ = st.stream.close().await;
                             Ok(None)
                         }
@@ -438,6 +469,7 @@ impl ApiClient {
             CallStream {
                 inner: Box::pin(inner),
                 id,
+                end_timing,
             },
         ))
     }

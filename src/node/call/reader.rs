@@ -42,6 +42,8 @@ pub(super) async fn read_head<R: futures::AsyncRead + Unpin>(
                 version: ApiVersion::V2,
                 status: u16::try_from(h.status).ok(),
                 headers: h.headers,
+                server_timing: h.timing,
+                timeline: Default::default(),
             }),
             Some(frame::Kind::Error(e)) => Err(CallError::Remote {
                 code: Code::from_wire(e.code),
@@ -57,7 +59,8 @@ pub(super) async fn read_head<R: futures::AsyncRead + Unpin>(
 /// What one body frame of 2.0.0 means to the reader.
 pub(super) enum BodyFrame {
     Data(Bytes),
-    End,
+    /// With the serving node's final timings, when it sends them.
+    End(Option<frame::ServerTiming>),
 }
 
 pub(super) async fn read_body_frame<R: futures::AsyncRead + Unpin>(
@@ -73,7 +76,9 @@ pub(super) async fn read_body_frame<R: futures::AsyncRead + Unpin>(
         None => Err(CallError::Truncated { received }),
         Some(f) => match f.kind {
             Some(frame::Kind::Data(d)) => Ok(BodyFrame::Data(d)),
-            Some(frame::Kind::End(end)) if end.body_bytes == received => Ok(BodyFrame::End),
+            Some(frame::Kind::End(end)) if end.body_bytes == received => {
+                Ok(BodyFrame::End(end.timing))
+            }
             Some(frame::Kind::End(end)) => Err(CallError::BadFrame(format!(
                 "end frame says {} body bytes, {received} arrived",
                 end.body_bytes

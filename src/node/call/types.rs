@@ -54,6 +54,38 @@ pub struct ResponseHead {
     /// A repeated header's values are joined by
     /// [`crate::upstream::REPEATED_HEADER_SEPARATOR`]; see [`Self::header_values`].
     pub headers: HashMap<String, String>,
+    /// The serving node's timings (2.0.0 peers that send them). For a
+    /// unary call they cover the whole call; a stream's final ones come
+    /// with its end ([`CallStream::server_timing`](super::CallStream::server_timing)).
+    pub server_timing: Option<frame::ServerTiming>,
+    /// This side's timeline up to the head.
+    pub timeline: Timeline,
+}
+
+/// When each step of a call ended, from the call's start, on the caller.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timeline {
+    /// Connected (a dial, or at once when the connection was reused).
+    pub connected: Duration,
+    /// The stream opened and its protocol agreed.
+    pub opened: Duration,
+    /// The request written (for unary calls, possibly after the head).
+    pub written: Option<Duration>,
+    /// The head (2.0.0) or, for 1.0.0, the first bytes (unary: all).
+    pub head: Duration,
+}
+
+impl ResponseHead {
+    /// A 1.0.0 head: nothing but the protocol.
+    pub fn v1(timeline: Timeline) -> Self {
+        Self {
+            version: ApiVersion::V1,
+            status: None,
+            headers: HashMap::new(),
+            server_timing: None,
+            timeline,
+        }
+    }
 }
 
 impl ResponseHead {

@@ -175,6 +175,7 @@ impl Server {
                 v2,
                 write_timeout,
                 body_bytes: 0,
+                timing: Default::default(),
             };
             let _ = responder
                 .refuse(&Refusal::new(Code::Overloaded, "", why))
@@ -218,7 +219,9 @@ impl Server {
             v2,
             write_timeout: limits.response_write_timeout,
             body_bytes: 0,
+            timing: Default::default(),
         };
+        let accepted = Instant::now();
 
         // Until its whole request is in, a stream holds a place in the
         // reading budget, never a call slot.
@@ -281,6 +284,8 @@ impl Server {
         };
 
         // The request is complete: now it may take a call slot.
+        out.timing.read_us = micros(accepted.elapsed());
+        let queued = Instant::now();
         let permit = self.inner.permits.clone().try_acquire_owned();
         let slot = self
             .inner
@@ -308,6 +313,7 @@ impl Server {
             return;
         }
 
+        out.timing.queue_us = micros(queued.elapsed());
         let id = CallId(self.inner.call_ids.fetch_add(1, Ordering::Relaxed));
         let started = Instant::now();
         self.emit(NodeEvent::ServeStarted {
@@ -370,4 +376,9 @@ impl Server {
         })
         .await;
     }
+}
+
+/// Microseconds of `d`, saturating.
+pub(super) fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }

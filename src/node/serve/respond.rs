@@ -3,11 +3,11 @@
 
 use futures::AsyncWrite;
 use libp2p::PeerId;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::read_ahead::{AfterBatch, ReadAhead, MAX_COALESCED_BYTES};
 use super::responder::{upstream_refusal, Refusal, Responder};
-use super::Server;
+use super::{micros, Server};
 use crate::logs::{Untrusted, UntrustedDetail};
 use crate::node::events::ServeOutcome;
 use crate::wire::{self, frame::Code};
@@ -55,13 +55,16 @@ impl Server {
         if !req.is_stream() {
             let timeout = cap(route.policy.timeout.unwrap_or(config.unary_timeout));
             let deadline = tokio::time::Instant::now() + timeout;
+            let asked = Instant::now();
             let result = match self.inner.upstream.send(&route, req, timeout).await {
                 Ok(resp) => {
+                    out.timing.backend_head_us = micros(asked.elapsed());
+                    let headed = Instant::now();
                     let status = resp.status;
                     let headers = crate::upstream::header_map(&resp.headers);
-                    resp.collect(deadline)
-                        .await
-                        .map(|body| (status, headers, body))
+                    let body = resp.collect(deadline).await;
+                    out.timing.backend_body_us = micros(headed.elapsed());
+                    body.map(|body| (status, headers, body))
                 }
                 Err(e) => Err(e),
             };
@@ -74,10 +77,13 @@ impl Server {
             }
         } else {
             let idle = cap(route.policy.timeout.unwrap_or(config.stream_idle_timeout));
+            let asked = Instant::now();
             let resp = match self.inner.upstream.send(&route, req, idle).await {
                 Ok(resp) => resp,
                 Err(e) => return self.refused(out, upstream_refusal(name, &e)).await,
             };
+            out.timing.backend_head_us = micros(asked.elapsed());
+            let headed = Instant::now();
             let status = resp.status;
             if let Err(error) = out
                 .head(status, crate::upstream::header_map(&resp.headers))
@@ -102,6 +108,7 @@ impl Server {
                     }
                 }
             }
+            out.timing.backend_body_us = micros(headed.elapsed());
             match out.end().await {
                 Ok(()) => ServeOutcome::Ok { status },
                 Err(error) => ServeOutcome::CallerGone { error },

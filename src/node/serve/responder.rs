@@ -11,7 +11,8 @@ use super::read_ahead::GATHER_COPY_BELOW;
 use crate::node::events::ServeOutcome;
 use crate::upstream::UpstreamError;
 use crate::wire::frame::{
-    encode_data, encode_data_header, encode_frame, ApiResponseFrame, Code, MAX_DATA_FRAME_BYTES,
+    encode_data, encode_data_header, encode_frame, ApiResponseFrame, Code, ServerTiming,
+    MAX_DATA_FRAME_BYTES,
 };
 use crate::wire::v1_text;
 
@@ -90,6 +91,8 @@ pub(super) struct Responder<W> {
     pub(super) v2: bool,
     pub(super) write_timeout: Duration,
     pub(super) body_bytes: u64,
+    /// Sent in the 2.0.0 head and end.
+    pub(super) timing: ServerTiming,
 }
 
 impl<W: AsyncWrite + Unpin> Responder<W> {
@@ -127,9 +130,16 @@ impl<W: AsyncWrite + Unpin> Responder<W> {
         self.body_bytes = body.len() as u64;
         if self.v2 {
             let mut buf = BytesMut::with_capacity(body.len() + 256);
-            encode_frame(&ApiResponseFrame::head(status, headers), &mut buf);
+            let timing = Some(self.timing);
+            encode_frame(
+                &ApiResponseFrame::head_timed(status, headers, timing),
+                &mut buf,
+            );
             encode_data(&body, &mut buf);
-            encode_frame(&ApiResponseFrame::end(body.len() as u64), &mut buf);
+            encode_frame(
+                &ApiResponseFrame::end_timed(body.len() as u64, timing),
+                &mut buf,
+            );
             self.write(&buf).await
         } else {
             self.write(&body).await
@@ -143,7 +153,10 @@ impl<W: AsyncWrite + Unpin> Responder<W> {
     ) -> Result<(), String> {
         if self.v2 {
             let mut buf = BytesMut::new();
-            encode_frame(&ApiResponseFrame::head(status, headers), &mut buf);
+            encode_frame(
+                &ApiResponseFrame::head_timed(status, headers, Some(self.timing)),
+                &mut buf,
+            );
             self.write(&buf).await?;
         }
         Ok(())
@@ -206,7 +219,10 @@ impl<W: AsyncWrite + Unpin> Responder<W> {
     pub(super) async fn end(&mut self) -> Result<(), String> {
         if self.v2 {
             let mut buf = BytesMut::new();
-            encode_frame(&ApiResponseFrame::end(self.body_bytes), &mut buf);
+            encode_frame(
+                &ApiResponseFrame::end_timed(self.body_bytes, Some(self.timing)),
+                &mut buf,
+            );
             self.write(&buf).await?;
         }
         Ok(())

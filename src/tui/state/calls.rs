@@ -61,6 +61,17 @@ pub struct CallView {
     pub output: Output,
     /// What the response head said (None until it arrives).
     pub head: Option<ResponseHead>,
+    /// The serving node's final timings, when it sent them.
+    pub end_timing: Option<crate::wire::frame::ServerTiming>,
+}
+
+impl CallView {
+    /// Where the call's time went, once it has ended (2.0.0 peers that
+    /// send their timings).
+    pub fn breakdown(&self) -> Option<crate::node::Breakdown> {
+        let head = self.head.as_ref()?;
+        crate::node::Breakdown::of(head, self.end_timing, self.duration?, self.stream)
+    }
 }
 
 impl CallView {
@@ -89,6 +100,7 @@ impl CallView {
             duration: None,
             spec: None,
             head: None,
+            end_timing: None,
             output,
         }
     }
@@ -208,11 +220,18 @@ impl Calls {
         }
     }
 
-    pub fn on_ended(&mut self, id: LocalId, error: Option<String>, at: Instant) {
+    pub fn on_ended(
+        &mut self,
+        id: LocalId,
+        error: Option<String>,
+        at: Instant,
+        server_timing: Option<crate::wire::frame::ServerTiming>,
+    ) {
         let Some(c) = self.get_mut(id) else { return };
         if !c.state.in_flight() {
             return;
         }
+        c.end_timing = server_timing;
         c.output.finish(at);
         c.duration = Some(at.saturating_duration_since(c.started));
         // Only 1.0.0 carries errors as body text; a 2.0.0 body that looks

@@ -387,7 +387,12 @@ impl State {
             Action::Node(ev) => self.on_node_event(ev),
             Action::CallHead { id, head } => self.calls.on_head(id, head),
             Action::CallBytes { id, bytes, at } => self.calls.on_bytes(id, &bytes, at),
-            Action::CallEnded { id, error, at } => self.calls.on_ended(id, error, at),
+            Action::CallEnded {
+                id,
+                error,
+                at,
+                server_timing,
+            } => self.calls.on_ended(id, error, at, server_timing),
             Action::Log(line, level) => {
                 if self.log.lines.len() >= MAX_LOG_LINES {
                     self.log.lines.pop_front();

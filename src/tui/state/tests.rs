@@ -124,6 +124,8 @@ fn only_a_1_0_0_body_is_read_as_an_error_text() {
                 version,
                 status: (version == crate::node::ApiVersion::V2).then_some(200),
                 headers: Default::default(),
+                server_timing: None,
+                timeline: Default::default(),
             },
         });
         s.update(Action::CallBytes {
@@ -135,6 +137,7 @@ fn only_a_1_0_0_body_is_read_as_an_error_text() {
             id,
             error: None,
             at,
+            server_timing: None,
         });
         let want = if failed {
             CallState::Failed

@@ -49,8 +49,17 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let block = pane_block(state, theme, Pane::Output, title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let [head, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+    let breakdown = call.breakdown();
+    let [head, split, body] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(u16::from(breakdown.is_some())),
+        Constraint::Min(0),
+    ])
+    .areas(inner);
     frame.render_widget(Paragraph::new(metrics_line(call, state.now, theme)), head);
+    if let Some(b) = breakdown {
+        frame.render_widget(Paragraph::new(b.line(fmt_dur)).style(theme.dim()), split);
+    }
 
     let width = body.width.max(1) as usize;
     let height = body.height as usize;
@@ -73,6 +82,17 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
                 let mut headers: Vec<_> = head.headers.iter().collect();
                 headers.sort();
                 lines.extend(headers.into_iter().map(|(k, v)| format!("{k}: {v}")));
+                // The full timeline of where the time went.
+                if let Some(b) = call.breakdown() {
+                    lines.push(String::new());
+                    lines.push(format!("timeline (total {})", fmt_dur(b.total)));
+                    lines.extend(
+                        b.parts(call.stream)
+                            .into_iter()
+                            .map(|(name, d)| format!("  {name:<13} {:>9}", fmt_dur(d))),
+                    );
+                    lines.push(format!("  (node read    {:>9})", fmt_dur(b.read)));
+                }
             }
             None => lines.push("(no response head yet)".into()),
         }

@@ -105,6 +105,7 @@ fn with_finished_stream(s: &mut State) {
         id: 1,
         error: None,
         at: t0 + Duration::from_millis(561),
+        server_timing: None,
     });
 }
 
@@ -176,6 +177,8 @@ fn failed_call_and_quit_question() {
             version: crate::node::ApiVersion::V1,
             status: None,
             headers: Default::default(),
+            server_timing: None,
+            timeline: Default::default(),
         },
     });
     s.update(Action::CallBytes {
@@ -187,6 +190,7 @@ fn failed_call_and_quit_question() {
         id: 1,
         error: None,
         at: s.calls.list[0].started + Duration::from_millis(4),
+        server_timing: None,
     });
     assert_eq!(
         s.calls.list[0].state,
@@ -210,6 +214,19 @@ fn response_head_of_a_2_0_0_call() {
             version: crate::node::ApiVersion::V2,
             status: Some(201),
             headers: [("content-type".to_string(), "application/json".to_string())].into(),
+            // A reused connection; the node's backend took 2.5 ms + 0.4 ms.
+            server_timing: Some(crate::wire::frame::ServerTiming {
+                read_us: 100,
+                queue_us: 5,
+                backend_head_us: 2_500,
+                backend_body_us: 400,
+            }),
+            timeline: crate::node::Timeline {
+                connected: Duration::from_micros(20),
+                opened: Duration::from_micros(300),
+                written: Some(Duration::from_micros(400)),
+                head: Duration::from_micros(3_900),
+            },
         },
     });
     s.update(Action::CallBytes {
@@ -221,8 +238,10 @@ fn response_head_of_a_2_0_0_call() {
         id: 1,
         error: None,
         at,
+        server_timing: None,
     });
     s.focus = Pane::Output;
+    snapshot("response_timing", render(&mut s));
     s.update(Action::ToggleHeaders);
     snapshot("response_head", render(&mut s));
 }
