@@ -10,6 +10,7 @@
 //! - [`keys`]: libp2p protobuf key files, py-libp2p's 32-byte seeds included.
 //! - [`protocol`]: `ApiProtocol`, the protocol as one behaviour for any rust-libp2p swarm (server and client).
 //! - [`subnet`]: what template nodes expect of a peer (DAG sync) and the DAG we hold, verified.
+//! - [`load`]: load runs and fan-out measured as inference clients measure them (TTFT, ITL, TPOT, goodput).
 //! - [`node`]: our whole node: the swarm task, its handle and events, serving (`serve/`), calling (`call/`), admission and limits.
 //! - `demo` (feature `demo`): the demo backend used by `peerapi demo` and the tests.
 //! - `testkit` (feature `test-util`): the bench backend and node processes tests and benches share.
@@ -31,6 +32,7 @@ pub mod demo;
 pub mod event_stream;
 pub mod fsutil;
 pub mod keys;
+pub mod load;
 pub mod logs;
 pub mod node;
 pub mod protocol;

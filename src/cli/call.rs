@@ -1,16 +1,13 @@
 //! `peerapi call` and `peerapi stream`.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use bytes::Bytes;
 use clap::Args;
 use futures::StreamExt;
 use peerapi::node::{
-    classify_v1_body, parse_peer_addr, CallError, CallRequest, NodeConfig, ProtocolChoice,
-    ResponseHead, V1ErrorClass, V1ErrorText, V1StreamTail,
+    classify_v1_body, parse_peer_addr, CallError, CallRequest, ResponseHead, V1ErrorClass,
+    V1ErrorText, V1StreamTail,
 };
 use peerapi::wire::frame::{Code, ServerTiming};
 
@@ -37,37 +34,15 @@ three texts of the Python nodes and maps them to the codes above.";
 #[derive(Args)]
 #[command(after_help = EXIT_CODES)]
 pub(crate) struct CallCmd {
-    /// The peer, e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW...
+    /// The peer, e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... (with
+    /// --peers or --all-peers: the route, and ROUTE is left out).
     addr: String,
     /// Route name in the peer's route table.
-    route: String,
-    /// HTTP method (default GET, or POST when -d is given).
-    #[arg(short = 'X', long = "request", value_name = "METHOD")]
-    method: Option<String>,
-    /// Header to forward, 'Name: value' (repeatable).
-    #[arg(short = 'H', long = "header", value_name = "HEADER")]
-    headers: Vec<String>,
-    /// Body: literal text, @FILE, or @- for standard input.
-    #[arg(short = 'd', long = "data", value_name = "DATA")]
-    data: Option<String>,
-    /// Seconds the whole call may take (unary) or to the first byte (stream).
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
-    timeout: f64,
-    /// Seconds a stream may go without a chunk.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
-    idle_timeout: f64,
-    /// Largest unary response accepted.
-    #[arg(long, value_name = "BYTES", default_value_t = peerapi::node::DEFAULT_MAX_RESPONSE_BYTES)]
-    max_response_bytes: usize,
-    /// Key file for our identity (default: a new one per run).
-    #[arg(long, value_name = "PATH")]
-    key: Option<std::path::PathBuf>,
-    /// Private-network key file, to reach peers of a subnet that uses one.
-    #[arg(long, value_name = "FILE")]
-    psk: Option<std::path::PathBuf>,
-    /// Largest 2.0.0 frame accepted from the peer.
-    #[arg(long, value_name = "BYTES", default_value_t = peerapi::wire::frame::DEFAULT_MAX_FRAME_BYTES)]
-    max_frame_bytes: usize,
+    route: Option<String>,
+    #[command(flatten)]
+    request: super::request::RequestArgs,
+    #[command(flatten)]
+    targets: super::request::Targets,
     /// Print the protocol, status line and response headers before the body.
     #[arg(short = 'i', long)]
     include: bool,
@@ -78,10 +53,9 @@ pub(crate) struct CallCmd {
     /// Exit 22 when the backend answers with HTTP status 400 or above (2.0.0).
     #[arg(short = 'f', long)]
     fail: bool,
-    /// Force a protocol version: 1 (/subnet/api_protocol/1.0.0) or 2
-    /// (/peerapi/api/2.0.0). Default: 2 when the peer has it, else 1.
-    #[arg(long, value_name = "1|2", value_parser = clap::value_parser!(u8).range(1..=2))]
-    protocol: Option<u8>,
+    /// With --peers/--all-peers: one JSON object per peer instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 fn exit_code_of(e: &CallError) -> u8 {
@@ -148,109 +122,53 @@ fn print_head(head: &ResponseHead) {
     let _ = out.flush();
 }
 
-fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+pub(crate) fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
     eprintln!("peerapi: {message}");
     ExitCode::from(code)
 }
 
-fn parse_headers(raw: &[String]) -> Result<HashMap<String, String>, String> {
-    let mut headers = HashMap::new();
-    for h in raw {
-        let (name, value) =
-            peerapi::node::parse_header_line(h).map_err(|why| format!("header {h:?} {why}"))?;
-        headers.insert(name.to_string(), value.to_string());
-    }
-    Ok(headers)
-}
-
-fn read_body(data: &Option<String>) -> Result<Bytes, String> {
-    match data.as_deref() {
-        None => Ok(Bytes::new()),
-        Some("@-") => {
-            let mut buf = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
-                .map_err(|e| format!("cannot read the body from standard input: {e}"))?;
-            Ok(buf.into())
-        }
-        Some(s) if s.starts_with('@') => std::fs::read(&s[1..])
-            .map(Bytes::from)
-            .map_err(|e| format!("cannot read body file {}: {e}", &s[1..])),
-        Some(s) => Ok(Bytes::copy_from_slice(s.as_bytes())),
-    }
-}
-
 pub(crate) async fn run(cmd: CallCmd, stream: bool) -> ExitCode {
     let _guard = super::logging::init("warn", None, peerapi::logs::DEFAULT_MAX_LOG_FILES);
-    let addr = match parse_peer_addr(&cmd.addr) {
+    // With --peers/--all-peers the one positional is the route.
+    let (addr, route) = match (&cmd.route, cmd.targets.is_set()) {
+        (Some(route), false) => (Some(cmd.addr.clone()), route.clone()),
+        (None, true) => (None, cmd.addr.clone()),
+        (None, false) => {
+            return fail(
+                2,
+                "give ADDR ROUTE, or ROUTE with --peers A,B or --all-peers",
+            )
+        }
+        (Some(_), true) => return fail(2, "with --peers or --all-peers give the ROUTE only"),
+    };
+    let (req, config) = match cmd.request.prepare(&route, &cmd.targets) {
+        Ok(ok) => ok,
+        Err((code, message)) => return fail(code, message),
+    };
+    let addr = match addr.map(|a| parse_peer_addr(&a)).transpose() {
         Ok(a) => a,
         Err(e) => return fail(3, e),
-    };
-    let headers = match parse_headers(&cmd.headers) {
-        Ok(h) => h,
-        Err(e) => return fail(1, e),
-    };
-    let body = match read_body(&cmd.data) {
-        Ok(b) => b,
-        Err(e) => return fail(1, e),
-    };
-    let (Ok(timeout), Ok(idle)) = (
-        Duration::try_from_secs_f64(cmd.timeout),
-        Duration::try_from_secs_f64(cmd.idle_timeout),
-    ) else {
-        return fail(
-            1,
-            "--timeout and --idle-timeout must be non-negative numbers of seconds",
-        );
-    };
-    let method = cmd
-        .method
-        .clone()
-        .unwrap_or_else(|| if cmd.data.is_some() { "POST" } else { "GET" }.to_string());
-    let keypair = match &cmd.key {
-        Some(path) => match peerapi::keys::load_key(path) {
-            Ok(k) => k,
-            Err(e) => return fail(1, e),
-        },
-        None => libp2p::identity::Keypair::generate_ed25519(),
-    };
-    let mut config = NodeConfig::new(keypair);
-    config.listen = Vec::new();
-    config.call.timeout = timeout;
-    config.call.stream_idle_timeout = idle;
-    config.call.max_response_bytes = cmd.max_response_bytes;
-    config.call.max_frame_bytes = cmd.max_frame_bytes;
-    if let Some(path) = &cmd.psk {
-        match peerapi::node::transport::load_psk(path) {
-            Ok(psk) => config.psk = Some(psk),
-            Err(e) => return fail(1, e),
-        }
-    }
-    config.call.protocol = match cmd.protocol {
-        Some(1) => ProtocolChoice::V1,
-        Some(_) => ProtocolChoice::V2,
-        None => ProtocolChoice::Auto,
     };
     let node = match peerapi::Node::start(config).await {
         Ok(n) => n,
         Err(e) => return fail(1, format!("cannot start the local node: {e}")),
     };
     let handle = node.handle();
-    let req = CallRequest {
-        route: cmd.route.clone(),
-        method,
-        headers,
-        body,
-    };
-    let flags = Flags {
-        include: cmd.include,
-        fail: cmd.fail,
-        verbose: cmd.verbose,
-        started: std::time::Instant::now(),
-    };
-    let code = if stream {
-        run_stream(&handle, &addr, req, flags).await
-    } else {
-        run_unary(&handle, &addr, req, flags).await
+    let code = match addr {
+        None => super::fanout::run(&handle, &cmd.targets, &req, stream, cmd.json).await,
+        Some(addr) => {
+            let flags = Flags {
+                include: cmd.include,
+                fail: cmd.fail,
+                verbose: cmd.verbose,
+                started: std::time::Instant::now(),
+            };
+            if stream {
+                run_stream(&handle, &addr, req, flags).await
+            } else {
+                run_unary(&handle, &addr, req, flags).await
+            }
+        }
     };
     node.abort();
     code

@@ -4,9 +4,12 @@ mod bench;
 mod call;
 #[cfg(feature = "console")]
 mod demo;
+mod fanout;
 mod key;
+mod load;
 mod logging;
 mod node;
+mod request;
 mod routes;
 mod subnet;
 
@@ -52,6 +55,9 @@ enum Command {
     Subnet(subnet::SubnetCmd),
     /// Accept template nodes' telemetry (WebSocket) and print each event, verified.
     Telemetry(subnet::TelemetryCmd),
+    /// Load a route: many requests, measured as inference benchmarks do
+    /// (TTFT, inter-token latency, TPOT, end to end, goodput).
+    Load(Box<load::LoadCmd>),
     /// Measure the hop against a direct HTTP call on this machine.
     Bench(bench::BenchCmd),
     /// Start a local demo backend and two demo peers, and open the console on them.
@@ -78,6 +84,7 @@ pub fn main() -> ExitCode {
             Some(Command::Stream(cmd)) => call::run(cmd, true).await,
             Some(Command::Key(cmd)) => key::run(cmd),
             Some(Command::Routes(cmd)) => routes::run(cmd).await,
+            Some(Command::Load(cmd)) => load::run(*cmd).await,
             Some(Command::Bench(cmd)) => bench::run(cmd).await,
             Some(Command::Subnet(cmd)) => subnet::run(cmd).await,
             Some(Command::Telemetry(cmd)) => subnet::telemetry(cmd).await,

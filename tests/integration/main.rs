@@ -15,6 +15,7 @@ mod fuzz_regressions;
 mod hostile;
 mod interop;
 mod keys;
+mod load;
 mod logs;
 mod long_lived;
 mod no_leak;

@@ -1,0 +1,84 @@
+//! One request to many peers at once, compared: which peer is slow,
+//! failing, or answering differently from the majority.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use libp2p::Multiaddr;
+use serde::Serialize;
+
+use super::sample::{measure, Sample};
+use crate::node::{CallRequest, NodeHandle};
+
+/// Default most peers called at once.
+pub const DEFAULT_FANOUT_CONCURRENCY: usize = 16;
+
+/// One peer's answer, and how it compares.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerResult {
+    #[serde(flatten)]
+    pub sample: Sample,
+    /// Tokens per second after the first token.
+    pub tokens_per_sec: Option<f64>,
+    /// The body equals the one most peers returned (None: failed, or no
+    /// majority among successes).
+    pub same_as_majority: Option<bool>,
+}
+
+/// Calls every peer in `peers` with `req`, at most `bound` at once; the
+/// results in the order of `peers`.
+pub async fn fan_out(
+    handle: &NodeHandle,
+    peers: &[Multiaddr],
+    req: &CallRequest,
+    stream: bool,
+    bound: usize,
+) -> Vec<PeerResult> {
+    let req = Arc::new(req.clone());
+    let samples: Vec<Sample> = futures::stream::iter(peers.iter().cloned())
+        .map(|addr| {
+            let (h, req) = (handle.clone(), req.clone());
+            async move { measure(&h, &addr, (*req).clone(), stream).await }
+        })
+        .buffered(bound.max(1))
+        .collect()
+        .await;
+    compare(samples)
+}
+
+/// Marks each successful sample as agreeing with the majority body or not.
+pub fn compare(samples: Vec<Sample>) -> Vec<PeerResult> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for s in &samples {
+        if let Some(h) = &s.body_sha256 {
+            *counts.entry(h.as_str()).or_default() += 1;
+        }
+    }
+    // A strict majority of the successes; a tie has none.
+    let total: usize = counts.values().sum();
+    let majority = counts
+        .iter()
+        .find(|(_, n)| **n * 2 > total)
+        .map(|(h, _)| h.to_string());
+    samples
+        .into_iter()
+        .map(|s| {
+            let same = match (&s.body_sha256, &majority) {
+                (Some(h), Some(m)) => Some(h == m),
+                _ => None,
+            };
+            let rate = match (s.ttft, s.tokens) {
+                (Some(ttft), n) if n > 1 && s.e2e > ttft => {
+                    Some((n - 1) as f64 / (s.e2e - ttft).as_secs_f64())
+                }
+                _ => None,
+            };
+            PeerResult {
+                sample: s,
+                tokens_per_sec: rate,
+                same_as_majority: same,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,282 @@
+//! One request measured as an inference client sees it: time to the first
+//! byte and the first token, the gaps between tokens, the end; and whether
+//! it succeeded, which means its body or stream ended properly (a 2.0.0 end
+//! frame, a 1.0.0 body without an error text, an HTTP status below 400).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use libp2p::Multiaddr;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::event_stream::{self, Framer};
+use crate::node::{CallError, CallRequest, NodeHandle};
+use crate::wire::v1::{classify_v1_body, V1StreamTail};
+
+/// Most inter-token gaps kept per request.
+pub const MAX_GAPS_PER_REQUEST: usize = 10_000;
+/// Most body bytes kept per request for comparing peers' answers.
+pub const KEPT_BODY_BYTES: usize = 64 * 1024;
+
+/// One request's outcome and timings.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sample {
+    /// The peer's multiaddr.
+    pub peer: String,
+    /// None on success; else the error class (see [`class_of`]).
+    pub error: Option<String>,
+    /// The error's text, for the operator.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub status: Option<u16>,
+    #[serde(with = "secs")]
+    pub e2e: Duration,
+    #[serde(with = "opt_secs")]
+    pub ttfb: Option<Duration>,
+    #[serde(with = "opt_secs")]
+    pub ttft: Option<Duration>,
+    /// Gaps between tokens, in order.
+    #[serde(skip)]
+    pub itl: Vec<Duration>,
+    pub tokens: u64,
+    /// The backend reported the count itself (else: counted from events).
+    pub tokens_reported: bool,
+    pub bytes: u64,
+    /// sha256 of the whole body, hex (successes only).
+    pub body_sha256: Option<String>,
+    /// The body's first bytes, for a diff between peers.
+    #[serde(skip)]
+    pub body_head: Bytes,
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+mod opt_secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &Option<std::time::Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_f64(d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+impl Sample {
+    fn new(peer: &Multiaddr) -> Self {
+        Self {
+            peer: peer.to_string(),
+            error: None,
+            detail: None,
+            status: None,
+            e2e: Duration::ZERO,
+            ttfb: None,
+            ttft: None,
+            itl: Vec::new(),
+            tokens: 0,
+            tokens_reported: false,
+            bytes: 0,
+            body_sha256: None,
+            body_head: Bytes::new(),
+        }
+    }
+
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+
+    /// Time per output token after the first (vLLM's TPOT).
+    pub fn tpot(&self) -> Option<Duration> {
+        let ttft = self.ttft?;
+        (self.tokens > 1).then(|| (self.e2e.saturating_sub(ttft)) / (self.tokens - 1) as u32)
+    }
+
+    /// The mean gap between tokens.
+    pub fn mean_itl(&self) -> Option<Duration> {
+        (!self.itl.is_empty()).then(|| self.itl.iter().sum::<Duration>() / self.itl.len() as u32)
+    }
+
+    fn fail(mut self, class: &str, detail: impl Into<String>, start: Instant) -> Self {
+        self.error = Some(class.to_string());
+        self.detail = Some(detail.into());
+        self.e2e = start.elapsed();
+        self.body_sha256 = None;
+        self
+    }
+}
+
+/// The class of a failed call, stable for scripts and tables.
+pub fn class_of(e: &CallError) -> &'static str {
+    use crate::wire::frame::Code;
+    match e {
+        CallError::BadAddress { .. } => "bad_address",
+        CallError::DialFailed { .. } => "dial",
+        CallError::Unsupported { .. } => "unsupported",
+        CallError::Stream { .. } | CallError::NodeStopped => "stream",
+        CallError::Timeout { .. } => "timeout",
+        CallError::TooLarge { .. } => "too_large",
+        CallError::LikelyOversizeRequest { .. } => "oversize_request",
+        CallError::Truncated { .. } => "truncated",
+        CallError::BadFrame(_) => "bad_frame",
+        CallError::Remote { code, .. } => match code {
+            Code::Overloaded => "overloaded",
+            Code::UpstreamTimeout => "backend_timeout",
+            Code::UpstreamUnavailable => "backend_unavailable",
+            Code::UpstreamFailed => "backend_failed",
+            Code::RouteNotFound => "route_not_found",
+            Code::Forbidden => "forbidden",
+            _ => "refused",
+        },
+    }
+}
+
+/// Follows tokens in a response's events.
+struct Tokens {
+    start: Instant,
+    framer: Framer,
+    events: Vec<event_stream::Event>,
+    last: Option<Instant>,
+    reported: Option<u64>,
+}
+
+impl Tokens {
+    fn new(start: Instant) -> Self {
+        Self {
+            start,
+            framer: Framer::default(),
+            events: Vec::new(),
+            last: None,
+            reported: None,
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8], at: Instant, s: &mut Sample) {
+        self.framer.push(chunk, &mut self.events);
+        self.take(at, s);
+    }
+
+    fn finish(&mut self, at: Instant, s: &mut Sample) {
+        self.framer.finish(&mut self.events);
+        self.take(at, s);
+        if let Some(n) = self.reported {
+            s.tokens = n;
+            s.tokens_reported = true;
+        }
+    }
+
+    fn take(&mut self, at: Instant, s: &mut Sample) {
+        for ev in self.events.drain(..) {
+            if ev.done {
+                continue;
+            }
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(&ev.data) else {
+                continue;
+            };
+            if let Some(n) = event_stream::reported_usage(&value).completion_tokens {
+                self.reported = Some(n);
+            }
+            if event_stream::token_text(&value, None).is_some_and(|t| !t.is_empty()) {
+                s.tokens += 1;
+                s.ttft
+                    .get_or_insert(at.saturating_duration_since(self.start));
+                if let Some(last) = self.last {
+                    if s.itl.len() < MAX_GAPS_PER_REQUEST {
+                        s.itl.push(at.saturating_duration_since(last));
+                    }
+                }
+                self.last = Some(at);
+            }
+        }
+    }
+}
+
+/// Makes one call and measures it.
+pub async fn measure(
+    handle: &NodeHandle,
+    addr: &Multiaddr,
+    req: CallRequest,
+    stream: bool,
+) -> Sample {
+    let start = Instant::now();
+    let mut s = Sample::new(addr);
+    let mut hash = Sha256::new();
+    let mut head = Vec::new();
+    let mut keep = |bytes: &[u8], s: &mut Sample| {
+        hash.update(bytes);
+        s.bytes += bytes.len() as u64;
+        let room = KEPT_BODY_BYTES.saturating_sub(head.len());
+        head.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    };
+    let mut tokens = Tokens::new(start);
+    if stream {
+        let (h, mut chunks) = match handle.stream_full(addr, req).await {
+            Ok(ok) => ok,
+            Err(e) => return s.fail(class_of(&e), e.to_string(), start),
+        };
+        s.status = h.status;
+        let v1 = h.status.is_none();
+        let mut tail = V1StreamTail::default();
+        while let Some(chunk) = chunks.next().await {
+            let at = Instant::now();
+            match chunk {
+                Ok(bytes) => {
+                    s.ttfb.get_or_insert(at.saturating_duration_since(start));
+                    keep(&bytes, &mut s);
+                    if v1 {
+                        let _ = tail.push(&bytes);
+                    }
+                    tokens.push(&bytes, at, &mut s);
+                }
+                Err(e) => return s.fail(class_of(&e), e.to_string(), start),
+            }
+        }
+        tokens.finish(Instant::now(), &mut s);
+        if v1 {
+            let (_, error) = tail.finish();
+            if let Some(e) = error {
+                return s.fail("v1_error", e.to_string(), start);
+            }
+            if let Some(e) = classify_v1_body(&head) {
+                return s.fail("v1_error", e.to_string(), start);
+            }
+        }
+    } else {
+        let r = match handle.call_full(addr, req).await {
+            Ok(r) => r,
+            Err(e) => return s.fail(class_of(&e), e.to_string(), start),
+        };
+        let at = Instant::now();
+        s.status = r.head.status;
+        s.ttfb = Some(r.head.timeline.head);
+        keep(&r.body, &mut s);
+        tokens.push(&r.body, at, &mut s);
+        tokens.finish(at, &mut s);
+        if r.head.status.is_none() {
+            if let Some(e) = classify_v1_body(&r.body) {
+                return s.fail("v1_error", e.to_string(), start);
+            }
+        }
+    }
+    s.e2e = start.elapsed();
+    if let Some(status) = s.status.filter(|st| *st >= 400) {
+        let class = if status >= 500 {
+            "http_5xx"
+        } else {
+            "http_4xx"
+        };
+        return s.fail(class, format!("HTTP {status}"), start);
+    }
+    s.body_sha256 = Some(hex::encode(hash.finalize()));
+    s.body_head = Bytes::from(head);
+    s
+}
