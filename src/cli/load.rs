@@ -129,7 +129,7 @@ pub(crate) async fn run(cmd: LoadCmd) -> ExitCode {
             on_ctrl_c.cancel();
         }
     });
-    let finished = load::run(handle, spec, cancel.clone(), |p, _| {
+    let finished = load::run(handle, spec, cancel.clone(), |p| {
         bar.set_position(match stop {
             Stop::Requests(_) => p.done,
             Stop::After(_) => p.elapsed.as_millis() as u64,

@@ -9,6 +9,7 @@ pub mod fanout;
 pub mod sample;
 pub mod stats;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use fanout::{fan_out, PeerResult};
-pub use sample::{measure, Sample};
+pub use sample::{measure, measure_as, Sample};
 pub use stats::{Goodput, Percentiles, Summary};
 
 use crate::node::{CallRequest, NodeHandle};
@@ -62,18 +63,39 @@ pub struct Finished {
     pub unfinished: usize,
 }
 
-/// Runs `spec` until it stops or `cancel` fires; `progress` hears of every
-/// finished request.
+/// What the workers share: finished requests and counts. Workers push
+/// without waking anyone; progress is read on a timer.
+#[derive(Default)]
+struct Shared {
+    samples: std::sync::Mutex<Vec<Sample>>,
+    issued: AtomicU64,
+    done: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Shared {
+    fn finish(&self, s: Sample) {
+        self.failed.fetch_add(u64::from(!s.ok()), Ordering::Relaxed);
+        self.samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(s);
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// How often `progress` hears how far the run is.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// Runs `spec` until it stops or `cancel` fires; `progress` hears how far
+/// it is every [`PROGRESS_EVERY`] and at the end.
 pub async fn run(
     handle: NodeHandle,
     spec: LoadSpec,
     cancel: CancellationToken,
-    mut progress: impl FnMut(&Progress, &Sample),
+    mut progress: impl FnMut(&Progress),
 ) -> Finished {
     let started = Instant::now();
-    let permits = Arc::new(Semaphore::new(spec.concurrency.max(1)));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Sample>();
-    let mut tasks = tokio::task::JoinSet::new();
     let deadline = match spec.stop {
         Stop::After(d) => Some(tokio::time::Instant::now() + d),
         Stop::Requests(_) => None,
@@ -82,69 +104,104 @@ pub async fn run(
         Stop::Requests(n) => n,
         Stop::After(_) => u64::MAX,
     };
-    let mut issued = 0u64;
-    let mut samples = Vec::new();
-    let mut state = Progress::default();
-    let mut next_arrival = tokio::time::Instant::now();
-    let targets = spec.targets.clone();
-    'issue: while issued < limit && !targets.is_empty() {
-        if let Some(rate) = spec.rate.filter(|r| *r > 0.0) {
-            // Exponential gaps: a Poisson process of `rate` per second.
-            let u: f64 = rand::thread_rng().gen_range(f64::EPSILON..1.0);
-            next_arrival += Duration::from_secs_f64(-u.ln() / rate);
-        }
-        // The arrival time, then room among those in flight.
-        loop {
-            tokio::select! {
-                biased;
-                () = cancel.cancelled() => break 'issue,
-                () = sleep_until_opt(deadline) => break 'issue,
-                Some(s) = rx.recv() => take(&mut samples, &mut state, s, started, &mut progress),
-                () = tokio::time::sleep_until(next_arrival) => break,
+    let shared = Arc::new(Shared::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    let workers = if spec.targets.is_empty() {
+        0
+    } else {
+        spec.concurrency.max(1)
+    };
+    let labels: Arc<Vec<String>> = Arc::new(spec.targets.iter().map(|a| a.to_string()).collect());
+    match spec.rate.filter(|r| *r > 0.0) {
+        // Closed loop: as many workers as requests in flight, each taking
+        // the next request when its last one ends (no task per request).
+        None => {
+            for _ in 0..workers {
+                let (h, spec, shared, cancel) =
+                    (handle.clone(), spec.clone(), shared.clone(), cancel.clone());
+                let labels = labels.clone();
+                tasks.spawn(async move {
+                    loop {
+                        let past = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+                        if past || cancel.is_cancelled() {
+                            return;
+                        }
+                        let i = shared.issued.fetch_add(1, Ordering::Relaxed);
+                        if i >= limit {
+                            return;
+                        }
+                        let n = (i % spec.targets.len() as u64) as usize;
+                        let (addr, label) = (&spec.targets[n], &labels[n]);
+                        let req = spec.request.clone();
+                        shared.finish(measure_as(&h, addr, label, req, spec.stream).await);
+                    }
+                });
             }
         }
-        let permit = loop {
-            tokio::select! {
-                biased;
-                () = cancel.cancelled() => break 'issue,
-                () = sleep_until_opt(deadline) => break 'issue,
-                Some(s) = rx.recv() => take(&mut samples, &mut state, s, started, &mut progress),
-                p = permits.clone().acquire_owned() => match p {
-                    Ok(p) => break p,
-                    Err(_) => break 'issue,
-                },
-            }
-        };
-        let addr = targets[(issued % targets.len() as u64) as usize].clone();
-        issued += 1;
-        state.in_flight += 1;
-        let (h, req, tx) = (handle.clone(), spec.request.clone(), tx.clone());
-        let stream = spec.stream;
-        tasks.spawn(async move {
-            let s = measure(&h, &addr, req, stream).await;
-            let _ = tx.send(s);
-            drop(permit);
-        });
+        // Open loop: Poisson arrivals, each waiting for room in flight.
+        Some(rate) if workers > 0 => {
+            let (h, spec, shared, cancel) =
+                (handle.clone(), spec.clone(), shared.clone(), cancel.clone());
+            tasks.spawn(async move {
+                let permits = Arc::new(Semaphore::new(workers));
+                let mut requests = tokio::task::JoinSet::new();
+                let mut next_arrival = tokio::time::Instant::now();
+                loop {
+                    let u: f64 = rand::thread_rng().gen_range(f64::EPSILON..1.0);
+                    next_arrival += Duration::from_secs_f64(-u.ln() / rate);
+                    tokio::time::sleep_until(next_arrival).await;
+                    let Ok(permit) = permits.clone().acquire_owned().await else {
+                        return;
+                    };
+                    let past = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+                    if past || cancel.is_cancelled() {
+                        break;
+                    }
+                    let i = shared.issued.fetch_add(1, Ordering::Relaxed);
+                    if i >= limit {
+                        break;
+                    }
+                    let addr = spec.targets[(i % spec.targets.len() as u64) as usize].clone();
+                    let (h, req, shared) = (h.clone(), spec.request.clone(), shared.clone());
+                    let stream = spec.stream;
+                    requests.spawn(async move {
+                        shared.finish(measure(&h, &addr, req, stream).await);
+                        drop(permit);
+                    });
+                }
+                while requests.join_next().await.is_some() {}
+            });
+        }
+        Some(_) => {}
     }
-    drop(tx);
-    // Let what is in flight finish, unless cancelled or out of time.
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    let report = |progress: &mut dyn FnMut(&Progress)| {
+        let done = shared.done.load(Ordering::Relaxed);
+        let issued = shared.issued.load(Ordering::Relaxed).min(limit);
+        progress(&Progress {
+            done,
+            failed: shared.failed.load(Ordering::Relaxed),
+            in_flight: issued.saturating_sub(done),
+            elapsed: started.elapsed(),
+        });
+    };
+    // Until every worker is done, or the run is cancelled or out of time.
     loop {
         tokio::select! {
             biased;
             () = cancel.cancelled() => break,
             () = sleep_until_opt(deadline) => break,
-            s = rx.recv() => match s {
-                Some(s) => take(&mut samples, &mut state, s, started, &mut progress),
-                None => break,
-            },
+            joined = tasks.join_next() => if joined.is_none() { break },
+            _ = tick.tick() => report(&mut progress),
         }
     }
     tasks.abort_all();
-    while let Ok(s) = rx.try_recv() {
-        take(&mut samples, &mut state, s, started, &mut progress);
-    }
+    while tasks.join_next().await.is_some() {}
+    report(&mut progress);
+    let samples = std::mem::take(&mut *shared.samples.lock().unwrap_or_else(|e| e.into_inner()));
+    let issued = shared.issued.load(Ordering::Relaxed).min(limit) as usize;
     Finished {
-        unfinished: (issued as usize).saturating_sub(samples.len()),
+        unfinished: issued.saturating_sub(samples.len()),
         samples,
         wall: started.elapsed(),
     }
@@ -155,19 +212,4 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
-}
-
-fn take(
-    samples: &mut Vec<Sample>,
-    state: &mut Progress,
-    s: Sample,
-    started: Instant,
-    progress: &mut impl FnMut(&Progress, &Sample),
-) {
-    state.done += 1;
-    state.failed += u64::from(!s.ok());
-    state.in_flight = state.in_flight.saturating_sub(1);
-    state.elapsed = started.elapsed();
-    progress(state, &s);
-    samples.push(s);
 }

@@ -73,7 +73,7 @@ mod opt_secs {
 }
 
 impl Sample {
-    fn new(peer: &Multiaddr) -> Self {
+    fn new(peer: &str) -> Self {
         Self {
             peer: peer.to_string(),
             error: None,
@@ -207,8 +207,20 @@ pub async fn measure(
     req: CallRequest,
     stream: bool,
 ) -> Sample {
+    measure_as(handle, addr, &addr.to_string(), req, stream).await
+}
+
+/// [`measure`], with the peer's address already as text (a load run
+/// formats each target once, not once per request).
+pub async fn measure_as(
+    handle: &NodeHandle,
+    addr: &Multiaddr,
+    label: &str,
+    req: CallRequest,
+    stream: bool,
+) -> Sample {
     let start = Instant::now();
-    let mut s = Sample::new(addr);
+    let mut s = Sample::new(label);
     let mut hash = Sha256::new();
     let mut head = Vec::new();
     let mut keep = |bytes: &[u8], s: &mut Sample| {
@@ -259,8 +271,11 @@ pub async fn measure(
         s.status = r.head.status;
         s.ttfb = Some(r.head.timeline.head);
         keep(&r.body, &mut s);
-        tokens.push(&r.body, at, &mut s);
-        tokens.finish(at, &mut s);
+        // Token counts only where a body can carry them (JSON or events).
+        if r.body.iter().take(64).any(|b| *b == b'{') {
+            tokens.push(&r.body, at, &mut s);
+            tokens.finish(at, &mut s);
+        }
         if r.head.status.is_none() {
             if let Some(e) = classify_v1_body(&r.body) {
                 return s.fail("v1_error", e.to_string(), start);

@@ -37,6 +37,7 @@ pub(super) async fn unary(b: &Bench, label: &str, h: &NodeHandle) -> Vec<Row> {
         let (mut d50, mut d99, mut drate, mut h50, mut h99, mut hrate, mut failed) =
             (vec![], vec![], vec![], vec![], vec![], vec![], 0);
         let mut direct_failed = 0;
+        let (mut lrate, mut lfailed) = (vec![], 0);
         for _ in 0..size.repeats {
             let url = format!("http://{backend}/small");
             let client = http.clone();
@@ -67,6 +68,24 @@ pub(super) async fn unary(b: &Bench, label: &str, h: &NodeHandle) -> Vec<Row> {
             hrate.push(hop.per_sec);
             failed += hop.failed;
             direct_failed += direct.failed;
+            // `peerapi load` on the same hop: it must not be the bottleneck.
+            let spec = peerapi::load::LoadSpec {
+                targets: vec![addr.clone()],
+                request: CallRequest::new("small"),
+                stream: false,
+                concurrency: conc,
+                stop: peerapi::load::Stop::Requests(calls as u64),
+                rate: None,
+            };
+            let run = peerapi::load::run(
+                h.clone(),
+                spec,
+                tokio_util::sync::CancellationToken::new(),
+                |_| {},
+            )
+            .await;
+            lfailed += run.samples.iter().filter(|s| !s.ok()).count();
+            lrate.push(run.samples.len() as f64 / run.wall.as_secs_f64().max(1e-9));
         }
         let note =
             format!("every body compared; {failed} failed through the hop, {direct_failed} direct");
@@ -84,12 +103,20 @@ pub(super) async fn unary(b: &Bench, label: &str, h: &NodeHandle) -> Vec<Row> {
             unit: "us".into(),
             note: String::new(),
         });
+        let bench_rate = median(hrate);
         rows.push(Row {
             name: format!("unary {label} c={conc} calls/s"),
             direct: Some(median(drate)),
-            hop: median(hrate),
+            hop: bench_rate,
             unit: "/s".into(),
             note,
+        });
+        rows.push(Row {
+            name: format!("peerapi load {label} c={conc} calls/s"),
+            direct: Some(bench_rate),
+            hop: median(lrate),
+            unit: "/s".into(),
+            note: format!("left: this bench's own loop on the same hop; {lfailed} failed"),
         });
     }
     rows
