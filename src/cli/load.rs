@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use peerapi::load::{self, Goodput, LoadSpec, Percentiles, Stop, Summary};
+use peerapi::load::{self, Goodput, LoadSpec, Stop, Summary};
 use tokio_util::sync::CancellationToken;
 
 use super::call::fail;
@@ -160,7 +160,7 @@ pub(crate) async fn run(cmd: LoadCmd) -> ExitCode {
         let report = serde_json::json!({ "summary": summary, "samples": finished.samples });
         let _ = writeln!(out, "{report}");
     } else {
-        let _ = write!(out, "{}", table(&summary));
+        let _ = write!(out, "{}", summary.table());
     }
     let _ = out.flush();
     if summary.failed > 0 || summary.requests == 0 {
@@ -185,66 +185,4 @@ fn progress_bar(stop: Stop) -> indicatif::ProgressBar {
         bar.set_style(style);
     }
     bar
-}
-
-/// The end-of-run table, as `vllm bench serve` prints it.
-pub(crate) fn table(s: &Summary) -> String {
-    let mut t = String::new();
-    let line = |t: &mut String, k: &str, v: String| t.push_str(&format!("{k:<28} {v}\n"));
-    line(
-        &mut t,
-        "requests",
-        format!("{} ({} ok, {} failed)", s.requests, s.ok, s.failed),
-    );
-    for (class, n) in &s.failures {
-        line(&mut t, &format!("  failed: {class}"), n.to_string());
-    }
-    if s.unfinished > 0 {
-        line(&mut t, "unfinished (interrupted)", s.unfinished.to_string());
-    }
-    line(&mut t, "duration", format!("{:.2}s", s.seconds));
-    line(&mut t, "calls/s", format!("{:.1}", s.calls_per_sec));
-    let tokens = if s.tokens_estimated {
-        format!("{} (estimated from events)", s.output_tokens)
-    } else {
-        s.output_tokens.to_string()
-    };
-    line(&mut t, "output tokens", tokens);
-    line(
-        &mut t,
-        "output tokens/s",
-        format!("{:.1}", s.tokens_per_sec),
-    );
-    if let Some(g) = &s.goodput {
-        line(
-            &mut t,
-            "goodput (requests met/s)",
-            format!("{:.2} ({} met)", g.per_sec, g.met),
-        );
-    }
-    t.push_str(&format!(
-        "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
-        "ms", "p50", "p90", "p99", "max", "mean"
-    ));
-    let rows: [(&str, &Option<Percentiles>); 5] = [
-        ("time to first token", &s.ttft),
-        ("inter-token latency", &s.itl),
-        ("time per output token", &s.tpot),
-        ("time to first byte", &s.ttfb),
-        ("end to end", &s.e2e),
-    ];
-    for (name, p) in rows {
-        if let Some(p) = p {
-            let f = |x: f64| format!("{:.2}", x * 1e3);
-            t.push_str(&format!(
-                "{name:<28} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
-                f(p.p50),
-                f(p.p90),
-                f(p.p99),
-                f(p.max),
-                f(p.mean)
-            ));
-        }
-    }
-    t
 }

@@ -73,7 +73,7 @@ mod opt_secs {
 }
 
 impl Sample {
-    fn new(peer: &str) -> Self {
+    pub(crate) fn new(peer: &str) -> Self {
         Self {
             peer: peer.to_string(),
             error: None,

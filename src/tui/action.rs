@@ -76,6 +76,8 @@ pub enum Action {
     ToggleSubnet,
     /// Show or hide the Events view (telemetry from template nodes).
     ToggleEvents,
+    /// Fan-out and load runs, and their view.
+    Runs(crate::tui::state::RunsAction),
     /// Gossip mesh per topic and the DAG held per namespace, refreshed.
     SubnetStats {
         mesh: Vec<(String, Vec<libp2p::PeerId>)>,

@@ -189,6 +189,7 @@ impl<B: Backend> Console<B> {
                 tasks: HashMap::new(),
                 tees: HashMap::new(),
                 history_file,
+                load: None,
             },
             theme: Theme::from_env(),
         };

@@ -41,6 +41,16 @@ pub enum Effect {
     FetchRoutes(String),
     /// Append a sent call to the history file.
     RecordHistory(Entry),
+    /// The same request to these peers at once (results as `FanOutDone`).
+    FanOut { spec: CallSpec, peers: Vec<String> },
+    /// A load run on the spec's target (progress as `LoadProgress`).
+    Load {
+        spec: CallSpec,
+        requests: u64,
+        concurrency: usize,
+    },
+    /// Stop the load run, if one runs.
+    StopLoad,
     /// Leave the console.
     Quit,
 }

@@ -8,7 +8,7 @@ use ratatui::crossterm::event::{
 
 use super::action::{Action, Pane};
 use super::keymap;
-use super::state::{Field, State};
+use super::state::{Field, RunsAction, RunsView, State};
 
 /// The action a terminal event means in the current state, if any.
 pub fn action_for(state: &State, ev: Event) -> Option<Action> {
@@ -56,6 +56,16 @@ fn key_action(state: &State, key: KeyEvent) -> Option<Action> {
             KeyCode::Esc | KeyCode::Char('S') | KeyCode::Char('q')
         )
         .then_some(Action::ToggleSubnet);
+    }
+    if !matches!(state.runs, RunsView::Hidden) && state.prompt.is_none() {
+        return Some(Action::Runs(match key.code {
+            KeyCode::Esc | KeyCode::Char('q') => RunsAction::Close,
+            KeyCode::Char('s') => RunsAction::NextSort,
+            KeyCode::Char('d') => RunsAction::ToggleDiff,
+            KeyCode::Up | KeyCode::Char('k') => RunsAction::Up,
+            KeyCode::Down | KeyCode::Char('j') => RunsAction::Down,
+            _ => return None,
+        }));
     }
     if state.events.show && state.prompt.is_none() {
         return match key.code {

@@ -4,6 +4,7 @@
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::action::{Action, Pane};
+use super::state::RunsAction;
 
 /// Where a binding applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -298,6 +299,20 @@ pub static BINDINGS: &[Binding] = &[
         "s",
         "send",
         Action::Send
+    ),
+    b!(
+        In(Pane::Composer),
+        [(Char('F'), SHIFT), (Char('F'), NONE)],
+        "F",
+        "fan-out to all API peers",
+        Action::Runs(RunsAction::StartFanOut)
+    ),
+    b!(
+        In(Pane::Composer),
+        [(Char('L'), SHIFT), (Char('L'), NONE)],
+        "L",
+        "load run (200 requests, 8 at once)",
+        Action::Runs(RunsAction::StartLoad)
     ),
     b!(
         In(Pane::Composer),

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::action::{Action, LocalId};
 use super::effect::{CallSpec, Effect};
-use super::state::State;
+use super::state::{RunsAction, State};
 use crate::node::{CallRequest, NodeHandle};
 
 /// Carries out effects: the only place the console does I/O.
@@ -22,6 +22,8 @@ pub(super) struct Runner {
     pub(super) tasks: HashMap<LocalId, tokio::task::JoinHandle<()>>,
     pub(super) tees: HashMap<LocalId, std::fs::File>,
     pub(super) history_file: PathBuf,
+    /// Stops the console's load run.
+    pub(super) load: Option<tokio_util::sync::CancellationToken>,
 }
 
 impl Runner {
@@ -165,6 +167,64 @@ impl Runner {
             Effect::RecordHistory(entry) => {
                 if let Err(e) = super::history::append(&self.history_file, &entry) {
                     tracing::warn!(file = %self.history_file.display(), "cannot record history: {e}");
+                }
+            }
+            Effect::FanOut { spec, peers } => {
+                let (handle, tx) = (self.handle.clone(), self.tx.clone());
+                tokio::spawn(async move {
+                    let addrs: Vec<_> = peers
+                        .iter()
+                        .filter_map(|p| crate::node::parse_peer_addr(p).ok())
+                        .collect();
+                    let bound = crate::load::fanout::DEFAULT_FANOUT_CONCURRENCY;
+                    let results =
+                        crate::load::fan_out(&handle, &addrs, &spec.request, spec.stream, bound)
+                            .await;
+                    let _ = tx.send(Action::Runs(RunsAction::FanOutDone(results))).await;
+                });
+            }
+            Effect::Load {
+                spec,
+                requests,
+                concurrency,
+            } => {
+                let Ok(addr) = crate::node::parse_peer_addr(&spec.target) else {
+                    return;
+                };
+                let cancel = tokio_util::sync::CancellationToken::new();
+                if let Some(old) = self.load.replace(cancel.clone()) {
+                    old.cancel();
+                }
+                let (handle, tx) = (self.handle.clone(), self.tx.clone());
+                tokio::spawn(async move {
+                    let run = crate::load::LoadSpec {
+                        targets: vec![addr],
+                        request: spec.request,
+                        stream: spec.stream,
+                        concurrency,
+                        stop: crate::load::Stop::Requests(requests),
+                        rate: None,
+                    };
+                    let progress_tx = tx.clone();
+                    let done = crate::load::run(handle, run, cancel, move |p| {
+                        let _ =
+                            progress_tx.try_send(Action::Runs(RunsAction::LoadProgress(p.clone())));
+                    })
+                    .await;
+                    let summary = crate::load::Summary::of(
+                        &done.samples,
+                        done.wall,
+                        done.unfinished,
+                        &Default::default(),
+                    );
+                    let _ = tx
+                        .send(Action::Runs(RunsAction::LoadDone(Box::new(summary))))
+                        .await;
+                });
+            }
+            Effect::StopLoad => {
+                if let Some(cancel) = self.load.take() {
+                    cancel.cancel();
                 }
             }
             Effect::Quit => {}

@@ -13,6 +13,7 @@ mod output_view;
 mod peers;
 mod prompt;
 mod routes;
+mod runs;
 mod subnet;
 
 use std::collections::VecDeque;
@@ -27,6 +28,7 @@ pub use output_view::{OutputMode, OutputView};
 pub use peers::{peer_multiaddr, PeersView};
 pub use prompt::{Prompt, PromptKind, Question};
 pub use routes::RoutesView;
+pub use runs::{FanOut, Load, RunsAction, RunsView, SortBy};
 pub use subnet::SubnetView;
 
 use super::action::{Action, Pane};
@@ -61,6 +63,7 @@ pub struct State {
     pub log: LogView,
     pub subnet: SubnetView,
     pub events: EventsView,
+    pub runs: RunsView,
     pub prompt: Option<Prompt>,
     pub question: Option<Question>,
     pub notice: Option<(String, Instant)>,
@@ -93,6 +96,7 @@ impl State {
             },
             subnet: SubnetView::default(),
             events: EventsView::default(),
+            runs: RunsView::default(),
             prompt: None,
             question: None,
             notice: None,
@@ -222,6 +226,7 @@ impl State {
                 self.subnet.show = false;
             }
             Action::EventsNextNode => self.events.cycle_node(),
+            Action::Runs(a) => return self.on_runs(a),
             Action::SubnetStats { mesh, dag } => self.subnet.on_stats(mesh, dag, self.now),
             Action::EventsNextKind => self.events.cycle_kind(),
             Action::Back => {

@@ -9,6 +9,7 @@ mod log;
 mod output;
 mod peers;
 mod routes;
+mod runs;
 mod status;
 mod subnet;
 
@@ -95,6 +96,7 @@ pub fn draw(frame: &mut Frame, state: &State, theme: &Theme) {
     if state.events.show {
         events::draw(frame, area, state, theme);
     }
+    runs::draw(frame, area, state, theme);
     if state.subnet.show {
         subnet::draw(frame, area, state, theme);
     }

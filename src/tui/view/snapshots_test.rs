@@ -350,3 +350,78 @@ fn events_view_says_how_to_get_telemetry() {
     s.update(Action::ToggleEvents);
     snapshot("telemetry_view_off", render(&mut s));
 }
+
+/// A peer's answer as a fan-out records it.
+fn answered(n: u8, e2e_ms: u64, ttft_ms: u64, body: &str) -> crate::load::Sample {
+    use sha2::Digest;
+    let mut s = crate::load::Sample::new(&format!("/ip4/127.0.0.1/tcp/400{n}/p2p/{}", peer(n)));
+    s.status = Some(200);
+    s.e2e = Duration::from_millis(e2e_ms);
+    s.ttfb = Some(Duration::from_millis(ttft_ms / 2));
+    s.ttft = Some(Duration::from_millis(ttft_ms));
+    s.tokens = 40;
+    s.bytes = body.len() as u64;
+    s.body_sha256 = Some(hex::encode(sha2::Sha256::digest(body)));
+    s.body_head = body.to_string().into();
+    s
+}
+
+#[test]
+fn fan_out_view_names_the_slow_peer_and_shows_the_differing_body() {
+    use crate::tui::state::RunsAction;
+    let mut s = populated();
+    let mut api = s.peers.list[0].clone();
+    api.protocols = vec![crate::wire::PROTOCOL_V1.into()];
+    s.update(Action::Peers(vec![api.clone(), api.clone(), api]));
+    s.focus = Pane::Composer;
+    s.update(Action::Runs(RunsAction::StartFanOut));
+    snapshot("fan_out_calling", render(&mut s));
+    let mut failed = crate::load::Sample::new(&format!("/ip4/127.0.0.1/tcp/4009/p2p/{}", peer(9)));
+    failed.error = Some("backend_unavailable".into());
+    failed.e2e = Duration::from_millis(3);
+    let results = crate::load::fanout::compare(vec![
+        answered(2, 420, 400, "The answer is 42.\nDone.\n"),
+        answered(3, 2_950, 2_900, "The answer is 42.\nDone.\n"),
+        answered(4, 430, 410, "The answer is 41.\nDone.\n"),
+        failed,
+    ]);
+    s.update(Action::Runs(RunsAction::FanOutDone(results)));
+    // Slowest first; the differing peer selected, its diff shown.
+    s.update(Action::Runs(RunsAction::Down));
+    s.update(Action::Runs(RunsAction::ToggleDiff));
+    snapshot("fan_out_compared", render(&mut s));
+}
+
+#[test]
+fn load_view_live_and_summarised() {
+    use crate::tui::state::RunsAction;
+    let mut s = populated();
+    s.focus = Pane::Composer;
+    let effects = s.update(Action::Runs(RunsAction::StartLoad));
+    assert!(matches!(
+        effects[..],
+        [crate::tui::effect::Effect::Load {
+            requests: 200,
+            concurrency: 8,
+            ..
+        }]
+    ));
+    s.update(Action::Runs(RunsAction::LoadProgress(
+        crate::load::Progress {
+            done: 120,
+            failed: 2,
+            in_flight: 8,
+            elapsed: Duration::from_millis(1_500),
+        },
+    )));
+    snapshot("load_live", render(&mut s));
+    let samples: Vec<crate::load::Sample> = (0..200u64)
+        .map(|i| answered(2, 400 + i, 100 + i / 2, "ok"))
+        .collect();
+    let summary =
+        crate::load::Summary::of(&samples, Duration::from_secs(3), 0, &Default::default());
+    s.update(Action::Runs(RunsAction::LoadDone(Box::new(summary))));
+    snapshot("load_done", render(&mut s));
+    // Esc once it is done only closes: nothing left to stop.
+    assert!(s.update(Action::Runs(RunsAction::Close)).is_empty());
+}

@@ -1,0 +1,186 @@
+//! The runs view over the whole screen: a fan-out's comparison (who is
+//! slow, who failed, whose body differs, and how) or a load run, live.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, Clear, Gauge, Paragraph, Row, Table, TableState};
+use ratatui::Frame;
+
+use super::help::centered;
+use super::{fmt_dur, Theme};
+use crate::tui::state::{FanOut, Load, RunsView, State};
+
+pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
+    if matches!(state.runs, RunsView::Hidden) {
+        return;
+    }
+    let rect = centered(area, area.width, area.height);
+    frame.render_widget(Clear, rect);
+    match &state.runs {
+        RunsView::Hidden => {}
+        RunsView::FanOut(f) => fan_out(frame, rect, f, theme),
+        RunsView::Load(l) => load(frame, rect, l, theme),
+    }
+}
+
+fn short(addr: &str) -> String {
+    let id = addr.rsplit('/').next().unwrap_or(addr);
+    let n = id.chars().count();
+    format!(
+        "…{}",
+        id.chars().skip(n.saturating_sub(6)).collect::<String>()
+    )
+}
+
+fn fan_out(frame: &mut Frame, rect: Rect, f: &FanOut, theme: &Theme) {
+    let block = Block::default().borders(Borders::ALL).title(format!(
+        " Fan-out {} to {} peers — s sort ({}), d diff, Esc ",
+        f.route,
+        f.peers,
+        f.sort.name()
+    ));
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    let Some(results) = &f.results else {
+        frame.render_widget(
+            Paragraph::new(format!("calling {} peers…", f.peers)).style(theme.dim()),
+            inner,
+        );
+        return;
+    };
+    let diff_height = if f.diff { inner.height / 2 } else { 0 };
+    let [table_area, diff_area] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(diff_height)]).areas(inner);
+    let ms = |d: Option<std::time::Duration>| d.map(fmt_dur).unwrap_or_else(|| "-".into());
+    let rows: Vec<Row> = results
+        .iter()
+        .map(|r| {
+            let s = &r.sample;
+            let (state, style) = match &s.error {
+                None => ("ok".to_string(), theme.ok()),
+                Some(class) => (class.clone(), theme.err()),
+            };
+            let body = match r.same_as_majority {
+                Some(true) => "same",
+                Some(false) => "DIFFERS",
+                None => "-",
+            };
+            let style = if r.same_as_majority == Some(false) {
+                theme.warn()
+            } else {
+                style
+            };
+            Row::new(vec![
+                short(&s.peer),
+                state,
+                s.status
+                    .map(|x| x.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                ms(s.ttfb),
+                ms(s.ttft),
+                r.tokens_per_sec
+                    .map(|t| format!("{t:.1}"))
+                    .unwrap_or_else(|| "-".into()),
+                fmt_dur(s.e2e),
+                s.bytes.to_string(),
+                body.to_string(),
+            ])
+            .style(style)
+        })
+        .collect();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(8),
+            Constraint::Length(12),
+            Constraint::Length(6),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(6),
+            Constraint::Length(8),
+            Constraint::Length(7),
+            Constraint::Min(7),
+        ],
+    )
+    .header(
+        Row::new([
+            "peer", "state", "status", "ttfb", "ttft", "tok/s", "total", "bytes", "body",
+        ])
+        .style(theme.accent()),
+    )
+    .row_highlight_style(theme.selected());
+    let mut ts = TableState::default().with_selected(Some(f.sel));
+    frame.render_stateful_widget(table, table_area, &mut ts);
+    if f.diff {
+        frame.render_widget(diff(f, theme), diff_area);
+    }
+}
+
+/// The selected peer's body against the majority's, line by line.
+fn diff<'a>(f: &FanOut, theme: &Theme) -> Paragraph<'a> {
+    let block = Block::default()
+        .borders(Borders::TOP)
+        .title(" - majority  + selected ");
+    let Some((sel, majority)) = f.diff_pair() else {
+        return Paragraph::new("no majority body to compare with").block(block);
+    };
+    let old = String::from_utf8_lossy(&majority.sample.body_head).into_owned();
+    let new = String::from_utf8_lossy(&sel.sample.body_head).into_owned();
+    let text = similar::TextDiff::from_lines(&old, &new);
+    let lines: Vec<Line> = text
+        .iter_all_changes()
+        .map(|c| {
+            let line = c.to_string_lossy().trim_end_matches('\n').to_string();
+            match c.tag() {
+                similar::ChangeTag::Delete => Line::styled(format!("-{line}"), theme.err()),
+                similar::ChangeTag::Insert => Line::styled(format!("+{line}"), theme.ok()),
+                similar::ChangeTag::Equal => Line::raw(format!(" {line}")),
+            }
+        })
+        .collect();
+    Paragraph::new(lines).block(block)
+}
+
+fn load(frame: &mut Frame, rect: Rect, l: &Load, theme: &Theme) {
+    let block = Block::default().borders(Borders::ALL).title(format!(
+        " Load {} on {} ({} requests, {} at once) — Esc {} ",
+        l.route,
+        short(&l.target),
+        l.requests,
+        l.concurrency,
+        if l.summary.is_some() { "close" } else { "stop" }
+    ));
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    let [status, gauge, table] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(1),
+    ])
+    .areas(inner);
+    let p = &l.progress;
+    let secs = p.elapsed.as_secs_f64().max(1e-3);
+    frame.render_widget(
+        Paragraph::new(format!(
+            "{} done · {} failed · {} in flight · {:.0} calls/s · {}",
+            p.done,
+            p.failed,
+            p.in_flight,
+            p.done as f64 / secs,
+            fmt_dur(p.elapsed)
+        )),
+        status,
+    );
+    let ratio = (p.done as f64 / l.requests.max(1) as f64).clamp(0.0, 1.0);
+    frame.render_widget(
+        Gauge::default().ratio(ratio).gauge_style(if p.failed > 0 {
+            theme.warn()
+        } else {
+            theme.ok()
+        }),
+        gauge,
+    );
+    if let Some(summary) = &l.summary {
+        frame.render_widget(Paragraph::new(summary.table()), table);
+    }
+}
