@@ -137,7 +137,7 @@ async fn call_verbose_prints_where_the_time_went() {
         "* timeline (total",
         "network",
         "backend head",
-        "backend ttfb",
+        "net ",
     ] {
         assert!(stderr.contains(part), "{part:?} in:\n{stderr}");
     }
