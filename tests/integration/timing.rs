@@ -133,12 +133,7 @@ async fn call_verbose_prints_where_the_time_went() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(out.stdout, b"ok");
-    for part in [
-        "* timeline (total",
-        "network",
-        "backend head",
-        "net ",
-    ] {
+    for part in ["* timeline (total", "network", "backend head", "net "] {
         assert!(stderr.contains(part), "{part:?} in:\n{stderr}");
     }
 }

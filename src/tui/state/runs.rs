@@ -11,6 +11,9 @@ use super::State;
 pub const CONSOLE_LOAD_REQUESTS: u64 = 200;
 pub const CONSOLE_LOAD_CONCURRENCY: usize = 8;
 
+/// Progress reports kept for the load view's sparkline.
+pub const MAX_TICKS: usize = 256;
+
 /// What the runs view shows.
 #[derive(Debug, Default)]
 pub enum RunsView {
@@ -106,6 +109,8 @@ pub struct Load {
     pub requests: u64,
     pub concurrency: usize,
     pub progress: Progress,
+    /// Requests finished between progress reports, newest last (bounded).
+    pub per_tick: std::collections::VecDeque<u64>,
     /// Set when the run has ended.
     pub summary: Option<Box<Summary>>,
 }
@@ -141,6 +146,10 @@ impl State {
             }
             RunsAction::LoadProgress(p) => {
                 if let RunsView::Load(l) = &mut self.runs {
+                    if l.per_tick.len() >= MAX_TICKS {
+                        l.per_tick.pop_front();
+                    }
+                    l.per_tick.push_back(p.done.saturating_sub(l.progress.done));
                     l.progress = p;
                 }
             }

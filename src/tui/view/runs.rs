@@ -3,7 +3,9 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Clear, Gauge, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{
+    Block, Borders, Clear, Gauge, Paragraph, Row, Sparkline, Table, TableState,
+};
 use ratatui::Frame;
 
 use super::help::centered;
@@ -152,12 +154,20 @@ fn load(frame: &mut Frame, rect: Rect, l: &Load, theme: &Theme) {
     ));
     let inner = block.inner(rect);
     frame.render_widget(block, rect);
-    let [status, gauge, table] = Layout::vertical([
+    let [status, gauge, spark, table] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
+        Constraint::Length(3),
         Constraint::Min(1),
     ])
     .areas(inner);
+    // Requests finished per report (every 100 ms), the newest at the right.
+    let width = spark.width as usize;
+    let data: Vec<u64> = l.per_tick.iter().rev().take(width).rev().copied().collect();
+    frame.render_widget(
+        Sparkline::default().data(&data).style(theme.accent()),
+        spark,
+    );
     let p = &l.progress;
     let secs = p.elapsed.as_secs_f64().max(1e-3);
     frame.render_widget(

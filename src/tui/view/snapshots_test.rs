@@ -406,14 +406,20 @@ fn load_view_live_and_summarised() {
             ..
         }]
     ));
-    s.update(Action::Runs(RunsAction::LoadProgress(
-        crate::load::Progress {
-            done: 120,
-            failed: 2,
-            in_flight: 8,
-            elapsed: Duration::from_millis(1_500),
-        },
-    )));
+    // Fifteen reports a tenth of a second apart, the pace rising then easing.
+    let dones = [
+        2u64, 6, 12, 20, 30, 41, 52, 63, 73, 82, 90, 98, 105, 113, 120,
+    ];
+    for (i, done) in dones.into_iter().enumerate() {
+        s.update(Action::Runs(RunsAction::LoadProgress(
+            crate::load::Progress {
+                done,
+                failed: 2,
+                in_flight: 8,
+                elapsed: Duration::from_millis(100 * (i as u64 + 1)),
+            },
+        )));
+    }
     snapshot("load_live", render(&mut s));
     let samples: Vec<crate::load::Sample> = (0..200u64)
         .map(|i| answered(2, 400 + i, 100 + i / 2, "ok"))
