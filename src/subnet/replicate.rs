@@ -28,7 +28,7 @@ pub const DEFAULT_REPLICATE_INTERVAL: Duration = Duration::from_secs(60);
 /// Default replications running at once.
 pub const DEFAULT_MAX_REPLICATIONS: usize = 4;
 /// Default fetch rounds per namespace (each follows parents still missing).
-pub const DEFAULT_MAX_FETCH_ROUNDS: usize = 8;
+pub const DEFAULT_MAX_FETCH_ROUNDS: usize = 32;
 /// Ancestor levels asked for with each fetch (the template's servers cap
 /// what they follow themselves).
 pub const FETCH_ANCESTOR_DEPTH: u64 = 64;
@@ -179,12 +179,17 @@ where
         .collect();
     report.advertised = heads.len();
     let mut asked: HashSet<String> = HashSet::new();
+    // Heads we lack, and what orphans of an earlier run still wait for.
     let mut wanted: Vec<String> = {
         let store = lock();
-        heads
+        let mut wanted: Vec<String> = heads
             .into_iter()
             .filter(|id| store.get(namespace, id).is_none())
-            .collect()
+            .collect();
+        wanted.extend(store.wanted_parents(namespace, MAX_IDS_PER_FETCH));
+        wanted.sort();
+        wanted.dedup();
+        wanted
     };
     while !wanted.is_empty() && report.rounds < max_rounds {
         report.rounds += 1;
@@ -317,6 +322,38 @@ mod tests {
         assert!(report.rounds > 1, "{report:?}");
         let s = ours.lock().unwrap().summary(DEFAULT_DAG_NAMESPACE);
         assert_eq!((s.node_count, s.orphan_count), (12, 0));
+    }
+
+    #[tokio::test]
+    async fn a_replication_cut_short_is_finished_by_the_next() {
+        // One level per round and one round per run: each run goes one
+        // level deeper, from the orphans the last one left.
+        let limits = SyncLimits {
+            max_ancestor_depth: 0,
+            ..SyncLimits::default()
+        };
+        let ours = Mutex::new(DagStore::default());
+        let mut runs = 0;
+        loop {
+            runs += 1;
+            assert!(runs < 50, "never finished");
+            replicate(
+                peer(vector_store(), limits.clone()),
+                "me",
+                DEFAULT_DAG_NAMESPACE,
+                &ours,
+                1,
+                |_, _| {},
+            )
+            .await
+            .unwrap();
+            let s = ours.lock().unwrap().summary(DEFAULT_DAG_NAMESPACE);
+            if s.node_count == 12 {
+                assert_eq!(s.orphan_count, 0);
+                break;
+            }
+        }
+        assert!(runs > 2, "it took several runs: {runs}");
     }
 
     #[tokio::test]

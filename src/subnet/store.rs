@@ -167,6 +167,22 @@ impl DagStore {
         }
     }
 
+    /// Parents the orphans of `namespace` still wait for (at most `limit`),
+    /// sorted: what a replication should ask for next.
+    pub fn wanted_parents(&self, namespace: &str, limit: usize) -> Vec<String> {
+        let mut wanted: Vec<String> = self
+            .orphans
+            .values()
+            .filter(|(n, _)| n.namespace == namespace)
+            .flat_map(|(_, missing)| missing.iter().cloned())
+            .filter(|id| !self.orphans.contains_key(id))
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        wanted.truncate(limit);
+        wanted
+    }
+
     fn holds(&self, node: &VerifiedNode) -> bool {
         self.orphans.contains_key(&node.id)
             || self
