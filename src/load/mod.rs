@@ -53,6 +53,36 @@ pub struct Progress {
     pub failed: u64,
     pub in_flight: u64,
     pub elapsed: Duration,
+    /// Percentiles over the latest successful requests (at most
+    /// [`LIVE_WINDOW`]), while the run goes.
+    pub live: Live,
+}
+
+/// Requests the live percentiles are taken over, the newest.
+pub const LIVE_WINDOW: usize = 2_000;
+
+/// The live view of a run: TTFT, ITL and end to end over its latest requests.
+#[derive(Clone, Debug, Default)]
+pub struct Live {
+    pub ttft: Option<Percentiles>,
+    pub itl: Option<Percentiles>,
+    pub e2e: Option<Percentiles>,
+}
+
+impl Live {
+    fn of(samples: &[Sample]) -> Self {
+        let ok: Vec<&Sample> = samples
+            .iter()
+            .rev()
+            .filter(|s| s.ok())
+            .take(LIVE_WINDOW)
+            .collect();
+        Self {
+            ttft: Percentiles::of(ok.iter().filter_map(|s| s.ttft).collect()),
+            itl: Percentiles::of(ok.iter().flat_map(|s| s.itl.iter().copied()).collect()),
+            e2e: Percentiles::of(ok.iter().map(|s| s.e2e).collect()),
+        }
+    }
 }
 
 /// What a run produced: every finished request, and how many were cut
@@ -178,11 +208,13 @@ pub async fn run(
     let report = |progress: &mut dyn FnMut(&Progress)| {
         let done = shared.done.load(Ordering::Relaxed);
         let issued = shared.issued.load(Ordering::Relaxed).min(limit);
+        let live = Live::of(&shared.samples.lock().unwrap_or_else(|e| e.into_inner()));
         progress(&Progress {
             done,
             failed: shared.failed.load(Ordering::Relaxed),
             in_flight: issued.saturating_sub(done),
             elapsed: started.elapsed(),
+            live,
         });
     };
     // Until every worker is done, or the run is cancelled or out of time.

@@ -190,7 +190,35 @@ fn load(frame: &mut Frame, rect: Rect, l: &Load, theme: &Theme) {
         }),
         gauge,
     );
-    if let Some(summary) = &l.summary {
-        frame.render_widget(Paragraph::new(summary.table()), table);
+    match &l.summary {
+        Some(summary) => frame.render_widget(Paragraph::new(summary.table()), table),
+        None => {
+            // Live, over the latest requests.
+            let ms = |p: &Option<crate::load::Percentiles>| match p {
+                Some(p) => format!(
+                    "{:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                    p.p50 * 1e3,
+                    p.p90 * 1e3,
+                    p.p99 * 1e3,
+                    p.max * 1e3
+                ),
+                None => format!("{:>9} {:>9} {:>9} {:>9}", "-", "-", "-", "-"),
+            };
+            let text = format!(
+                "{:<22} {:>9} {:>9} {:>9} {:>9}\n{:<22} {}\n{:<22} {}\n{:<22} {}",
+                "ms (latest requests)",
+                "p50",
+                "p90",
+                "p99",
+                "max",
+                "time to first token",
+                ms(&p.live.ttft),
+                "inter-token latency",
+                ms(&p.live.itl),
+                "end to end",
+                ms(&p.live.e2e)
+            );
+            frame.render_widget(Paragraph::new(text), table);
+        }
     }
 }

@@ -392,6 +392,18 @@ fn fan_out_view_names_the_slow_peer_and_shows_the_differing_body() {
     snapshot("fan_out_compared", render(&mut s));
 }
 
+/// Live percentiles as a run of `done` requests would show them.
+fn live(done: u64) -> crate::load::Live {
+    let ms = |v: Vec<u64>| {
+        crate::load::Percentiles::of(v.into_iter().map(Duration::from_millis).collect())
+    };
+    crate::load::Live {
+        ttft: ms((0..done).map(|i| 100 + i / 2).collect()),
+        itl: ms((0..done).map(|i| 8 + i % 5).collect()),
+        e2e: ms((0..done).map(|i| 400 + i).collect()),
+    }
+}
+
 #[test]
 fn load_view_live_and_summarised() {
     use crate::tui::state::RunsAction;
@@ -417,6 +429,7 @@ fn load_view_live_and_summarised() {
                 failed: 2,
                 in_flight: 8,
                 elapsed: Duration::from_millis(100 * (i as u64 + 1)),
+                live: live(done),
             },
         )));
     }
@@ -426,6 +439,15 @@ fn load_view_live_and_summarised() {
         .collect();
     let summary =
         crate::load::Summary::of(&samples, Duration::from_secs(3), 0, &Default::default());
+    s.update(Action::Runs(RunsAction::LoadProgress(
+        crate::load::Progress {
+            done: 200,
+            failed: 0,
+            in_flight: 0,
+            elapsed: Duration::from_secs(3),
+            live: live(200),
+        },
+    )));
     s.update(Action::Runs(RunsAction::LoadDone(Box::new(summary))));
     snapshot("load_done", render(&mut s));
     // Esc once it is done only closes: nothing left to stop.
