@@ -20,7 +20,7 @@ pub enum RunsView {
     #[default]
     Hidden,
     FanOut(FanOut),
-    Load(Load),
+    Load(Box<Load>),
 }
 
 #[derive(Debug, Default)]
@@ -226,13 +226,13 @@ impl State {
         let Some(spec) = self.composer_spec() else {
             return vec![];
         };
-        self.runs = RunsView::Load(Load {
+        self.runs = RunsView::Load(Box::new(Load {
             route: spec.request.route.clone(),
             target: spec.target.clone(),
             requests: CONSOLE_LOAD_REQUESTS,
             concurrency: CONSOLE_LOAD_CONCURRENCY,
             ..Load::default()
-        });
+        }));
         vec![Effect::Load {
             spec,
             requests: CONSOLE_LOAD_REQUESTS,
