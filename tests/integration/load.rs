@@ -119,11 +119,9 @@ async fn a_load_run_reports_every_request_once_with_the_percentiles_of_its_sampl
     let demo = DemoBackend::start("127.0.0.1:0".parse().unwrap(), pace)
         .await
         .unwrap();
+    let failing = StreamBackend::start().await;
     let mut routes = demo.routes();
-    routes.insert(
-        "down".into(),
-        Route::new(format!("http://127.0.0.1:{}/x", dead_port()), false),
-    );
+    routes.insert("fail".into(), Route::new(failing.url("/fail500"), false));
     let (_node, addr) = serving_node(routes).await;
     let addr = addr.to_string();
     let (status, stdout, stderr) = cli(&[
@@ -174,12 +172,9 @@ async fn a_load_run_reports_every_request_once_with_the_percentiles_of_its_sampl
     }
 
     // Failures are counted by class, one outcome per request.
-    let (status, stdout, _) = cli(&["load", &addr, "down", "-n", "12", "-c", "3", "--json"]).await;
+    let (status, stdout, _) = cli(&["load", &addr, "fail", "-n", "12", "-c", "3", "--json"]).await;
     assert!(!status.success());
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["summary"]["requests"], 12);
-    assert_eq!(
-        report["summary"]["failures"]["backend_unavailable"], 12,
-        "{report}"
-    );
+    assert_eq!(report["summary"]["failures"]["http_5xx"], 12, "{report}");
 }
