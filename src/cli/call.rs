@@ -129,17 +129,9 @@ pub(crate) fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
 
 pub(crate) async fn run(cmd: CallCmd, stream: bool) -> ExitCode {
     let _guard = super::logging::init("warn", None, peerapi::logs::DEFAULT_MAX_LOG_FILES);
-    // With --peers/--all-peers the one positional is the route.
-    let (addr, route) = match (&cmd.route, cmd.targets.is_set()) {
-        (Some(route), false) => (Some(cmd.addr.clone()), route.clone()),
-        (None, true) => (None, cmd.addr.clone()),
-        (None, false) => {
-            return fail(
-                2,
-                "give ADDR ROUTE, or ROUTE with --peers A,B or --all-peers",
-            )
-        }
-        (Some(_), true) => return fail(2, "with --peers or --all-peers give the ROUTE only"),
+    let (addr, route) = match cmd.targets.positionals(&cmd.addr, &cmd.route) {
+        Ok(ok) => ok,
+        Err(message) => return fail(2, message),
     };
     let (req, config) = match cmd.request.prepare(&route, &cmd.targets) {
         Ok(ok) => ok,

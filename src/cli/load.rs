@@ -64,16 +64,9 @@ fn parse_duration(text: &str) -> Option<Duration> {
 
 pub(crate) async fn run(cmd: LoadCmd) -> ExitCode {
     let _guard = super::logging::init("warn", None, peerapi::logs::DEFAULT_MAX_LOG_FILES);
-    let (addr, route) = match (&cmd.route, cmd.targets.is_set()) {
-        (Some(route), false) => (Some(cmd.addr.clone()), route.clone()),
-        (None, true) => (None, cmd.addr.clone()),
-        (None, false) => {
-            return fail(
-                2,
-                "give ADDR ROUTE, or ROUTE with --peers A,B or --all-peers",
-            )
-        }
-        (Some(_), true) => return fail(2, "with --peers or --all-peers give the ROUTE only"),
+    let (addr, route) = match cmd.targets.positionals(&cmd.addr, &cmd.route) {
+        Ok(ok) => ok,
+        Err(message) => return fail(2, message),
     };
     let goodput = match cmd.goodput.as_deref().map(Goodput::parse).transpose() {
         Ok(g) => g.unwrap_or_default(),

@@ -71,6 +71,21 @@ impl Targets {
         !self.peers.is_empty() || self.all_peers
     }
 
+    /// The one peer (if any) and the route from the positionals: ADDR
+    /// ROUTE, or ROUTE alone with --peers/--all-peers.
+    pub(crate) fn positionals(
+        &self,
+        first: &str,
+        second: &Option<String>,
+    ) -> Result<(Option<String>, String), &'static str> {
+        match (second, self.is_set()) {
+            (Some(route), false) => Ok((Some(first.to_string()), route.clone())),
+            (None, true) => Ok((None, first.to_string())),
+            (None, false) => Err("give ADDR ROUTE, or ROUTE with --peers A,B or --all-peers"),
+            (Some(_), true) => Err("with --peers or --all-peers give the ROUTE only"),
+        }
+    }
+
     /// The peers to call for `route`: those given, or every connected
     /// peer whose route listing has it (found within --discover-secs).
     pub(crate) async fn resolve(
