@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Args;
 use peerapi::load::{self, Goodput, LoadSpec, Stop, Summary};
@@ -47,21 +46,6 @@ pub(crate) struct LoadCmd {
     json: bool,
 }
 
-fn parse_duration(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = t.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (t.strip_suffix('s').unwrap_or(t), 1.0)
-    };
-    let n: f64 = num.trim().parse().ok()?;
-    Duration::try_from_secs_f64(n * scale).ok()
-}
-
 pub(crate) async fn run(cmd: LoadCmd) -> ExitCode {
     let _guard = super::logging::init("warn", None, peerapi::logs::DEFAULT_MAX_LOG_FILES);
     let (addr, route) = match cmd.targets.positionals(&cmd.addr, &cmd.route) {
@@ -73,7 +57,7 @@ pub(crate) async fn run(cmd: LoadCmd) -> ExitCode {
         Err(e) => return fail(2, e),
     };
     let stop = match (&cmd.duration, cmd.requests) {
-        (Some(d), _) => match parse_duration(d) {
+        (Some(d), _) => match load::parse_duration(d) {
             Some(d) => Stop::After(d),
             None => {
                 return fail(
@@ -82,7 +66,7 @@ pub(crate) async fn run(cmd: LoadCmd) -> ExitCode {
                 )
             }
         },
-        (None, n) => Stop::Requests(n.unwrap_or(200)),
+        (None, n) => Stop::Requests(n.unwrap_or(load::plan::DEFAULT_LOAD_REQUESTS)),
     };
     if cmd.concurrency == 0 {
         return fail(2, "-c must be at least 1");

@@ -68,12 +68,7 @@ pub fn compare(samples: Vec<Sample>) -> Vec<PeerResult> {
                 (Some(h), Some(m)) => Some(h == m),
                 _ => None,
             };
-            let rate = match (s.ttft, s.tokens) {
-                (Some(ttft), n) if n > 1 && s.e2e > ttft => {
-                    Some((n - 1) as f64 / (s.e2e - ttft).as_secs_f64())
-                }
-                _ => None,
-            };
+            let rate = s.tokens_per_sec();
             PeerResult {
                 sample: s,
                 tokens_per_sec: rate,

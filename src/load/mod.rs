@@ -5,7 +5,9 @@
 //! runs a load: a bounded number in flight, a request count or a duration,
 //! closed loop or Poisson arrivals at a rate.
 
+pub mod direct;
 pub mod fanout;
+pub mod plan;
 pub mod sample;
 pub mod stats;
 
@@ -18,14 +20,16 @@ use rand::Rng;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+pub use direct::{hop_vs_direct, measure_direct, HopVsDirect, HopVsDirectSpec};
 pub use fanout::{fan_out, PeerResult};
+pub use plan::{parse_duration, LoadPlan};
 pub use sample::{measure, measure_as, Sample};
 pub use stats::{Goodput, Percentiles, Summary};
 
 use crate::node::{CallRequest, NodeHandle};
 
 /// When a run stops.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Stop {
     Requests(u64),
     After(Duration),

@@ -101,6 +101,13 @@ impl Sample {
         (self.tokens > 1).then(|| (self.e2e.saturating_sub(ttft)) / (self.tokens - 1) as u32)
     }
 
+    /// Tokens per second after the first token.
+    pub fn tokens_per_sec(&self) -> Option<f64> {
+        let ttft = self.ttft?;
+        (self.tokens > 1 && self.e2e > ttft)
+            .then(|| (self.tokens - 1) as f64 / (self.e2e - ttft).as_secs_f64())
+    }
+
     /// The mean gap between tokens.
     pub fn mean_itl(&self) -> Option<Duration> {
         (!self.itl.is_empty()).then(|| self.itl.iter().sum::<Duration>() / self.itl.len() as u32)
@@ -200,6 +207,92 @@ impl Tokens {
     }
 }
 
+/// A response's bytes as they arrive: when the first came, how many,
+/// their hash, the first [`KEPT_BODY_BYTES`] and the tokens in them. The
+/// one recorder for calls through the hop and straight to a backend.
+pub(crate) struct Recorder {
+    start: Instant,
+    sample: Sample,
+    hash: Sha256,
+    head: Vec<u8>,
+    tokens: Tokens,
+}
+
+impl Recorder {
+    pub(crate) fn new(label: &str, start: Instant) -> Self {
+        Self {
+            start,
+            sample: Sample::new(label),
+            hash: Sha256::new(),
+            head: Vec::new(),
+            tokens: Tokens::new(start),
+        }
+    }
+
+    pub(crate) fn status(&mut self, status: Option<u16>) {
+        self.sample.status = status;
+    }
+
+    fn keep(&mut self, bytes: &[u8]) {
+        self.hash.update(bytes);
+        self.sample.bytes += bytes.len() as u64;
+        let room = KEPT_BODY_BYTES.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    /// One chunk of a stream, arrived at `at`.
+    pub(crate) fn chunk(&mut self, bytes: &[u8], at: Instant) {
+        self.sample
+            .ttfb
+            .get_or_insert(at.saturating_duration_since(self.start));
+        self.keep(bytes);
+        self.tokens.push(bytes, at, &mut self.sample);
+    }
+
+    /// The end of a stream.
+    pub(crate) fn stream_ended(&mut self) {
+        self.tokens.finish(Instant::now(), &mut self.sample);
+    }
+
+    /// A whole body, its head having come `ttfb` after the start.
+    pub(crate) fn whole(&mut self, body: &[u8], ttfb: Duration) {
+        let at = Instant::now();
+        self.sample.ttfb = Some(ttfb);
+        self.keep(body);
+        // Token counts only where a body can carry them (JSON or events).
+        if body.iter().take(64).any(|b| *b == b'{') {
+            self.tokens.push(body, at, &mut self.sample);
+            self.tokens.finish(at, &mut self.sample);
+        }
+    }
+
+    /// The body kept so far.
+    pub(crate) fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    pub(crate) fn fail(self, class: &str, detail: impl Into<String>) -> Sample {
+        self.sample.fail(class, detail, self.start)
+    }
+
+    /// The request ended: a failure if its status says so.
+    pub(crate) fn end(self) -> Sample {
+        let mut s = self.sample;
+        s.e2e = self.start.elapsed();
+        if let Some(status) = s.status.filter(|st| *st >= 400) {
+            let class = if status >= 500 {
+                "http_5xx"
+            } else {
+                "http_4xx"
+            };
+            return s.fail(class, format!("HTTP {status}"), self.start);
+        }
+        s.body_sha256 = Some(hex::encode(self.hash.finalize()));
+        s.body_head = Bytes::from(self.head);
+        s
+    }
+}
+
 /// Makes one call and measures it.
 pub async fn measure(
     handle: &NodeHandle,
@@ -219,79 +312,48 @@ pub async fn measure_as(
     req: CallRequest,
     stream: bool,
 ) -> Sample {
-    let start = Instant::now();
-    let mut s = Sample::new(label);
-    let mut hash = Sha256::new();
-    let mut head = Vec::new();
-    let mut keep = |bytes: &[u8], s: &mut Sample| {
-        hash.update(bytes);
-        s.bytes += bytes.len() as u64;
-        let room = KEPT_BODY_BYTES.saturating_sub(head.len());
-        head.extend_from_slice(&bytes[..bytes.len().min(room)]);
-    };
-    let mut tokens = Tokens::new(start);
+    let mut r = Recorder::new(label, Instant::now());
     if stream {
         let (h, mut chunks) = match handle.stream_full(addr, req).await {
             Ok(ok) => ok,
-            Err(e) => return s.fail(class_of(&e), e.to_string(), start),
+            Err(e) => return r.fail(class_of(&e), e.to_string()),
         };
-        s.status = h.status;
+        r.status(h.status);
         let v1 = h.status.is_none();
         let mut tail = V1StreamTail::default();
         while let Some(chunk) = chunks.next().await {
-            let at = Instant::now();
             match chunk {
                 Ok(bytes) => {
-                    s.ttfb.get_or_insert(at.saturating_duration_since(start));
-                    keep(&bytes, &mut s);
+                    r.chunk(&bytes, Instant::now());
                     if v1 {
                         let _ = tail.push(&bytes);
                     }
-                    tokens.push(&bytes, at, &mut s);
                 }
-                Err(e) => return s.fail(class_of(&e), e.to_string(), start),
+                Err(e) => return r.fail(class_of(&e), e.to_string()),
             }
         }
-        tokens.finish(Instant::now(), &mut s);
+        r.stream_ended();
         if v1 {
             let (_, error) = tail.finish();
             if let Some(e) = error {
-                return s.fail("v1_error", e.to_string(), start);
+                return r.fail("v1_error", e.to_string());
             }
-            if let Some(e) = classify_v1_body(&head) {
-                return s.fail("v1_error", e.to_string(), start);
+            if let Some(e) = classify_v1_body(r.head()) {
+                return r.fail("v1_error", e.to_string());
             }
         }
     } else {
-        let r = match handle.call_full(addr, req).await {
-            Ok(r) => r,
-            Err(e) => return s.fail(class_of(&e), e.to_string(), start),
+        let resp = match handle.call_full(addr, req).await {
+            Ok(resp) => resp,
+            Err(e) => return r.fail(class_of(&e), e.to_string()),
         };
-        let at = Instant::now();
-        s.status = r.head.status;
-        s.ttfb = Some(r.head.timeline.head);
-        keep(&r.body, &mut s);
-        // Token counts only where a body can carry them (JSON or events).
-        if r.body.iter().take(64).any(|b| *b == b'{') {
-            tokens.push(&r.body, at, &mut s);
-            tokens.finish(at, &mut s);
-        }
-        if r.head.status.is_none() {
-            if let Some(e) = classify_v1_body(&r.body) {
-                return s.fail("v1_error", e.to_string(), start);
+        r.status(resp.head.status);
+        r.whole(&resp.body, resp.head.timeline.head);
+        if resp.head.status.is_none() {
+            if let Some(e) = classify_v1_body(&resp.body) {
+                return r.fail("v1_error", e.to_string());
             }
         }
     }
-    s.e2e = start.elapsed();
-    if let Some(status) = s.status.filter(|st| *st >= 400) {
-        let class = if status >= 500 {
-            "http_5xx"
-        } else {
-            "http_4xx"
-        };
-        return s.fail(class, format!("HTTP {status}"), start);
-    }
-    s.body_sha256 = Some(hex::encode(hash.finalize()));
-    s.body_head = Bytes::from(head);
-    s
+    r.end()
 }

@@ -189,7 +189,8 @@ impl<B: Backend> Console<B> {
                 tasks: HashMap::new(),
                 tees: HashMap::new(),
                 history_file,
-                load: None,
+                run: None,
+                direct: None,
             },
             theme: Theme::from_env(),
         };

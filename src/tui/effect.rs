@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use super::action::LocalId;
 use super::history::Entry;
+use crate::load::LoadPlan;
 use crate::node::CallRequest;
+use crate::routes::Route;
 
 /// What to send: the composer's content, kept with the call for re-runs.
 #[derive(Clone, Debug)]
@@ -44,12 +46,15 @@ pub enum Effect {
     /// The same request to these peers at once (results as `FanOutDone`).
     FanOut { spec: CallSpec, peers: Vec<String> },
     /// A load run on the spec's target (progress as `LoadProgress`).
-    Load {
+    Load { spec: CallSpec, plan: LoadPlan },
+    /// The spec's request straight to this node's backend for the route
+    /// and through the hop, in turns (results as `HopVsDirectDone`).
+    HopVsDirect {
         spec: CallSpec,
-        requests: u64,
-        concurrency: usize,
+        route: Box<Route>,
+        rounds: usize,
     },
-    /// Stop the load run, if one runs.
+    /// Stop the load run or comparison, if one runs.
     StopLoad,
     /// Leave the console.
     Quit,

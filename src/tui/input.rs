@@ -62,6 +62,7 @@ fn key_action(state: &State, key: KeyEvent) -> Option<Action> {
             KeyCode::Esc | KeyCode::Char('q') => RunsAction::Close,
             KeyCode::Char('s') => RunsAction::NextSort,
             KeyCode::Char('d') => RunsAction::ToggleDiff,
+            KeyCode::Char('r') => RunsAction::MarkReference,
             KeyCode::Up | KeyCode::Char('k') => RunsAction::Up,
             KeyCode::Down | KeyCode::Char('j') => RunsAction::Down,
             _ => return None,

@@ -311,8 +311,15 @@ pub static BINDINGS: &[Binding] = &[
         In(Pane::Composer),
         [(Char('L'), SHIFT), (Char('L'), NONE)],
         "L",
-        "load run (200 requests, 8 at once)",
-        Action::Runs(RunsAction::StartLoad)
+        "load run (asks how)",
+        Action::Runs(RunsAction::AskLoad)
+    ),
+    b!(
+        In(Pane::Composer),
+        [(Char('D'), SHIFT), (Char('D'), NONE)],
+        "D",
+        "hop vs direct",
+        Action::Runs(RunsAction::StartHopVsDirect)
     ),
     b!(
         In(Pane::Composer),

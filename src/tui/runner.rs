@@ -22,11 +22,35 @@ pub(super) struct Runner {
     pub(super) tasks: HashMap<LocalId, tokio::task::JoinHandle<()>>,
     pub(super) tees: HashMap<LocalId, std::fs::File>,
     pub(super) history_file: PathBuf,
-    /// Stops the console's load run.
-    pub(super) load: Option<tokio_util::sync::CancellationToken>,
+    /// Stops the console's load run or comparison.
+    pub(super) run: Option<tokio_util::sync::CancellationToken>,
+    /// The HTTP client for calls straight to our own backends (made on first use).
+    pub(super) direct: Option<crate::upstream::Upstream>,
 }
 
 impl Runner {
+    /// A token for a new run; the one before it is stopped.
+    fn new_run(&mut self) -> tokio_util::sync::CancellationToken {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        if let Some(old) = self.run.replace(cancel.clone()) {
+            old.cancel();
+        }
+        cancel
+    }
+
+    /// Kept across comparisons, so later ones reuse its connections as
+    /// the serving node's forwarder does.
+    fn direct_upstream(
+        &mut self,
+    ) -> Result<crate::upstream::Upstream, crate::upstream::UpstreamError> {
+        if let Some(u) = &self.direct {
+            return Ok(u.clone());
+        }
+        let u = crate::upstream::Upstream::new(Default::default())?;
+        self.direct = Some(u.clone());
+        Ok(u)
+    }
+
     pub(super) fn tee(&mut self, id: LocalId, bytes: &[u8]) {
         if let Some(f) = self.tees.get_mut(&id) {
             if f.write_all(bytes).is_err() {
@@ -183,27 +207,20 @@ impl Runner {
                     let _ = tx.send(Action::Runs(RunsAction::FanOutDone(results))).await;
                 });
             }
-            Effect::Load {
-                spec,
-                requests,
-                concurrency,
-            } => {
+            Effect::Load { spec, plan } => {
                 let Ok(addr) = crate::node::parse_peer_addr(&spec.target) else {
                     return;
                 };
-                let cancel = tokio_util::sync::CancellationToken::new();
-                if let Some(old) = self.load.replace(cancel.clone()) {
-                    old.cancel();
-                }
+                let cancel = self.new_run();
                 let (handle, tx) = (self.handle.clone(), self.tx.clone());
                 tokio::spawn(async move {
                     let run = crate::load::LoadSpec {
                         targets: vec![addr],
                         request: spec.request,
                         stream: spec.stream,
-                        concurrency,
-                        stop: crate::load::Stop::Requests(requests),
-                        rate: None,
+                        concurrency: plan.concurrency,
+                        stop: plan.stop,
+                        rate: plan.rate,
                     };
                     let progress_tx = tx.clone();
                     let done = crate::load::run(handle, run, cancel, move |p| {
@@ -215,15 +232,53 @@ impl Runner {
                         &done.samples,
                         done.wall,
                         done.unfinished,
-                        &Default::default(),
+                        &plan.goodput,
                     );
                     let _ = tx
                         .send(Action::Runs(RunsAction::LoadDone(Box::new(summary))))
                         .await;
                 });
             }
+            Effect::HopVsDirect {
+                spec,
+                route,
+                rounds,
+            } => {
+                let Ok(addr) = crate::node::parse_peer_addr(&spec.target) else {
+                    return;
+                };
+                let upstream = match self.direct_upstream() {
+                    Ok(u) => u,
+                    Err(e) => {
+                        tracing::warn!("hop vs direct: {e}");
+                        return;
+                    }
+                };
+                let cancel = self.new_run();
+                let (handle, tx) = (self.handle.clone(), self.tx.clone());
+                tokio::spawn(async move {
+                    let compare = crate::load::HopVsDirectSpec {
+                        addr,
+                        route: *route,
+                        request: spec.request,
+                        stream: spec.stream,
+                        rounds,
+                    };
+                    let round_tx = tx.clone();
+                    let run = crate::load::hop_vs_direct(&handle, &upstream, &compare, |n| {
+                        let _ = round_tx.try_send(Action::Runs(RunsAction::HopVsDirectRound(n)));
+                    });
+                    tokio::select! {
+                        () = cancel.cancelled() => {}
+                        result = run => {
+                            let done = RunsAction::HopVsDirectDone(Box::new(result));
+                            let _ = tx.send(Action::Runs(done)).await;
+                        }
+                    }
+                });
+            }
             Effect::StopLoad => {
-                if let Some(cancel) = self.load.take() {
+                if let Some(cancel) = self.run.take() {
                     cancel.cancel();
                 }
             }

@@ -178,3 +178,65 @@ async fn a_load_run_reports_every_request_once_with_the_percentiles_of_its_sampl
     assert_eq!(report["summary"]["requests"], 12);
     assert_eq!(report["summary"]["failures"]["http_5xx"], 12, "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_vs_direct_measures_both_sides_of_the_same_backend_alike() {
+    use peerapi::load::{hop_vs_direct, HopVsDirectSpec};
+    use peerapi::node::CallRequest;
+    use peerapi::upstream::Upstream;
+
+    let pace = DemoPace {
+        first_token: Duration::from_millis(20),
+        per_token: Duration::from_millis(2),
+    };
+    let demo = DemoBackend::start("127.0.0.1:0".parse().unwrap(), pace)
+        .await
+        .unwrap();
+    let failing = StreamBackend::start().await;
+    let mut routes = demo.routes();
+    routes.insert("fail".into(), Route::new(failing.url("/fail500"), false));
+    let (_server, addr) = serving_node(routes.clone()).await;
+    let caller = client().await;
+    let upstream = Upstream::new(Default::default()).unwrap();
+    let body = r#"{"max_tokens": 6}"#;
+    let spec = HopVsDirectSpec {
+        addr: addr.clone(),
+        route: routes["inference"].clone(),
+        request: CallRequest::new("inference").method("POST").body(body),
+        stream: true,
+        rounds: 3,
+    };
+    let mut heard = Vec::new();
+    let r = within(hop_vs_direct(&caller.handle(), &upstream, &spec, |n| {
+        heard.push(n)
+    }))
+    .await;
+    assert_eq!(heard, [1, 2, 3], "a report after each round");
+    assert_eq!((r.hop.len(), r.direct.len()), (3, 3));
+    for s in r.hop.iter().chain(&r.direct) {
+        assert!(s.ok(), "{:?}: {:?}", s.error, s.detail);
+        assert_eq!(s.tokens, 6, "the backend's own usage, both sides");
+        let ttft = s.ttft.expect("a first token");
+        assert!(
+            ttft >= pace.first_token,
+            "{ttft:?} before the backend's pace"
+        );
+    }
+    assert!(r.direct.iter().all(|s| s.peer == "direct"));
+    assert!(r.hop.iter().all(|s| s.peer == addr.to_string()));
+    assert_eq!(r.hop[0].bytes, r.direct[0].bytes);
+    assert_eq!(r.same_body(), Some(true), "the same backend answers alike");
+
+    // A failing backend fails both sides, by the same class.
+    let spec = HopVsDirectSpec {
+        route: routes["fail"].clone(),
+        request: CallRequest::new("fail"),
+        stream: false,
+        rounds: 1,
+        ..spec
+    };
+    let r = within(hop_vs_direct(&caller.handle(), &upstream, &spec, |_| {})).await;
+    assert_eq!(r.direct[0].error.as_deref(), Some("http_5xx"));
+    assert_eq!(r.hop[0].error.as_deref(), Some("http_5xx"));
+    assert_eq!(r.same_body(), None, "no successful body to compare");
+}

@@ -28,7 +28,7 @@ pub use output_view::{OutputMode, OutputView};
 pub use peers::{peer_multiaddr, PeersView};
 pub use prompt::{Prompt, PromptKind, Question};
 pub use routes::RoutesView;
-pub use runs::{FanOut, Load, RunsAction, RunsView, SortBy};
+pub use runs::{Direct, FanOut, Load, RunsAction, RunsView, SortBy};
 pub use subnet::SubnetView;
 
 use super::action::{Action, Pane};
@@ -64,6 +64,8 @@ pub struct State {
     pub subnet: SubnetView,
     pub events: EventsView,
     pub runs: RunsView,
+    /// The last load run's shape, offered again by the next.
+    pub load_plan: crate::load::LoadPlan,
     pub prompt: Option<Prompt>,
     pub question: Option<Question>,
     pub notice: Option<(String, Instant)>,
@@ -97,6 +99,7 @@ impl State {
             subnet: SubnetView::default(),
             events: EventsView::default(),
             runs: RunsView::default(),
+            load_plan: Default::default(),
             prompt: None,
             question: None,
             notice: None,

@@ -15,6 +15,7 @@ pub enum PromptKind {
     Search,
     SavePath,
     TokenPath,
+    LoadPlan,
 }
 
 pub struct Prompt {
@@ -117,6 +118,10 @@ impl State {
                 Err(e) => self.prompt = Some(prompt.with_error(e)),
             },
             PromptKind::Search => self.output.set_search(text),
+            PromptKind::LoadPlan => match crate::load::LoadPlan::parse(&text) {
+                Ok(plan) => return self.on_runs(super::RunsAction::StartLoad(plan)),
+                Err(e) => self.prompt = Some(prompt.with_error(e)),
+            },
             PromptKind::TokenPath => {
                 let path = (!text.is_empty()).then_some(text);
                 self.calls.token_path = path.clone();

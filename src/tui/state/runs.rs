@@ -1,15 +1,16 @@
-//! Fan-out and load runs from the composer: the composer's request to
-//! every peer that serves the API (F), compared; or many times to its
-//! target (L), measured live. Each opens a view over the screen.
+//! Runs from the composer, each in a view over the screen: its request to
+//! every peer that serves the API (F), compared; many times to its target
+//! (L, after a prompt for how many), measured live; or through the hop and
+//! straight to this node's own backend for the route (D), side by side.
 
-use crate::load::{PeerResult, Progress, Summary};
+use crate::load::{HopVsDirect, LoadPlan, PeerResult, Progress, Summary};
 use crate::tui::effect::{CallSpec, Effect};
 
+use super::prompt::{Prompt, PromptKind};
 use super::State;
 
-/// Requests and concurrency of a load run started from the console.
-pub const CONSOLE_LOAD_REQUESTS: u64 = 200;
-pub const CONSOLE_LOAD_CONCURRENCY: usize = 8;
+/// Rounds of a hop-versus-direct comparison from the console.
+pub const CONSOLE_HOP_VS_DIRECT_ROUNDS: usize = crate::load::direct::DEFAULT_HOP_VS_DIRECT_ROUNDS;
 
 /// Progress reports kept for the load view's sparkline.
 pub const MAX_TICKS: usize = 256;
@@ -21,6 +22,18 @@ pub enum RunsView {
     Hidden,
     FanOut(FanOut),
     Load(Box<Load>),
+    Direct(Box<Direct>),
+}
+
+/// A hop-versus-direct comparison.
+#[derive(Debug, Default)]
+pub struct Direct {
+    pub route: String,
+    pub target: String,
+    pub rounds: usize,
+    pub rounds_done: usize,
+    /// Set when every round has run.
+    pub result: Option<HopVsDirect>,
 }
 
 #[derive(Debug, Default)]
@@ -31,8 +44,10 @@ pub struct FanOut {
     pub results: Option<Vec<PeerResult>>,
     pub sort: SortBy,
     pub sel: usize,
-    /// Show the selected peer's body against the majority's.
+    /// Show the selected peer's body against the reference's.
     pub diff: bool,
+    /// The peer whose body the diff compares against (else the majority's).
+    pub reference: Option<String>,
 }
 
 /// The comparison's sort column (`s` moves to the next).
@@ -93,12 +108,16 @@ impl FanOut {
         });
     }
 
-    /// The selected result and the first one agreeing with the majority.
+    /// The selected result and the one it is compared with: the marked
+    /// reference, else the first agreeing with the majority.
     pub fn diff_pair(&self) -> Option<(&PeerResult, &PeerResult)> {
         let results = self.results.as_ref()?;
         let sel = results.get(self.sel)?;
-        let majority = results.iter().find(|r| r.same_as_majority == Some(true))?;
-        Some((sel, majority))
+        let against = match &self.reference {
+            Some(peer) => results.iter().find(|r| &r.sample.peer == peer)?,
+            None => results.iter().find(|r| r.same_as_majority == Some(true))?,
+        };
+        Some((sel, against))
     }
 }
 
@@ -106,8 +125,7 @@ impl FanOut {
 pub struct Load {
     pub route: String,
     pub target: String,
-    pub requests: u64,
-    pub concurrency: usize,
+    pub plan: LoadPlan,
     pub progress: Progress,
     /// Requests finished between progress reports, newest last (bounded).
     pub per_tick: std::collections::VecDeque<u64>,
@@ -120,13 +138,22 @@ pub struct Load {
 pub enum RunsAction {
     /// Send the composer's request to every peer that serves the API.
     StartFanOut,
+    /// Ask how to load the composer's target (then `StartLoad`).
+    AskLoad,
     /// Load the composer's target with its request.
-    StartLoad,
+    StartLoad(LoadPlan),
+    /// The composer's request through the hop and straight to our backend.
+    StartHopVsDirect,
+    HopVsDirectRound(usize),
+    HopVsDirectDone(Box<HopVsDirect>),
     FanOutDone(Vec<PeerResult>),
     LoadProgress(Progress),
     LoadDone(Box<Summary>),
     NextSort,
     ToggleDiff,
+    /// Compare bodies against the selected peer's from now on (again: the
+    /// majority's).
+    MarkReference,
     Up,
     Down,
     /// Close the view (and stop a load that is still running).
@@ -137,7 +164,25 @@ impl State {
     pub(super) fn on_runs(&mut self, action: RunsAction) -> Vec<Effect> {
         match action {
             RunsAction::StartFanOut => return self.start_fan_out(),
-            RunsAction::StartLoad => return self.start_load(),
+            RunsAction::AskLoad => {
+                self.prompt = Some(Prompt::new(
+                    PromptKind::LoadPlan,
+                    "Load run: n=REQUESTS or z=DURATION, c=AT_ONCE, rate=PER_SEC, goodput=ttft:500ms,e2e:10s",
+                    &self.load_plan.to_string(),
+                ));
+            }
+            RunsAction::StartLoad(plan) => return self.start_load(plan),
+            RunsAction::StartHopVsDirect => return self.start_hop_vs_direct(),
+            RunsAction::HopVsDirectRound(n) => {
+                if let RunsView::Direct(d) = &mut self.runs {
+                    d.rounds_done = n;
+                }
+            }
+            RunsAction::HopVsDirectDone(result) => {
+                if let RunsView::Direct(d) = &mut self.runs {
+                    d.result = Some(*result);
+                }
+            }
             RunsAction::FanOutDone(results) => {
                 if let RunsView::FanOut(f) = &mut self.runs {
                     f.results = Some(results);
@@ -169,6 +214,17 @@ impl State {
                     f.diff = !f.diff;
                 }
             }
+            RunsAction::MarkReference => {
+                if let RunsView::FanOut(f) = &mut self.runs {
+                    let sel = f
+                        .results
+                        .as_ref()
+                        .and_then(|r| r.get(f.sel))
+                        .map(|r| r.sample.peer.clone());
+                    f.reference = if f.reference == sel { None } else { sel };
+                    f.diff = true;
+                }
+            }
             RunsAction::Up | RunsAction::Down => {
                 if let RunsView::FanOut(f) = &mut self.runs {
                     let n = f.results.as_ref().map_or(0, Vec::len);
@@ -179,7 +235,11 @@ impl State {
                 }
             }
             RunsAction::Close => {
-                let running = matches!(&self.runs, RunsView::Load(l) if l.summary.is_none());
+                let running = match &self.runs {
+                    RunsView::Load(l) => l.summary.is_none(),
+                    RunsView::Direct(d) => d.result.is_none(),
+                    _ => false,
+                };
                 self.runs = RunsView::Hidden;
                 if running {
                     return vec![Effect::StopLoad];
@@ -222,21 +282,41 @@ impl State {
         vec![Effect::FanOut { spec, peers }]
     }
 
-    fn start_load(&mut self) -> Vec<Effect> {
+    fn start_load(&mut self, plan: LoadPlan) -> Vec<Effect> {
         let Some(spec) = self.composer_spec() else {
             return vec![];
         };
+        self.load_plan = plan.clone();
         self.runs = RunsView::Load(Box::new(Load {
             route: spec.request.route.clone(),
             target: spec.target.clone(),
-            requests: CONSOLE_LOAD_REQUESTS,
-            concurrency: CONSOLE_LOAD_CONCURRENCY,
+            plan: plan.clone(),
             ..Load::default()
         }));
-        vec![Effect::Load {
+        vec![Effect::Load { spec, plan }]
+    }
+
+    fn start_hop_vs_direct(&mut self) -> Vec<Effect> {
+        let Some(spec) = self.composer_spec() else {
+            return vec![];
+        };
+        let Some(route) = self.routes.table.get(&spec.request.route) else {
+            self.notice(format!(
+                "D: this node serves no route {:?}; hop vs direct needs its backend here (Routes pane, a: add it)",
+                spec.request.route
+            ));
+            return vec![];
+        };
+        self.runs = RunsView::Direct(Box::new(Direct {
+            route: spec.request.route.clone(),
+            target: spec.target.clone(),
+            rounds: CONSOLE_HOP_VS_DIRECT_ROUNDS,
+            ..Direct::default()
+        }));
+        vec![Effect::HopVsDirect {
             spec,
-            requests: CONSOLE_LOAD_REQUESTS,
-            concurrency: CONSOLE_LOAD_CONCURRENCY,
+            route: Box::new(route),
+            rounds: CONSOLE_HOP_VS_DIRECT_ROUNDS,
         }]
     }
 }

@@ -210,3 +210,69 @@ fn route_prompt_produces_the_file_edit() {
         "bad input keeps the prompt open with an error"
     );
 }
+
+fn enter() -> KeyEvent {
+    KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)
+}
+
+/// Replaces the open prompt's text, as select-all and typing would.
+fn retype(s: &mut State, text: &str) {
+    let prompt = s.prompt.as_mut().expect("a prompt is open");
+    prompt.input = ratatui_textarea::TextArea::from(vec![text.to_string()]);
+}
+
+#[test]
+fn a_load_run_asks_how_then_runs_that_plan_and_offers_it_again() {
+    use crate::load::{LoadPlan, Stop};
+    let mut s = state();
+    aim(&mut s, "chat");
+    s.focus = Pane::Composer;
+    assert!(press(&mut s, key('L')).unwrap().is_empty());
+    assert_eq!(s.prompt.as_ref().unwrap().text(), "n=200 c=8");
+    retype(&mut s, "c=0");
+    assert!(press(&mut s, enter()).unwrap().is_empty());
+    let error = s.prompt.as_ref().unwrap().error.clone().unwrap();
+    assert!(error.contains("1 to 4096"), "{error}");
+    retype(&mut s, "z=5s c=2");
+    let effects = press(&mut s, enter()).unwrap();
+    let [Effect::Load { plan, .. }] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(plan.stop, Stop::After(std::time::Duration::from_secs(5)));
+    assert_eq!(plan.concurrency, 2);
+    assert!(matches!(&s.runs, RunsView::Load(l) if l.plan == *plan));
+    // Esc while it runs stops it; the next L offers the same plan.
+    let esc = press(&mut s, KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+    assert!(matches!(esc.as_deref(), Some([Effect::StopLoad])));
+    press(&mut s, key('L'));
+    assert_eq!(s.prompt.as_ref().unwrap().text(), "z=5s c=2");
+    assert_eq!(s.load_plan, LoadPlan::parse("z=5s c=2").unwrap());
+}
+
+#[test]
+fn hop_vs_direct_needs_the_route_here_and_can_be_stopped() {
+    let mut s = state();
+    aim(&mut s, "chat");
+    s.focus = Pane::Composer;
+    assert!(press(&mut s, key('D')).unwrap().is_empty());
+    let notice = s.notice.clone().unwrap().0;
+    assert!(notice.contains("serves no route \"chat\""), "{notice}");
+    assert!(matches!(s.runs, RunsView::Hidden));
+
+    let mut table = crate::RouteTable::new();
+    table.insert(
+        "chat".into(),
+        crate::Route::new("http://127.0.0.1:9/v1", true),
+    );
+    s.routes.table.set_memory(table);
+    let effects = press(&mut s, key('D')).unwrap();
+    let [Effect::HopVsDirect { route, rounds, .. }] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!((route.url.as_str(), *rounds), ("http://127.0.0.1:9/v1", 3));
+    s.update(Action::Runs(RunsAction::HopVsDirectRound(1)));
+    assert!(matches!(&s.runs, RunsView::Direct(d) if d.rounds_done == 1));
+    let esc = press(&mut s, KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+    assert!(matches!(esc.as_deref(), Some([Effect::StopLoad])));
+    assert!(matches!(s.runs, RunsView::Hidden));
+}

@@ -5,6 +5,7 @@ mod composer;
 mod events;
 mod footer;
 mod help;
+mod hop_direct;
 mod log;
 mod output;
 mod peers;

@@ -10,6 +10,7 @@ use ratatui::Frame;
 
 use super::help::centered;
 use super::{fmt_dur, Theme};
+use crate::load::Stop;
 use crate::tui::state::{FanOut, Load, RunsView, State};
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
@@ -22,10 +23,11 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         RunsView::Hidden => {}
         RunsView::FanOut(f) => fan_out(frame, rect, f, theme),
         RunsView::Load(l) => load(frame, rect, l, theme),
+        RunsView::Direct(d) => super::hop_direct::draw(frame, rect, d, theme),
     }
 }
 
-fn short(addr: &str) -> String {
+pub(super) fn short(addr: &str) -> String {
     let id = addr.rsplit('/').next().unwrap_or(addr);
     let n = id.chars().count();
     format!(
@@ -36,7 +38,7 @@ fn short(addr: &str) -> String {
 
 fn fan_out(frame: &mut Frame, rect: Rect, f: &FanOut, theme: &Theme) {
     let block = Block::default().borders(Borders::ALL).title(format!(
-        " Fan-out {} to {} peers — s sort ({}), d diff, Esc ",
+        " Fan-out {} to {} peers — s sort ({}), d diff, r diff vs this, Esc ",
         f.route,
         f.peers,
         f.sort.name()
@@ -63,6 +65,7 @@ fn fan_out(frame: &mut Frame, rect: Rect, f: &FanOut, theme: &Theme) {
                 Some(class) => (class.clone(), theme.err()),
             };
             let body = match r.same_as_majority {
+                _ if f.reference.as_ref() == Some(&s.peer) => "ref",
                 Some(true) => "same",
                 Some(false) => "DIFFERS",
                 None => "-",
@@ -118,13 +121,18 @@ fn fan_out(frame: &mut Frame, rect: Rect, f: &FanOut, theme: &Theme) {
     }
 }
 
-/// The selected peer's body against the majority's, line by line.
+/// The selected peer's body against the reference's (or the majority's),
+/// line by line.
 fn diff<'a>(f: &FanOut, theme: &Theme) -> Paragraph<'a> {
+    let against = match &f.reference {
+        Some(peer) => short(peer),
+        None => "majority".into(),
+    };
     let block = Block::default()
         .borders(Borders::TOP)
-        .title(" - majority  + selected ");
+        .title(format!(" - {against}  + selected "));
     let Some((sel, majority)) = f.diff_pair() else {
-        return Paragraph::new("no majority body to compare with").block(block);
+        return Paragraph::new(format!("no {against} body to compare with")).block(block);
     };
     let old = String::from_utf8_lossy(&majority.sample.body_head).into_owned();
     let new = String::from_utf8_lossy(&sel.sample.body_head).into_owned();
@@ -145,11 +153,10 @@ fn diff<'a>(f: &FanOut, theme: &Theme) -> Paragraph<'a> {
 
 fn load(frame: &mut Frame, rect: Rect, l: &Load, theme: &Theme) {
     let block = Block::default().borders(Borders::ALL).title(format!(
-        " Load {} on {} ({} requests, {} at once) — Esc {} ",
+        " Load {} on {} ({}) — Esc {} ",
         l.route,
         short(&l.target),
-        l.requests,
-        l.concurrency,
+        l.plan,
         if l.summary.is_some() { "close" } else { "stop" }
     ));
     let inner = block.inner(rect);
@@ -181,7 +188,11 @@ fn load(frame: &mut Frame, rect: Rect, l: &Load, theme: &Theme) {
         )),
         status,
     );
-    let ratio = (p.done as f64 / l.requests.max(1) as f64).clamp(0.0, 1.0);
+    let ratio = match l.plan.stop {
+        Stop::Requests(n) => p.done as f64 / n.max(1) as f64,
+        Stop::After(d) => p.elapsed.as_secs_f64() / d.as_secs_f64().max(1e-3),
+    }
+    .clamp(0.0, 1.0);
     frame.render_widget(
         Gauge::default().ratio(ratio).gauge_style(if p.failed > 0 {
             theme.warn()

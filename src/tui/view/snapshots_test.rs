@@ -390,6 +390,42 @@ fn fan_out_view_names_the_slow_peer_and_shows_the_differing_body() {
     s.update(Action::Runs(RunsAction::Down));
     s.update(Action::Runs(RunsAction::ToggleDiff));
     snapshot("fan_out_compared", render(&mut s));
+    // The slow peer as the reference; the differing one against it.
+    s.update(Action::Runs(RunsAction::Up));
+    s.update(Action::Runs(RunsAction::MarkReference));
+    s.update(Action::Runs(RunsAction::Down));
+    snapshot("fan_out_diff_against_a_peer", render(&mut s));
+    // Marking the reference again goes back to the majority.
+    s.update(Action::Runs(RunsAction::Up));
+    s.update(Action::Runs(RunsAction::MarkReference));
+    assert!(matches!(&s.runs, crate::tui::state::RunsView::FanOut(f) if f.reference.is_none()));
+}
+
+#[test]
+fn hop_vs_direct_view_says_what_the_hop_adds() {
+    use crate::tui::state::RunsAction;
+    let mut s = populated();
+    s.focus = Pane::Composer;
+    let effects = s.update(Action::Runs(RunsAction::StartHopVsDirect));
+    assert_eq!(effects.len(), 1, "{effects:?}");
+    s.update(Action::Runs(RunsAction::HopVsDirectRound(1)));
+    snapshot("hop_vs_direct_running", render(&mut s));
+    let body = "The answer is 42.\n";
+    let direct = |e2e, ttft| {
+        let mut x = answered(2, e2e, ttft, body);
+        x.peer = "direct".into();
+        x
+    };
+    let result = crate::load::HopVsDirect {
+        direct: vec![direct(402, 380), direct(398, 377), direct(405, 385)],
+        hop: vec![
+            answered(2, 409, 384, body),
+            answered(2, 404, 381, body),
+            answered(2, 431, 390, body),
+        ],
+    };
+    s.update(Action::Runs(RunsAction::HopVsDirectDone(Box::new(result))));
+    snapshot("hop_vs_direct_done", render(&mut s));
 }
 
 /// Live percentiles as a run of `done` requests would show them.
@@ -409,14 +445,11 @@ fn load_view_live_and_summarised() {
     use crate::tui::state::RunsAction;
     let mut s = populated();
     s.focus = Pane::Composer;
-    let effects = s.update(Action::Runs(RunsAction::StartLoad));
+    let plan = crate::load::LoadPlan::default();
+    let effects = s.update(Action::Runs(RunsAction::StartLoad(plan.clone())));
     assert!(matches!(
-        effects[..],
-        [crate::tui::effect::Effect::Load {
-            requests: 200,
-            concurrency: 8,
-            ..
-        }]
+        &effects[..],
+        [crate::tui::effect::Effect::Load { plan: p, .. }] if *p == plan
     ));
     // Fifteen reports a tenth of a second apart, the pace rising then easing.
     let dones = [
