@@ -84,6 +84,9 @@ pub struct ApiProtocolConfig {
     /// Inbound streams that may be getting an "overloaded" answer at once
     /// beyond `serve.max_concurrent_calls`.
     pub inbound_queue_depth: usize,
+    /// Counts calls served and made, for `NodeMetrics::encode` (None: no
+    /// counting, no cost).
+    pub metrics: Option<Arc<crate::node::metrics::NodeMetrics>>,
 }
 
 impl Default for ApiProtocolConfig {
@@ -95,6 +98,7 @@ impl Default for ApiProtocolConfig {
             call: CallOptions::default(),
             access: PeerAccess::default(),
             inbound_queue_depth: DEFAULT_INBOUND_QUEUE_DEPTH,
+            metrics: None,
         }
     }
 }
@@ -138,6 +142,7 @@ impl ApiProtocol {
             config.inbound_queue_depth,
             events.clone(),
             call_ids.clone(),
+            config.metrics.clone(),
         );
         let connections = Connections::default();
         let behaviour = api::Behaviour::new(
@@ -151,6 +156,7 @@ impl ApiProtocol {
             options: config.call,
             events,
             ids: call_ids,
+            metrics: config.metrics,
         };
         Ok(Self {
             behaviour,

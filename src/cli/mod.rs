@@ -8,6 +8,7 @@ mod fanout;
 mod key;
 mod load;
 mod logging;
+mod metrics;
 mod node;
 mod request;
 mod routes;
@@ -118,6 +119,10 @@ async fn open_console(args: NodeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = config.serve_metrics().await {
+        eprintln!("peerapi: {e:#}");
+        return ExitCode::FAILURE;
+    }
     console_result(
         peerapi::tui::run_console(config.node, config.log_dir, config.max_log_files).await,
     )

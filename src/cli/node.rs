@@ -114,12 +114,17 @@ pub(crate) struct NodeArgs {
     /// Most inbound connections (pending and established) from one IP.
     #[arg(long, value_name = "N", default_value_t = node::ip_limit::DEFAULT_MAX_CONNECTIONS_PER_IP)]
     pub max_connections_per_ip: usize,
+    /// Serve Prometheus metrics on GET /metrics here: a port (loopback) or
+    /// IP:PORT. Off unless given.
+    #[arg(long, value_name = "[IP:]PORT", value_parser = super::metrics::parse_listen)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub subnet: super::subnet::SubnetArgs,
 }
 
 pub(crate) struct Resolved {
     pub node: NodeConfig,
+    pub metrics_listen: Option<std::net::SocketAddr>,
     #[allow(dead_code)]
     pub log_dir: Option<PathBuf>,
     #[allow(dead_code)]
@@ -129,6 +134,16 @@ pub(crate) struct Resolved {
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(v)
         .map_err(|_| anyhow::anyhow!("--{name} must be a non-negative number of seconds, got {v}"))
+}
+
+impl Resolved {
+    /// Starts the metrics endpoint, when asked for: where it listens.
+    pub(crate) async fn serve_metrics(&self) -> anyhow::Result<Option<std::net::SocketAddr>> {
+        match (self.metrics_listen, &self.node.metrics) {
+            (Some(addr), Some(m)) => Ok(Some(super::metrics::serve(addr, m.clone()).await?)),
+            _ => Ok(None),
+        }
+    }
 }
 
 impl NodeArgs {
@@ -197,8 +212,12 @@ impl NodeArgs {
             config.security_names.reverse();
         }
         self.subnet.apply(&mut config.subnet);
+        if self.metrics_listen.is_some() {
+            config.metrics = Some(std::sync::Arc::new(node::metrics::NodeMetrics::new()));
+        }
         Ok(Resolved {
             node: config,
+            metrics_listen: self.metrics_listen,
             log_dir: self.log_dir,
             max_log_files: self.max_log_files,
         })
@@ -223,7 +242,9 @@ pub(crate) async fn run(cmd: NodeCmd) -> ExitCode {
 }
 
 async fn serve(args: NodeArgs) -> anyhow::Result<()> {
-    let config = args.into_config()?.node;
+    let resolved = args.into_config()?;
+    let metrics = resolved.serve_metrics().await?;
+    let config = resolved.node;
     if config.route_file.is_none() {
         tracing::warn!("no --routes file: this node serves no routes (it can still call others)");
     }
@@ -235,6 +256,9 @@ async fn serve(args: NodeArgs) -> anyhow::Result<()> {
     println!("peer id {}", handle.local_peer_id());
     for addr in handle.listen_addrs().await? {
         println!("listening on {addr}");
+    }
+    if let Some(addr) = metrics {
+        println!("metrics on http://{addr}/metrics");
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();

@@ -124,7 +124,9 @@ pub(crate) async fn run(cmd: SubnetCmd) -> ExitCode {
 
 async fn watch(cmd: WatchCmd) -> anyhow::Result<()> {
     let json_lines = cmd.json;
-    let config = cmd.node.into_config()?.node;
+    let resolved = cmd.node.into_config()?;
+    let metrics = resolved.serve_metrics().await?;
+    let config = resolved.node;
     let node = peerapi::Node::start(config)
         .await
         .context("cannot start the node")?;
@@ -144,6 +146,12 @@ async fn watch(cmd: WatchCmd) -> anyhow::Result<()> {
         say(
             json!({"event": "listening", "addr": addr.to_string()}),
             format!("listening on {addr}"),
+        );
+    }
+    if let Some(addr) = metrics {
+        say(
+            json!({"event": "metrics", "url": format!("http://{addr}/metrics")}),
+            format!("metrics on http://{addr}/metrics"),
         );
     }
     let mut roster = Roster::default();

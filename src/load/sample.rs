@@ -124,27 +124,7 @@ impl Sample {
 
 /// The class of a failed call, stable for scripts and tables.
 pub fn class_of(e: &CallError) -> &'static str {
-    use crate::wire::frame::Code;
-    match e {
-        CallError::BadAddress { .. } => "bad_address",
-        CallError::DialFailed { .. } => "dial",
-        CallError::Unsupported { .. } => "unsupported",
-        CallError::Stream { .. } | CallError::NodeStopped => "stream",
-        CallError::Timeout { .. } => "timeout",
-        CallError::TooLarge { .. } => "too_large",
-        CallError::LikelyOversizeRequest { .. } => "oversize_request",
-        CallError::Truncated { .. } => "truncated",
-        CallError::BadFrame(_) => "bad_frame",
-        CallError::Remote { code, .. } => match code {
-            Code::Overloaded => "overloaded",
-            Code::UpstreamTimeout => "backend_timeout",
-            Code::UpstreamUnavailable => "backend_unavailable",
-            Code::UpstreamFailed => "backend_failed",
-            Code::RouteNotFound => "route_not_found",
-            Code::Forbidden => "forbidden",
-            _ => "refused",
-        },
-    }
+    e.class()
 }
 
 /// Follows tokens in a response's events.

@@ -306,6 +306,9 @@ impl EventLoop {
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        if let Some(m) = &self.client.metrics {
+            m.record_swarm(&event, self.swarm.connected_peers().count());
+        }
         match event {
             SwarmEvent::NewListenAddr {
                 listener_id,

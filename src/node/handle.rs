@@ -107,6 +107,11 @@ impl NodeHandle {
     }
 
     /// The protocol's client, for calls on peers already connected.
+    /// The node's metrics, when its config asked for them.
+    pub fn metrics(&self) -> Option<&Arc<super::metrics::NodeMetrics>> {
+        self.shared.client.metrics.as_ref()
+    }
+
     pub fn client(&self) -> &ApiClient {
         &self.shared.client
     }

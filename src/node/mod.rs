@@ -18,6 +18,7 @@ pub mod evictions;
 mod handle;
 pub mod ip_limit;
 mod lazy;
+pub mod metrics;
 pub mod muxer;
 mod replication;
 pub(crate) mod serve;
@@ -131,6 +132,9 @@ pub struct NodeConfig {
     pub connection_limits: ConnectionLimits,
     /// DAG sync and the DAG we hold.
     pub subnet: crate::subnet::SubnetConfig,
+    /// Where calls and swarm events are counted, for a metrics endpoint
+    /// (`NodeMetrics::encode`); None: nothing counted, no cost.
+    pub metrics: Option<Arc<metrics::NodeMetrics>>,
 }
 
 impl NodeConfig {
@@ -159,6 +163,7 @@ impl NodeConfig {
             security_names: vec![transport::NOISE, transport::POS_TRANSPORT],
             connection_limits: ConnectionLimits::default(),
             subnet: crate::subnet::SubnetConfig::default(),
+            metrics: None,
         }
     }
 }
@@ -204,6 +209,7 @@ impl Node {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let local_peer_id = config.keypair.public().to_peer_id();
         let routes = config.routes.clone();
+        let metrics = config.metrics.clone();
 
         let watcher = match &config.route_file {
             Some(path) => {
@@ -220,12 +226,18 @@ impl Node {
                         tracing::warn!("{e}");
                     }
                 }
-                let ev = events.clone();
+                let (ev, m) = (events.clone(), metrics.clone());
                 Some(RouteWatcher::spawn(
                     routes.clone(),
                     path,
                     RELOAD_DEBOUNCE,
                     move |reload| {
+                        if let Some(m) = &m {
+                            m.route_reload(matches!(
+                                reload,
+                                crate::routes::RouteReload::Reloaded { .. }
+                            ));
+                        }
                         let _ = ev.send(NodeEvent::from(reload));
                     },
                 )?)
@@ -242,6 +254,7 @@ impl Node {
                 call: config.call.clone(),
                 access: config.access.clone(),
                 inbound_queue_depth: config.inbound_queue_depth,
+                metrics: metrics.clone(),
             },
             events.clone(),
             call_ids,

@@ -18,6 +18,7 @@ mod keys;
 mod load;
 mod logs;
 mod long_lived;
+mod metrics;
 mod no_leak;
 mod node_calls;
 mod python;

@@ -75,6 +75,7 @@ pub struct ApiClient {
     pub(crate) options: CallOptions,
     pub(crate) events: tokio::sync::broadcast::Sender<NodeEvent>,
     pub(crate) ids: Arc<AtomicU64>,
+    pub(crate) metrics: Option<Arc<super::metrics::NodeMetrics>>,
 }
 
 /// The connect step of a call on a peer already connected.
@@ -111,6 +112,12 @@ impl ApiClient {
 
     pub(crate) fn emit(&self, event: NodeEvent) {
         let _ = self.events.send(event);
+    }
+
+    /// The call's metrics record, when the node keeps metrics.
+    fn record(&self, route: &str) -> Option<super::metrics::CallRecord> {
+        let metrics = self.metrics.clone()?;
+        Some(super::metrics::CallRecord::start(metrics, route))
     }
 
     async fn open(
@@ -172,6 +179,7 @@ impl ApiClient {
             method: req.method.clone(),
             stream: false,
         });
+        let mut record = self.record(&req.route);
         let mut wire_req = req.to_wire(ResponseType::Unary, options.timeout);
         let request_bytes = wire_req.body.len();
         let result = tokio::time::timeout(options.timeout, async {
@@ -273,6 +281,15 @@ impl ApiClient {
         .unwrap_or(Err(CallError::Timeout {
             after: options.timeout,
         }));
+        if let Some(rec) = record.as_mut() {
+            match &result {
+                Ok(r) => {
+                    rec.head(r.head.version == ApiVersion::V2, r.head.status);
+                    rec.end("ok", r.body.len() as u64);
+                }
+                Err(e) => rec.end(e.class(), 0),
+            }
+        }
         match &result {
             Ok(r) => {
                 self.emit(NodeEvent::CallResponding {
@@ -325,6 +342,7 @@ impl ApiClient {
             method: req.method.clone(),
             stream: true,
         });
+        let mut record = self.record(&req.route);
         let mut wire_req = req.to_wire(ResponseType::Stream, options.stream_idle_timeout);
         let opened = async {
             connect.await?;
@@ -358,6 +376,9 @@ impl ApiClient {
             })) {
             Ok(opened) => opened,
             Err(e) => {
+                if let Some(rec) = record.as_mut() {
+                    rec.end(e.class(), 0);
+                }
                 self.emit(NodeEvent::CallFailed {
                     id,
                     error: e.to_string(),
@@ -365,6 +386,9 @@ impl ApiClient {
                 return Err(e);
             }
         };
+        if let Some(rec) = record.as_mut() {
+            rec.head(head.version == ApiVersion::V2, head.status);
+        }
         self.emit(NodeEvent::CallResponding {
             id,
             protocol: head.version.id().into(),
@@ -379,6 +403,8 @@ impl ApiClient {
             bytes: u64,
             chunks: u64,
             done: bool,
+            /// Counted when the stream ends, or as cancelled when dropped.
+            record: Option<super::metrics::CallRecord>,
         }
         let state = State {
             end_timing: end_timing.clone(),
@@ -388,6 +414,7 @@ impl ApiClient {
             bytes: 0,
             chunks: 0,
             done: false,
+            record,
         };
         let idle = options.stream_idle_timeout;
         let max_frame = options.max_frame_bytes;
@@ -446,6 +473,9 @@ impl ApiClient {
                 }
                 Ok(None) => {
                     st.done = true;
+                    if let Some(rec) = st.record.as_mut() {
+                        rec.end("ok", st.bytes);
+                    }
                     st.client.emit(NodeEvent::CallFinished {
                         id,
                         bytes: st.bytes,
@@ -456,6 +486,9 @@ impl ApiClient {
                 }
                 Err(err) => {
                     st.done = true;
+                    if let Some(rec) = st.record.as_mut() {
+                        rec.end(err.class(), st.bytes);
+                    }
                     st.client.emit(NodeEvent::CallFailed {
                         id,
                         error: err.to_string(),

@@ -253,3 +253,30 @@ pub fn parse_peer_addr(text: &str) -> Result<Multiaddr, CallError> {
     peer_of(&addr)?;
     Ok(addr)
 }
+
+impl CallError {
+    /// The failure's class, stable for scripts, tables and metrics.
+    pub fn class(&self) -> &'static str {
+        use crate::wire::frame::Code;
+        match self {
+            CallError::BadAddress { .. } => "bad_address",
+            CallError::DialFailed { .. } => "dial",
+            CallError::Unsupported { .. } => "unsupported",
+            CallError::Stream { .. } | CallError::NodeStopped => "stream",
+            CallError::Timeout { .. } => "timeout",
+            CallError::TooLarge { .. } => "too_large",
+            CallError::LikelyOversizeRequest { .. } => "oversize_request",
+            CallError::Truncated { .. } => "truncated",
+            CallError::BadFrame(_) => "bad_frame",
+            CallError::Remote { code, .. } => match code {
+                Code::Overloaded => "overloaded",
+                Code::UpstreamTimeout => "backend_timeout",
+                Code::UpstreamUnavailable => "backend_unavailable",
+                Code::UpstreamFailed => "backend_failed",
+                Code::RouteNotFound => "route_not_found",
+                Code::Forbidden => "forbidden",
+                _ => "refused",
+            },
+        }
+    }
+}

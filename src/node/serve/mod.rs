@@ -37,6 +37,7 @@ use tokio_util::task::TaskTracker;
 use super::admission::{read_request_within, ReadFailure, Reading};
 use super::api::{Dispatch, InboundStream};
 use super::events::{CallId, NodeEvent, ServeOutcome};
+use super::metrics::NodeMetrics;
 use crate::logs::{Throttle, Untrusted};
 use crate::routes::Routes;
 use crate::upstream::Upstream;
@@ -61,6 +62,7 @@ struct Inner {
     live_streams: AtomicUsize,
     max_live_streams: usize,
     call_ids: Arc<AtomicU64>,
+    metrics: Option<Arc<NodeMetrics>>,
 }
 
 /// Counts one live inbound stream until dropped.
@@ -85,6 +87,7 @@ impl Server {
         queue_depth: usize,
         events: broadcast::Sender<NodeEvent>,
         call_ids: Arc<AtomicU64>,
+        metrics: Option<Arc<NodeMetrics>>,
     ) -> Self {
         let max_live_streams = limits
             .max_concurrent_calls
@@ -115,6 +118,7 @@ impl Server {
                 live_streams: AtomicUsize::new(0),
                 max_live_streams,
                 call_ids,
+                metrics,
             }),
         }
     }
@@ -168,6 +172,7 @@ impl Server {
         why: &'static str,
     ) {
         let write_timeout = self.inner.limits.response_write_timeout;
+        let metrics = self.inner.metrics.clone();
         rt.spawn(async move {
             let v2 = inbound.protocol.as_ref() == wire::PROTOCOL_V2;
             let mut responder = Responder {
@@ -176,6 +181,7 @@ impl Server {
                 write_timeout,
                 body_bytes: 0,
                 timing: Default::default(),
+                metrics,
             };
             let _ = responder
                 .refuse(&Refusal::new(Code::Overloaded, "", why))
@@ -220,6 +226,7 @@ impl Server {
             write_timeout: limits.response_write_timeout,
             body_bytes: 0,
             timing: Default::default(),
+            metrics: self.inner.metrics.clone(),
         };
         let accepted = Instant::now();
 
@@ -324,6 +331,9 @@ impl Server {
             method: crate::logs::untrusted(req.method_or_default()),
             stream: req.is_stream(),
         });
+        if let Some(m) = &self.inner.metrics {
+            m.serve_started();
+        }
         // The backend request lives only as long as the caller wants it.
         let outcome = {
             let respond = std::pin::pin!(self.respond(&mut out, peer, &req));
@@ -340,6 +350,12 @@ impl Server {
         let elapsed = started.elapsed();
         tracing::info!(%peer, route = %Untrusted(&req.route), v2, stream = req.is_stream(), ?outcome, bytes, ?elapsed, "served");
         drop((permit, slot));
+        if let Some(m) = &self.inner.metrics {
+            let known = self.inner.routes.current().contains_key(&req.route);
+            let first_byte = (out.timing.backend_head_us > 0)
+                .then(|| Duration::from_micros(out.timing.backend_head_us));
+            m.serve_finished(&req.route, known, v2, &outcome, bytes, elapsed, first_byte);
+        }
         self.emit(NodeEvent::ServeFinished {
             id,
             outcome,

@@ -93,6 +93,8 @@ pub(super) struct Responder<W> {
     pub(super) body_bytes: u64,
     /// Sent in the 2.0.0 head and end.
     pub(super) timing: ServerTiming,
+    /// Counts the error answers, when the node keeps metrics.
+    pub(super) metrics: Option<std::sync::Arc<crate::node::metrics::NodeMetrics>>,
 }
 
 impl<W: AsyncWrite + Unpin> Responder<W> {
@@ -108,6 +110,9 @@ impl<W: AsyncWrite + Unpin> Responder<W> {
     }
 
     pub(super) async fn refuse(&mut self, refusal: &Refusal) -> Result<(), String> {
+        if let Some(m) = &self.metrics {
+            m.refused(refusal.code);
+        }
         if self.v2 {
             let mut buf = BytesMut::new();
             encode_frame(
