@@ -27,6 +27,7 @@
 //!  route file ──notify──▶ watcher task ──swap──▶ route table (read by serve)
 //! ```
 
+pub mod cmdline;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod event_stream;

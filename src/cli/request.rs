@@ -22,6 +22,10 @@ pub(crate) struct RequestArgs {
     /// Body: literal text, @FILE, or @- for standard input.
     #[arg(short = 'd', long = "data", value_name = "DATA")]
     data: Option<String>,
+    /// Take method, headers and body from a curl command line (as browsers
+    /// and API docs give them); -X, -H and -d given too win over it.
+    #[arg(long, value_name = "'curl ...'")]
+    from_curl: Option<String>,
     /// Seconds the whole call may take (unary) or to the first byte (stream).
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     timeout: f64,
@@ -136,8 +140,21 @@ impl RequestArgs {
         route: &str,
         targets: &Targets,
     ) -> Result<(CallRequest, NodeConfig), (u8, String)> {
-        let headers = parse_headers(&self.headers).map_err(|e| (1, e))?;
-        let body = read_body(&self.data).map_err(|e| (1, e))?;
+        let curl = match &self.from_curl {
+            Some(line) => Some(
+                peerapi::cmdline::from_curl(line).map_err(|e| (2, format!("--from-curl: {e}")))?,
+            ),
+            None => None,
+        };
+        let mut headers: HashMap<String, String> = curl
+            .iter()
+            .flat_map(|c| c.headers.iter().cloned())
+            .collect();
+        headers.extend(parse_headers(&self.headers).map_err(|e| (1, e))?);
+        let body = match (&self.data, &curl) {
+            (None, Some(c)) => Bytes::from(c.body.clone()),
+            _ => read_body(&self.data).map_err(|e| (1, e))?,
+        };
         let (Ok(timeout), Ok(idle)) = (
             Duration::try_from_secs_f64(self.timeout),
             Duration::try_from_secs_f64(self.idle_timeout),
@@ -147,10 +164,12 @@ impl RequestArgs {
                 "--timeout and --idle-timeout must be non-negative numbers of seconds".into(),
             ));
         };
-        let method = self
-            .method
-            .clone()
-            .unwrap_or_else(|| if self.data.is_some() { "POST" } else { "GET" }.to_string());
+        let method = match (&self.method, &curl) {
+            (Some(m), _) => m.clone(),
+            (None, Some(c)) if self.data.is_none() => c.method.clone(),
+            _ if self.data.is_some() => "POST".to_string(),
+            _ => "GET".to_string(),
+        };
         let keypair = match &self.key {
             Some(path) => peerapi::keys::load_key(path).map_err(|e| (1, e.to_string()))?,
             None => libp2p::identity::Keypair::generate_ed25519(),

@@ -151,6 +151,8 @@ pub enum Action {
     SaveOutput,
     /// Copy the output to the clipboard.
     CopyOutput,
+    /// The selected call or the composer as a `peerapi` command line.
+    CopyCommand,
     /// The Log pane's level: error, warn, info, debug.
     CycleLogLevel,
     /// Answer to a yes/no question.

@@ -210,6 +210,13 @@ pub static BINDINGS: &[Binding] = &[
         Action::RerunCall
     ),
     b!(
+        In(Pane::Calls),
+        [(Char('y'), NONE)],
+        "y",
+        "copy as command line",
+        Action::CopyCommand
+    ),
+    b!(
         In(Pane::Output),
         [(Char('v'), NONE)],
         "v",
@@ -320,6 +327,13 @@ pub static BINDINGS: &[Binding] = &[
         "D",
         "hop vs direct",
         Action::Runs(RunsAction::StartHopVsDirect)
+    ),
+    b!(
+        In(Pane::Composer),
+        [(Char('y'), NONE)],
+        "y",
+        "copy as command line",
+        Action::CopyCommand
     ),
     b!(
         In(Pane::Composer),

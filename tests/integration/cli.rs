@@ -148,3 +148,58 @@ fn key_generate_and_show_agree() {
     assert_eq!(gen.stdout, show.stdout);
     assert!(String::from_utf8_lossy(&show.stdout).starts_with("12D3KooW"));
 }
+
+/// A curl line becomes a call (`--from-curl`), the call becomes a command
+/// line (`y` in the console), and that line, run by a shell, makes the
+/// backend see the same method, headers and body.
+#[tokio::test]
+async fn a_curl_line_and_a_copied_command_line_reach_the_backend_alike() {
+    let backend = demo_backend().await;
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.json");
+    std::fs::write(&routes, backend.routes_json()).unwrap();
+    let (_node, addr) = node_process(&routes);
+    let addr = addr.to_string();
+    let sh = |line: String| {
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new("sh").arg("-c").arg(&line).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "{line}\n{stderr}");
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        })
+    };
+    let body = "it's a \"body\"\nwith $HOME and `ticks`";
+    let curl = format!(
+        "curl -sS -X PUT 'https://api.example.com/inspect' -H 'X-Key: a b' -H 'Content-Type: text/plain' --data-raw {}",
+        shlex::try_quote(body).unwrap()
+    );
+    let quoted = |s: &str| shlex::try_quote(s).unwrap().into_owned();
+    let first = within(sh(format!(
+        "{} call {} inspect --from-curl {}",
+        quoted(BIN),
+        quoted(&addr),
+        quoted(&curl)
+    )))
+    .await
+    .unwrap();
+    assert_eq!(first["method"], "PUT");
+    assert_eq!(first["body"], body);
+    assert_eq!(first["headers"]["x-key"], "a b");
+    assert_eq!(first["headers"]["content-type"], "text/plain");
+
+    // The same request as the console copies it.
+    let c = peerapi::cmdline::from_curl(&curl).unwrap();
+    let mut req = peerapi::node::CallRequest::new("inspect")
+        .method(c.method.clone())
+        .body(c.body.clone());
+    for (n, v) in &c.headers {
+        req = req.header(n.clone(), v.clone());
+    }
+    let line = peerapi::cmdline::to_command(&addr, &req, false).unwrap();
+    let line = line.replacen("peerapi ", &format!("{} ", quoted(BIN)), 1);
+    let second = within(sh(line)).await.unwrap();
+    for key in ["method", "body", "body_len"] {
+        assert_eq!(first[key], second[key], "{key}");
+    }
+    assert_eq!(first["headers"]["x-key"], second["headers"]["x-key"]);
+}

@@ -7,6 +7,7 @@
 //! the selected call), `routes` (our table, peers' listings), `prompt`.
 
 mod calls;
+mod clipboard;
 mod composer;
 mod events;
 mod output_view;
@@ -275,13 +276,7 @@ impl State {
                 self.composer.editing = false;
                 return self.fetch_routes_effect().into_iter().collect();
             }
-            Action::Paste(text) => {
-                if let Some(p) = &mut self.prompt {
-                    p.input.insert_str(text.replace('\n', " "));
-                } else if self.focus == Pane::Composer && self.composer.editing {
-                    self.composer.paste(text);
-                }
-            }
+            Action::Paste(text) => self.paste(text),
             Action::PromptKey(key) => {
                 if let Some(p) = &mut self.prompt {
                     p.input.input(key);
@@ -373,16 +368,8 @@ impl State {
                     self.open_prompt(PromptKind::SavePath, "Save output to", &name);
                 }
             }
-            Action::CopyOutput => {
-                if let Some(c) = self.selected_call() {
-                    let text = self.output.copy_text(c);
-                    self.notice(format!(
-                        "copied {} bytes to the clipboard (OSC 52)",
-                        text.len()
-                    ));
-                    return vec![Effect::Copy(text)];
-                }
-            }
+            Action::CopyOutput => return self.copy_output(),
+            Action::CopyCommand => return self.copy_command(),
             Action::CycleLogLevel => {
                 use tracing::Level;
                 self.log.level = match self.log.level {

@@ -276,3 +276,73 @@ fn hop_vs_direct_needs_the_route_here_and_can_be_stopped() {
     assert!(matches!(esc.as_deref(), Some([Effect::StopLoad])));
     assert!(matches!(s.runs, RunsView::Hidden));
 }
+
+#[test]
+fn a_pasted_curl_line_fills_the_composer_and_y_copies_it_as_a_command_line() {
+    let mut s = state();
+    let mut table = crate::RouteTable::new();
+    let url = "http://127.0.0.1:8000/v1/chat/completions";
+    table.insert("chat".into(), crate::Route::new(url, false));
+    s.routes.table.set_memory(table);
+    aim(&mut s, "other");
+    s.focus = Pane::Composer;
+    let target = s.composer.text(Field::Peer);
+    s.update(Action::Paste(
+        "curl https://api.example.com/v1/chat/completions \\\n -H 'Authorization: Bearer k' -sS \\\n -d '{\"stream\": true}'".into(),
+    ));
+    assert_eq!(
+        s.composer.text(Field::Route),
+        "chat",
+        "our route for that URL"
+    );
+    assert_eq!(s.composer.text(Field::Method), "POST");
+    assert_eq!(s.composer.text(Field::Headers), "Authorization: Bearer k");
+    assert_eq!(s.composer.text(Field::Body), r#"{"stream": true}"#);
+    assert!(s.composer.stream, "the body asks for a stream");
+    let notice = s.notice.clone().unwrap().0;
+    assert!(
+        notice.contains("route chat") && notice.contains("ignored -sS"),
+        "{notice}"
+    );
+
+    let effects = press(&mut s, key('y')).unwrap();
+    let [Effect::Copy(line)] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(
+        shlex::split(line).unwrap(),
+        [
+            "peerapi",
+            "stream",
+            &target,
+            "chat",
+            "-H",
+            "Authorization: Bearer k",
+            "-d",
+            r#"{"stream": true}"#
+        ]
+    );
+    assert!(s
+        .notice
+        .clone()
+        .unwrap()
+        .0
+        .starts_with("copied: peerapi stream"));
+
+    // A line that cannot be read changes nothing and says why.
+    s.update(Action::Paste("curl -F file=@x http://h/up".into()));
+    assert!(s.notice.clone().unwrap().0.contains("not supported"));
+    assert_eq!(s.composer.text(Field::Route), "chat");
+
+    // A peer's call to us has no command line.
+    s.update(Action::Node(crate::NodeEvent::ServeStarted {
+        id: crate::node::CallId(1),
+        peer: libp2p::PeerId::random(),
+        route: "chat".into(),
+        method: "GET".into(),
+        stream: false,
+    }));
+    s.focus = Pane::Calls;
+    assert!(press(&mut s, key('y')).unwrap().is_empty());
+    assert!(s.notice.clone().unwrap().0.contains("has no command line"));
+}
