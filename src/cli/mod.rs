@@ -35,6 +35,10 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     node: NodeArgs,
+    /// Console only: watch without changing anything (no calls, route
+    /// edits, dials or disconnects).
+    #[arg(long)]
+    read_only: bool,
 }
 
 #[derive(Subcommand)]
@@ -91,7 +95,7 @@ pub fn main() -> ExitCode {
             Some(Command::Telemetry(cmd)) => subnet::telemetry(cmd).await,
             #[cfg(feature = "console")]
             Some(Command::Demo(args)) => console_result(peerapi::tui::run_demo(args.into()).await),
-            None => open_console(cli.node).await,
+            None => open_console(cli.node, cli.read_only).await,
         }
     });
     // Calls still running in detached tasks must not keep the process alive.
@@ -111,7 +115,7 @@ fn console_result(r: anyhow::Result<()>) -> ExitCode {
 }
 
 #[cfg(feature = "console")]
-async fn open_console(args: NodeArgs) -> ExitCode {
+async fn open_console(args: NodeArgs, read_only: bool) -> ExitCode {
     let config = match args.into_config() {
         Ok(c) => c,
         Err(e) => {
@@ -124,12 +128,20 @@ async fn open_console(args: NodeArgs) -> ExitCode {
         return ExitCode::FAILURE;
     }
     console_result(
-        peerapi::tui::run_console(config.node, config.log_dir, config.max_log_files).await,
+        peerapi::tui::run_console(
+            config.node,
+            peerapi::tui::ConsoleOptions {
+                log_dir: config.log_dir,
+                max_log_files: config.max_log_files,
+                read_only,
+            },
+        )
+        .await,
     )
 }
 
 #[cfg(not(feature = "console"))]
-async fn open_console(_args: NodeArgs) -> ExitCode {
+async fn open_console(_args: NodeArgs, _read_only: bool) -> ExitCode {
     eprintln!("peerapi: this build has no console (built without the `console` feature); see `peerapi --help`");
     ExitCode::from(2)
 }

@@ -32,17 +32,33 @@ pub(super) const LOG_QUEUE: usize = 4096;
 /// Actions taken in one go before a frame may be drawn.
 const MAX_ACTION_BATCH: usize = 10_000;
 
+/// How the console runs, beyond its node.
+#[derive(Clone, Debug)]
+pub struct ConsoleOptions {
+    /// Logs (and call history) go here; default: the data directory.
+    pub log_dir: Option<std::path::PathBuf>,
+    pub max_log_files: usize,
+    /// Watch only: no calls, route edits, dials or disconnects.
+    pub read_only: bool,
+}
+
+impl Default for ConsoleOptions {
+    fn default() -> Self {
+        Self {
+            log_dir: None,
+            max_log_files: crate::logs::DEFAULT_MAX_LOG_FILES,
+            read_only: false,
+        }
+    }
+}
+
 /// Opens the console over a node started from `config`.
-pub async fn run_console(
-    config: NodeConfig,
-    log_dir: Option<std::path::PathBuf>,
-    max_log_files: usize,
-) -> anyhow::Result<()> {
+pub async fn run_console(config: NodeConfig, options: ConsoleOptions) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(LOG_QUEUE);
-    let dir = log_dir.unwrap_or_else(data_dir);
-    let _log = init_logging(&dir, max_log_files, tx.clone());
+    let dir = options.log_dir.clone().unwrap_or_else(data_dir);
+    let _log = init_logging(&dir, options.max_log_files, tx.clone());
     let node = Node::start(config).await.context("cannot start the node")?;
-    run_app(&dir, node, rx, tx, None).await
+    run_app(&dir, node, rx, tx, None, options.read_only).await
 }
 
 /// The console over `node` in this terminal, until the operator quits.
@@ -52,6 +68,7 @@ pub(super) async fn run_app(
     mut actions: mpsc::Receiver<Action>,
     tx: mpsc::Sender<Action>,
     prefill: Option<Entry>,
+    read_only: bool,
 ) -> anyhow::Result<()> {
     let handle = node.handle();
     let pump = tokio::spawn(pump_node_events(handle.clone(), tx.clone()));
@@ -87,6 +104,7 @@ pub(super) async fn run_app(
     let mut terminal = Terminal::new(backend)?;
     terminal.clear()?;
     let mut console = Console::new(terminal, handle, tx, data_dir, prefill).await?;
+    console.set_read_only(read_only);
 
     #[cfg(unix)]
     let mut term_signal =
@@ -191,6 +209,7 @@ impl<B: Backend> Console<B> {
                 history_file,
                 run: None,
                 direct: None,
+                read_only: false,
             },
             theme: Theme::from_env(),
         };
@@ -198,6 +217,13 @@ impl<B: Backend> Console<B> {
             console.runner.run(&mut console.state, effect);
         }
         Ok(console)
+    }
+
+    /// Watch only: the state refuses what would change the subnet or
+    /// the route file, and the runner never carries such an effect out.
+    pub fn set_read_only(&mut self, on: bool) {
+        self.state.read_only = on;
+        self.runner.read_only = on;
     }
 
     /// A terminal event (key, mouse, paste).

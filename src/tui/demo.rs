@@ -85,7 +85,7 @@ pub async fn run_demo(args: DemoOptions) -> anyhow::Result<()> {
         body: r#"{"model": "demo-1", "stream": true, "messages": [{"role": "user", "content": "What is a subnet?"}]}"#.into(),
         stream: true,
     };
-    let result = run_app(&dir, node, rx, tx, Some(prefill)).await;
+    let result = run_app(&dir, node, rx, tx, Some(prefill), false).await;
     for p in peers {
         p.abort();
     }

@@ -59,3 +59,21 @@ pub enum Effect {
     /// Leave the console.
     Quit,
 }
+
+impl Effect {
+    /// Whether carrying it out calls, dials, disconnects or edits routes:
+    /// what a read-only console never does.
+    pub fn changes_something(&self) -> bool {
+        matches!(
+            self,
+            Effect::Send { .. }
+                | Effect::Dial(_)
+                | Effect::Disconnect(_)
+                | Effect::UpsertRoute { .. }
+                | Effect::RemoveRoute(_)
+                | Effect::FanOut { .. }
+                | Effect::Load { .. }
+                | Effect::HopVsDirect { .. }
+        )
+    }
+}

@@ -23,6 +23,6 @@ pub mod state;
 mod terminal;
 pub mod view;
 
-pub use app::{run_console, Console};
+pub use app::{run_console, Console, ConsoleOptions};
 pub use demo::{run_demo, DemoOptions};
 pub use terminal::data_dir;

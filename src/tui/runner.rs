@@ -26,6 +26,8 @@ pub(super) struct Runner {
     pub(super) run: Option<tokio_util::sync::CancellationToken>,
     /// The HTTP client for calls straight to our own backends (made on first use).
     pub(super) direct: Option<crate::upstream::Upstream>,
+    /// Read-only consoles carry out no effect that changes anything.
+    pub(super) read_only: bool,
 }
 
 impl Runner {
@@ -64,6 +66,10 @@ impl Runner {
     }
 
     pub(super) fn run(&mut self, state: &mut State, effect: Effect) {
+        if self.read_only && effect.changes_something() {
+            tracing::warn!("read-only console: not carrying out {effect:?}");
+            return;
+        }
         match effect {
             Effect::Send { id, spec } => {
                 let task = tokio::spawn(send_call(self.handle.clone(), self.tx.clone(), id, spec));

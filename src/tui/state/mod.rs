@@ -13,6 +13,7 @@ mod events;
 mod output_view;
 mod peers;
 mod prompt;
+mod read_only;
 mod routes;
 mod runs;
 mod subnet;
@@ -73,6 +74,8 @@ pub struct State {
     /// The whole screen, as last drawn (for mouse hit tests).
     pub screen: Rect,
     pub quit: bool,
+    /// Watch only (`--read-only`): see `read_only.rs`.
+    pub read_only: bool,
     /// The clock, set by the app before each update and frame (so updates
     /// and drawing are pure functions of the state, and tests control time).
     pub now: Instant,
@@ -106,6 +109,7 @@ impl State {
             notice: None,
             screen: Rect::new(0, 0, 80, 24),
             quit: false,
+            read_only: false,
             now: Instant::now(),
             wall: SystemTime::now(),
         }
@@ -202,6 +206,9 @@ impl State {
     }
 
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        if self.refuse_when_read_only(&action) {
+            return vec![];
+        }
         if let Some(q) = self.question.clone() {
             if let Some(effects) = self.answer_question(q, &action) {
                 return effects;

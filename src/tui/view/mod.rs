@@ -142,5 +142,8 @@ pub fn short_peer(id: &str) -> String {
 }
 
 #[cfg(test)]
+#[path = "snapshots_modes_test.rs"]
+mod snapshots_modes_test;
+#[cfg(test)]
 #[path = "snapshots_test.rs"]
 mod snapshots_test;

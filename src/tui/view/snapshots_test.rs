@@ -11,7 +11,7 @@ use crate::routes::{Route, Routes};
 use crate::tui::action::{Action, Pane};
 use crate::tui::state::{Field, State};
 
-fn peer(n: u8) -> libp2p::PeerId {
+pub(super) fn peer(n: u8) -> libp2p::PeerId {
     libp2p::identity::Keypair::ed25519_from_bytes([n; 32])
         .unwrap()
         .public()
@@ -19,20 +19,25 @@ fn peer(n: u8) -> libp2p::PeerId {
 }
 
 fn render(state: &mut State) -> String {
+    render_at(state, 80, 24)
+}
+
+/// The whole screen at `width` x `height`.
+pub(super) fn render_at(state: &mut State, width: u16, height: u16) -> String {
     // A fixed clock: 10 ms after the newest call started.
     if let Some(c) = state.calls.list.last() {
         state.now = c.started + Duration::from_millis(10);
     }
     state.wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
-    state.screen = ratatui::layout::Rect::new(0, 0, 80, 24);
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    state.screen = ratatui::layout::Rect::new(0, 0, width, height);
     terminal
         .draw(|f| super::draw(f, state, &Theme { color: false }))
         .unwrap();
     terminal.backend().to_string()
 }
 
-fn snapshot(name: &str, screen: String) {
+pub(super) fn snapshot(name: &str, screen: String) {
     insta::assert_snapshot!(name, screen);
 }
 
@@ -40,7 +45,7 @@ fn empty() -> State {
     State::new(peer(1).to_string(), Routes::default(), 1 << 20)
 }
 
-fn populated() -> State {
+pub(super) fn populated() -> State {
     let routes = Routes::new(
         [
             (
@@ -84,7 +89,7 @@ fn populated() -> State {
 }
 
 /// Sends the composer's call and feeds it a finished token stream.
-fn with_finished_stream(s: &mut State) {
+pub(super) fn with_finished_stream(s: &mut State) {
     s.update(Action::Send);
     let t0 = s.calls.list[0].started;
     let tokens = ["Peers", " answer", " one", " another."];

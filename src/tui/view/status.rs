@@ -27,7 +27,16 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         .map(|a| a.split("/p2p/").next().unwrap_or(a).to_string())
         .unwrap_or_else(|| "not listening".into());
     let in_flight = state.in_flight();
-    let line = Line::from(vec![
+    let mut spans = Vec::new();
+    if state.read_only {
+        spans.push(Span::styled(
+            " READ-ONLY ",
+            theme
+                .warn()
+                .add_modifier(ratatui::style::Modifier::REVERSED),
+        ));
+    }
+    spans.extend([
         Span::styled(
             " peerapi ",
             theme.accent().add_modifier(ratatui::style::Modifier::BOLD),
@@ -47,5 +56,5 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             },
         ),
     ]);
-    frame.render_widget(Paragraph::new(line), area);
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }

@@ -1,0 +1,37 @@
+//! Snapshots of the console's modes and layouts at 80x24 and 160x48.
+
+use super::snapshots_test::{populated, render_at, snapshot, with_finished_stream};
+use crate::tui::action::{Action, Pane};
+
+/// Both sizes an operator's terminal is likely to have.
+fn both(name: &str, s: &mut crate::tui::state::State) {
+    snapshot(&format!("{name}_80x24"), render_at(s, 80, 24));
+    snapshot(&format!("{name}_160x48"), render_at(s, 160, 48));
+}
+
+#[test]
+fn read_only_console_shows_its_badge_and_says_why_keys_do_nothing() {
+    let mut s = populated();
+    with_finished_stream(&mut s);
+    s.read_only = true;
+    s.focus = Pane::Composer;
+    assert!(s.update(Action::Send).is_empty(), "no call goes out");
+    both("read_only", &mut s);
+    for action in [
+        Action::AddRoute,
+        Action::StartDial,
+        Action::DisconnectPeer,
+        Action::RerunCall,
+    ] {
+        assert!(s.update(action).is_empty());
+        assert!(s.prompt.is_none(), "no prompt opens");
+        let notice = s.notice.clone().unwrap().0;
+        assert!(
+            notice.starts_with("read-only: ") && notice.contains("--read-only"),
+            "{notice}"
+        );
+    }
+    // Watching still works: focus, views, copying.
+    s.update(Action::FocusNext);
+    assert!(s.update(Action::ToggleSubnet).is_empty());
+}
