@@ -12,6 +12,7 @@ mod metrics;
 mod node;
 mod request;
 mod routes;
+mod shell;
 mod subnet;
 
 use std::process::ExitCode;
@@ -30,7 +31,7 @@ pub(crate) use node::NodeArgs;
                   calls other peers' routes, and (with no subcommand) opens an operator console.",
     after_help = "Start here: `peerapi demo` opens the console on a local demo subnet."
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
@@ -68,6 +69,10 @@ enum Command {
     /// Start a local demo backend and two demo peers, and open the console on them.
     #[cfg(feature = "console")]
     Demo(demo::DemoCmd),
+    /// Print a shell completion script: bash, zsh, fish, elvish, powershell.
+    Completions(shell::CompletionsCmd),
+    /// Print the man page (or write every page with --dir).
+    Man(shell::ManCmd),
 }
 
 pub fn main() -> ExitCode {
@@ -93,6 +98,8 @@ pub fn main() -> ExitCode {
             Some(Command::Bench(cmd)) => bench::run(cmd).await,
             Some(Command::Subnet(cmd)) => subnet::run(cmd).await,
             Some(Command::Telemetry(cmd)) => subnet::telemetry(cmd).await,
+            Some(Command::Completions(cmd)) => shell::completions(cmd),
+            Some(Command::Man(cmd)) => shell::man(cmd),
             #[cfg(feature = "console")]
             Some(Command::Demo(args)) => console_result(peerapi::tui::run_demo(args.into()).await),
             None => open_console(cli.node, cli.read_only).await,

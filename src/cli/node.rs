@@ -228,11 +228,15 @@ impl NodeArgs {
 pub(crate) struct NodeCmd {
     #[command(flatten)]
     node: NodeArgs,
+    /// Print the start-up lines (peer id, listen addresses, metrics URL)
+    /// as JSON objects, one per line.
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) async fn run(cmd: NodeCmd) -> ExitCode {
     let _guard = super::logging::init("info", cmd.node.log_dir.as_deref(), cmd.node.max_log_files);
-    match serve(cmd.node).await {
+    match serve(cmd.node, cmd.json).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("peerapi: {e:#}");
@@ -241,7 +245,7 @@ pub(crate) async fn run(cmd: NodeCmd) -> ExitCode {
     }
 }
 
-async fn serve(args: NodeArgs) -> anyhow::Result<()> {
+async fn serve(args: NodeArgs, json: bool) -> anyhow::Result<()> {
     let resolved = args.into_config()?;
     let metrics = resolved.serve_metrics().await?;
     let config = resolved.node;
@@ -253,12 +257,29 @@ async fn serve(args: NodeArgs) -> anyhow::Result<()> {
         .await
         .context("cannot start the node")?;
     let handle = node.handle();
-    println!("peer id {}", handle.local_peer_id());
+    let say = |event: &str, key: &str, value: String, text: &str| {
+        if json {
+            println!("{}", serde_json::json!({"event": event, key: value}));
+        } else {
+            println!("{text} {value}");
+        }
+    };
+    say(
+        "peer_id",
+        "peer_id",
+        handle.local_peer_id().to_string(),
+        "peer id",
+    );
     for addr in handle.listen_addrs().await? {
-        println!("listening on {addr}");
+        say("listening", "addr", addr.to_string(), "listening on");
     }
     if let Some(addr) = metrics {
-        println!("metrics on http://{addr}/metrics");
+        say(
+            "metrics",
+            "url",
+            format!("http://{addr}/metrics"),
+            "metrics on",
+        );
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();

@@ -8,7 +8,12 @@ use clap::Subcommand;
 #[derive(Subcommand)]
 pub(crate) enum RoutesCmd {
     /// Validate a route file and print its table (exit 1 on errors).
-    Check { file: PathBuf },
+    Check {
+        file: PathBuf,
+        /// The table and the file's errors as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Add or change a route in a route file (atomic write; other keys kept).
     Set {
         file: PathBuf,
@@ -27,13 +32,20 @@ pub(crate) enum RoutesCmd {
         /// Seconds to wait for the answer.
         #[arg(long, value_name = "SECS", default_value_t = 10.0)]
         timeout: f64,
+        /// The routes as a JSON array of {name, stream}.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 pub(crate) async fn run(cmd: RoutesCmd) -> ExitCode {
     match cmd {
-        RoutesCmd::Check { file } => check(&file),
-        RoutesCmd::List { addr, timeout } => list(&addr, timeout).await,
+        RoutesCmd::Check { file, json } => check(&file, json),
+        RoutesCmd::List {
+            addr,
+            timeout,
+            json,
+        } => list(&addr, timeout, json).await,
         RoutesCmd::Set {
             file,
             name,
@@ -68,7 +80,7 @@ pub(crate) async fn run(cmd: RoutesCmd) -> ExitCode {
     }
 }
 
-async fn list(addr: &str, timeout: f64) -> ExitCode {
+async fn list(addr: &str, timeout: f64, json: bool) -> ExitCode {
     let _guard = super::logging::init("warn", None, peerapi::logs::DEFAULT_MAX_LOG_FILES);
     let addr = match peerapi::node::parse_peer_addr(addr) {
         Ok(a) => a,
@@ -91,6 +103,14 @@ async fn list(addr: &str, timeout: f64) -> ExitCode {
     let result = node.handle().list_routes(&addr).await;
     node.abort();
     match result {
+        Ok(routes) if json => {
+            let list: Vec<_> = routes
+                .iter()
+                .map(|r| serde_json::json!({"name": r.name, "stream": r.stream}))
+                .collect();
+            println!("{}", serde_json::Value::Array(list));
+            ExitCode::SUCCESS
+        }
         Ok(routes) => {
             let width = routes
                 .iter()
@@ -115,7 +135,7 @@ async fn list(addr: &str, timeout: f64) -> ExitCode {
     }
 }
 
-fn check(file: &std::path::Path) -> ExitCode {
+fn check(file: &std::path::Path, json: bool) -> ExitCode {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => {
@@ -124,6 +144,30 @@ fn check(file: &std::path::Path) -> ExitCode {
         }
     };
     match peerapi::routes::parse_routes(&text) {
+        Ok(outcome) if json => {
+            let routes: Vec<_> = outcome
+                .table
+                .iter()
+                .map(|(name, r)| serde_json::json!({"name": name, "urls": r.urls, "stream": r.stream}))
+                .collect();
+            let ok = outcome.warnings.is_empty();
+            println!(
+                "{}",
+                serde_json::json!({"file": file.display().to_string(), "ok": ok, "routes": routes, "errors": outcome.warnings})
+            );
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) if json => {
+            println!(
+                "{}",
+                serde_json::json!({"file": file.display().to_string(), "ok": false, "routes": [], "errors": [e.to_string()]})
+            );
+            ExitCode::FAILURE
+        }
         Ok(outcome) => {
             let width = outcome
                 .table

@@ -81,7 +81,13 @@ pub fn spawn_node(
             .lines()
             .map_while(Result::ok)
         {
-            if let Some(a) = line.strip_prefix("listening on ") {
+            // `peerapi node` prints text, or JSON objects with --json.
+            let json = serde_json::from_str::<serde_json::Value>(&line).ok();
+            let listening = json
+                .as_ref()
+                .filter(|j| j["event"] == "listening")
+                .and_then(|j| j["addr"].as_str());
+            if let Some(a) = line.strip_prefix("listening on ").or(listening) {
                 let _ = tx.send(a.to_string());
             }
         }

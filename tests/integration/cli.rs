@@ -203,3 +203,80 @@ async fn a_curl_line_and_a_copied_command_line_reach_the_backend_alike() {
     }
     assert_eq!(first["headers"]["x-key"], second["headers"]["x-key"]);
 }
+
+/// Every command that prints a table or a start-up line has `--json`;
+/// completions and man pages come from the same definitions as the parser.
+#[tokio::test]
+async fn scripts_get_json_completions_and_man_pages() {
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let json = |text: &str| serde_json::from_str::<serde_json::Value>(text.trim()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Keys.
+    let key = dir.path().join("node.key");
+    let key = key.to_str().unwrap();
+    let (code, out, err) = run(&["key", "generate", key, "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let made = json(&out);
+    let (_, out, _) = run(&["key", "show", key, "--json"]);
+    assert_eq!(json(&out)["peer_id"], made["peer_id"]);
+    assert!(made["peer_id"].as_str().unwrap().starts_with("12D3KooW"));
+
+    // A route file with one bad entry: the table, the error, exit 1.
+    let file = dir.path().join("routes.json");
+    std::fs::write(
+        &file,
+        r#"{"ok": "http://127.0.0.1:1/x", "bad": {"url": "ftp://x"}}"#,
+    )
+    .unwrap();
+    let (code, out, _) = run(&["routes", "check", file.to_str().unwrap(), "--json"]);
+    assert_eq!(code, Some(1));
+    let checked = json(&out);
+    assert_eq!(checked["ok"], false);
+    assert_eq!(checked["routes"][0]["name"], "ok");
+    assert_eq!(checked["errors"].as_array().unwrap().len(), 1, "{checked}");
+
+    // A node's start-up lines, and a peer's route listing.
+    let backend = demo_backend().await;
+    std::fs::write(&file, backend.routes_json()).unwrap();
+    let (_node, addr) = node_process_with(&file, &["--json"]);
+    let (code, out, err) = run(&["routes", "list", &addr.to_string(), "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let names: Vec<String> = json(&out)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.contains(&"inference".to_string()), "{names:?}");
+
+    // Completions a shell accepts, and man pages.
+    let (code, script, _) = run(&["completions", "bash"]);
+    assert_eq!(code, Some(0));
+    assert!(script.contains("_peerapi()") && script.contains("--metrics-listen"));
+    let check = Command::new("bash")
+        .args(["-n", "-c", &script])
+        .status()
+        .unwrap();
+    assert!(check.success(), "bash reads the completion script");
+    for shell in ["zsh", "fish"] {
+        assert!(run(&["completions", shell]).1.contains("peerapi"));
+    }
+    let (code, page, _) = run(&["man"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        page.starts_with(".ie") && page.contains(".TH peerapi 1"),
+        "{}",
+        &page[..100]
+    );
+    let pages = dir.path().join("man");
+    assert_eq!(run(&["man", "--dir", pages.to_str().unwrap()]).0, Some(0));
+    assert!(pages.join("peerapi-call.1").exists());
+}
