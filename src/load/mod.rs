@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub use direct::{hop_vs_direct, measure_direct, HopVsDirect, HopVsDirectSpec};
 pub use fanout::{fan_out, PeerResult};
 pub use plan::{parse_duration, LoadPlan};
-pub use sample::{measure, measure_as, Sample};
+pub use sample::{measure, measure_as, measure_counting, Sample};
 pub use stats::{Goodput, Percentiles, Summary};
 
 use crate::node::{CallRequest, NodeHandle};
@@ -167,7 +167,8 @@ pub async fn run(
                         let n = (i % spec.targets.len() as u64) as usize;
                         let (addr, label) = (&spec.targets[n], &labels[n]);
                         let req = spec.request.clone();
-                        shared.finish(measure_as(&h, addr, label, req, spec.stream).await);
+                        let s = measure_counting(&h, addr, label, req, spec.stream).await;
+                        shared.finish(s);
                     }
                 });
             }
@@ -195,11 +196,12 @@ pub async fn run(
                     if i >= limit {
                         break;
                     }
-                    let addr = spec.targets[(i % spec.targets.len() as u64) as usize].clone();
+                    let n = (i % spec.targets.len() as u64) as usize;
+                    let (addr, label) = (spec.targets[n].clone(), labels[n].clone());
                     let (h, req, shared) = (h.clone(), spec.request.clone(), shared.clone());
                     let stream = spec.stream;
                     requests.spawn(async move {
-                        shared.finish(measure(&h, &addr, req, stream).await);
+                        shared.finish(measure_counting(&h, &addr, &label, req, stream).await);
                         drop(permit);
                     });
                 }

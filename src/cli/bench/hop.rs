@@ -37,7 +37,7 @@ pub(super) async fn unary(b: &Bench, label: &str, h: &NodeHandle) -> Vec<Row> {
         let (mut d50, mut d99, mut drate, mut h50, mut h99, mut hrate, mut failed) =
             (vec![], vec![], vec![], vec![], vec![], vec![], 0);
         let mut direct_failed = 0;
-        let (mut lrate, mut lfailed) = (vec![], 0);
+        let (mut lrate, mut brate, mut lfailed) = (vec![], vec![], 0);
         for _ in 0..size.repeats {
             let url = format!("http://{backend}/small");
             let client = http.clone();
@@ -54,12 +54,8 @@ pub(super) async fn unary(b: &Bench, label: &str, h: &NodeHandle) -> Vec<Row> {
                 }
             })
             .await;
-            let (hh, a) = (h.clone(), addr.clone());
-            let hop = unary_run(calls, conc, max, move || {
-                let (hh, a) = (hh.clone(), a.clone());
-                async move { small_call_ok(&hh, &a).await }
-            })
-            .await;
+            let hop = hop_loop(h, addr, calls, conc, max).await;
+            let beside = load_beside_loop(h, addr, calls, conc, max).await;
             d50.push(direct.p50.as_secs_f64() * 1e6);
             d99.push(direct.p99.as_secs_f64() * 1e6);
             drate.push(direct.per_sec);
@@ -68,24 +64,9 @@ pub(super) async fn unary(b: &Bench, label: &str, h: &NodeHandle) -> Vec<Row> {
             hrate.push(hop.per_sec);
             failed += hop.failed;
             direct_failed += direct.failed;
-            // `peerapi load` on the same hop: it must not be the bottleneck.
-            let spec = peerapi::load::LoadSpec {
-                targets: vec![addr.clone()],
-                request: CallRequest::new("small"),
-                stream: false,
-                concurrency: conc,
-                stop: peerapi::load::Stop::Requests(calls as u64),
-                rate: None,
-            };
-            let run = peerapi::load::run(
-                h.clone(),
-                spec,
-                tokio_util::sync::CancellationToken::new(),
-                |_| {},
-            )
-            .await;
-            lfailed += run.samples.iter().filter(|s| !s.ok()).count();
-            lrate.push(run.samples.len() as f64 / run.wall.as_secs_f64().max(1e-9));
+            lfailed += beside.load_failed;
+            lrate.push(beside.load_rate);
+            brate.push(beside.loop_rate);
         }
         let note =
             format!("every body compared; {failed} failed through the hop, {direct_failed} direct");
@@ -113,13 +94,90 @@ pub(super) async fn unary(b: &Bench, label: &str, h: &NodeHandle) -> Vec<Row> {
         });
         rows.push(Row {
             name: format!("peerapi load {label} c={conc} calls/s"),
-            direct: Some(bench_rate),
+            direct: Some(median(brate)),
             hop: median(lrate),
             unit: "/s".into(),
-            note: format!("left: this bench's own loop on the same hop; {lfailed} failed"),
+            note: format!(
+                "left: this bench's own loop on the same hop, turns A B B A; {lfailed} failed"
+            ),
         });
     }
     rows
+}
+
+/// This bench's own loop of small unary calls through the hop.
+async fn hop_loop(
+    h: &NodeHandle,
+    addr: &libp2p::Multiaddr,
+    calls: usize,
+    conc: usize,
+    max: Duration,
+) -> super::measure::Unary {
+    let (hh, a) = (h.clone(), addr.clone());
+    unary_run(calls, conc, max, move || {
+        let (hh, a) = (hh.clone(), a.clone());
+        async move { small_call_ok(&hh, &a).await }
+    })
+    .await
+}
+
+/// Calls/s of this bench's loop and of `peerapi load` on the same hop.
+struct Beside {
+    loop_rate: f64,
+    load_rate: f64,
+    load_failed: usize,
+}
+
+/// This bench's loop and `peerapi load` in turns A B B A, half the calls
+/// each turn, so a machine that speeds up or slows down over the run
+/// favours neither (one turn each, in one order, moved the ratio from
+/// 0.83 to 1.09 between two runs here).
+async fn load_beside_loop(
+    h: &NodeHandle,
+    addr: &libp2p::Multiaddr,
+    calls: usize,
+    conc: usize,
+    max: Duration,
+) -> Beside {
+    let half = (calls / 2).max(1);
+    let (mut loop_secs, mut load_secs, mut load_calls, mut load_failed) = (0.0, 0.0, 0, 0);
+    for loop_first in [true, false] {
+        let (a, b) = if loop_first {
+            let a = hop_loop(h, addr, half, conc, max).await;
+            (a, load_run(h, addr, half, conc).await)
+        } else {
+            let b = load_run(h, addr, half, conc).await;
+            (hop_loop(h, addr, half, conc, max).await, b)
+        };
+        loop_secs += half as f64 / a.per_sec.max(1e-9);
+        load_secs += b.wall.as_secs_f64();
+        load_calls += b.samples.len();
+        load_failed += b.samples.iter().filter(|s| !s.ok()).count();
+    }
+    Beside {
+        loop_rate: (2 * half) as f64 / loop_secs.max(1e-9),
+        load_rate: load_calls as f64 / load_secs.max(1e-9),
+        load_failed,
+    }
+}
+
+/// `peerapi load` making the same calls on the same hop.
+async fn load_run(
+    h: &NodeHandle,
+    addr: &libp2p::Multiaddr,
+    calls: usize,
+    conc: usize,
+) -> peerapi::load::Finished {
+    let spec = peerapi::load::LoadSpec {
+        targets: vec![addr.clone()],
+        request: CallRequest::new("small"),
+        stream: false,
+        concurrency: conc,
+        stop: peerapi::load::Stop::Requests(calls as u64),
+        rate: None,
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    peerapi::load::run(h.clone(), spec, cancel, |_| {}).await
 }
 
 /// The same call with the serving node as its own process, as deployed:
