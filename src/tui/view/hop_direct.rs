@@ -160,7 +160,7 @@ fn verdict_line(hop: &[Sample], direct: &[Sample]) -> String {
         (Some(h), Some(b)) if h > b => {
             let share = (h - b).as_secs_f64() / h.as_secs_f64().max(1e-9) * 100.0;
             format!(
-                "The hop adds {} to the backend's {} ({share:.0}% of the call); the backend takes the rest.",
+                "The hop adds {} to the backend's {} ({share:.1}% of the call); the backend takes the rest.",
                 fmt_dur(h - b),
                 fmt_dur(b)
             )
