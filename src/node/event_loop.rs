@@ -377,7 +377,7 @@ impl EventLoop {
                 });
                 entry.1 = num_established.get();
                 if num_established.get() == 1 {
-                    tracing::info!(peer = %peer_id, %addr, ?direction, "peer connected");
+                    tracing::info!(peer = %peer_id, %addr, %direction, "peer connected");
                     self.emit(NodeEvent::PeerConnected {
                         peer: peer_id,
                         addr,
@@ -405,7 +405,7 @@ impl EventLoop {
                         self.remote_closed(peer_id);
                     }
                     let cause = cause.map(|c| c.to_string());
-                    tracing::info!(peer = %peer_id, ?cause, "peer disconnected");
+                    tracing::info!(peer = %peer_id, cause = cause.as_deref().unwrap_or("closed"), "peer disconnected");
                     self.emit(NodeEvent::PeerDisconnected {
                         peer: peer_id,
                         cause,
@@ -416,7 +416,10 @@ impl EventLoop {
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 let message = error.to_string();
-                tracing::warn!(peer = ?peer_id, "dial failed: {message}");
+                match peer_id {
+                    Some(peer) => tracing::warn!(%peer, "dial failed: {message}"),
+                    None => tracing::warn!("dial failed: {message}"),
+                }
                 if let Some(peer) = peer_id {
                     if !self.swarm.is_connected(&peer) {
                         self.fail_dials(peer, message.clone());

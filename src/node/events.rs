@@ -47,6 +47,29 @@ pub enum ServeOutcome {
 }
 
 /// What we know of a connected peer.
+impl std::fmt::Display for ServeOutcome {
+    /// As an operator reads it in a log line: `ok 200`, `refused: why`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeOutcome::Ok { status } => write!(f, "ok {status}"),
+            ServeOutcome::RouteNotFound => f.write_str("route not found"),
+            ServeOutcome::StreamNotSupported => f.write_str("stream not supported"),
+            ServeOutcome::Refused { reason } => write!(f, "refused: {reason}"),
+            ServeOutcome::Failed { error } => write!(f, "failed: {error}"),
+            ServeOutcome::CallerGone { error } => write!(f, "caller gone: {error}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        })
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct PeerInfo {
     pub peer: PeerId,
@@ -256,5 +279,21 @@ impl From<RouteReload> for NodeEvent {
                 NodeEvent::RoutesRejected { error }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_read_as_words_in_log_lines() {
+        assert_eq!(ServeOutcome::Ok { status: 200 }.to_string(), "ok 200");
+        let refused = ServeOutcome::Refused {
+            reason: "method not allowed".into(),
+        };
+        assert_eq!(refused.to_string(), "refused: method not allowed");
+        assert_eq!(ServeOutcome::RouteNotFound.to_string(), "route not found");
+        assert_eq!(Direction::Inbound.to_string(), "inbound");
     }
 }

@@ -151,6 +151,8 @@ pub enum Action {
     SaveOutput,
     /// Copy the output to the clipboard.
     CopyOutput,
+    /// Give the focused pane the whole screen, or take it back.
+    ToggleZoom,
     /// The selected call or the composer as a `peerapi` command line.
     CopyCommand,
     /// The Log pane's level: error, warn, info, debug.

@@ -65,6 +65,13 @@ pub static BINDINGS: &[Binding] = &[
         "events view (telemetry)",
         Action::ToggleEvents
     ),
+    b!(
+        Global,
+        [(Char('z'), NONE)],
+        "z",
+        "zoom pane",
+        Action::ToggleZoom
+    ),
     b!(Global, [(Char('q'), NONE)], "q", "quit", Action::Quit),
     b!(Global, [(Char('c'), CTRL)], "C-c", "quit", Action::Quit),
     b!(
@@ -421,7 +428,7 @@ mod tests {
             resolve(&key(Char('j')), Pane::Calls),
             Some(Action::Down)
         ));
-        assert!(resolve(&key(Char('z')), Pane::Calls).is_none());
+        assert!(resolve(&key(Char('#')), Pane::Calls).is_none());
     }
 
     #[test]

@@ -17,7 +17,28 @@ pub struct Regions {
     pub footer: Rect,
 }
 
-pub fn regions(area: Rect) -> Regions {
+/// Where each region goes; with `zoom`, that pane takes everything between
+/// the status line and the footer, and the others are not drawn.
+pub fn regions(area: Rect, zoom: Option<Pane>) -> Regions {
+    if let Some(pane) = zoom {
+        let [status, main, footer] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Min(1),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        let only = |p: Pane| if p == pane { main } else { Rect::default() };
+        return Regions {
+            status,
+            peers: only(Pane::Peers),
+            routes: only(Pane::Routes),
+            calls: only(Pane::Calls),
+            output: only(Pane::Output),
+            composer: only(Pane::Composer),
+            log: only(Pane::Log),
+            footer,
+        };
+    }
     let log_h = if area.height >= 30 { 6 } else { 4 };
     let [status, main, log, footer] = Layout::vertical([
         Constraint::Length(1),
@@ -50,8 +71,8 @@ pub fn regions(area: Rect) -> Regions {
 }
 
 /// The pane under a screen position (for mouse clicks and wheel).
-pub fn pane_at(screen: Rect, column: u16, row: u16) -> Option<Pane> {
-    let r = regions(screen);
+pub fn pane_at(screen: Rect, zoom: Option<Pane>, column: u16, row: u16) -> Option<Pane> {
+    let r = regions(screen, zoom);
     let pos = Position { x: column, y: row };
     [
         (r.peers, Pane::Peers),

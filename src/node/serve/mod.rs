@@ -348,7 +348,7 @@ impl Server {
         self.close(&mut out).await;
         let bytes = out.body_bytes;
         let elapsed = started.elapsed();
-        tracing::info!(%peer, route = %Untrusted(&req.route), v2, stream = req.is_stream(), ?outcome, bytes, ?elapsed, "served");
+        tracing::info!(%peer, route = %Untrusted(&req.route), v2, stream = req.is_stream(), %outcome, bytes, ?elapsed, "served");
         drop((permit, slot));
         if let Some(m) = &self.inner.metrics {
             let known = self.inner.routes.current().contains_key(&req.route);

@@ -76,6 +76,8 @@ pub struct State {
     pub quit: bool,
     /// Watch only (`--read-only`): see `read_only.rs`.
     pub read_only: bool,
+    /// The focused pane has the whole screen (`z`).
+    pub zoom: bool,
     /// The clock, set by the app before each update and frame (so updates
     /// and drawing are pure functions of the state, and tests control time).
     pub now: Instant,
@@ -110,9 +112,15 @@ impl State {
             screen: Rect::new(0, 0, 80, 24),
             quit: false,
             read_only: false,
+            zoom: false,
             now: Instant::now(),
             wall: SystemTime::now(),
         }
+    }
+
+    /// The pane that has the whole screen, if one has.
+    pub fn zoomed(&self) -> Option<Pane> {
+        self.zoom.then_some(self.focus)
     }
 
     pub fn in_flight(&self) -> usize {
@@ -376,6 +384,7 @@ impl State {
                 }
             }
             Action::CopyOutput => return self.copy_output(),
+            Action::ToggleZoom => self.zoom = !self.zoom,
             Action::CopyCommand => return self.copy_command(),
             Action::CycleLogLevel => {
                 use tracing::Level;
@@ -411,12 +420,12 @@ impl State {
                 self.routes.remote.insert(target, routes);
             }
             Action::MouseClick { column, row } => {
-                if let Some(p) = pane_at(self.screen, column, row) {
+                if let Some(p) = pane_at(self.screen, self.zoomed(), column, row) {
                     self.focus = p;
                 }
             }
             Action::Scroll { column, row, down } => {
-                if let Some(p) = pane_at(self.screen, column, row) {
+                if let Some(p) = pane_at(self.screen, self.zoomed(), column, row) {
                     let prev = self.focus;
                     self.focus = p;
                     self.move_selection(if down { 3 } else { -3 });

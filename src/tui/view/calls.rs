@@ -23,93 +23,159 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         return;
     }
     let now = state.now;
-    // Narrow screens keep the columns that matter most.
-    let wide = area.width >= 64;
-    let rows = state.calls.list.iter().map(|c| {
-        let dir = if c.outgoing { "→" } else { "←" };
-        let style = match c.state {
-            CallState::Failed => theme.err(),
-            CallState::Cancelled => theme.warn(),
-            CallState::Done => theme.ok(),
-            _ => theme.accent(),
-        };
-        let dur = c
-            .duration
-            .unwrap_or_else(|| now.saturating_duration_since(c.started));
-        let rate = if c.stream {
-            c.output
-                .metrics
-                .rate_window(now)
-                .or(c.output.metrics.rate_overall())
-                .map(|r| format!("{r:.1}t/s"))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        // A finished 2.0.0 call shows its HTTP status; the rest their state.
-        let state_text = match (c.state, c.status) {
-            (crate::tui::state::CallState::Done, Some(s)) => format!("done {s}"),
-            (state, _) if c.status.is_some() && state.in_flight() => {
-                format!("{} {}", state.label(), c.status.unwrap_or_default())
-            }
-            (state, _) => state.label().to_string(),
-        };
-        let cells = vec![
-            format!("{dir}{}", c.id),
-            c.route.clone(),
-            if c.stream {
+    let rows: Vec<(Vec<String>, ratatui::style::Style)> = state
+        .calls
+        .list
+        .iter()
+        .map(|c| {
+            let dir = if c.outgoing { "→" } else { "←" };
+            let style = match c.state {
+                CallState::Failed => theme.err(),
+                CallState::Cancelled => theme.warn(),
+                CallState::Done => theme.ok(),
+                _ => theme.accent(),
+            };
+            let dur = c
+                .duration
+                .unwrap_or_else(|| now.saturating_duration_since(c.started));
+            let rate = if c.stream {
+                c.output
+                    .metrics
+                    .rate_window(now)
+                    .or(c.output.metrics.rate_overall())
+                    .map(|r| format!("{r:.1}t/s"))
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            // A finished 2.0.0 call shows its HTTP status; the rest their state.
+            let state_text = match (c.state, c.status) {
+                (CallState::Done, Some(s)) => format!("done {s}"),
+                (state, Some(s)) if state.in_flight() => format!("{} {s}", state.label()),
+                (state, _) => state.label().to_string(),
+            };
+            let kind = if c.stream {
                 "strm".into()
             } else {
                 c.method.clone()
-            },
-            state_text,
-            fmt_bytes(c.bytes),
-            fmt_dur(dur),
-            rate,
-            short_peer(&c.peer),
-        ];
-        Row::new(pick(cells, wide)).style(style)
-    });
-    let widths = if wide {
-        vec![
-            Constraint::Length(4),
-            Constraint::Length(10),
-            Constraint::Length(5),
-            Constraint::Length(10),
-            Constraint::Length(7),
-            Constraint::Length(7),
-            Constraint::Length(8),
-            Constraint::Min(6),
-        ]
-    } else {
-        // #, ROUTE, STATE, TIME, RATE in 34 columns.
-        vec![
-            Constraint::Length(3),
-            Constraint::Length(7),
-            Constraint::Length(8),
-            Constraint::Length(7),
-            Constraint::Min(5),
-        ]
-    };
+            };
+            let cells = vec![
+                format!("{dir}{}", c.id),
+                c.route.clone(),
+                kind,
+                state_text,
+                fmt_bytes(c.bytes),
+                fmt_dur(dur),
+                rate,
+                short_peer(&c.peer),
+            ];
+            (cells, style)
+        })
+        .collect();
     let header = [
         "#", "ROUTE", "KIND", "STATE", "BYTES", "TIME", "RATE", "PEER",
     ];
-    let table = Table::new(rows, widths)
-        .header(Row::new(pick(header.to_vec(), wide)).style(theme.dim()))
-        .row_highlight_style(theme.selected())
-        .block(block);
+    let widths = column_widths(&header, rows.iter().map(|(c, _)| c.as_slice()));
+    let (shown, widths) = columns_that_fit(&widths, area.width.saturating_sub(2));
+    let pick =
+        |cells: &[String]| -> Vec<String> { shown.iter().map(|&i| cells[i].clone()).collect() };
+    let table = Table::new(
+        rows.iter()
+            .map(|(cells, style)| Row::new(pick(cells)).style(*style)),
+        shown.iter().map(|&i| Constraint::Length(widths[i])),
+    )
+    .header(Row::new(shown.iter().map(|&i| header[i])).style(theme.dim()))
+    .row_highlight_style(theme.selected())
+    .block(block);
     let mut ts = TableState::default().with_selected(Some(state.calls.sel));
     frame.render_stateful_widget(table, area, &mut ts);
 }
 
-/// All columns when wide; otherwise #, ROUTE, STATE, TIME, RATE.
-fn pick<T>(cols: Vec<T>, wide: bool) -> Vec<T> {
-    if wide {
-        return cols;
+/// Longest text a column may take; longer cells are cut.
+const MAX_COLUMN_WIDTH: [u16; 8] = [6, 24, 6, 14, 7, 8, 10, 15];
+/// Columns in the order they are kept as space runs out: #, ROUTE,
+/// STATE, TIME, PEER, RATE, BYTES, KIND.
+const COLUMN_PRIORITY: [usize; 8] = [0, 1, 3, 5, 7, 6, 4, 2];
+
+/// Each column's width: its longest cell or header, within its maximum.
+fn column_widths<'a>(header: &[&str; 8], rows: impl Iterator<Item = &'a [String]>) -> [u16; 8] {
+    let mut widths = header.map(|h| h.chars().count() as u16);
+    for cells in rows {
+        for (w, cell) in widths.iter_mut().zip(cells) {
+            *w = (*w).max(cell.chars().count() as u16);
+        }
     }
-    cols.into_iter()
-        .enumerate()
-        .filter(|(i, _)| matches!(i, 0 | 1 | 3 | 5 | 6))
-        .map(|(_, c)| c)
-        .collect()
+    for (w, max) in widths.iter_mut().zip(MAX_COLUMN_WIDTH) {
+        *w = (*w).min(max);
+    }
+    widths
+}
+
+/// Narrowest the route column gets to make room for another column.
+const MIN_ROUTE_WIDTH: u16 = 8;
+
+/// The columns that fit in `width` (one space between columns), most
+/// important first, shown in their usual order; the route column gives
+/// up to its minimum before a column is left out. Returns the columns and
+/// their widths.
+fn columns_that_fit(widths: &[u16; 8], width: u16) -> (Vec<usize>, [u16; 8]) {
+    let mut widths = *widths;
+    let mut used = 0u16;
+    let mut shown: Vec<usize> = Vec::new();
+    for i in COLUMN_PRIORITY {
+        let need = widths[i] + u16::from(!shown.is_empty());
+        let short = (used + need).saturating_sub(width);
+        let route_spare = if shown.contains(&1) {
+            widths[1].saturating_sub(MIN_ROUTE_WIDTH)
+        } else {
+            0
+        };
+        if short > route_spare && shown.len() >= 2 {
+            continue;
+        }
+        if short > 0 && shown.contains(&1) {
+            widths[1] -= short.min(route_spare);
+            used -= short.min(route_spare);
+        }
+        used += need;
+        shown.push(i);
+    }
+    shown.sort_unstable();
+    (shown, widths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_keep_route_and_state_whole_and_add_the_peer_when_there_is_room() {
+        let header = [
+            "#", "ROUTE", "KIND", "STATE", "BYTES", "TIME", "RATE", "PEER",
+        ];
+        let row: Vec<String> = [
+            "→12",
+            "inference",
+            "strm",
+            "streaming 200",
+            "1.2K",
+            "561.0ms",
+            "25.0t/s",
+            "12D3KooW…2NASuq",
+        ]
+        .map(String::from)
+        .to_vec();
+        let widths = column_widths(&header, std::iter::once(row.as_slice()));
+        assert_eq!(widths[1], 9, "the whole route");
+        assert_eq!(widths[3], 13, "the whole state");
+        // 34 columns (80x24): #, ROUTE (one letter shorter), STATE, TIME.
+        let (shown, fitted) = columns_that_fit(&widths, 34);
+        assert_eq!(shown, [0, 1, 3, 5]);
+        assert_eq!((fitted[1], fitted[3]), (8, 13));
+        // 60 columns: the peer too, the route whole.
+        let (shown, fitted) = columns_that_fit(&widths, 60);
+        assert!(shown.contains(&7));
+        assert_eq!(fitted[1], 9);
+        assert_eq!(columns_that_fit(&widths, 200).0.len(), 8);
+    }
 }

@@ -82,7 +82,7 @@ pub fn pane_block<'a>(state: &State, theme: &Theme, pane: Pane, title: String) -
 
 pub fn draw(frame: &mut Frame, state: &State, theme: &Theme) {
     let area = frame.area();
-    let r = regions(area);
+    let r = regions(area, state.zoomed());
     status::draw(frame, r.status, state, theme);
     peers::draw(frame, r.peers, state, theme);
     routes::draw(frame, r.routes, state, theme);

@@ -229,10 +229,11 @@ fn metrics_line(call: &CallView, now: Instant, theme: &Theme) -> Line<'static> {
         format!("{} ", call.state.label()),
         theme.accent(),
     )];
-    if let Some(t) = m.ttfb {
-        parts.push(Span::raw(format!("ttfb {} ", fmt_dur(t))));
-    }
+    // What an operator watches first comes first: a narrow pane cuts the end.
     if call.stream {
+        if let Some(r) = m.rate_window(now).or_else(|| m.rate_overall()) {
+            parts.push(Span::styled(format!("{r:.1} tok/s "), theme.ok()));
+        }
         if let Some(t) = m.ttft {
             parts.push(Span::raw(format!("ttft {} ", fmt_dur(t))));
         }
@@ -241,11 +242,11 @@ fn metrics_line(call: &CallView, now: Instant, theme: &Theme) -> Line<'static> {
             "{n} tok{} ",
             if reported { "" } else { " (est)" }
         )));
-        if let Some(r) = m.rate_window(now) {
-            parts.push(Span::styled(format!("{r:.1} tok/s "), theme.ok()));
-        } else if let Some(r) = m.rate_overall() {
-            parts.push(Span::styled(format!("{r:.1} tok/s "), theme.ok()));
-        }
+    }
+    if let Some(t) = m.ttfb {
+        parts.push(Span::raw(format!("ttfb {} ", fmt_dur(t))));
+    }
+    if call.stream {
         if let (Some(p50), Some(p99)) = (m.gap_percentile(0.5), m.gap_percentile(0.99)) {
             parts.push(Span::styled(
                 format!("gap p50 {} p99 {} ", fmt_dur(p50), fmt_dur(p99)),

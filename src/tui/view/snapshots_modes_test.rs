@@ -35,3 +35,20 @@ fn read_only_console_shows_its_badge_and_says_why_keys_do_nothing() {
     s.update(Action::FocusNext);
     assert!(s.update(Action::ToggleSubnet).is_empty());
 }
+
+#[test]
+fn the_layout_fits_the_screen_and_zoom_gives_a_pane_all_of_it() {
+    let mut s = populated();
+    with_finished_stream(&mut s);
+    // Columns from the space there is: the peer shows at 160x48.
+    both("layout", &mut s);
+    let wide = render_at(&mut s, 160, 48);
+    assert!(wide.contains("PEER"), "{wide}");
+    s.focus = Pane::Output;
+    s.update(Action::ToggleZoom);
+    both("zoomed_output", &mut s);
+    let zoomed = render_at(&mut s, 80, 24);
+    assert!(!zoomed.contains("Peers (2)"), "the other panes give way");
+    s.update(Action::ToggleZoom);
+    assert!(render_at(&mut s, 80, 24).contains("Peers (2)"));
+}
