@@ -153,6 +153,8 @@ pub enum Action {
     CopyOutput,
     /// Give the focused pane the whole screen, or take it back.
     ToggleZoom,
+    /// Ask for the Output pane's jq filter.
+    SetJqFilter,
     /// The selected call or the composer as a `peerapi` command line.
     CopyCommand,
     /// The Log pane's level: error, warn, info, debug.

@@ -288,6 +288,13 @@ pub static BINDINGS: &[Binding] = &[
     ),
     b!(
         In(Pane::Output),
+        [(Char('|'), NONE), (Char('|'), SHIFT)],
+        "|",
+        "jq filter",
+        Action::SetJqFilter
+    ),
+    b!(
+        In(Pane::Output),
         [(Char('t'), NONE)],
         "t",
         "token JSON path",

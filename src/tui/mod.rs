@@ -15,6 +15,7 @@ mod demo;
 pub mod effect;
 pub mod history;
 pub mod input;
+pub mod jq;
 pub mod keymap;
 pub mod layout;
 pub mod output;

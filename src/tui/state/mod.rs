@@ -385,6 +385,14 @@ impl State {
             }
             Action::CopyOutput => return self.copy_output(),
             Action::ToggleZoom => self.zoom = !self.zoom,
+            Action::SetJqFilter => {
+                let current = self.output.jq.as_ref().map(|f| f.text.clone());
+                self.open_prompt(
+                    PromptKind::JqFilter,
+                    "jq filter on each event or the body (empty: off)",
+                    current.as_deref().unwrap_or(".choices[0].delta.content"),
+                );
+            }
             Action::CopyCommand => return self.copy_command(),
             Action::CycleLogLevel => {
                 use tracing::Level;

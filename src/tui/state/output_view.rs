@@ -23,6 +23,8 @@ pub struct OutputView {
     pub search_hit: usize,
     /// Show the response head (protocol, status, headers) above the body.
     pub show_headers: bool,
+    /// Show each event (or the whole body) through this jq filter (`|`).
+    pub jq: Option<crate::tui::jq::JqFilter>,
 }
 
 impl OutputView {
@@ -36,6 +38,7 @@ impl OutputView {
             search: None,
             search_hit: 0,
             show_headers: false,
+            jq: None,
         }
     }
 

@@ -16,6 +16,7 @@ pub enum PromptKind {
     SavePath,
     TokenPath,
     LoadPlan,
+    JqFilter,
 }
 
 pub struct Prompt {
@@ -118,6 +119,17 @@ impl State {
                 Err(e) => self.prompt = Some(prompt.with_error(e)),
             },
             PromptKind::Search => self.output.set_search(text),
+            PromptKind::JqFilter if text.is_empty() => {
+                self.output.jq = None;
+                self.notice("jq filter off");
+            }
+            PromptKind::JqFilter => match crate::tui::jq::JqFilter::compile(&text) {
+                Ok(f) => {
+                    self.output.jq = Some(f);
+                    self.notice(format!("jq {text}: on each event, or the whole body"));
+                }
+                Err(e) => self.prompt = Some(prompt.with_error(e)),
+            },
             PromptKind::LoadPlan => match crate::load::LoadPlan::parse(&text) {
                 Ok(plan) => return self.on_runs(super::RunsAction::StartLoad(plan)),
                 Err(e) => self.prompt = Some(prompt.with_error(e)),

@@ -30,6 +30,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     if let Some(s) = &state.output.search {
         flags.push(format!("/{s}"));
     }
+    if let Some(f) = &state.output.jq {
+        flags.push(format!("| {}", f.text));
+    }
     let Some(call) = state.selected_call() else {
         let block = pane_block(
             state,
@@ -105,8 +108,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     } else {
         ((need + 1) * (width + 1) * 4).min(VIEW_WINDOW_BYTES)
     };
-    match state.output.mode {
-        OutputMode::Raw => {
+    match (&state.output.jq, state.output.mode) {
+        (Some(filter), _) => jq_lines(call, filter, need, &mut lines),
+        (None, OutputMode::Raw) => {
             let raw = &call.output.raw[..raw_len.min(call.output.raw.len())];
             let start = tail_start(raw, need, window_limit);
             let window = &raw[start..];
@@ -127,7 +131,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             }
             lines.extend(text.lines().map(str::to_string));
         }
-        OutputMode::Events => {
+        (None, OutputMode::Events) => {
             let events = &call.output.events[..ev_len.min(call.output.events.len())];
             let skip = events.len().saturating_sub(need + 200);
             if call.output.events_dropped > 0 || skip > 0 {
@@ -149,7 +153,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
                 lines.push("(no SSE or NDJSON events in this body; v for raw)".into());
             }
         }
-        OutputMode::Text => {
+        (None, OutputMode::Text) => {
             if call.output.text.is_empty() && !call.output.raw.is_empty() {
                 // No tokens recognised (not an inference stream): show the body.
                 let raw = &call.output.raw;
@@ -221,6 +225,39 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         })
         .collect();
     frame.render_widget(Paragraph::new(shown), body);
+}
+
+/// Largest body the jq filter reads whole (a frame must stay quick).
+pub const MAX_JQ_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// The jq filter's outputs: per event (the latest that fit on screen, and
+/// some), or for the whole body when it has no events.
+fn jq_lines(
+    call: &CallView,
+    filter: &crate::tui::jq::JqFilter,
+    need: usize,
+    lines: &mut Vec<String>,
+) {
+    let events = &call.output.events;
+    if !events.is_empty() {
+        let skip = events.len().saturating_sub(need + 200);
+        for e in &events[skip..] {
+            if e.data.trim() == "[DONE]" {
+                continue;
+            }
+            lines.extend(filter.apply(e.data.as_bytes()));
+        }
+        return;
+    }
+    let raw = &call.output.raw;
+    if raw.len() > MAX_JQ_BODY_BYTES || call.output.dropped > 0 {
+        lines.push(format!(
+            "(the body is {}: too large for the jq view; s saves it for jq)",
+            fmt_bytes(call.bytes)
+        ));
+    } else if !raw.is_empty() {
+        lines.extend(filter.apply(raw));
+    }
 }
 
 fn metrics_line(call: &CallView, now: Instant, theme: &Theme) -> Line<'static> {

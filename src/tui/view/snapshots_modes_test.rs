@@ -52,3 +52,28 @@ fn the_layout_fits_the_screen_and_zoom_gives_a_pane_all_of_it() {
     s.update(Action::ToggleZoom);
     assert!(render_at(&mut s, 80, 24).contains("Peers (2)"));
 }
+
+#[test]
+fn a_jq_filter_shows_each_event_through_it_in_the_zoomed_output() {
+    let mut s = populated();
+    with_finished_stream(&mut s);
+    s.focus = Pane::Output;
+    s.update(Action::SetJqFilter);
+    assert!(s.prompt.is_some(), "the filter is asked for");
+    s.update(Action::PromptSubmit);
+    assert!(s.prompt.is_none(), "the default filter compiles");
+    s.update(Action::ToggleZoom);
+    both("zoomed_output_jq", &mut s);
+    let screen = render_at(&mut s, 80, 24);
+    for token in [r#""Peers""#, r#"" answer""#, r#"" another.""#] {
+        assert!(screen.contains(token), "{token} in {screen}");
+    }
+    // A filter that does not compile keeps the prompt open, saying why.
+    s.update(Action::SetJqFilter);
+    if let Some(p) = s.prompt.as_mut() {
+        p.input = ratatui_textarea::TextArea::from(vec![".choices[".to_string()]);
+    }
+    s.update(Action::PromptSubmit);
+    let error = s.prompt.as_ref().and_then(|p| p.error.clone()).unwrap();
+    assert!(error.starts_with("jq: cannot read"), "{error}");
+}
