@@ -3,14 +3,20 @@ use std::time::Instant;
 
 use crate::common::*;
 
-#[tokio::test]
-async fn call_and_stream_against_a_node_process() {
+/// A `peerapi node` process in front of the demo backend (kept while the
+/// returned values are held), and its address.
+async fn demo_node_process() -> (peerapi::demo::DemoBackend, tempfile::TempDir, Proc, String) {
     let backend = demo_backend().await;
     let dir = tempfile::tempdir().unwrap();
     let routes = dir.path().join("routes.json");
     std::fs::write(&routes, backend.routes_json()).unwrap();
-    let (_node, addr) = node_process(&routes);
-    let addr = addr.to_string();
+    let (node, addr) = node_process(&routes);
+    (backend, dir, node, addr.to_string())
+}
+
+#[tokio::test]
+async fn call_and_stream_against_a_node_process() {
+    let (_backend, _dir, _node, addr) = demo_node_process().await;
     assert!(addr.contains("/p2p/12D3KooW"), "{addr}");
 
     let run = |args: Vec<String>| {
@@ -154,12 +160,7 @@ fn key_generate_and_show_agree() {
 /// backend see the same method, headers and body.
 #[tokio::test]
 async fn a_curl_line_and_a_copied_command_line_reach_the_backend_alike() {
-    let backend = demo_backend().await;
-    let dir = tempfile::tempdir().unwrap();
-    let routes = dir.path().join("routes.json");
-    std::fs::write(&routes, backend.routes_json()).unwrap();
-    let (_node, addr) = node_process(&routes);
-    let addr = addr.to_string();
+    let (_backend, _dir, _node, addr) = demo_node_process().await;
     let sh = |line: String| {
         tokio::task::spawn_blocking(move || {
             let out = Command::new("sh").arg("-c").arg(&line).output().unwrap();

@@ -44,6 +44,24 @@ async fn node_for(backend: std::net::SocketAddr, path: &str) -> (peerapi::Node, 
     serving_node(routes).await
 }
 
+/// The demo backend (tokens 2 ms apart after `first_token`) plus a route
+/// `fail` whose backend answers 500; the backends live as long as they are held.
+async fn demo_with_a_failing_route(
+    first_token: Duration,
+) -> (DemoBackend, StreamBackend, RouteTable) {
+    let pace = DemoPace {
+        first_token,
+        per_token: Duration::from_millis(2),
+    };
+    let demo = DemoBackend::start("127.0.0.1:0".parse().unwrap(), pace)
+        .await
+        .unwrap();
+    let failing = StreamBackend::start().await;
+    let mut routes = demo.routes();
+    routes.insert("fail".into(), Route::new(failing.url("/fail500"), false));
+    (demo, failing, routes)
+}
+
 async fn cli(args: &[&str]) -> (std::process::ExitStatus, String, String) {
     let out = within(
         tokio::process::Command::new(env!("CARGO_BIN_EXE_peerapi"))
@@ -112,16 +130,7 @@ async fn fan_out_names_the_slow_peer_and_the_one_that_answers_differently() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_run_reports_every_request_once_with_the_percentiles_of_its_samples() {
-    let pace = DemoPace {
-        first_token: Duration::from_millis(5),
-        per_token: Duration::from_millis(2),
-    };
-    let demo = DemoBackend::start("127.0.0.1:0".parse().unwrap(), pace)
-        .await
-        .unwrap();
-    let failing = StreamBackend::start().await;
-    let mut routes = demo.routes();
-    routes.insert("fail".into(), Route::new(failing.url("/fail500"), false));
+    let (_demo, _failing, routes) = demo_with_a_failing_route(Duration::from_millis(5)).await;
     let (_node, addr) = serving_node(routes).await;
     let addr = addr.to_string();
     let (status, stdout, stderr) = cli(&[
@@ -185,16 +194,8 @@ async fn hop_vs_direct_measures_both_sides_of_the_same_backend_alike() {
     use peerapi::node::CallRequest;
     use peerapi::upstream::Upstream;
 
-    let pace = DemoPace {
-        first_token: Duration::from_millis(20),
-        per_token: Duration::from_millis(2),
-    };
-    let demo = DemoBackend::start("127.0.0.1:0".parse().unwrap(), pace)
-        .await
-        .unwrap();
-    let failing = StreamBackend::start().await;
-    let mut routes = demo.routes();
-    routes.insert("fail".into(), Route::new(failing.url("/fail500"), false));
+    let first_token = Duration::from_millis(20);
+    let (_demo, _failing, routes) = demo_with_a_failing_route(first_token).await;
     let (_server, addr) = serving_node(routes.clone()).await;
     let caller = client().await;
     let upstream = Upstream::new(Default::default()).unwrap();
@@ -217,10 +218,7 @@ async fn hop_vs_direct_measures_both_sides_of_the_same_backend_alike() {
         assert!(s.ok(), "{:?}: {:?}", s.error, s.detail);
         assert_eq!(s.tokens, 6, "the backend's own usage, both sides");
         let ttft = s.ttft.expect("a first token");
-        assert!(
-            ttft >= pace.first_token,
-            "{ttft:?} before the backend's pace"
-        );
+        assert!(ttft >= first_token, "{ttft:?} before the backend's pace");
     }
     assert!(r.direct.iter().all(|s| s.peer == "direct"));
     assert!(r.hop.iter().all(|s| s.peer == addr.to_string()));
