@@ -167,7 +167,7 @@ impl State {
             RunsAction::AskLoad => {
                 self.prompt = Some(Prompt::new(
                     PromptKind::LoadPlan,
-                    "Load run: n=REQUESTS or z=DURATION, c=AT_ONCE, rate=PER_SEC, goodput=ttft:500ms,e2e:10s",
+                    "Load run: n=REQUESTS or z=30s, c=AT_ONCE, rate=PER_SEC, goodput=…",
                     &self.load_plan.to_string(),
                 ));
             }
