@@ -153,6 +153,10 @@ pub enum Action {
     CopyOutput,
     /// Give the focused pane the whole screen, or take it back.
     ToggleZoom,
+    /// Mark the selected call as the one bodies are diffed against.
+    MarkDiffBase,
+    /// Show the selected body as a diff against the marked call's.
+    ToggleBodyDiff,
     /// Ask for the Output pane's jq filter.
     SetJqFilter,
     /// The selected call or the composer as a `peerapi` command line.

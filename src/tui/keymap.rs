@@ -218,6 +218,13 @@ pub static BINDINGS: &[Binding] = &[
     ),
     b!(
         In(Pane::Calls),
+        [(Char('m'), NONE)],
+        "m",
+        "mark for diff",
+        Action::MarkDiffBase
+    ),
+    b!(
+        In(Pane::Calls),
         [(Char('y'), NONE)],
         "y",
         "copy as command line",
@@ -285,6 +292,13 @@ pub static BINDINGS: &[Binding] = &[
         "y",
         "copy (OSC 52)",
         Action::CopyOutput
+    ),
+    b!(
+        In(Pane::Output),
+        [(Char('d'), NONE)],
+        "d",
+        "diff with marked call",
+        Action::ToggleBodyDiff
     ),
     b!(
         In(Pane::Output),

@@ -116,6 +116,8 @@ pub struct Calls {
     pub output_cap: usize,
     /// JSON path for token text set by the user (None: the common shapes).
     pub token_path: Option<String>,
+    /// The call the Output pane's diff compares the selected one with (`m`).
+    pub diff_base: Option<LocalId>,
 }
 
 impl Calls {
@@ -127,7 +129,14 @@ impl Calls {
             next_id: 1,
             output_cap,
             token_path: None,
+            diff_base: None,
         }
+    }
+
+    /// The call marked as the diff's base, while it is listed.
+    pub fn diff_base(&self) -> Option<&CallView> {
+        let id = self.diff_base?;
+        self.list.iter().find(|c| c.id == id)
     }
 
     pub fn in_flight(&self) -> usize {

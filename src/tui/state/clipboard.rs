@@ -5,6 +5,32 @@ use super::{Field, Pane, State};
 use crate::tui::effect::Effect;
 
 impl State {
+    /// `m` in Calls: the selected call becomes the diff's base (again: none).
+    pub(super) fn mark_diff_base(&mut self) {
+        let Some(id) = self.selected_call().map(|c| c.id) else {
+            return;
+        };
+        if self.calls.diff_base == Some(id) {
+            self.calls.diff_base = None;
+            self.notice(format!("call #{id} unmarked"));
+        } else {
+            self.calls.diff_base = Some(id);
+            self.notice(format!(
+                "call #{id} marked: select another call and press d in Output to diff them"
+            ));
+        }
+    }
+
+    /// `d` in Output: the selected body against the marked call's.
+    pub(super) fn toggle_diff(&mut self) {
+        if self.calls.diff_base().is_none() {
+            self.output.diff = false;
+            self.notice("d: mark a call to compare with first (m in Calls)");
+            return;
+        }
+        self.output.diff = !self.output.diff;
+    }
+
     pub(super) fn copy_output(&mut self) -> Vec<Effect> {
         let Some(c) = self.selected_call() else {
             return vec![];

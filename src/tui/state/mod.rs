@@ -385,6 +385,8 @@ impl State {
             }
             Action::CopyOutput => return self.copy_output(),
             Action::ToggleZoom => self.zoom = !self.zoom,
+            Action::MarkDiffBase => self.mark_diff_base(),
+            Action::ToggleBodyDiff => self.toggle_diff(),
             Action::SetJqFilter => {
                 let current = self.output.jq.as_ref().map(|f| f.text.clone());
                 self.open_prompt(

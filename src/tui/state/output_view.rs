@@ -25,6 +25,8 @@ pub struct OutputView {
     pub show_headers: bool,
     /// Show each event (or the whole body) through this jq filter (`|`).
     pub jq: Option<crate::tui::jq::JqFilter>,
+    /// Show the selected call's body as a diff against the marked call's (`d`).
+    pub diff: bool,
 }
 
 impl OutputView {
@@ -39,6 +41,7 @@ impl OutputView {
             search_hit: 0,
             show_headers: false,
             jq: None,
+            diff: false,
         }
     }
 

@@ -33,6 +33,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     if let Some(f) = &state.output.jq {
         flags.push(format!("| {}", f.text));
     }
+    if let (true, Some(base)) = (state.output.diff, state.calls.diff_base()) {
+        flags.push(format!("diff vs #{}", base.id));
+    }
     let Some(call) = state.selected_call() else {
         let block = pane_block(
             state,
@@ -108,7 +111,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     } else {
         ((need + 1) * (width + 1) * 4).min(VIEW_WINDOW_BYTES)
     };
+    let diff_base = state.output.diff.then(|| state.calls.diff_base()).flatten();
     match (&state.output.jq, state.output.mode) {
+        _ if diff_base.is_some() => diff_lines(diff_base, call, &mut lines),
         (Some(filter), _) => jq_lines(call, filter, need, &mut lines),
         (None, OutputMode::Raw) => {
             let raw = &call.output.raw[..raw_len.min(call.output.raw.len())];
@@ -212,8 +217,11 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let shown: Vec<Line> = visual[start..end]
         .iter()
         .map(|l| {
-            if l.starts_with('✖') {
+            if l.starts_with('✖') || (diff_base.is_some() && l.starts_with("- ")) {
                 return Line::styled(l.clone(), theme.err());
+            }
+            if diff_base.is_some() && l.starts_with("+ ") {
+                return Line::styled(l.clone(), theme.ok());
             }
             if l.contains("STALL ") || l.starts_with('…') {
                 return Line::styled(l.clone(), theme.warn());
@@ -225,6 +233,43 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         })
         .collect();
     frame.render_widget(Paragraph::new(shown), body);
+}
+
+/// Most bytes of each body the diff compares.
+pub const MAX_DIFF_BYTES: usize = 1024 * 1024;
+
+/// A call's body as text for a diff: its token text when it has some,
+/// else the body.
+fn diff_text(call: &CallView) -> String {
+    if !call.output.text.is_empty() {
+        let t = &call.output.text;
+        return t[..floor_char(t, MAX_DIFF_BYTES.min(t.len()))].to_string();
+    }
+    let raw = &call.output.raw;
+    String::from_utf8_lossy(&raw[..raw.len().min(MAX_DIFF_BYTES)]).into_owned()
+}
+
+/// The marked call's body (`-`) against the selected one's (`+`), by line.
+fn diff_lines(base: Option<&CallView>, call: &CallView, lines: &mut Vec<String>) {
+    let Some(base) = base else {
+        return;
+    };
+    let (old, new) = (diff_text(base), diff_text(call));
+    let diff = similar::TextDiff::from_lines(&old, &new);
+    for change in diff.iter_all_changes() {
+        let sign = match change.tag() {
+            similar::ChangeTag::Delete => "- ",
+            similar::ChangeTag::Insert => "+ ",
+            similar::ChangeTag::Equal => "  ",
+        };
+        lines.push(format!(
+            "{sign}{}",
+            change.to_string_lossy().trim_end_matches('\n')
+        ));
+    }
+    if old == new {
+        lines.push(format!("(the same as #{})", base.id));
+    }
 }
 
 /// Largest body the jq filter reads whole (a frame must stay quick).

@@ -77,3 +77,31 @@ fn a_jq_filter_shows_each_event_through_it_in_the_zoomed_output() {
     let error = s.prompt.as_ref().and_then(|p| p.error.clone()).unwrap();
     assert!(error.starts_with("jq: cannot read"), "{error}");
 }
+
+#[test]
+fn the_selected_body_diffs_against_the_marked_call() {
+    use super::snapshots_test::with_finished_stream_of;
+    let mut s = populated();
+    // JSON-escaped newlines: each token ends a line of the text.
+    with_finished_stream_of(&mut s, &["The answer\\n", "is 42.\\n", "Done."]);
+    with_finished_stream_of(&mut s, &["The answer\\n", "is 41.\\n", "Done."]);
+    s.focus = Pane::Output;
+    s.update(Action::ToggleBodyDiff);
+    assert!(!s.output.diff, "nothing marked yet");
+    assert!(s.notice.clone().unwrap().0.contains("m in Calls"));
+    // Mark call #1, then select #2 and diff.
+    s.focus = Pane::Calls;
+    let first = s.calls.list.iter().position(|c| c.id == 1).unwrap();
+    s.calls.sel = first;
+    s.update(Action::MarkDiffBase);
+    s.calls.sel = s.calls.list.iter().position(|c| c.id == 2).unwrap();
+    s.focus = Pane::Output;
+    s.update(Action::ToggleBodyDiff);
+    both("output_diff", &mut s);
+    let screen = render_at(&mut s, 80, 24);
+    assert!(
+        screen.contains("- is 42.") && screen.contains("+ is 41."),
+        "{screen}"
+    );
+    assert!(render_at(&mut s, 160, 48).contains("diff vs #1"));
+}

@@ -90,24 +90,29 @@ pub(super) fn populated() -> State {
 
 /// Sends the composer's call and feeds it a finished token stream.
 pub(super) fn with_finished_stream(s: &mut State) {
+    with_finished_stream_of(s, &["Peers", " answer", " one", " another."]);
+}
+
+/// Sends the composer's call and feeds it `tokens` as a finished stream.
+pub(super) fn with_finished_stream_of(s: &mut State, tokens: &[&str]) {
     s.update(Action::Send);
-    let t0 = s.calls.list[0].started;
-    let tokens = ["Peers", " answer", " one", " another."];
+    let call = s.calls.list.iter().max_by_key(|c| c.id).unwrap();
+    let (id, t0) = (call.id, call.started);
     for (i, tok) in tokens.iter().enumerate() {
         let ev = format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{tok}\"}}}}]}}\n\n");
         s.update(Action::CallBytes {
-            id: 1,
+            id,
             bytes: ev.into(),
             at: t0 + Duration::from_millis(400 + 40 * i as u64),
         });
     }
     s.update(Action::CallBytes {
-        id: 1,
+        id,
         bytes: "data: [DONE]\n\n".into(),
         at: t0 + Duration::from_millis(560),
     });
     s.update(Action::CallEnded {
-        id: 1,
+        id,
         error: None,
         at: t0 + Duration::from_millis(561),
         server_timing: None,
