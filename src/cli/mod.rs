@@ -141,6 +141,7 @@ async fn open_console(args: NodeArgs, read_only: bool) -> ExitCode {
                 log_dir: config.log_dir,
                 max_log_files: config.max_log_files,
                 read_only,
+                keys_file: None,
             },
         )
         .await,

@@ -40,6 +40,8 @@ pub struct ConsoleOptions {
     pub max_log_files: usize,
     /// Watch only: no calls, route edits, dials or disconnects.
     pub read_only: bool,
+    /// Keys of one's own (default: `keys.json` in the config directory).
+    pub keys_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ConsoleOptions {
@@ -48,6 +50,7 @@ impl Default for ConsoleOptions {
             log_dir: None,
             max_log_files: crate::logs::DEFAULT_MAX_LOG_FILES,
             read_only: false,
+            keys_file: None,
         }
     }
 }
@@ -58,7 +61,7 @@ pub async fn run_console(config: NodeConfig, options: ConsoleOptions) -> anyhow:
     let dir = options.log_dir.clone().unwrap_or_else(data_dir);
     let _log = init_logging(&dir, options.max_log_files, tx.clone());
     let node = Node::start(config).await.context("cannot start the node")?;
-    run_app(&dir, node, rx, tx, None, options.read_only).await
+    run_app(&dir, node, rx, tx, None, &options).await
 }
 
 /// The console over `node` in this terminal, until the operator quits.
@@ -68,7 +71,7 @@ pub(super) async fn run_app(
     mut actions: mpsc::Receiver<Action>,
     tx: mpsc::Sender<Action>,
     prefill: Option<Entry>,
-    read_only: bool,
+    options: &ConsoleOptions,
 ) -> anyhow::Result<()> {
     let handle = node.handle();
     let pump = tokio::spawn(pump_node_events(handle.clone(), tx.clone()));
@@ -104,7 +107,23 @@ pub(super) async fn run_app(
     let mut terminal = Terminal::new(backend)?;
     terminal.clear()?;
     let mut console = Console::new(terminal, handle, tx, data_dir, prefill).await?;
-    console.set_read_only(read_only);
+    console.set_read_only(options.read_only);
+    let keys_file = options
+        .keys_file
+        .clone()
+        .or_else(super::user_keys::default_path);
+    if let Some(path) = keys_file {
+        match super::user_keys::UserKeys::load(&path) {
+            Ok(keys) => console.state.user_keys = keys,
+            Err(e) => {
+                // The defaults stay; the operator sees why their keys do not.
+                tracing::warn!("keymap not used, defaults kept: {e}");
+                console
+                    .state
+                    .update(Action::Notice(format!("keys: {e} (defaults kept)")));
+            }
+        }
+    }
 
     #[cfg(unix)]
     let mut term_signal =

@@ -85,7 +85,8 @@ pub async fn run_demo(args: DemoOptions) -> anyhow::Result<()> {
         body: r#"{"model": "demo-1", "stream": true, "messages": [{"role": "user", "content": "What is a subnet?"}]}"#.into(),
         stream: true,
     };
-    let result = run_app(&dir, node, rx, tx, Some(prefill), false).await;
+    let options = super::app::ConsoleOptions::default();
+    let result = run_app(&dir, node, rx, tx, Some(prefill), &options).await;
     for p in peers {
         p.abort();
     }

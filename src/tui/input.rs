@@ -96,5 +96,8 @@ fn key_action(state: &State, key: KeyEvent) -> Option<Action> {
             _ => Action::EditKey(key),
         });
     }
+    if let Some(own) = state.user_keys.resolve(&key, state.focus) {
+        return own;
+    }
     keymap::resolve(&key, state.focus)
 }

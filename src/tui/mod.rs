@@ -22,6 +22,7 @@ pub mod output;
 mod runner;
 pub mod state;
 mod terminal;
+pub mod user_keys;
 pub mod view;
 
 pub use app::{run_console, Console, ConsoleOptions};

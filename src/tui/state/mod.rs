@@ -78,6 +78,8 @@ pub struct State {
     pub read_only: bool,
     /// The focused pane has the whole screen (`z`).
     pub zoom: bool,
+    /// Keys of the operator's own (`keys.json`), over the defaults.
+    pub user_keys: crate::tui::user_keys::UserKeys,
     /// The clock, set by the app before each update and frame (so updates
     /// and drawing are pure functions of the state, and tests control time).
     pub now: Instant,
@@ -113,6 +115,7 @@ impl State {
             quit: false,
             read_only: false,
             zoom: false,
+            user_keys: Default::default(),
             now: Instant::now(),
             wall: SystemTime::now(),
         }

@@ -17,7 +17,7 @@ pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     h
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, theme: &Theme) {
+pub fn draw(frame: &mut Frame, area: Rect, state: &crate::tui::state::State, theme: &Theme) {
     let rect = centered(area, 78, area.height);
     frame.render_widget(Clear, rect);
     let block = Block::default()
@@ -28,6 +28,12 @@ pub fn draw(frame: &mut Frame, area: Rect, theme: &Theme) {
     let width = inner.width.saturating_sub(2).max(10) as usize;
     // One compact paragraph per scope, so every binding fits on 80x24.
     let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+    // The operator's own keys first: they win over the defaults below.
+    let own = &state.user_keys.keys;
+    if !own.is_empty() {
+        let items = own.iter().map(|k| format!("{} {}", k.key, k.help()));
+        sections.push(("Yours".into(), items.collect()));
+    }
     for b in BINDINGS.iter().filter(|b| !b.label.is_empty()) {
         let name = match b.scope {
             Scope::Global => "Everywhere".to_string(),

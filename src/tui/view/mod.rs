@@ -102,7 +102,7 @@ pub fn draw(frame: &mut Frame, state: &State, theme: &Theme) {
         subnet::draw(frame, area, state, theme);
     }
     if state.help {
-        help::draw(frame, area, theme);
+        help::draw(frame, area, state, theme);
     }
 }
 

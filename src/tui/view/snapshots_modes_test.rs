@@ -105,3 +105,19 @@ fn the_selected_body_diffs_against_the_marked_call() {
     );
     assert!(render_at(&mut s, 160, 48).contains("diff vs #1"));
 }
+
+#[test]
+fn the_help_shows_the_keys_of_ones_own_first() {
+    let mut s = populated();
+    let text = r#"{"global": {"Z": "zoom pane"}, "output": {"J": "jq filter", "|": null}}"#;
+    s.user_keys =
+        crate::tui::user_keys::UserKeys::parse(text, std::path::Path::new("keys.json")).unwrap();
+    s.update(Action::ToggleHelp);
+    both("help_with_own_keys", &mut s);
+    let screen = render_at(&mut s, 160, 48);
+    assert!(
+        screen.contains("Yours")
+            && screen.contains("Z zoom pane")
+            && screen.contains("| (unbound)")
+    );
+}
