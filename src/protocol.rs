@@ -87,6 +87,8 @@ pub struct ApiProtocolConfig {
     /// Counts calls served and made, for `NodeMetrics::encode` (None: no
     /// counting, no cost).
     pub metrics: Option<Arc<crate::node::metrics::NodeMetrics>>,
+    /// The span served calls log in (`Span::none()`: none).
+    pub log_span: tracing::Span,
 }
 
 impl Default for ApiProtocolConfig {
@@ -99,6 +101,7 @@ impl Default for ApiProtocolConfig {
             access: PeerAccess::default(),
             inbound_queue_depth: DEFAULT_INBOUND_QUEUE_DEPTH,
             metrics: None,
+            log_span: tracing::Span::none(),
         }
     }
 }
@@ -140,9 +143,12 @@ impl ApiProtocol {
             upstream,
             config.serve,
             config.inbound_queue_depth,
-            events.clone(),
-            call_ids.clone(),
-            config.metrics.clone(),
+            crate::node::serve::Reports {
+                events: events.clone(),
+                call_ids: call_ids.clone(),
+                metrics: config.metrics.clone(),
+                log_span: config.log_span,
+            },
         );
         let connections = Connections::default();
         let behaviour = api::Behaviour::new(

@@ -132,6 +132,9 @@ pub struct NodeConfig {
     pub connection_limits: ConnectionLimits,
     /// DAG sync and the DAG we hold.
     pub subnet: crate::subnet::SubnetConfig,
+    /// Names this node in its log lines (`node{name=...}`): for processes
+    /// that run several nodes, as the demo does.
+    pub log_label: Option<String>,
     /// Where calls and swarm events are counted, for a metrics endpoint
     /// (`NodeMetrics::encode`); None: nothing counted, no cost.
     pub metrics: Option<Arc<metrics::NodeMetrics>>,
@@ -164,6 +167,7 @@ impl NodeConfig {
             connection_limits: ConnectionLimits::default(),
             subnet: crate::subnet::SubnetConfig::default(),
             metrics: None,
+            log_label: None,
         }
     }
 }
@@ -210,6 +214,10 @@ impl Node {
         let local_peer_id = config.keypair.public().to_peer_id();
         let routes = config.routes.clone();
         let metrics = config.metrics.clone();
+        let log_span = match &config.log_label {
+            Some(name) => tracing::info_span!("node", name = %name),
+            None => tracing::Span::none(),
+        };
 
         let watcher = match &config.route_file {
             Some(path) => {
@@ -255,6 +263,7 @@ impl Node {
                 access: config.access.clone(),
                 inbound_queue_depth: config.inbound_queue_depth,
                 metrics: metrics.clone(),
+                log_span: log_span.clone(),
             },
             events.clone(),
             call_ids,
@@ -342,7 +351,7 @@ impl Node {
         let shutdown_grace = config.shutdown_grace;
         let (swarm_loop, ready) =
             event_loop::EventLoop::new(config, api, subnet, events, command_rx)?;
-        tasks.spawn(swarm_loop.run());
+        tasks.spawn(tracing::Instrument::instrument(swarm_loop.run(), log_span));
         ready.await.map_err(|_| NodeError::Stopped)??;
         Ok(Node {
             handle,

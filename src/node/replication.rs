@@ -121,10 +121,11 @@ impl Replicator {
             gossip: self.gossip.clone(),
             counters: self.counters.clone(),
         };
-        rt.spawn(async move {
+        // In the node's log span (the event loop's), so its lines say which node.
+        rt.spawn(tracing::Instrument::in_current_span(async move {
             job.run().await;
             drop(permit);
-        });
+        }));
     }
 }
 

@@ -52,8 +52,9 @@ pub async fn run_demo(args: DemoOptions) -> anyhow::Result<()> {
         .context("cannot start the demo backend")?;
     let mut peers = Vec::new();
     let mut addrs = Vec::new();
-    for backend in [&backend_a, &backend_b] {
+    for (backend, name) in [(&backend_a, "peer A"), (&backend_b, "peer B")] {
         let mut cfg = NodeConfig::new(libp2p::identity::Keypair::generate_ed25519());
+        cfg.log_label = Some(name.into());
         cfg.routes = Routes::new(backend.routes());
         let node = Node::start(cfg).await.context("cannot start a demo peer")?;
         let addr = node
@@ -73,6 +74,7 @@ pub async fn run_demo(args: DemoOptions) -> anyhow::Result<()> {
     let mut cfg = NodeConfig::new(libp2p::identity::Keypair::generate_ed25519());
     cfg.route_file = Some(route_file);
     cfg.bootstrap = addrs.clone();
+    cfg.log_label = Some("console".into());
     let node = Node::start(cfg)
         .await
         .context("cannot start the console's node")?;

@@ -32,8 +32,38 @@ struct PaneLayer {
     tx: mpsc::Sender<Action>,
 }
 
-impl<S: tracing::Subscriber> Layer<S> for PaneLayer {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+/// The `name` of a `node` span: which node of a process wrote a line.
+struct NodeName(String);
+
+impl<S> Layer<S> for PaneLayer
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if attrs.metadata().name() != "node" {
+            return;
+        }
+        struct Name(Option<String>);
+        impl tracing::field::Visit for Name {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "name" {
+                    self.0 = Some(format!("{value:?}"));
+                }
+            }
+        }
+        let mut name = Name(None);
+        attrs.record(&mut name);
+        if let (Some(span), Some(name)) = (ctx.span(id), name.0) {
+            span.extensions_mut().insert(NodeName(name));
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
         struct Visit(String);
         impl tracing::field::Visit for Visit {
             fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
@@ -53,6 +83,14 @@ impl<S: tracing::Subscriber> Layer<S> for PaneLayer {
         }
         let mut v = Visit(String::new());
         event.record(&mut v);
+        let node = ctx.event_scope(event).and_then(|scope| {
+            scope
+                .into_iter()
+                .find_map(|span| span.extensions().get::<NodeName>().map(|n| n.0.clone()))
+        });
+        if let Some(node) = node {
+            v.0.insert_str(0, &format!("[{node}] "));
+        }
         let _ = self.tx.try_send(Action::Log(
             v.0.trim_end().to_string(),
             *event.metadata().level(),
@@ -117,5 +155,28 @@ pub(super) fn restore_terminal() {
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
         restore_terminal();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[test]
+    fn a_line_written_inside_a_node_span_names_the_node() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let subscriber = tracing_subscriber::registry().with(PaneLayer { tx });
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("node", name = %"peer A");
+            span.in_scope(|| tracing::info!(peer = "p", "served"));
+            tracing::info!("outside");
+        });
+        let line = |rx: &mut mpsc::Receiver<Action>| match rx.try_recv() {
+            Ok(Action::Log(text, _)) => text,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(line(&mut rx), "[peer A] served peer=p");
+        assert_eq!(line(&mut rx), "outside");
     }
 }

@@ -1,5 +1,5 @@
-//! The rest of the client: raw streams for tools, the route listing, and
-//! the Python-shaped `call_remote`/`stream_remote`.
+//! The rest of the client: its options and peers, raw streams for tools,
+//! the route listing, and the Python-shaped `call_remote`/`stream_remote`.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -8,10 +8,39 @@ use bytes::Bytes;
 use futures::AsyncWriteExt;
 use libp2p::PeerId;
 
-use super::{connected, ApiClient, CallError, CallRequest, CallStream};
+use super::{connected, ApiClient, CallError, CallOptions, CallRequest, CallStream};
+use crate::node::events::NodeEvent;
 use crate::wire;
 
 impl ApiClient {
+    /// What this client's calls are bounded by.
+    pub fn options(&self) -> &CallOptions {
+        &self.options
+    }
+
+    /// Call events (`CallStarted` … `CallFinished`) from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    /// Records the protocols identify reported for `peer`, so that calls
+    /// propose the one it speaks alone (one round trip less). Without it,
+    /// calls still work: every proposal waits for its answer.
+    pub fn set_peer_protocols(&self, peer: PeerId, protocols: Vec<String>) {
+        self.connections.set_protocols(peer, protocols);
+    }
+
+    /// Whether a connection to `peer` is open.
+    pub fn is_connected(&self, peer: &PeerId) -> bool {
+        self.connections.is_connected(peer)
+    }
+
+    /// The call's metrics record, when the node keeps metrics.
+    pub(super) fn record(&self, route: &str) -> Option<crate::node::metrics::CallRecord> {
+        let metrics = self.metrics.clone()?;
+        Some(crate::node::metrics::CallRecord::start(metrics, route))
+    }
+
     /// Opens a raw stream on `protocol` to a connected `peer`, for tools
     /// and tests that speak the bytes themselves.
     pub async fn open_raw(

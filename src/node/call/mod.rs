@@ -84,40 +84,12 @@ fn connected() -> std::future::Ready<Result<(), CallError>> {
 }
 
 impl ApiClient {
-    /// What this client's calls are bounded by.
-    pub fn options(&self) -> &CallOptions {
-        &self.options
-    }
-
-    /// Call events (`CallStarted` … `CallFinished`) from now on.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<NodeEvent> {
-        self.events.subscribe()
-    }
-
-    /// Records the protocols identify reported for `peer`, so that calls
-    /// propose the one it speaks alone (one round trip less). Without it,
-    /// calls still work: every proposal waits for its answer.
-    pub fn set_peer_protocols(&self, peer: PeerId, protocols: Vec<String>) {
-        self.connections.set_protocols(peer, protocols);
-    }
-
-    /// Whether a connection to `peer` is open.
-    pub fn is_connected(&self, peer: &PeerId) -> bool {
-        self.connections.is_connected(peer)
-    }
-
     pub(crate) fn next_call_id(&self) -> CallId {
         CallId(self.ids.fetch_add(1, Ordering::Relaxed))
     }
 
     pub(crate) fn emit(&self, event: NodeEvent) {
         let _ = self.events.send(event);
-    }
-
-    /// The call's metrics record, when the node keeps metrics.
-    fn record(&self, route: &str) -> Option<super::metrics::CallRecord> {
-        let metrics = self.metrics.clone()?;
-        Some(super::metrics::CallRecord::start(metrics, route))
     }
 
     async fn open(

@@ -63,6 +63,7 @@ struct Inner {
     max_live_streams: usize,
     call_ids: Arc<AtomicU64>,
     metrics: Option<Arc<NodeMetrics>>,
+    log_span: tracing::Span,
 }
 
 /// Counts one live inbound stream until dropped.
@@ -79,16 +80,29 @@ pub(crate) struct Server {
     inner: Arc<Inner>,
 }
 
+/// Where a server reports what it serves: events, call ids it shares
+/// with the node, metrics and the log span.
+pub(crate) struct Reports {
+    pub(crate) events: broadcast::Sender<NodeEvent>,
+    pub(crate) call_ids: Arc<AtomicU64>,
+    pub(crate) metrics: Option<Arc<NodeMetrics>>,
+    pub(crate) log_span: tracing::Span,
+}
+
 impl Server {
     pub(crate) fn new(
         routes: Routes,
         upstream: Upstream,
         limits: ServeLimits,
         queue_depth: usize,
-        events: broadcast::Sender<NodeEvent>,
-        call_ids: Arc<AtomicU64>,
-        metrics: Option<Arc<NodeMetrics>>,
+        reports: Reports,
     ) -> Self {
+        let Reports {
+            events,
+            call_ids,
+            metrics,
+            log_span,
+        } = reports;
         let max_live_streams = limits
             .max_concurrent_calls
             .saturating_add(queue_depth.max(1));
@@ -119,6 +133,7 @@ impl Server {
                 max_live_streams,
                 call_ids,
                 metrics,
+                log_span,
             }),
         }
     }
@@ -155,13 +170,14 @@ impl Server {
         }
         let live = LiveStream(inner.clone());
         let this = self.clone();
-        inner.tracker.spawn_on(
-            async move {
-                this.serve(inbound).await;
-                drop(live);
-            },
-            &rt,
-        );
+        let serve = async move {
+            this.serve(inbound).await;
+            drop(live);
+        };
+        let span = inner.log_span.clone();
+        inner
+            .tracker
+            .spawn_on(tracing::Instrument::instrument(serve, span), &rt);
     }
 
     /// Answers "overloaded" and closes, on a task of its own.

@@ -186,36 +186,6 @@ impl State {
         self.prompt = Some(Prompt::new(kind, title, initial));
     }
 
-    /// While a question is open only its answer and outside news get in.
-    fn answer_question(&mut self, question: Question, action: &Action) -> Option<Vec<Effect>> {
-        if let Action::Confirm(yes) = action {
-            self.question = None;
-            return Some(match (question, yes) {
-                (Question::Quit, true) => {
-                    self.quit = true;
-                    vec![Effect::Quit]
-                }
-                (Question::DeleteRoute(name), true) => vec![Effect::RemoveRoute(name)],
-                _ => vec![],
-            });
-        }
-        let news = matches!(
-            action,
-            Action::Node(_)
-                | Action::CallHead { .. }
-                | Action::CallBytes { .. }
-                | Action::CallEnded { .. }
-                | Action::Log(..)
-                | Action::Peers(_)
-                | Action::SubnetStats { .. }
-                | Action::Listening(_)
-                | Action::Notice(_)
-                | Action::RemoteRoutes { .. }
-                | Action::ForceQuit
-        );
-        (!news).then(Vec::new)
-    }
-
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
         if self.refuse_when_read_only(&action) {
             return vec![];

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use ratatui_textarea::TextArea;
 
 use super::State;
+use crate::tui::action::Action;
 use crate::tui::effect::Effect;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +91,40 @@ pub fn parse_route_line(text: &str) -> Result<RouteLine, String> {
 }
 
 impl State {
+    /// While a question is open only its answer and outside news get in.
+    pub(super) fn answer_question(
+        &mut self,
+        question: Question,
+        action: &Action,
+    ) -> Option<Vec<Effect>> {
+        if let Action::Confirm(yes) = action {
+            self.question = None;
+            return Some(match (question, yes) {
+                (Question::Quit, true) => {
+                    self.quit = true;
+                    vec![Effect::Quit]
+                }
+                (Question::DeleteRoute(name), true) => vec![Effect::RemoveRoute(name)],
+                _ => vec![],
+            });
+        }
+        let news = matches!(
+            action,
+            Action::Node(_)
+                | Action::CallHead { .. }
+                | Action::CallBytes { .. }
+                | Action::CallEnded { .. }
+                | Action::Log(..)
+                | Action::Peers(_)
+                | Action::SubnetStats { .. }
+                | Action::Listening(_)
+                | Action::Notice(_)
+                | Action::RemoteRoutes { .. }
+                | Action::ForceQuit
+        );
+        (!news).then(Vec::new)
+    }
+
     /// Enter in the open prompt: its effects, or the prompt again with
     /// what is wrong.
     pub(super) fn submit_prompt(&mut self) -> Vec<Effect> {
