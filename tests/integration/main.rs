@@ -26,4 +26,6 @@ mod reload;
 mod results;
 mod silent;
 mod subnet;
+mod subnet_dag;
+mod subnet_telemetry;
 mod timing;

@@ -8,9 +8,10 @@ use serde_json::Value;
 use crate::common::{config, start, within};
 use crate::python::{python_for, PyLibp2p};
 
-const SUBNET_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/subnet_peer.py");
+pub(crate) const SUBNET_PY: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/subnet_peer.py");
 
-fn vectors() -> Value {
+pub(crate) fn vectors() -> Value {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/vectors/peer_state_dag.json"
@@ -20,7 +21,11 @@ fn vectors() -> Value {
 }
 
 /// Runs `subnet_peer.py dag-sync` against `addr`; its stdout lines.
-async fn dag_sync_client(version: PyLibp2p, addr: &libp2p::Multiaddr, rounds: u32) -> Vec<String> {
+pub(crate) async fn dag_sync_client(
+    version: PyLibp2p,
+    addr: &libp2p::Multiaddr,
+    rounds: u32,
+) -> Vec<String> {
     let out = within(
         tokio::process::Command::new(python_for(version))
             .arg(SUBNET_PY)
@@ -47,7 +52,7 @@ async fn dag_sync_client(version: PyLibp2p, addr: &libp2p::Multiaddr, rounds: u3
         .collect()
 }
 
-fn line<'a>(lines: &'a [String], prefix: &str) -> &'a str {
+pub(crate) fn line<'a>(lines: &'a [String], prefix: &str) -> &'a str {
     lines
         .iter()
         .find_map(|l| l.strip_prefix(prefix))
@@ -343,293 +348,6 @@ async fn subnet_watch_prints_the_roster_and_rejected_gossip_as_json_lines() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn telemetry_from_a_template_style_sender_is_verified_and_forgeries_flagged() {
-    use tokio::io::AsyncBufReadExt;
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_peerapi"))
-        .args(["telemetry", "--json", "--listen", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(server.stdout.take().unwrap()).lines();
-    let first: Value =
-        serde_json::from_str(&within(lines.next_line()).await.unwrap().unwrap()).unwrap();
-    let url = first["addr"].as_str().unwrap().to_string();
-    let out = within(
-        tokio::process::Command::new(python_for(PyLibp2p::V081))
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/interop/telemetry_sender.py"
-            ))
-            .args([url.as_str(), "--count", "3"])
-            .output(),
-    )
-    .await
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && !stderr.contains("Traceback"),
-        "{stderr}"
-    );
-    let mut events = Vec::new();
-    while events.len() < 5 {
-        let line = within(lines.next_line())
-            .await
-            .unwrap()
-            .expect("server runs");
-        events.push(serde_json::from_str::<Value>(&line).unwrap());
-    }
-    let verified: Vec<&Value> = events.iter().filter(|e| e["verified"] == true).collect();
-    assert_eq!(verified.len(), 3, "{events:#?}");
-    assert!(verified
-        .iter()
-        .all(|e| e["event"] == "api_call_remote" && e["subnet_node_id"] == 7));
-    let errors: Vec<&str> = events.iter().filter_map(|e| e["error"].as_str()).collect();
-    assert_eq!(
-        errors,
-        [
-            "signature does not verify",
-            "peer_id is not the signing key's"
-        ]
-    );
-}
-
-/// A `subnet_peer.py dag-serve` peer: its address and its chain's head.
-struct DagServer {
-    child: tokio::process::Child,
-    stderr: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-    addr: libp2p::Multiaddr,
-    head: String,
-    /// Kept open: the peer prints a line per request.
-    _stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-}
-
-async fn dag_server(version: PyLibp2p, count: u32, forged: u32) -> DagServer {
-    use tokio::io::AsyncBufReadExt;
-    let dir = tempfile::tempdir().unwrap();
-    let stderr = dir.path().join("stderr.log");
-    let mut child = tokio::process::Command::new(python_for(version))
-        .arg(SUBNET_PY)
-        .args(["dag-serve", "--count", &count.to_string()])
-        .args(["--forged", &forged.to_string()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let (addr, head) = within(async {
-        let mut addr = None;
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(a) = line.strip_prefix("READY ") {
-                addr = Some(a.parse::<libp2p::Multiaddr>().unwrap());
-            }
-            if let Some(h) = line.strip_prefix("HEAD ") {
-                return (addr.expect("READY before HEAD"), h.to_string());
-            }
-        }
-        panic!(
-            "{version:?} DAG server exited early:\n{}",
-            std::fs::read_to_string(&stderr).unwrap_or_default()
-        );
-    })
-    .await;
-    DagServer {
-        child,
-        stderr,
-        _dir: dir,
-        addr,
-        head,
-        _stdout: lines,
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dag_is_replicated_from_a_template_style_peer_and_served_again() {
-    for version in [PyLibp2p::V081, PyLibp2p::V060] {
-        let mut server = dag_server(version, 20, 1).await;
-        let (node, addr) = start(config()).await;
-        let h = node.handle();
-        let mut events = h.subscribe();
-        h.dial(&server.addr).await.expect("dial the DAG server");
-        let (kept, invalid, error) = within(async {
-            loop {
-                if let peerapi::NodeEvent::DagReplicated {
-                    kept,
-                    invalid,
-                    error,
-                    ..
-                } = events.recv().await.expect("node events")
-                {
-                    return (kept, invalid, error);
-                }
-            }
-        })
-        .await;
-        assert_eq!(
-            error,
-            None,
-            "{version:?}; the server's stderr:\n{}",
-            std::fs::read_to_string(&server.stderr).unwrap_or_default()
-        );
-        assert_eq!(
-            (kept, invalid),
-            (20, 1),
-            "{version:?}: the chain kept, the forgery not"
-        );
-        let summary = h.dag().lock().unwrap().summary("general-dag");
-        assert_eq!(summary.head_ids, vec![server.head.clone()], "{version:?}");
-        assert_eq!((summary.node_count, summary.orphan_count), (20, 0));
-        assert_eq!(
-            h.replication_counters()
-                .invalid
-                .load(std::sync::atomic::Ordering::Relaxed),
-            1
-        );
-
-        // A template-style node starting now gets it all from us.
-        let lines = dag_sync_client(version, &addr, 5).await;
-        assert!(
-            line(&lines, "CONVERGED ").starts_with("rounds=1 "),
-            "{lines:#?}"
-        );
-        let inventory: Value = serde_json::from_str(line(&lines, "INVENTORY ")).unwrap();
-        assert_eq!(
-            inventory["summary"]["head_ids"],
-            serde_json::json!([server.head])
-        );
-        assert!(
-            line(&lines, "FETCHED ").starts_with("17 verified=17 "),
-            "the head and its 16 ancestors the client asked for: {lines:#?}"
-        );
-
-        let stderr = std::fs::read_to_string(&server.stderr).unwrap_or_default();
-        assert!(
-            matches!(server.child.try_wait(), Ok(None)) && !stderr.contains("Traceback"),
-            "{version:?} DAG server unhealthy:\n{stderr}"
-        );
-        node.abort();
-    }
-}
-
-/// A template-style signed telemetry event (see telemetry_sender.py).
-fn signed_event(key: &libp2p::identity::Keypair, event: &str) -> String {
-    let body = serde_json::json!({"event": event, "timestamp": 1795832393.25, "host": "h",
-        "subnet_id": 1, "subnet_node_id": 9, "peer_id": key.public().to_peer_id().to_string(),
-        "data": {}});
-    let bytes = peerapi::subnet::canonical::to_vec(&body).unwrap();
-    let mut v = body;
-    v["signature"] = hex::encode(key.sign(&bytes).unwrap()).into();
-    v["pubkey"] = hex::encode(key.public().encode_protobuf()).into();
-    v.to_string()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_node_takes_telemetry_as_events_and_bounds_what_senders_control() {
-    use futures::{SinkExt, StreamExt};
-    use std::sync::atomic::Ordering::Relaxed;
-    use tokio_tungstenite::tungstenite::Message;
-    let mut cfg = config();
-    cfg.subnet.telemetry_listen = Some("127.0.0.1:0".parse().unwrap());
-    cfg.subnet.telemetry.max_connections = 3;
-    cfg.subnet.telemetry.max_message_bytes = 4096;
-    let (node, _) = start(cfg).await;
-    let h = node.handle();
-    let mut events = h.subscribe();
-    let url = format!("ws://{}", h.telemetry_addr().expect("telemetry bound"));
-    async fn telemetry(
-        events: &mut tokio::sync::broadcast::Receiver<peerapi::NodeEvent>,
-    ) -> peerapi::subnet::TelemetryEvent {
-        within(async {
-            loop {
-                if let peerapi::NodeEvent::Telemetry(ev) = events.recv().await.expect("events") {
-                    return *ev;
-                }
-            }
-        })
-        .await
-    }
-
-    // The template-style sender (py-libp2p keys, trio-websocket).
-    let out = within(
-        tokio::process::Command::new(python_for(PyLibp2p::V081))
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/interop/telemetry_sender.py"
-            ))
-            .args([url.as_str(), "--count", "2"])
-            .output(),
-    )
-    .await
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && !stderr.contains("Traceback"),
-        "{stderr}"
-    );
-    let mut got = Vec::new();
-    for _ in 0..4 {
-        let ev = telemetry(&mut events).await;
-        got.push((ev.verified, ev.error.clone()));
-    }
-    assert_eq!(got.iter().filter(|(v, _)| *v).count(), 2, "{got:?}");
-    assert!(got.contains(&(false, Some("signature does not verify".into()))));
-
-    // As many connections as allowed, held open: one more is refused.
-    let mut held = Vec::new();
-    for _ in 0..3 {
-        held.push(
-            within(tokio_tungstenite::connect_async(url.as_str()))
-                .await
-                .unwrap()
-                .0,
-        );
-    }
-    // The accept loop takes connections in order: once the held ones are
-    // counted, the next is refused (the handshake fails).
-    let refused = within(tokio_tungstenite::connect_async(url.as_str())).await;
-    assert!(refused.is_err(), "a fourth connection was accepted");
-    assert_eq!(h.telemetry_counters().refused_busy.load(Relaxed), 1);
-
-    // Invalid JSON is shown, flagged; an oversized message ends its connection.
-    held[0].send(Message::text("{not json")).await.unwrap();
-    let ev = telemetry(&mut events).await;
-    assert!(
-        !ev.verified && ev.error.as_deref().unwrap().starts_with("not JSON"),
-        "{ev:?}"
-    );
-    held[1].send(Message::text("x".repeat(8192))).await.unwrap();
-    let ended = within(async { held[1].next().await }).await;
-    assert!(!matches!(ended, Some(Ok(Message::Text(_)))), "{ended:?}");
-
-    // Their slots come back: a new sender is heard, verified.
-    drop(held);
-    let key = libp2p::identity::Keypair::generate_ed25519();
-    let mut sender = within(async {
-        loop {
-            if let Ok((ws, _)) = tokio_tungstenite::connect_async(url.as_str()).await {
-                return ws;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
-    sender
-        .send(Message::text(signed_event(&key, "after")))
-        .await
-        .unwrap();
-    let ev = telemetry(&mut events).await;
-    assert!(
-        ev.verified && ev.event.as_deref() == Some("after"),
-        "{ev:?}"
-    );
-    assert!(h.telemetry_counters().broken.load(Relaxed) >= 1);
-    node.abort();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_surplus_dag_sync_streams_are_refused_and_others_still_answered() {
     use futures::{AsyncReadExt, AsyncWriteExt};
     use peerapi::subnet::{replicate::inventory_request, PROTOCOL_DAG_SYNC};
@@ -747,39 +465,4 @@ async fn a_flood_of_forged_and_orphan_gossip_is_refused_counted_and_bounded() {
         );
         node.abort();
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dag_file_keeps_what_the_node_held_across_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("dag.json");
-    let with_file = || {
-        let mut c = config();
-        c.subnet.dag_file = Some(path.clone());
-        c
-    };
-    let (node, _) = start(with_file()).await;
-    let h = node.handle();
-    let before = {
-        let mut store = h.dag().lock().unwrap();
-        for n in vectors()["nodes"].as_array().unwrap() {
-            store.ingest(verify(n).unwrap());
-        }
-        store.summary("general-dag")
-    };
-    node.shutdown().await;
-    let (again, _) = start(with_file()).await;
-    let after = again.handle().dag().lock().unwrap().summary("general-dag");
-    assert_eq!(after, before);
-    assert_eq!(after.node_count, 12);
-    again.abort();
-
-    // A file that is not a DAG stops the start, and stays as it was.
-    std::fs::write(&path, b"not json").unwrap();
-    let err = peerapi::Node::start(with_file())
-        .await
-        .err()
-        .expect("refused");
-    assert!(err.to_string().contains("move it away"), "{err}");
-    assert_eq!(std::fs::read(&path).unwrap(), b"not json");
 }

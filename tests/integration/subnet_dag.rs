@@ -1,0 +1,164 @@
+//! The DAG against real py-libp2p peers: replicated from a template-style
+//! `dag-serve` peer and served again, and kept in a file across restarts.
+
+use peerapi::subnet::verify;
+use serde_json::Value;
+
+use crate::common::{config, start, within};
+use crate::python::{python_for, PyLibp2p};
+use crate::subnet::{dag_sync_client, line, vectors, SUBNET_PY};
+
+/// A `subnet_peer.py dag-serve` peer: its address and its chain's head.
+struct DagServer {
+    child: tokio::process::Child,
+    stderr: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    addr: libp2p::Multiaddr,
+    head: String,
+    /// Kept open: the peer prints a line per request.
+    _stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+async fn dag_server(version: PyLibp2p, count: u32, forged: u32) -> DagServer {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = dir.path().join("stderr.log");
+    let mut child = tokio::process::Command::new(python_for(version))
+        .arg(SUBNET_PY)
+        .args(["dag-serve", "--count", &count.to_string()])
+        .args(["--forged", &forged.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (addr, head) = within(async {
+        let mut addr = None;
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(a) = line.strip_prefix("READY ") {
+                addr = Some(a.parse::<libp2p::Multiaddr>().unwrap());
+            }
+            if let Some(h) = line.strip_prefix("HEAD ") {
+                return (addr.expect("READY before HEAD"), h.to_string());
+            }
+        }
+        panic!(
+            "{version:?} DAG server exited early:\n{}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
+    })
+    .await;
+    DagServer {
+        child,
+        stderr,
+        _dir: dir,
+        addr,
+        head,
+        _stdout: lines,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dag_is_replicated_from_a_template_style_peer_and_served_again() {
+    for version in [PyLibp2p::V081, PyLibp2p::V060] {
+        let mut server = dag_server(version, 20, 1).await;
+        let (node, addr) = start(config()).await;
+        let h = node.handle();
+        let mut events = h.subscribe();
+        h.dial(&server.addr).await.expect("dial the DAG server");
+        let (kept, invalid, error) = within(async {
+            loop {
+                if let peerapi::NodeEvent::DagReplicated {
+                    kept,
+                    invalid,
+                    error,
+                    ..
+                } = events.recv().await.expect("node events")
+                {
+                    return (kept, invalid, error);
+                }
+            }
+        })
+        .await;
+        assert_eq!(
+            error,
+            None,
+            "{version:?}; the server's stderr:\n{}",
+            std::fs::read_to_string(&server.stderr).unwrap_or_default()
+        );
+        assert_eq!(
+            (kept, invalid),
+            (20, 1),
+            "{version:?}: the chain kept, the forgery not"
+        );
+        let summary = h.dag().lock().unwrap().summary("general-dag");
+        assert_eq!(summary.head_ids, vec![server.head.clone()], "{version:?}");
+        assert_eq!((summary.node_count, summary.orphan_count), (20, 0));
+        assert_eq!(
+            h.replication_counters()
+                .invalid
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+
+        // A template-style node starting now gets it all from us.
+        let lines = dag_sync_client(version, &addr, 5).await;
+        assert!(
+            line(&lines, "CONVERGED ").starts_with("rounds=1 "),
+            "{lines:#?}"
+        );
+        let inventory: Value = serde_json::from_str(line(&lines, "INVENTORY ")).unwrap();
+        assert_eq!(
+            inventory["summary"]["head_ids"],
+            serde_json::json!([server.head])
+        );
+        assert!(
+            line(&lines, "FETCHED ").starts_with("17 verified=17 "),
+            "the head and its 16 ancestors the client asked for: {lines:#?}"
+        );
+
+        let stderr = std::fs::read_to_string(&server.stderr).unwrap_or_default();
+        assert!(
+            matches!(server.child.try_wait(), Ok(None)) && !stderr.contains("Traceback"),
+            "{version:?} DAG server unhealthy:\n{stderr}"
+        );
+        node.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dag_file_keeps_what_the_node_held_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dag.json");
+    let with_file = || {
+        let mut c = config();
+        c.subnet.dag_file = Some(path.clone());
+        c
+    };
+    let (node, _) = start(with_file()).await;
+    let h = node.handle();
+    let before = {
+        let mut store = h.dag().lock().unwrap();
+        for n in vectors()["nodes"].as_array().unwrap() {
+            store.ingest(verify(n).unwrap());
+        }
+        store.summary("general-dag")
+    };
+    node.shutdown().await;
+    let (again, _) = start(with_file()).await;
+    let after = again.handle().dag().lock().unwrap().summary("general-dag");
+    assert_eq!(after, before);
+    assert_eq!(after.node_count, 12);
+    again.abort();
+
+    // A file that is not a DAG stops the start, and stays as it was.
+    std::fs::write(&path, b"not json").unwrap();
+    let err = peerapi::Node::start(with_file())
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("move it away"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"not json");
+}
