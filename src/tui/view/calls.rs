@@ -113,6 +113,9 @@ fn column_widths<'a>(header: &[&str; 8], rows: impl Iterator<Item = &'a [String]
 
 /// Narrowest the route column gets to make room for another column.
 const MIN_ROUTE_WIDTH: u16 = 8;
+/// The route shortens to fit the first this many columns (#, ROUTE,
+/// STATE, TIME), never for the rest.
+const ROUTE_SHORTENS_FOR: usize = 4;
 
 /// The columns that fit in `width` (one space between columns), most
 /// important first, shown in their usual order; the route column gives
@@ -125,7 +128,8 @@ fn columns_that_fit(widths: &[u16; 8], width: u16) -> (Vec<usize>, [u16; 8]) {
     for i in COLUMN_PRIORITY {
         let need = widths[i] + u16::from(!shown.is_empty());
         let short = (used + need).saturating_sub(width);
-        let route_spare = if shown.contains(&1) {
+        // The route shortens only for the columns that matter most.
+        let route_spare = if shown.contains(&1) && shown.len() < ROUTE_SHORTENS_FOR {
             widths[1].saturating_sub(MIN_ROUTE_WIDTH)
         } else {
             0
@@ -177,5 +181,8 @@ mod tests {
         assert!(shown.contains(&7));
         assert_eq!(fitted[1], 9);
         assert_eq!(columns_that_fit(&widths, 200).0.len(), 8);
+        // 44 columns (100x30): the route stays whole; what does not fit waits.
+        let (shown, fitted) = columns_that_fit(&widths, 42);
+        assert_eq!(fitted[1], 9, "{shown:?}");
     }
 }
