@@ -101,7 +101,10 @@ pub fn main() -> ExitCode {
             Some(Command::Completions(cmd)) => shell::completions(cmd),
             Some(Command::Man(cmd)) => shell::man(cmd),
             #[cfg(feature = "console")]
-            Some(Command::Demo(args)) => console_result(peerapi::tui::run_demo(args.into()).await),
+            Some(Command::Demo(args)) => console_result(match args.into_options().await {
+                Ok(options) => peerapi::tui::run_demo(options).await,
+                Err(e) => Err(e),
+            }),
             None => open_console(cli.node, cli.read_only).await,
         }
     });

@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     pub(crate) replication: Arc<super::replication::ReplicationCounters>,
     pub(crate) telemetry_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
     pub(crate) telemetry: Arc<crate::subnet::TelemetryCounters>,
+    /// `node{name}` when the node has a log label, else none.
+    pub(crate) log_span: tracing::Span,
 }
 
 /// A cheap, cloneable handle to a running node.
@@ -59,6 +61,13 @@ pub struct NodeHandle {
 impl NodeHandle {
     pub fn local_peer_id(&self) -> PeerId {
         self.shared.local_peer_id
+    }
+
+    /// The span this node's own log lines are written in (it names the node
+    /// when `NodeConfig::log_label` is set): work done for the node outside
+    /// it, such as a console's call tasks, enters it too.
+    pub fn log_span(&self) -> tracing::Span {
+        self.shared.log_span.clone()
     }
 
     /// The live route table this node serves.

@@ -307,6 +307,7 @@ impl Node {
             replication: replication.clone(),
             telemetry_addr: telemetry_addr.clone(),
             telemetry: telemetry_counters.clone(),
+            log_span: log_span.clone(),
         });
         let subnet = subnet_events::SubnetParts {
             replicator: replication::Replicator::new(

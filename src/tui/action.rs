@@ -72,6 +72,8 @@ pub enum Action {
     Back,
     /// Show or hide the help overlay.
     ToggleHelp,
+    /// Scroll the help overlay by this many lines.
+    HelpScroll(isize),
     /// Show or hide the Subnet view (roster, gossip, DAG, evictions).
     ToggleSubnet,
     /// Show or hide the Events view (telemetry from template nodes).

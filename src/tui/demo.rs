@@ -21,6 +21,12 @@ pub struct DemoOptions {
     pub fast: bool,
     /// Directory for the demo's route file and logs (default: the data directory).
     pub data_dir: Option<PathBuf>,
+    /// The console node's metrics, and where they are served (the caller
+    /// serves them: the endpoint is the binary's).
+    pub metrics: Option<(
+        std::sync::Arc<crate::node::metrics::NodeMetrics>,
+        std::net::SocketAddr,
+    )>,
 }
 
 /// Starts a demo backend, two demo peers and a console node connected to them.
@@ -75,6 +81,10 @@ pub async fn run_demo(args: DemoOptions) -> anyhow::Result<()> {
     cfg.route_file = Some(route_file);
     cfg.bootstrap = addrs.clone();
     cfg.log_label = Some("console".into());
+    if let Some((metrics, at)) = &args.metrics {
+        cfg.metrics = Some(metrics.clone());
+        tracing::info!("console node's metrics on http://{at}/metrics");
+    }
     let node = Node::start(cfg)
         .await
         .context("cannot start the console's node")?;

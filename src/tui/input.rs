@@ -19,6 +19,13 @@ pub fn action_for(state: &State, ev: Event) -> Option<Action> {
                 column: m.column,
                 row: m.row,
             }),
+            MouseEventKind::ScrollDown | MouseEventKind::ScrollUp if state.help => Some(
+                Action::HelpScroll(if m.kind == MouseEventKind::ScrollDown {
+                    3
+                } else {
+                    -3
+                }),
+            ),
             MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => Some(Action::Scroll {
                 column: m.column,
                 row: m.row,
@@ -44,11 +51,16 @@ fn key_action(state: &State, key: KeyEvent) -> Option<Action> {
         };
     }
     if state.help {
-        return matches!(
-            key.code,
-            KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q')
-        )
-        .then_some(Action::ToggleHelp);
+        return match key.code {
+            KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') => Some(Action::ToggleHelp),
+            KeyCode::Down | KeyCode::Char('j') => Some(Action::HelpScroll(1)),
+            KeyCode::Up | KeyCode::Char('k') => Some(Action::HelpScroll(-1)),
+            KeyCode::PageDown | KeyCode::Char(' ') => Some(Action::HelpScroll(10)),
+            KeyCode::PageUp => Some(Action::HelpScroll(-10)),
+            KeyCode::Home | KeyCode::Char('g') => Some(Action::HelpScroll(-(u16::MAX as isize))),
+            KeyCode::End | KeyCode::Char('G') => Some(Action::HelpScroll(u16::MAX as isize)),
+            _ => None,
+        };
     }
     if state.subnet.show && state.prompt.is_none() {
         return matches!(

@@ -65,14 +65,29 @@ impl Runner {
         let _ = self.tx.try_send(Action::Notice(text));
     }
 
+    /// Spawns work for the console's node inside its log span, so its
+    /// lines say which node wrote them (the demo runs three).
+    fn spawn<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        tokio::spawn(tracing::Instrument::instrument(
+            work,
+            self.handle.log_span(),
+        ))
+    }
+
     pub(super) fn run(&mut self, state: &mut State, effect: Effect) {
+        let span = self.handle.log_span();
+        let _in_node = span.enter();
         if self.read_only && effect.changes_something() {
             tracing::warn!("read-only console: not carrying out {effect:?}");
             return;
         }
         match effect {
             Effect::Send { id, spec } => {
-                let task = tokio::spawn(send_call(self.handle.clone(), self.tx.clone(), id, spec));
+                let task = self.spawn(send_call(self.handle.clone(), self.tx.clone(), id, spec));
                 self.tasks.insert(id, task);
             }
             Effect::Cancel(id) => {
@@ -85,7 +100,7 @@ impl Runner {
             Effect::Dial(addr) => {
                 let handle = self.handle.clone();
                 let tx = self.tx.clone();
-                tokio::spawn(async move {
+                self.spawn(async move {
                     let text = match crate::node::parse_peer_addr(&addr) {
                         Ok(a) => match handle.dial(&a).await {
                             Ok(peer) => format!("connected to {peer}"),
@@ -181,7 +196,7 @@ impl Runner {
             Effect::FetchRoutes(target) => {
                 let handle = self.handle.clone();
                 let tx = self.tx.clone();
-                tokio::spawn(async move {
+                self.spawn(async move {
                     let routes = match crate::node::parse_peer_addr(&target) {
                         Ok(addr) => handle.list_routes(&addr).await.map_err(|e| match e {
                             crate::CallError::Unsupported { .. } => {
@@ -201,7 +216,7 @@ impl Runner {
             }
             Effect::FanOut { spec, peers } => {
                 let (handle, tx) = (self.handle.clone(), self.tx.clone());
-                tokio::spawn(async move {
+                self.spawn(async move {
                     let addrs: Vec<_> = peers
                         .iter()
                         .filter_map(|p| crate::node::parse_peer_addr(p).ok())
@@ -219,7 +234,7 @@ impl Runner {
                 };
                 let cancel = self.new_run();
                 let (handle, tx) = (self.handle.clone(), self.tx.clone());
-                tokio::spawn(async move {
+                self.spawn(async move {
                     let run = crate::load::LoadSpec {
                         targets: vec![addr],
                         request: spec.request,
@@ -262,7 +277,7 @@ impl Runner {
                 };
                 let cancel = self.new_run();
                 let (handle, tx) = (self.handle.clone(), self.tx.clone());
-                tokio::spawn(async move {
+                self.spawn(async move {
                     let compare = crate::load::HopVsDirectSpec {
                         addr,
                         route: *route,

@@ -62,8 +62,14 @@ fn demo_streams_tokens_and_edits_routes_in_tmux() {
     );
     let dir = tempfile::tempdir().unwrap();
     let name = format!("peerapi-e2e-{}", std::process::id());
+    // A port that was free a moment ago, for the console node's metrics.
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let cmd = format!(
-        "{BIN} demo --data-dir {}; echo PEERAPI-EXITED; sleep 5",
+        "{BIN} demo --data-dir {} --metrics-listen {metrics_port}; echo PEERAPI-EXITED; sleep 5",
         dir.path().display()
     );
     let status = Command::new("tmux")
@@ -89,6 +95,12 @@ fn demo_streams_tokens_and_edits_routes_in_tmux() {
     assert!(
         screen.contains("145 tok"),
         "the demo reports 145 completion tokens:\n{screen}"
+    );
+    // The console node counted the call it made, on loopback.
+    let scrape = scrape_metrics(metrics_port);
+    assert!(
+        scrape.contains(r#"peerapi_calls_made_total{route="inference",protocol="2.0.0",outcome="ok",status="200"} 1"#),
+        "{scrape}"
     );
 
     s.keys(&["2"]);
@@ -119,4 +131,22 @@ fn demo_streams_tokens_and_edits_routes_in_tmux() {
     s.wait_for("the console to exit", Duration::from_secs(20), |t| {
         t.contains("PEERAPI-EXITED")
     });
+}
+
+/// `GET /metrics` with a plain HTTP/1.0 request: the body, once the server
+/// closes the connection.
+fn scrape_metrics(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    assert!(
+        text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200"),
+        "{text}"
+    );
+    text
 }

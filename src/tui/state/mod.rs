@@ -52,6 +52,10 @@ pub struct LogView {
 pub struct State {
     pub focus: Pane,
     pub help: bool,
+    /// Lines the help overlay is scrolled down by; the view clamps it to
+    /// what is there (it alone knows the width) and says the limit here.
+    pub help_scroll: usize,
+    pub help_scroll_max: std::cell::Cell<usize>,
     /// Our peer id and listen addresses.
     pub me: String,
     pub listen: Vec<String>,
@@ -91,6 +95,8 @@ impl State {
         Self {
             focus: Pane::Composer,
             help: false,
+            help_scroll: 0,
+            help_scroll_max: std::cell::Cell::new(usize::MAX),
             me,
             listen: Vec::new(),
             telemetry_addr: None,
@@ -208,7 +214,15 @@ impl State {
                 self.question = Some(Question::Quit);
             }
             Action::Confirm(_) => {}
-            Action::ToggleHelp => self.help = !self.help,
+            Action::ToggleHelp => {
+                self.help = !self.help;
+                self.help_scroll = 0;
+            }
+            Action::HelpScroll(delta) => {
+                let max = self.help_scroll_max.get();
+                self.help_scroll =
+                    (self.help_scroll as isize + delta).clamp(0, max as isize) as usize;
+            }
             Action::ToggleSubnet => {
                 self.subnet.show = !self.subnet.show;
                 self.events.show = false;

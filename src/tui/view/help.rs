@@ -17,15 +17,41 @@ pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     h
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, state: &crate::tui::state::State, theme: &Theme) {
+pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let rect = centered(area, 78, area.height);
     frame.render_widget(Clear, rect);
-    let block = Block::default()
+    let width = rect.width.saturating_sub(4).max(10) as usize;
+    let lines = help_lines(state, width, theme);
+    let visible = rect.height.saturating_sub(2) as usize;
+    let max_scroll = lines.len().saturating_sub(visible);
+    state.help_scroll_max.set(max_scroll);
+    let scroll = state.help_scroll.min(max_scroll);
+    let mut block = Block::default()
         .borders(Borders::ALL)
         .title(" Help — ? or Esc to close ");
+    // Say there is more, and where, rather than cutting it silently.
+    if max_scroll > 0 {
+        let where_ = match (scroll > 0, scroll < max_scroll) {
+            (true, true) => "↑↓ more",
+            (false, _) => "↓ more",
+            (true, false) => "↑ more",
+        };
+        block = block.title_bottom(
+            Line::from(format!(
+                " {where_} · j/k PgUp/PgDn g/G · line {} of {} ",
+                scroll + 1,
+                lines.len()
+            ))
+            .right_aligned(),
+        );
+    }
     let inner = block.inner(rect);
     frame.render_widget(block, rect);
-    let width = inner.width.saturating_sub(2).max(10) as usize;
+    frame.render_widget(Paragraph::new(lines).scroll((scroll as u16, 0)), inner);
+}
+
+/// Every line of the help, wrapped to `width`.
+fn help_lines(state: &State, width: usize, theme: &Theme) -> Vec<Line<'static>> {
     // One compact paragraph per scope, so every binding fits on 80x24.
     let mut sections: Vec<(String, Vec<String>)> = Vec::new();
     // The operator's own keys first: they win over the defaults below.
@@ -69,7 +95,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &crate::tui::state::State, the
             ]));
         }
     }
-    frame.render_widget(Paragraph::new(lines), inner);
+    lines
 }
 
 pub fn draw_prompt(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {

@@ -121,3 +121,62 @@ fn the_help_shows_the_keys_of_ones_own_first() {
             && screen.contains("| (unbound)")
     );
 }
+
+#[test]
+fn a_help_longer_than_the_screen_scrolls_to_its_last_line() {
+    let mut s = populated();
+    let text = r#"{"global": {"Z": "zoom pane"}, "peers": {"D": "dial a multiaddr", "X": "disconnect peer"},
+        "output": {"J": "jq filter", "W": "wrap", "|": null}}"#;
+    s.user_keys =
+        crate::tui::user_keys::UserKeys::parse(text, std::path::Path::new("keys.json")).unwrap();
+    s.update(Action::ToggleHelp);
+    let top = render_at(&mut s, 80, 24);
+    assert!(top.contains("↓ more"), "{top}");
+    assert!(!top.contains("Mouse"), "{top}");
+    s.update(Action::HelpScroll(u16::MAX as isize));
+    both("help_scrolled_to_the_end", &mut s);
+    let bottom = render_at(&mut s, 80, 24);
+    assert!(
+        bottom.contains("Mouse") && bottom.contains("↑ more"),
+        "{bottom}"
+    );
+    // Scrolling past the end and back up moves from the end at once.
+    s.update(Action::HelpScroll(100));
+    s.update(Action::HelpScroll(-1));
+    render_at(&mut s, 80, 24);
+    assert!(
+        s.help_scroll + 1 == s.help_scroll_max.get(),
+        "{}",
+        s.help_scroll
+    );
+    // At 160x48 all of it fits: nothing to scroll, nothing said.
+    s.update(Action::ToggleHelp);
+    s.update(Action::ToggleHelp);
+    let big = render_at(&mut s, 160, 48);
+    assert!(big.contains("Mouse") && !big.contains("more"), "{big}");
+}
+
+#[test]
+fn a_copied_command_line_longer_than_the_footer_is_shown_whole() {
+    let mut s = populated();
+    s.focus = Pane::Composer;
+    let body = format!(
+        r#"{{"prompt": "{}", "max_tokens": 64}}"#,
+        "tell me more ".repeat(12)
+    );
+    s.composer.set(crate::tui::state::Field::Body, &body);
+    let effects = s.update(Action::CopyCommand);
+    let [crate::tui::effect::Effect::Copy(line)] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert!(line.len() > 160, "{line}");
+    both("copied_command_line", &mut s);
+    // The whole line is on the 80-column screen (wrapped, so compared
+    // without the white space the wrapping adds).
+    let bare = |t: &str| t.split_whitespace().collect::<String>();
+    let screen: String = render_at(&mut s, 80, 24)
+        .lines()
+        .map(|l| l.trim_matches('"'))
+        .collect();
+    assert!(bare(&screen).contains(&bare(line)), "{screen}");
+}
