@@ -11,9 +11,11 @@
 //!
 //! Layout: `report` (rows, medians, verified samples), `measure` (one
 //! bounded measurement), `hop` (per protocol version, beside the direct
-//! call), `process` (first call, one-shot CLI, memory).
+//! call), `process` (first call, one-shot CLI, memory), `limits` (the
+//! ChaCha20-Poly1305 and loopback TCP reference rows).
 
 mod hop;
+mod limits;
 mod measure;
 mod process;
 mod report;
@@ -38,7 +40,7 @@ pub(crate) struct BenchCmd {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Run only these sections (repeatable): unary, stream, blob, first, cli, memory.
+    /// Run only these sections (repeatable): limits, unary, stream, blob, first, cli, memory.
     #[arg(long = "only", value_name = "SECTION", value_parser = clap::builder::PossibleValuesParser::new(BenchFilter::SECTIONS))]
     only: Vec<String>,
     /// Measure only this protocol version (repeatable): 2 or 1.
@@ -121,8 +123,9 @@ pub(crate) struct BenchFilter {
 }
 
 impl BenchFilter {
-    pub(crate) const SECTIONS: [&'static str; 6] =
-        ["unary", "stream", "blob", "first", "cli", "memory"];
+    pub(crate) const SECTIONS: [&'static str; 7] = [
+        "limits", "unary", "stream", "blob", "first", "cli", "memory",
+    ];
 
     fn section(&self, name: &str) -> bool {
         self.sections.is_empty() || self.sections.iter().any(|s| s == name)
@@ -208,6 +211,12 @@ async fn run_all(
         progress,
     };
     let mut rows = Vec::new();
+    if b.filter.section("limits") {
+        (b.progress)("reference rows: ChaCha20-Poly1305, loopback TCP");
+        let time = Duration::from_secs_f64((size.max_secs / 10.0).clamp(0.2, 1.0));
+        rows.push(limits::chacha20_poly1305(size.repeats, time));
+        rows.push(limits::loopback_tcp(size.repeats, time).await?);
+    }
 
     // Idle memory before any call.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -244,6 +253,7 @@ async fn run_all(
     if b.filter.section("memory") {
         rows.extend(process::memory(&b, idle_rss).await?);
     }
+    rows.extend(limits::shares(&rows));
     drop(b);
     in_process.node.abort();
     Ok(Report {
