@@ -44,7 +44,7 @@ pub(crate) struct Behaviour {
     pub(super) gossip: Toggle<Confirmed<libp2p::gossipsub::Behaviour>>,
     identify: Confirmed<identify::Behaviour>,
     ping: Confirmed<ping::Behaviour>,
-    kad: Confirmed<kad::Behaviour<kad::store::MemoryStore>>,
+    pub(super) kad: Confirmed<kad::Behaviour<kad::store::MemoryStore>>,
 }
 
 pub(crate) struct EventLoop {
@@ -57,7 +57,7 @@ pub(crate) struct EventLoop {
     events: broadcast::Sender<NodeEvent>,
     peers: HashMap<PeerId, (PeerInfo, u32)>,
     pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
-    client: ApiClient,
+    pub(super) client: ApiClient,
     /// Listeners that have not reported an address yet, and who waits for them.
     unready_listeners: Vec<libp2p::core::transport::ListenerId>,
     discovery: tokio::time::Interval,
@@ -307,7 +307,7 @@ impl EventLoop {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         if let Some(m) = &self.client.metrics {
-            m.record_swarm(&event, self.swarm.connected_peers().count());
+            m.record_swarm(&event, &mut self.swarm);
         }
         match event {
             SwarmEvent::NewListenAddr {

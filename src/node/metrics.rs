@@ -74,6 +74,8 @@ pub struct NodeMetrics {
     made_bytes: Family<RouteLabel, Counter>,
     calling: Gauge,
     connected_peers: Gauge,
+    routing_table_peers: Gauge,
+    discovered_peers: Gauge,
     route_reloads: Family<ResultLabel, Counter>,
     route_labels: Mutex<HashSet<String>>,
 }
@@ -108,6 +110,8 @@ impl NodeMetrics {
             made_bytes: Family::default(),
             calling: Gauge::default(),
             connected_peers: Gauge::default(),
+            routing_table_peers: Gauge::default(),
+            discovered_peers: Gauge::default(),
             route_reloads: Family::default(),
             route_labels: Mutex::new(HashSet::new()),
             registry: Registry::default(),
@@ -163,6 +167,16 @@ impl NodeMetrics {
             "connected_peers",
             "Peers with at least one open connection",
             m.connected_peers.clone(),
+        );
+        r.register(
+            "routing_table_peers",
+            "Peers in the Kademlia routing table (the peers this node knows)",
+            m.routing_table_peers.clone(),
+        );
+        r.register(
+            "discovered_peers",
+            "Peers found through the DHT since start (bounded)",
+            m.discovered_peers.clone(),
         );
         r.register(
             "route_reloads",
@@ -292,11 +306,13 @@ impl NodeMetrics {
             .inc_by(bytes);
     }
 
-    /// libp2p's own metrics for one swarm event, and the peer count.
+    /// libp2p's own metrics for one swarm event; the peer count and the
+    /// routing table's size when the event may have changed them (counting
+    /// on every event would cost O(peers) per event).
     pub(crate) fn record_swarm(
         &self,
         event: &libp2p::swarm::SwarmEvent<super::event_loop::BehaviourEvent>,
-        connected_peers: usize,
+        swarm: &mut libp2p::Swarm<super::event_loop::Behaviour>,
     ) {
         use super::event_loop::BehaviourEvent;
         use libp2p::metrics::Recorder;
@@ -305,11 +321,29 @@ impl NodeMetrics {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.libp2p.record(e),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.libp2p.record(e),
-            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.libp2p.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => {
+                self.libp2p.record(e);
+                if matches!(e, libp2p::kad::Event::RoutingUpdated { .. }) {
+                    let known: usize = swarm
+                        .behaviour_mut()
+                        .kad
+                        .kbuckets()
+                        .map(|b| b.num_entries())
+                        .sum();
+                    self.routing_table_peers.set(known as i64);
+                }
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(e)) => self.libp2p.record(e),
+            SwarmEvent::ConnectionEstablished { .. } | SwarmEvent::ConnectionClosed { .. } => {
+                self.connected_peers
+                    .set(swarm.connected_peers().count() as i64);
+            }
             _ => {}
         }
-        self.connected_peers.set(connected_peers as i64);
+    }
+
+    pub(crate) fn discovered_peers(&self, count: usize) {
+        self.discovered_peers.set(count as i64);
     }
 
     pub(crate) fn route_reload(&self, ok: bool) {

@@ -65,6 +65,9 @@ impl EventLoop {
         let known = &mut self.subnet.discovered;
         if known.len() < MAX_DISCOVERED_PEERS && known.insert(peer) {
             tracing::info!(%peer, via = via.as_str(), "discovered peer through the DHT");
+            if let Some(m) = &self.client.metrics {
+                m.discovered_peers(known.len());
+            }
             self.emit(NodeEvent::PeerDiscovered { peer, via });
         }
         if !self.swarm.is_connected(&peer) && !addrs.is_empty() {

@@ -61,7 +61,28 @@ pub fn spawn_node(
     envs: &[(&str, &str)],
     wait: Duration,
 ) -> Result<(std::process::Child, Multiaddr), String> {
+    spawn_node_reporting(exe, routes, flags, envs, wait).map(|n| (n.child, n.addr))
+}
+
+/// A `peerapi node` process and what it said when it started.
+pub struct SpawnedNode {
+    pub child: std::process::Child,
+    pub addr: Multiaddr,
+    /// `http://…/metrics`, when it was started with `--metrics-listen`.
+    pub metrics_url: Option<String>,
+}
+
+/// [`spawn_node`], also waiting for the metrics URL when `flags` ask for
+/// metrics (it is printed after the addresses).
+pub fn spawn_node_reporting(
+    exe: &Path,
+    routes: &Path,
+    flags: &[&str],
+    envs: &[(&str, &str)],
+    wait: Duration,
+) -> Result<SpawnedNode, String> {
     use std::io::BufRead;
+    let wants_metrics = flags.contains(&"--metrics-listen");
     let mut child = std::process::Command::new(exe)
         .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--routes"])
         .arg(routes)
@@ -76,6 +97,7 @@ pub fn spawn_node(
         return Err("the node's stdout is not piped".into());
     };
     let (tx, rx) = std::sync::mpsc::channel();
+    // Reads to the end, so the node never blocks on a full pipe.
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout)
             .lines()
@@ -83,28 +105,55 @@ pub fn spawn_node(
         {
             // `peerapi node` prints text, or JSON objects with --json.
             let json = serde_json::from_str::<serde_json::Value>(&line).ok();
-            let listening = json
-                .as_ref()
-                .filter(|j| j["event"] == "listening")
-                .and_then(|j| j["addr"].as_str());
-            if let Some(a) = line.strip_prefix("listening on ").or(listening) {
-                let _ = tx.send(a.to_string());
+            let field = |event: &str, key: &str| {
+                json.as_ref()
+                    .filter(|j| j["event"] == event)
+                    .and_then(|j| j[key].as_str())
+                    .map(str::to_string)
+            };
+            if let Some(a) = line
+                .strip_prefix("listening on ")
+                .map(str::to_string)
+                .or(field("listening", "addr"))
+            {
+                let _ = tx.send((true, a));
+            }
+            if let Some(u) = line
+                .strip_prefix("metrics on ")
+                .map(str::to_string)
+                .or(field("metrics", "url"))
+            {
+                let _ = tx.send((false, u));
             }
         }
     });
-    let addr = rx
-        .recv_timeout(wait)
-        .map_err(|_| format!("the node did not print its address within {wait:?}"))
-        .and_then(|a| {
-            a.parse()
-                .map_err(|e| format!("bad address from the node: {e}"))
-        });
-    match addr {
-        Ok(addr) => Ok((child, addr)),
+    let deadline = std::time::Instant::now() + wait;
+    let (mut addr, mut metrics_url) = (None, None);
+    while addr.is_none() || (wants_metrics && metrics_url.is_none()) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((true, a)) if addr.is_none() => addr = Some(a),
+            Ok((false, u)) => metrics_url = Some(u),
+            Ok(_) => {}
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "the node did not print its address within {wait:?}"
+                ));
+            }
+        }
+    }
+    match addr.unwrap_or_default().parse() {
+        Ok(addr) => Ok(SpawnedNode {
+            child,
+            addr,
+            metrics_url,
+        }),
         Err(e) => {
             let _ = child.kill();
             let _ = child.wait();
-            Err(e)
+            Err(format!("bad address from the node: {e}"))
         }
     }
 }

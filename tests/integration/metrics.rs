@@ -155,6 +155,14 @@ async fn the_metrics_endpoint_counts_real_calls_by_route_outcome_and_status() {
     );
     assert_eq!(value(&text, "peerapi_calls_serving"), Some(0.0));
     assert_eq!(value(&text, "peerapi_connected_peers"), Some(1.0));
+    // What `bench --subnet` reads to tell how much of a subnet a node knows
+    // (their values depend on when Kademlia hears of the caller).
+    for gauge in ["peerapi_routing_table_peers", "peerapi_discovered_peers"] {
+        assert!(
+            value(&text, gauge).is_some_and(|v| v <= 1.0),
+            "{gauge}: {text}"
+        );
+    }
     let body = "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\n".len() as f64;
     assert_eq!(
         value(

@@ -19,6 +19,7 @@ mod limits;
 mod measure;
 mod process;
 mod report;
+mod subnet;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +50,11 @@ pub(crate) struct BenchCmd {
     /// Unary concurrencies to measure (repeatable); default 1, 16 and 64.
     #[arg(long = "concurrency", value_name = "N")]
     concurrency: Vec<usize>,
+    /// Instead of the hop: start a subnet of N peerapi nodes on this machine
+    /// and measure joining, memory, idle CPU and a fan-out (repeatable:
+    /// `--subnet 10 --subnet 50 --subnet 100` gives one row per size).
+    #[arg(long = "subnet", value_name = "N", value_parser = clap::value_parser!(u16).range(2..=1000))]
+    subnet: Vec<u16>,
 }
 
 pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
@@ -64,6 +70,9 @@ pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
     } else {
         BenchSize::FULL
     };
+    if !cmd.subnet.is_empty() {
+        return subnets(exe, cmd, size).await;
+    }
     let filter = BenchFilter {
         sections: cmd.only,
         protocols: cmd.protocols,
@@ -88,6 +97,41 @@ pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
         }
         Err(e) => {
             eprintln!("peerapi: bench failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--subnet N…`: one subnet per size, one after the other.
+async fn subnets(exe: PathBuf, cmd: BenchCmd, size: BenchSize) -> ExitCode {
+    let idle = Duration::from_secs(if size.repeats == 1 { 5 } else { 30 });
+    let sizes = cmd.subnet.clone();
+    let rows = tokio::spawn(async move {
+        let mut rows = Vec::new();
+        for n in sizes {
+            rows.push(subnet::measure(&exe, n as usize, idle, |s| eprintln!("bench: {s}…")).await?);
+        }
+        Ok::<_, String>(rows)
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the bench task failed: {e}")));
+    match rows {
+        Ok(rows) if cmd.json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&rows).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(rows) => {
+            let cores = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
+            print!("{}", subnet::table(&rows, cores));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("peerapi: bench --subnet failed: {e}");
             ExitCode::FAILURE
         }
     }

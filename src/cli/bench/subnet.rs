@@ -1,0 +1,319 @@
+//! `peerapi bench --subnet N`: N peerapi nodes on this machine as a subnet.
+//!
+//! N-1 `peerapi node` processes on loopback (the first is the bootnode; the
+//! others are given only its address) and one node in this process, which
+//! joins the same way and makes the fan-out call. Each process serves a
+//! small route and its metrics, which is how the bench reads what each node
+//! knows: `peerapi_discovered_peers` (peers found through the DHT) and
+//! `peerapi_connected_peers`; a node knows at least the larger of the two
+//! (a peer that dialed us is known without being in a full k-bucket).
+//! Memory and CPU come from `/proc`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use libp2p::multiaddr::Protocol;
+use libp2p::Multiaddr;
+use serde::Serialize;
+
+use peerapi::node::{CallRequest, NodeConfig};
+use peerapi::testkit::{spawn_node_reporting, SpawnedNode};
+
+/// Share of the other nodes each node must know for the subnet to count
+/// as joined.
+const KNOWN_SHARE: f64 = 0.9;
+/// The longest the bench waits for that.
+const JOIN_LIMIT: Duration = Duration::from_secs(180);
+/// Fan-out calls made (the figures are over all of them).
+const FAN_OUTS: usize = 5;
+
+/// One subnet size's figures.
+#[derive(Debug, Serialize)]
+pub(super) struct SubnetRow {
+    pub nodes: usize,
+    /// Seconds from the last node's start until every node knows 90% of
+    /// the others (None: not within the limit).
+    pub joined_secs: Option<f64>,
+    /// The least share of the others any node knew at the end of the wait.
+    pub least_known_share: f64,
+    pub connections_median: f64,
+    pub connections_max: f64,
+    pub rss_mb_median: f64,
+    pub rss_mb_max: f64,
+    /// All node processes together, in % of one core, while idle.
+    pub idle_cpu_percent: f64,
+    pub idle_secs: f64,
+    /// Peers the fan-out called (the in-process node's API peers).
+    pub fanout_peers: usize,
+    /// Wall time of one fan-out to all of them: median and max of the runs.
+    pub fanout_ms_p50: f64,
+    pub fanout_ms_max: f64,
+    pub fanout_failed: usize,
+}
+
+struct Member {
+    node: SpawnedNode,
+    metrics: String,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.node.child.kill();
+        let _ = self.node.child.wait();
+    }
+}
+
+/// Starts a subnet of `n` nodes, measures it and stops it.
+pub(super) async fn measure(
+    exe: &Path,
+    n: usize,
+    idle: Duration,
+    progress: fn(&str),
+) -> Result<SubnetRow, String> {
+    if n < 2 {
+        return Err("--subnet needs at least 2 nodes".into());
+    }
+    let backend = peerapi::testkit::start_backend()
+        .await
+        .map_err(|e| format!("cannot start the backend: {e}"))?;
+    let (_dir, routes) = peerapi::testkit::bench_routes(backend, &format!("subnet{n}"))?;
+    let http = reqwest::Client::new();
+    progress(&format!("subnet of {n}: starting {} node processes", n - 1));
+    let mut members: Vec<Member> = Vec::with_capacity(n - 1);
+    let mut boot: Option<Multiaddr> = None;
+    for i in 0..n - 1 {
+        let boot_text = boot.as_ref().map(|b| b.to_string());
+        let mut flags = vec!["--json", "--metrics-listen", "127.0.0.1:0"];
+        if let Some(b) = &boot_text {
+            flags.extend(["--bootstrap", b.as_str()]);
+        }
+        let node = spawn_node_reporting(
+            exe,
+            &routes,
+            &flags,
+            &[("RUST_LOG", "error")],
+            Duration::from_secs(30),
+        )
+        .map_err(|e| format!("node {i}: {e}"))?;
+        let metrics = node
+            .metrics_url
+            .clone()
+            .ok_or_else(|| format!("node {i} printed no metrics address"))?;
+        if boot.is_none() {
+            boot = Some(node.addr.clone());
+        }
+        members.push(Member { node, metrics });
+    }
+    let boot = boot.ok_or("no bootnode")?;
+    // The in-process node joins like the others: from the bootnode alone.
+    let mut config = NodeConfig::new(libp2p::identity::Keypair::generate_ed25519());
+    config.bootstrap = vec![boot];
+    let our_metrics = std::sync::Arc::new(peerapi::node::metrics::NodeMetrics::new());
+    config.metrics = Some(our_metrics.clone());
+    let ours = peerapi::Node::start(config)
+        .await
+        .map_err(|e| format!("cannot start the bench's node: {e}"))?;
+    let started = Instant::now();
+
+    progress(&format!(
+        "subnet of {n}: waiting until every node knows 90% of the others"
+    ));
+    let others = (n - 1) as f64;
+    let mut joined_secs = None;
+    let mut least_known_share = 0.0;
+    while started.elapsed() < JOIN_LIMIT {
+        let found = gauges(&http, &members, "peerapi_discovered_peers").await;
+        let connected = gauges(&http, &members, "peerapi_connected_peers").await;
+        let known: Vec<f64> = found
+            .iter()
+            .zip(&connected)
+            .map(|(f, c)| f.max(*c))
+            .collect();
+        let ours_text = our_metrics.encode();
+        let our_known = gauge(&ours_text, "peerapi_discovered_peers")
+            .unwrap_or(0.0)
+            .max(gauge(&ours_text, "peerapi_connected_peers").unwrap_or(0.0));
+        least_known_share = known
+            .iter()
+            .copied()
+            .chain([our_known])
+            .fold(f64::INFINITY, f64::min)
+            / others;
+        if least_known_share >= KNOWN_SHARE {
+            joined_secs = Some(started.elapsed().as_secs_f64());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    progress(&format!("subnet of {n}: idle for {idle:?} (CPU, memory)"));
+    let pids: Vec<u32> = members.iter().map(|m| m.node.child.id()).collect();
+    let cpu_before: u64 = pids.iter().filter_map(|p| cpu_ticks(*p)).sum();
+    let idle_start = Instant::now();
+    tokio::time::sleep(idle).await;
+    let cpu_after: u64 = pids.iter().filter_map(|p| cpu_ticks(*p)).sum();
+    let idle_secs = idle_start.elapsed().as_secs_f64();
+    let idle_cpu_percent =
+        cpu_after.saturating_sub(cpu_before) as f64 / ticks_per_sec() / idle_secs * 100.0;
+    let rss: Vec<f64> = pids.iter().filter_map(|p| rss_mb(*p)).collect();
+    let connections = gauges(&http, &members, "peerapi_connected_peers").await;
+
+    progress(&format!(
+        "subnet of {n}: fan-out from our node to every API peer"
+    ));
+    let h = ours.handle();
+    let targets: Vec<Multiaddr> = h
+        .peers()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|p| p.serves_api_v1())
+        .map(|p| p.addr.with(Protocol::P2p(p.peer)))
+        .collect();
+    let mut walls = Vec::new();
+    let mut failed = 0;
+    for _ in 0..FAN_OUTS {
+        let t = Instant::now();
+        let results = peerapi::load::fan_out(
+            &h,
+            &targets,
+            &CallRequest::new("small"),
+            false,
+            targets.len().max(1),
+        )
+        .await;
+        walls.push(t.elapsed().as_secs_f64() * 1e3);
+        failed += results.iter().filter(|r| r.sample.error.is_some()).count();
+    }
+    ours.abort();
+    drop(members);
+    let (rss_mb_median, rss_mb_max) = spread(rss);
+    let (connections_median, connections_max) = spread(connections);
+    let (fanout_ms_p50, fanout_ms_max) = spread(walls);
+    Ok(SubnetRow {
+        nodes: n,
+        joined_secs,
+        least_known_share,
+        connections_median,
+        connections_max,
+        rss_mb_median,
+        rss_mb_max,
+        idle_cpu_percent,
+        idle_secs,
+        fanout_peers: targets.len(),
+        fanout_ms_p50,
+        fanout_ms_max,
+        fanout_failed: failed,
+    })
+}
+
+/// One gauge from every member's metrics (a member that does not answer
+/// counts as 0: it knows nobody we can see).
+async fn gauges(http: &reqwest::Client, members: &[Member], name: &str) -> Vec<f64> {
+    let scrapes = members.iter().map(|m| async move {
+        let text = match http.get(&m.metrics).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        gauge(&text, name).unwrap_or(0.0)
+    });
+    futures::future::join_all(scrapes).await
+}
+
+/// The value of an unlabelled gauge in Prometheus text.
+fn gauge(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// (median, max).
+fn spread(v: Vec<f64>) -> (f64, f64) {
+    let max = v.iter().copied().fold(0.0, f64::max);
+    (super::report::median(v), max)
+}
+
+/// User plus system CPU time of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may hold spaces: utime and
+    // stime are the 12th and 13th after it.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn ticks_per_sec() -> f64 {
+    // Linux reports /proc times in USER_HZ, 100 on every architecture it
+    // runs on today.
+    100.0
+}
+
+fn rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// The table of every size measured.
+pub(super) fn table(rows: &[SubnetRow], cores: usize) -> String {
+    let mut out = format!(
+        "peerapi bench --subnet ({cores} cores, loopback; N-1 node processes + 1 in-process caller)\n\
+         {:>5} {:>10} {:>10} {:>12} {:>14} {:>10} {:>16} {:>8}\n",
+        "nodes", "90% known", "least", "connections", "RSS MB", "idle CPU", "fan-out ms", "failed"
+    );
+    for r in rows {
+        let joined = r
+            .joined_secs
+            .map(|s| format!("{s:.1} s"))
+            .unwrap_or_else(|| format!(">{} s", JOIN_LIMIT.as_secs()));
+        out.push_str(&format!(
+            "{:>5} {:>10} {:>9.0}% {:>5.0} / {:<5.0} {:>6.1} / {:<6.1} {:>9.1}% {:>6.1} / {:<7.1} {:>3}/{}\n",
+            r.nodes,
+            joined,
+            r.least_known_share * 100.0,
+            r.connections_median,
+            r.connections_max,
+            r.rss_mb_median,
+            r.rss_mb_max,
+            r.idle_cpu_percent,
+            r.fanout_ms_p50,
+            r.fanout_ms_max,
+            r.fanout_failed,
+            r.fanout_peers * FAN_OUTS,
+        ));
+    }
+    out.push_str(
+        "(90% known: seconds until every node found (DHT) or is connected to 90% of the others; least: the\n\
+         smallest share any node knew; connections and RSS: median / max per node process; idle CPU:\n\
+         all node processes together, % of one core; fan-out: p50 / max wall time of one call to every\n\
+         API peer at once, over 5 runs; failed: calls failed / made)\n",
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gauge_is_read_by_its_exact_name() {
+        let text = "# TYPE peerapi_connected_peers gauge\npeerapi_connected_peers 7\npeerapi_connected_peers_x 9\n";
+        assert_eq!(gauge(text, "peerapi_connected_peers"), Some(7.0));
+        assert_eq!(gauge(text, "peerapi_discovered_peers"), None);
+    }
+
+    #[test]
+    fn cpu_ticks_of_this_process_are_read() {
+        assert!(cpu_ticks(std::process::id()).is_some());
+        assert!(rss_mb(std::process::id()).unwrap() > 0.0);
+    }
+}
