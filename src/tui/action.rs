@@ -72,6 +72,10 @@ pub enum Action {
     Back,
     /// Show or hide the help overlay.
     ToggleHelp,
+    /// Sort the Peers pane by its next column.
+    SortPeers,
+    /// Ask for the Peers pane's filter.
+    FilterPeers,
     /// Scroll the help overlay by this many lines.
     HelpScroll(isize),
     /// Show or hide the Subnet view (roster, gossip, DAG, evictions).

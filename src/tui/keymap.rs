@@ -175,6 +175,20 @@ pub static BINDINGS: &[Binding] = &[
         Action::CopyPeerToComposer
     ),
     b!(
+        In(Pane::Peers),
+        [(Char('s'), NONE)],
+        "s",
+        "sort (up/id/agent/rtt/protocol)",
+        Action::SortPeers
+    ),
+    b!(
+        In(Pane::Peers),
+        [(Char('/'), NONE)],
+        "/",
+        "filter",
+        Action::FilterPeers
+    ),
+    b!(
         In(Pane::Routes),
         [(Char('a'), NONE)],
         "a",

@@ -27,7 +27,7 @@ pub use calls::{CallState, CallView, Calls, MAX_CALLS};
 pub use composer::{Composer, Field};
 pub use events::{node_of, EventsView, MAX_EVENTS};
 pub use output_view::{OutputMode, OutputView};
-pub use peers::{peer_multiaddr, PeersView};
+pub use peers::{peer_multiaddr, PeerFilter, PeerSort, PeersView};
 pub use prompt::{Prompt, PromptKind, Question};
 pub use routes::RoutesView;
 pub use runs::{Direct, FanOut, Load, RunsAction, RunsView, SortBy};
@@ -168,7 +168,7 @@ impl State {
             (v as isize + delta).clamp(0, len.saturating_sub(1) as isize) as usize
         };
         match self.focus {
-            Pane::Peers => self.peers.sel = clamp(self.peers.sel, self.peers.list.len()),
+            Pane::Peers => self.peers.sel = clamp(self.peers.sel, self.peers.shown.len()),
             Pane::Routes => self.routes.sel = clamp(self.routes.sel, self.routes.len()),
             Pane::Calls => {
                 let i = clamp(self.calls.sel, self.calls.list.len());
@@ -313,12 +313,12 @@ impl State {
             }
             Action::StartDial => self.open_prompt(PromptKind::Dial, "Dial multiaddr", ""),
             Action::DisconnectPeer => {
-                if let Some(p) = self.peers.list.get(self.peers.sel) {
+                if let Some(p) = self.peers.selected() {
                     return vec![Effect::Disconnect(p.peer)];
                 }
             }
             Action::CopyPeerToComposer => {
-                if let Some(p) = self.peers.list.get(self.peers.sel) {
+                if let Some(p) = self.peers.selected() {
                     let addr = peer_multiaddr(p);
                     self.composer.set(Field::Peer, &addr);
                     self.focus = Pane::Composer;
@@ -408,9 +408,15 @@ impl State {
                 self.log.lines.push_back((level, line));
             }
             Action::Notice(text) => self.notice(text),
-            Action::Peers(peers) => {
-                self.peers.list = peers;
-                self.peers.sel = self.peers.sel.min(self.peers.list.len().saturating_sub(1));
+            Action::Peers(peers) => self.peers.set(peers),
+            Action::SortPeers => self.peers.cycle_sort(),
+            Action::FilterPeers => {
+                let text = self.peers.filter.text.clone();
+                self.open_prompt(
+                    PromptKind::PeerFilter,
+                    "Filter peers: words in id/agent/protocol, rtt<50ms, rtt>1s (empty: all)",
+                    &text,
+                );
             }
             Action::Listening(addrs) => self.listen = addrs,
             Action::RemoteRoutes { target, routes } => {

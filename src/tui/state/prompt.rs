@@ -18,6 +18,7 @@ pub enum PromptKind {
     TokenPath,
     LoadPlan,
     JqFilter,
+    PeerFilter,
 }
 
 pub struct Prompt {
@@ -154,6 +155,10 @@ impl State {
                 Err(e) => self.prompt = Some(prompt.with_error(e)),
             },
             PromptKind::Search => self.output.set_search(text),
+            PromptKind::PeerFilter => match super::peers::PeerFilter::parse(&text) {
+                Ok(f) => self.peers.set_filter(f),
+                Err(e) => self.prompt = Some(prompt.with_error(e)),
+            },
             PromptKind::JqFilter if text.is_empty() => {
                 self.output.jq = None;
                 self.notice("jq filter off");

@@ -5,24 +5,40 @@ use ratatui::Frame;
 use super::{fmt_dur, pane_block, short_peer, Theme};
 use crate::node::Direction;
 use crate::tui::action::Pane;
-use crate::tui::state::State;
+use crate::tui::state::{PeerSort, State};
 
 pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
-    let block = pane_block(
-        state,
-        theme,
-        Pane::Peers,
-        format!("Peers ({})", state.peers.list.len()),
-    );
-    if state.peers.list.is_empty() {
-        let p = Paragraph::new("no peers connected — d to dial a multiaddr")
-            .style(theme.dim())
-            .block(block);
+    let view = &state.peers;
+    let count = if view.filter.is_empty() {
+        view.list.len().to_string()
+    } else {
+        format!("{} of {}", view.shown.len(), view.list.len())
+    };
+    let mut title = format!("Peers ({count})");
+    if view.sort != PeerSort::default() {
+        title.push_str(&format!(" by {}", view.sort.label()));
+    }
+    if !view.filter.is_empty() {
+        title.push_str(&format!(" /{}", view.filter.text));
+    }
+    let block = pane_block(state, theme, Pane::Peers, title);
+    if view.shown.is_empty() {
+        let text = if view.list.is_empty() {
+            "no peers connected — d to dial a multiaddr"
+        } else {
+            "no peer matches the filter — / to change it"
+        };
+        let p = Paragraph::new(text).style(theme.dim()).block(block);
         frame.render_widget(p, area);
         return;
     }
     let wide = area.width >= 60;
-    let rows = state.peers.list.iter().map(|p| {
+    // Only the rows on screen are built: a subnet has hundreds of peers and
+    // this runs every frame.
+    let visible = area.height.saturating_sub(3).max(1) as usize;
+    let offset = view.sel.saturating_sub(visible - 1);
+    let on_screen = view.shown.iter().skip(offset).take(visible);
+    let rows = on_screen.filter_map(|&i| view.list.get(i)).map(|p| {
         let api = if p.serves_api_v1() {
             "api"
         } else if p.agent.is_some() {
@@ -85,10 +101,10 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         )
         .row_highlight_style(theme.selected())
         .block(block);
-    let mut ts = TableState::default().with_selected(Some(state.peers.sel));
+    let mut ts = TableState::default().with_selected(Some(view.sel - offset));
     frame.render_stateful_widget(table, area, &mut ts);
     // Details of the selected peer on the bottom border line.
-    if let Some(p) = state.peers.list.get(state.peers.sel) {
+    if let Some(p) = view.selected() {
         if state.focus == Pane::Peers && area.height > 2 {
             let detail = format!(
                 " {} avg {} jitter {} loss {:.0}% ",

@@ -180,3 +180,50 @@ fn a_copied_command_line_longer_than_the_footer_is_shown_whole() {
         .collect();
     assert!(bare(&screen).contains(&bare(line)), "{screen}");
 }
+
+#[test]
+fn peers_sort_and_filter_at_subnet_size() {
+    let mut s = populated();
+    let base = s.peers.list[0].clone();
+    // 250 peers: three agents, RTTs from 100 µs to 25 ms.
+    let peers: Vec<_> = (0..250u32)
+        .map(|i| {
+            let mut p = base.clone();
+            p.peer = super::snapshots_test::peer((i % 250) as u8 + 2);
+            p.agent = Some(
+                ["py-libp2p/0.6.0", "py-libp2p/0.8.1", "peerapi/0.1.0"][i as usize % 3].into(),
+            );
+            p.rtt_last = Some(std::time::Duration::from_micros(
+                100 + (i as u64 * 7919) % 25_000,
+            ));
+            p
+        })
+        .collect();
+    s.update(Action::Peers(peers));
+    s.focus = Pane::Peers;
+    for _ in 0..3 {
+        s.update(Action::SortPeers);
+    }
+    assert_eq!(s.peers.sort, crate::tui::state::PeerSort::Rtt);
+    s.update(Action::FilterPeers);
+    s.prompt.as_mut().unwrap().input =
+        ratatui_textarea::TextArea::from(vec!["0.6.0 rtt>20ms".to_string()]);
+    s.update(Action::PromptSubmit);
+    assert!(s.prompt.is_none());
+    let shown = s.peers.shown.len();
+    assert!(shown > 10 && shown < 50, "{shown}");
+    // The last one selected: the window follows the selection.
+    s.update(Action::Bottom);
+    both("peers_sorted_filtered", &mut s);
+    let screen = render_at(&mut s, 160, 48);
+    assert!(
+        screen.contains(&format!("Peers ({shown} of 250) by rtt /0.6.0 rtt>20ms")),
+        "{screen}"
+    );
+    let last = s.peers.selected().unwrap();
+    assert!(last.rtt_last.unwrap() > std::time::Duration::from_millis(20));
+    assert!(
+        screen.contains(&super::short_peer(&last.peer.to_string())),
+        "{screen}"
+    );
+}
