@@ -143,6 +143,9 @@ pub struct Output {
     last_event: Option<Instant>,
     pub token_path: Option<String>,
     pub last_chunk_head: Vec<u8>,
+    /// The body was let go to keep the console within its memory budget
+    /// (see `calls::MAX_KEPT_OUTPUT_BYTES`); the figures stay.
+    pub released: bool,
 }
 
 impl Output {
@@ -161,7 +164,25 @@ impl Output {
             last_event: None,
             token_path: None,
             last_chunk_head: Vec::new(),
+            released: false,
         }
+    }
+
+    /// Bytes of body this output holds (raw, event data and token text).
+    pub fn kept_bytes(&self) -> usize {
+        self.raw.len() + self.events_bytes + self.text.len()
+    }
+
+    /// Lets the body go and keeps the figures.
+    pub fn release(&mut self) {
+        self.dropped += self.raw.len() as u64;
+        self.events_dropped += self.events.len() as u64;
+        self.text_dropped += self.text.len() as u64;
+        self.raw = Vec::new();
+        self.events = Vec::new();
+        self.events_bytes = 0;
+        self.text = String::new();
+        self.released = true;
     }
 
     pub fn push(&mut self, chunk: &[u8], at: Instant) {

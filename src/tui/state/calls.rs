@@ -12,7 +12,11 @@ use crate::tui::effect::CallSpec;
 use crate::tui::output::Output;
 
 /// Most calls kept in the Calls list; the oldest finished ones go first.
-pub const MAX_CALLS: usize = 500;
+pub const MAX_CALLS: usize = 10_000;
+/// Most bytes of body all listed calls keep together; past it, the oldest
+/// finished calls let their bodies go (their figures stay). Checked as each
+/// call starts, so in-flight calls may add up to their own caps on top.
+pub const MAX_KEPT_OUTPUT_BYTES: usize = 256 * 1024 * 1024;
 /// Served calls keep no body (the caller has it), only this much output.
 const SERVED_OUTPUT_CAP: usize = 1024;
 
@@ -114,6 +118,9 @@ pub struct Calls {
     next_id: LocalId,
     /// Bytes of output an outgoing call keeps.
     pub output_cap: usize,
+    /// Bytes of body all listed calls keep together (default
+    /// [`MAX_KEPT_OUTPUT_BYTES`]).
+    pub output_budget: usize,
     /// JSON path for token text set by the user (None: the common shapes).
     pub token_path: Option<String>,
     /// The call the Output pane's diff compares the selected one with (`m`).
@@ -128,6 +135,7 @@ impl Calls {
             served: HashMap::new(),
             next_id: 1,
             output_cap,
+            output_budget: MAX_KEPT_OUTPUT_BYTES,
             token_path: None,
             diff_base: None,
         }
@@ -152,7 +160,10 @@ impl Calls {
     }
 
     fn get_mut(&mut self, id: LocalId) -> Option<&mut CallView> {
-        self.list.iter_mut().find(|c| c.id == id)
+        // Ids grow as calls are listed, so the list is sorted by id: this
+        // runs for every chunk of every call, against up to MAX_CALLS.
+        let i = self.list.binary_search_by_key(&id, |c| c.id).ok()?;
+        self.list.get_mut(i)
     }
 
     fn next_id(&mut self) -> LocalId {
@@ -165,9 +176,26 @@ impl Calls {
         if self.list.len() >= MAX_CALLS {
             if let Some(pos) = self.list.iter().position(|c| !c.state.in_flight()) {
                 self.list.remove(pos);
+                self.sel = self.sel.saturating_sub(usize::from(pos <= self.sel));
             }
         }
         self.list.push(call);
+        self.keep_within_budget();
+    }
+
+    /// Releases the bodies of the oldest finished calls while all together
+    /// keep more than the budget.
+    fn keep_within_budget(&mut self) {
+        let mut kept: usize = self.list.iter().map(|c| c.output.kept_bytes()).sum();
+        for c in self.list.iter_mut() {
+            if kept <= self.output_budget {
+                break;
+            }
+            if !c.state.in_flight() && !c.output.released {
+                kept -= c.output.kept_bytes();
+                c.output.release();
+            }
+        }
     }
 
     /// A new outgoing call, selected; returns its number.

@@ -23,7 +23,7 @@ use std::time::{Instant, SystemTime};
 
 use ratatui::layout::Rect;
 
-pub use calls::{CallState, CallView, Calls, MAX_CALLS};
+pub use calls::{CallState, CallView, Calls, MAX_CALLS, MAX_KEPT_OUTPUT_BYTES};
 pub use composer::{Composer, Field};
 pub use events::{node_of, EventsView, MAX_EVENTS};
 pub use output_view::{OutputMode, OutputView};

@@ -346,3 +346,61 @@ fn a_pasted_curl_line_fills_the_composer_and_y_copies_it_as_a_command_line() {
     assert!(press(&mut s, key('y')).unwrap().is_empty());
     assert!(s.notice.clone().unwrap().0.contains("has no command line"));
 }
+
+#[test]
+fn the_calls_list_stays_within_its_count_and_its_body_budget() {
+    let mut s = state();
+    s.calls.output_budget = 64 * 1024;
+    let peer = libp2p::identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id();
+    s.composer
+        .set(Field::Peer, &format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}"));
+    s.composer.set(Field::Route, "r");
+    let body = bytes::Bytes::from(vec![b'x'; 10 * 1024]);
+    let at = s.now;
+    // 20 calls of 10 KiB each: the oldest let go of their bodies.
+    for _ in 0..20 {
+        s.update(Action::Send);
+        let id = s.calls.list.last().unwrap().id;
+        s.update(Action::CallBytes {
+            id,
+            bytes: body.clone(),
+            at,
+        });
+        s.update(Action::CallEnded {
+            id,
+            error: None,
+            at,
+            server_timing: None,
+        });
+    }
+    s.update(Action::Send); // the budget is checked as a call starts
+    let kept: usize = s.calls.list.iter().map(|c| c.output.kept_bytes()).sum();
+    assert!(kept <= 64 * 1024, "{kept}");
+    assert!(s.calls.list[0].output.released);
+    assert_eq!(s.calls.list[0].bytes, 10 * 1024, "its figures stay");
+    assert!(!s.calls.list[19].output.released, "the newest keep theirs");
+
+    // Past the count, the oldest finished call goes (one in flight never
+    // does); chunks still find their call among many.
+    for _ in 0..crate::tui::state::MAX_CALLS {
+        s.update(Action::Send);
+        let id = s.calls.list.last().unwrap().id;
+        s.update(Action::CallEnded {
+            id,
+            error: None,
+            at,
+            server_timing: None,
+        });
+    }
+    s.update(Action::Send);
+    assert_eq!(s.calls.list.len(), crate::tui::state::MAX_CALLS);
+    let newest = s.calls.list.last().unwrap().id;
+    s.update(Action::CallBytes {
+        id: newest,
+        bytes: body.clone(),
+        at,
+    });
+    assert_eq!(s.calls.list.last().unwrap().bytes, 10 * 1024);
+}

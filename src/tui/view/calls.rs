@@ -23,10 +23,16 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         return;
     }
     let now = state.now;
+    // Only the rows on screen are built (and sized): the list holds up to
+    // MAX_CALLS calls and this runs every frame.
+    let visible = area.height.saturating_sub(3).max(1) as usize;
+    let offset = state.calls.sel.saturating_sub(visible - 1);
     let rows: Vec<(Vec<String>, ratatui::style::Style)> = state
         .calls
         .list
         .iter()
+        .skip(offset)
+        .take(visible)
         .map(|c| {
             let dir = if c.outgoing { "→" } else { "←" };
             let style = match c.state {
@@ -87,7 +93,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     .header(Row::new(shown.iter().map(|&i| header[i])).style(theme.dim()))
     .row_highlight_style(theme.selected())
     .block(block);
-    let mut ts = TableState::default().with_selected(Some(state.calls.sel));
+    let mut ts = TableState::default().with_selected(Some(state.calls.sel - offset));
     frame.render_stateful_widget(table, area, &mut ts);
 }
 

@@ -75,6 +75,12 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         call.output.text.len(),
     ));
     let mut lines: Vec<String> = Vec::new();
+    if call.output.released {
+        lines.push(format!(
+            "(body let go: the listed calls kept more than {} MiB together; the figures above stay)",
+            crate::tui::state::MAX_KEPT_OUTPUT_BYTES >> 20
+        ));
+    }
     if state.output.show_headers {
         match &call.head {
             Some(head) => {
