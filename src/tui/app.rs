@@ -312,8 +312,12 @@ impl<B: Backend> Console<B> {
                     }
                 }
                 Some(ev) = keys.recv() => {
+                    // A key is drawn at once, not on the next tick: keys
+                    // come at a person's pace, and waiting for the tick
+                    // would add up to a frame to every key-to-screen.
                     self.on_event(ev);
-                    dirty = true;
+                    self.draw()?;
+                    dirty = false;
                 }
                 Some(action) = actions.recv() => {
                     // Take everything that is ready, then draw once.
