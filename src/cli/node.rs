@@ -76,6 +76,10 @@ pub(crate) struct NodeArgs {
     /// Seconds between DHT random walks that look for more subnet peers.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub discovery_interval: f64,
+    /// Seconds between pings to each connected peer (the RTT column; every
+    /// connection pays for it, so large subnets may want it longer).
+    #[arg(long, value_name = "SECS", default_value_t = node::DEFAULT_PING_INTERVAL.as_secs_f64())]
+    pub ping_interval: f64,
     /// Offer Noise as /pos-transport/1.0.0 before /noise (for subnets that run proof of stake).
     #[arg(long)]
     pub pos_first: bool,
@@ -186,6 +190,8 @@ impl NodeArgs {
         config.yamux_split_send_bytes = self.yamux_split_send_bytes;
         config.discovery_interval =
             secs("discovery-interval", self.discovery_interval)?.max(Duration::from_millis(100));
+        config.ping_interval =
+            secs("ping-interval", self.ping_interval)?.max(Duration::from_millis(100));
         config.inbound_queue_depth = self.inbound_queue_depth;
         config.shutdown_grace = secs("shutdown-grace", self.shutdown_grace)?;
         config.serve.request_read_timeout =

@@ -55,6 +55,11 @@ pub(crate) struct BenchCmd {
     /// `--subnet 10 --subnet 50 --subnet 100` gives one row per size).
     #[arg(long = "subnet", value_name = "N", value_parser = clap::value_parser!(u16).range(2..=1000))]
     subnet: Vec<u16>,
+    /// With --subnet: one more argument for every node process (repeatable),
+    /// e.g. `--node-arg=--ping-interval --node-arg=15` to see what a flag
+    /// costs or saves at that size.
+    #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
+    node_args: Vec<String>,
 }
 
 pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
@@ -106,10 +111,12 @@ pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
 async fn subnets(exe: PathBuf, cmd: BenchCmd, size: BenchSize) -> ExitCode {
     let idle = Duration::from_secs(if size.repeats == 1 { 5 } else { 30 });
     let sizes = cmd.subnet.clone();
+    let node_args = cmd.node_args.clone();
     let rows = tokio::spawn(async move {
         let mut rows = Vec::new();
         for n in sizes {
-            rows.push(subnet::measure(&exe, n as usize, idle, |s| eprintln!("bench: {s}…")).await?);
+            let progress = |s: &str| eprintln!("bench: {s}…");
+            rows.push(subnet::measure(&exe, n as usize, idle, &node_args, progress).await?);
         }
         Ok::<_, String>(rows)
     })
@@ -127,7 +134,7 @@ async fn subnets(exe: PathBuf, cmd: BenchCmd, size: BenchSize) -> ExitCode {
             let cores = std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1);
-            print!("{}", subnet::table(&rows, cores));
+            print!("{}", subnet::table(&rows, cores, &cmd.node_args));
             ExitCode::SUCCESS
         }
         Err(e) => {

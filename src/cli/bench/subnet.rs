@@ -68,6 +68,7 @@ pub(super) async fn measure(
     exe: &Path,
     n: usize,
     idle: Duration,
+    node_args: &[String],
     progress: fn(&str),
 ) -> Result<SubnetRow, String> {
     if n < 2 {
@@ -87,6 +88,7 @@ pub(super) async fn measure(
         if let Some(b) = &boot_text {
             flags.extend(["--bootstrap", b.as_str()]);
         }
+        flags.extend(node_args.iter().map(String::as_str));
         let node = spawn_node_reporting(
             exe,
             &routes,
@@ -264,9 +266,14 @@ fn rss_mb(pid: u32) -> Option<f64> {
 }
 
 /// The table of every size measured.
-pub(super) fn table(rows: &[SubnetRow], cores: usize) -> String {
+pub(super) fn table(rows: &[SubnetRow], cores: usize, node_args: &[String]) -> String {
+    let with = if node_args.is_empty() {
+        String::new()
+    } else {
+        format!("; nodes run with {}", node_args.join(" "))
+    };
     let mut out = format!(
-        "peerapi bench --subnet ({cores} cores, loopback; N-1 node processes + 1 in-process caller)\n\
+        "peerapi bench --subnet ({cores} cores, loopback; N-1 node processes + 1 in-process caller{with})\n\
          {:>5} {:>10} {:>10} {:>12} {:>14} {:>10} {:>16} {:>8}\n",
         "nodes", "90% known", "least", "connections", "RSS MB", "idle CPU", "fan-out ms", "failed"
     );
