@@ -76,6 +76,11 @@ pub(crate) struct NodeArgs {
     /// Seconds between DHT random walks that look for more subnet peers.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub discovery_interval: f64,
+    /// Seconds between Kademlia's own bootstraps (routing table refreshes).
+    /// Longer costs an idle subnet less CPU and slows joining.
+    /// Default: the discovery interval.
+    #[arg(long, value_name = "SECS")]
+    pub kad_bootstrap_interval: Option<f64>,
     /// Seconds between pings to each connected peer (the RTT column; every
     /// connection pays for it, so large subnets may want it longer).
     #[arg(long, value_name = "SECS", default_value_t = node::DEFAULT_PING_INTERVAL.as_secs_f64())]
@@ -190,6 +195,10 @@ impl NodeArgs {
         config.yamux_split_send_bytes = self.yamux_split_send_bytes;
         config.discovery_interval =
             secs("discovery-interval", self.discovery_interval)?.max(Duration::from_millis(100));
+        if let Some(v) = self.kad_bootstrap_interval {
+            config.kad_bootstrap_interval =
+                Some(secs("kad-bootstrap-interval", v)?.max(Duration::from_secs(1)));
+        }
         config.ping_interval =
             secs("ping-interval", self.ping_interval)?.max(Duration::from_millis(100));
         config.inbound_queue_depth = self.inbound_queue_depth;

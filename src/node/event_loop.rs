@@ -79,6 +79,7 @@ impl EventLoop {
         let ping_interval = config.ping_interval;
         let idle = config.idle_connection_timeout;
         let discovery_interval = config.discovery_interval;
+        let kad_bootstrap = config.kad_bootstrap_interval.unwrap_or(discovery_interval);
         let conn = config.connection_limits.clone();
         let count = |n: usize| Some(u32::try_from(n).unwrap_or(u32::MAX));
         let limits = libp2p::connection_limits::ConnectionLimits::default()
@@ -125,7 +126,7 @@ impl EventLoop {
                     false => None,
                 };
                 let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
-                kad_config.set_periodic_bootstrap_interval(Some(discovery_interval));
+                kad_config.set_periodic_bootstrap_interval(Some(kad_bootstrap));
                 let mut kad = kad::Behaviour::with_config(
                     peer,
                     kad::store::MemoryStore::new(peer),
