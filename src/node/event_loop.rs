@@ -226,8 +226,7 @@ impl EventLoop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = self.discovery.tick() => {
-                    // Random walk: looking up a random id fills the routing
-                    // table with peers near it; new ones are dialed below.
+                    // Random walk: fills the routing table; new peers are dialed.
                     self.swarm.behaviour_mut().kad.get_closest_peers(PeerId::random());
                 }
                 command = self.commands.recv() => match command {

@@ -52,8 +52,7 @@ pub struct LogView {
 pub struct State {
     pub focus: Pane,
     pub help: bool,
-    /// Lines the help overlay is scrolled down by; the view clamps it to
-    /// what is there (it alone knows the width) and says the limit here.
+    /// Help overlay scroll; the view (which knows the width) sets the max.
     pub help_scroll: usize,
     pub help_scroll_max: std::cell::Cell<usize>,
     /// Our peer id and listen addresses.
@@ -84,8 +83,7 @@ pub struct State {
     pub zoom: bool,
     /// Keys of the operator's own (`keys.json`), over the defaults.
     pub user_keys: crate::tui::user_keys::UserKeys,
-    /// The clock, set by the app before each update and frame (so updates
-    /// and drawing are pure functions of the state, and tests control time).
+    /// The clock, set by the app before each update and frame (tests set it).
     pub now: Instant,
     pub wall: SystemTime,
 }
