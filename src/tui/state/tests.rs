@@ -351,12 +351,7 @@ fn a_pasted_curl_line_fills_the_composer_and_y_copies_it_as_a_command_line() {
 fn the_calls_list_stays_within_its_count_and_its_body_budget() {
     let mut s = state();
     s.calls.output_budget = 64 * 1024;
-    let peer = libp2p::identity::Keypair::generate_ed25519()
-        .public()
-        .to_peer_id();
-    s.composer
-        .set(Field::Peer, &format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}"));
-    s.composer.set(Field::Route, "r");
+    aim(&mut s, "r");
     let body = bytes::Bytes::from(vec![b'x'; 10 * 1024]);
     let at = s.now;
     // 20 calls of 10 KiB each: the oldest let go of their bodies.
