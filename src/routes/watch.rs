@@ -3,9 +3,11 @@
 //! it over the original are followed.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::{RouteDiff, RouteFileError, Routes};
@@ -31,6 +33,7 @@ pub enum RouteReload {
 pub struct RouteWatcher {
     _watcher: notify::RecommendedWatcher,
     task: tokio::task::JoinHandle<()>,
+    reads: Arc<AtomicU64>,
 }
 
 impl Drop for RouteWatcher {
@@ -61,10 +64,11 @@ impl RouteWatcher {
         };
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             if let Ok(event) = res {
-                let ours = event
-                    .paths
-                    .iter()
-                    .any(|p| p.file_name().map(|n| n.to_os_string()) == file_name);
+                let ours = changes_content(&event.kind)
+                    && event
+                        .paths
+                        .iter()
+                        .any(|p| p.file_name().map(|n| n.to_os_string()) == file_name);
                 if ours {
                     let _ = tx.send(());
                 }
@@ -75,6 +79,8 @@ impl RouteWatcher {
             .watch(&dir, RecursiveMode::NonRecursive)
             .map_err(watch_err)?;
 
+        let reads = Arc::new(AtomicU64::new(0));
+        let counted = reads.clone();
         let task = tokio::spawn(async move {
             // Editors and atomic saves often signal one save twice; a re-read
             // that changes nothing after a good one is not news.
@@ -87,6 +93,7 @@ impl RouteWatcher {
                         error: routes.note_file_missing(&path).to_string(),
                     }
                 } else {
+                    counted.fetch_add(1, Ordering::Relaxed);
                     match routes.load_file(&path) {
                         Ok((diff, warnings)) => RouteReload::Reloaded {
                             diff,
@@ -109,10 +116,72 @@ impl RouteWatcher {
         Ok(Self {
             _watcher: watcher,
             task,
+            reads,
         })
     }
+
+    /// Times the file was read since watching began.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether an event can have changed what the file holds. Opening and
+/// reading are events too: acting on them, nodes that watch one file
+/// re-read it for each other's reads, for ever (99 nodes sharing a route
+/// file did so about once a second each).
+fn changes_content(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Any | EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+    )
 }
 
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn watchers_of_one_file_do_not_reload_for_each_others_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("routes.json");
+        std::fs::write(&path, "{}").unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let watch = |tx: mpsc::UnboundedSender<()>| {
+            RouteWatcher::spawn(Routes::default(), &path, RELOAD_DEBOUNCE, move |_| {
+                let _ = tx.send(());
+            })
+            .unwrap()
+        };
+        let (a, b) = (watch(tx.clone()), watch(tx));
+        std::fs::write(&path, r#"{"x": "http://127.0.0.1:9/x"}"#).unwrap();
+        for _ in 0..2 {
+            tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .expect("both watchers report the change")
+                .unwrap();
+        }
+        let before = (a.reads(), b.reads());
+        // An observation window, not a synchronisation: with read events
+        // acted on, each watcher re-read the file every debounce period.
+        for _ in 0..3 {
+            std::fs::read(&path).unwrap();
+        }
+        tokio::time::sleep(RELOAD_DEBOUNCE * 6).await;
+        assert_eq!((a.reads(), b.reads()), before);
+        assert!(before.0 >= 1 && before.1 >= 1, "{before:?}");
+    }
+
+    #[test]
+    fn only_events_that_can_change_the_file_count() {
+        use notify::event::{AccessKind, CreateKind, ModifyKind, RemoveKind};
+        assert!(changes_content(&EventKind::Modify(ModifyKind::Any)));
+        assert!(changes_content(&EventKind::Create(CreateKind::File)));
+        assert!(changes_content(&EventKind::Remove(RemoveKind::File)));
+        assert!(!changes_content(&EventKind::Access(AccessKind::Any)));
+    }
 }
