@@ -73,18 +73,25 @@ pub(crate) struct NodeArgs {
     /// This peer id may not connect (repeatable).
     #[arg(long = "deny-peer", value_name = "PEER_ID")]
     pub deny_peers: Vec<libp2p::PeerId>,
-    /// Seconds between DHT random walks that look for more subnet peers.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    /// Seconds between DHT random walks that look for more subnet peers,
+    /// while they find some; the interval doubles while they do not.
+    #[arg(long, value_name = "SECS", default_value_t = node::DEFAULT_DISCOVERY_INTERVAL.as_secs_f64())]
     pub discovery_interval: f64,
+    /// The longest the walk interval grows to, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = node::DEFAULT_DISCOVERY_INTERVAL_MAX.as_secs_f64())]
+    pub discovery_interval_max: f64,
     /// Seconds between Kademlia's own bootstraps (routing table refreshes).
-    /// Longer costs an idle subnet less CPU and slows joining.
-    /// Default: the discovery interval.
+    /// Default: the longest walk interval (and whenever the table is small).
     #[arg(long, value_name = "SECS")]
     pub kad_bootstrap_interval: Option<f64>,
     /// Seconds between pings to each connected peer (the RTT column; every
-    /// connection pays for it, so large subnets may want it longer).
+    /// connection pays for it).
     #[arg(long, value_name = "SECS", default_value_t = node::DEFAULT_PING_INTERVAL.as_secs_f64())]
     pub ping_interval: f64,
+    /// Peers found through the DHT are dialed while fewer than N are
+    /// connected; past it they are remembered and dialed when called.
+    #[arg(long, value_name = "N", default_value_t = node::DEFAULT_PEER_TARGET)]
+    pub peer_target: usize,
     /// Offer Noise as /pos-transport/1.0.0 before /noise (for subnets that run proof of stake).
     #[arg(long)]
     pub pos_first: bool,
@@ -195,12 +202,16 @@ impl NodeArgs {
         config.yamux_split_send_bytes = self.yamux_split_send_bytes;
         config.discovery_interval =
             secs("discovery-interval", self.discovery_interval)?.max(Duration::from_millis(100));
+        config.discovery_interval_max =
+            secs("discovery-interval-max", self.discovery_interval_max)?
+                .max(config.discovery_interval);
         if let Some(v) = self.kad_bootstrap_interval {
             config.kad_bootstrap_interval =
                 Some(secs("kad-bootstrap-interval", v)?.max(Duration::from_secs(1)));
         }
         config.ping_interval =
             secs("ping-interval", self.ping_interval)?.max(Duration::from_millis(100));
+        config.peer_target = self.peer_target;
         config.inbound_queue_depth = self.inbound_queue_depth;
         config.shutdown_grace = secs("shutdown-grace", self.shutdown_grace)?;
         config.serve.request_read_timeout =

@@ -55,12 +55,12 @@ pub(crate) struct EventLoop {
     pub(super) closing: std::collections::HashSet<PeerId>,
     commands: mpsc::UnboundedReceiver<Command>,
     events: broadcast::Sender<NodeEvent>,
-    peers: HashMap<PeerId, (PeerInfo, u32)>,
+    pub(super) peers: HashMap<PeerId, (PeerInfo, u32)>,
     pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
     pub(super) client: ApiClient,
     /// Listeners that have not reported an address yet, and who waits for them.
     unready_listeners: Vec<libp2p::core::transport::ListenerId>,
-    discovery: tokio::time::Interval,
+    pub(super) walks: super::walks::WalkSchedule,
     ready: Option<oneshot::Sender<Result<(), NodeError>>>,
 }
 
@@ -79,7 +79,8 @@ impl EventLoop {
         let ping_interval = config.ping_interval;
         let idle = config.idle_connection_timeout;
         let discovery_interval = config.discovery_interval;
-        let kad_bootstrap = config.kad_bootstrap_interval.unwrap_or(discovery_interval);
+        let discovery_most = config.discovery_interval_max;
+        let kad_bootstrap = config.kad_bootstrap_interval.unwrap_or(discovery_most);
         let conn = config.connection_limits.clone();
         let count = |n: usize| Some(u32::try_from(n).unwrap_or(u32::MAX));
         let limits = libp2p::connection_limits::ConnectionLimits::default()
@@ -119,7 +120,7 @@ impl EventLoop {
             .with_behaviour(|key| {
                 let peer = key.public().to_peer_id();
                 let gossip = match gossip_config.enabled {
-                    true => Some(Confirmed(
+                    true => Some(Confirmed::idle_streams(
                         crate::subnet::gossip::behaviour(key, &gossip_config)
                             .map_err(Box::<dyn std::error::Error + Send + Sync>::from)?,
                     )),
@@ -141,14 +142,14 @@ impl EventLoop {
                     api,
                     dag_sync,
                     gossip: Toggle::from(gossip),
-                    identify: Confirmed(identify::Behaviour::new(
+                    identify: Confirmed::new(identify::Behaviour::new(
                         identify::Config::new("/ipfs/id/1.0.0".into(), key.public())
                             .with_agent_version(agent_version()),
                     )),
-                    ping: Confirmed(ping::Behaviour::new(
+                    ping: Confirmed::new(ping::Behaviour::new(
                         ping::Config::new().with_interval(ping_interval),
                     )),
-                    kad: Confirmed(kad),
+                    kad: Confirmed::new(kad),
                 })
             })
             .map_err(|e| NodeError::Transport(e.to_string()))?
@@ -194,7 +195,7 @@ impl EventLoop {
             evictions: Default::default(),
             closing: Default::default(),
             unready_listeners,
-            discovery: tokio::time::interval(discovery_interval),
+            walks: super::walks::WalkSchedule::new(discovery_interval, discovery_most),
             ready: Some(ready_tx),
         };
         this.check_ready();
@@ -225,10 +226,7 @@ impl EventLoop {
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
-                _ = self.discovery.tick() => {
-                    // Random walk: fills the routing table; new peers are dialed.
-                    self.swarm.behaviour_mut().kad.get_closest_peers(PeerId::random());
-                }
+                _ = self.walks.due() => self.walk(),
                 command = self.commands.recv() => match command {
                     Some(Command::Stop) | None => break,
                     Some(command) => self.on_command(command),
@@ -283,7 +281,7 @@ impl EventLoop {
             Command::GossipMesh { reply } => {
                 let mesh = match self.swarm.behaviour().gossip.as_ref() {
                     Some(g) => {
-                        let g = &g.0;
+                        let g = &**g;
                         let mut topics: Vec<(String, Vec<PeerId>)> = g
                             .topics()
                             .map(|t| (t.to_string(), g.mesh_peers(t).copied().collect()))

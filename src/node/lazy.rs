@@ -25,8 +25,8 @@ use libp2p::core::transport::PortUse;
 use libp2p::core::upgrade::UpgradeInfo;
 use libp2p::core::Endpoint;
 use libp2p::swarm::handler::{
-    ConnectionEvent, DialUpgradeError, FullyNegotiatedOutbound, OutboundUpgradeSend,
-    ProtocolsChange, UpgradeInfoSend,
+    ConnectionEvent, DialUpgradeError, FullyNegotiatedInbound, FullyNegotiatedOutbound,
+    InboundUpgradeSend, ListenUpgradeError, OutboundUpgradeSend, ProtocolsChange, UpgradeInfoSend,
 };
 use libp2p::swarm::{
     ConnectionDenied, ConnectionHandler, ConnectionHandlerEvent, ConnectionId, FromSwarm,
@@ -42,18 +42,42 @@ pub const NEGOTIATION_SENTINEL: &str = "/peerapi/no-protocol-agreed/0";
 
 /// A behaviour whose outbound streams are proposed lazily only where
 /// identify confirmed the protocol on that connection.
-pub struct Confirmed<B>(pub B);
+pub struct Confirmed<B> {
+    inner: B,
+    streams_keep_alive: bool,
+}
+
+impl<B> Confirmed<B> {
+    pub fn new(inner: B) -> Self {
+        Self {
+            inner,
+            streams_keep_alive: true,
+        }
+    }
+
+    /// For a behaviour that holds a stream open for the connection's life
+    /// (gossipsub): its streams do not keep the connection open, its
+    /// handler's own keep-alive does (gossipsub: mesh membership). Otherwise
+    /// such a stream keeps every connection ever made open for good, and a
+    /// subnet becomes a full mesh.
+    pub fn idle_streams(inner: B) -> Self {
+        Self {
+            inner,
+            streams_keep_alive: false,
+        }
+    }
+}
 
 impl<B> std::ops::Deref for Confirmed<B> {
     type Target = B;
     fn deref(&self) -> &B {
-        &self.0
+        &self.inner
     }
 }
 
 impl<B> std::ops::DerefMut for Confirmed<B> {
     fn deref_mut(&mut self) -> &mut B {
-        &mut self.0
+        &mut self.inner
     }
 }
 
@@ -67,7 +91,8 @@ impl<B: NetworkBehaviour> NetworkBehaviour for Confirmed<B> {
         local: &Multiaddr,
         remote: &Multiaddr,
     ) -> Result<(), ConnectionDenied> {
-        self.0.handle_pending_inbound_connection(id, local, remote)
+        self.inner
+            .handle_pending_inbound_connection(id, local, remote)
     }
 
     fn handle_established_inbound_connection(
@@ -77,9 +102,9 @@ impl<B: NetworkBehaviour> NetworkBehaviour for Confirmed<B> {
         local: &Multiaddr,
         remote: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.0
+        self.inner
             .handle_established_inbound_connection(id, peer, local, remote)
-            .map(ConfirmedHandler::new)
+            .map(|h| ConfirmedHandler::new(h, self.streams_keep_alive))
     }
 
     fn handle_pending_outbound_connection(
@@ -89,7 +114,7 @@ impl<B: NetworkBehaviour> NetworkBehaviour for Confirmed<B> {
         addresses: &[Multiaddr],
         effective_role: Endpoint,
     ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.0
+        self.inner
             .handle_pending_outbound_connection(id, peer, addresses, effective_role)
     }
 
@@ -101,13 +126,13 @@ impl<B: NetworkBehaviour> NetworkBehaviour for Confirmed<B> {
         role_override: Endpoint,
         port_use: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.0
+        self.inner
             .handle_established_outbound_connection(id, peer, addr, role_override, port_use)
-            .map(ConfirmedHandler::new)
+            .map(|h| ConfirmedHandler::new(h, self.streams_keep_alive))
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
-        self.0.on_swarm_event(event)
+        self.inner.on_swarm_event(event)
     }
 
     fn on_connection_handler_event(
@@ -116,14 +141,14 @@ impl<B: NetworkBehaviour> NetworkBehaviour for Confirmed<B> {
         id: ConnectionId,
         event: THandlerOutEvent<Self>,
     ) {
-        self.0.on_connection_handler_event(peer, id, event)
+        self.inner.on_connection_handler_event(peer, id, event)
     }
 
     fn poll(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        self.0.poll(cx)
+        self.inner.poll(cx)
     }
 }
 
@@ -131,13 +156,15 @@ impl<B: NetworkBehaviour> NetworkBehaviour for Confirmed<B> {
 pub struct ConfirmedHandler<H> {
     inner: H,
     confirmed: HashSet<StreamProtocol>,
+    streams_keep_alive: bool,
 }
 
 impl<H> ConfirmedHandler<H> {
-    fn new(inner: H) -> Self {
+    fn new(inner: H, streams_keep_alive: bool) -> Self {
         Self {
             inner,
             confirmed: HashSet::new(),
+            streams_keep_alive,
         }
     }
 }
@@ -146,6 +173,36 @@ impl<H> ConfirmedHandler<H> {
 pub struct WithSentinel<U> {
     inner: U,
     sentinel: bool,
+    keep_alive: bool,
+}
+
+/// An inner inbound upgrade whose stream may be told not to keep the
+/// connection open.
+pub struct Inbound<U> {
+    inner: U,
+    keep_alive: bool,
+}
+
+impl<U: UpgradeInfoSend> UpgradeInfo for Inbound<U> {
+    type Info = U::Info;
+    type InfoIter = U::InfoIter;
+
+    fn protocol_info(&self) -> Self::InfoIter {
+        self.inner.protocol_info()
+    }
+}
+
+impl<U: InboundUpgradeSend> libp2p::core::upgrade::InboundUpgrade<Stream> for Inbound<U> {
+    type Output = U::Output;
+    type Error = U::Error;
+    type Future = U::Future;
+
+    fn upgrade_inbound(self, mut stream: Stream, info: Self::Info) -> Self::Future {
+        if !self.keep_alive {
+            stream.ignore_for_keep_alive();
+        }
+        self.inner.upgrade_inbound(stream, info)
+    }
 }
 
 /// One proposal: one of the inner upgrade's, or the sentinel.
@@ -189,7 +246,10 @@ impl<U: OutboundUpgradeSend> libp2p::core::upgrade::OutboundUpgrade<Stream> for 
     type Error = SentinelError<U::Error>;
     type Future = BoxFuture<'static, Result<U::Output, Self::Error>>;
 
-    fn upgrade_outbound(self, stream: Stream, info: Self::Info) -> Self::Future {
+    fn upgrade_outbound(self, mut stream: Stream, info: Self::Info) -> Self::Future {
+        if !self.keep_alive {
+            stream.ignore_for_keep_alive();
+        }
         match info {
             Proposal::Inner(info) => self
                 .inner
@@ -205,13 +265,16 @@ impl<U: OutboundUpgradeSend> libp2p::core::upgrade::OutboundUpgrade<Stream> for 
 impl<H: ConnectionHandler> ConnectionHandler for ConfirmedHandler<H> {
     type FromBehaviour = H::FromBehaviour;
     type ToBehaviour = H::ToBehaviour;
-    type InboundProtocol = H::InboundProtocol;
+    type InboundProtocol = Inbound<H::InboundProtocol>;
     type OutboundProtocol = WithSentinel<H::OutboundProtocol>;
     type InboundOpenInfo = H::InboundOpenInfo;
     type OutboundOpenInfo = H::OutboundOpenInfo;
 
-    fn listen_protocol(&self) -> SubstreamProtocol<H::InboundProtocol, H::InboundOpenInfo> {
-        self.inner.listen_protocol()
+    fn listen_protocol(&self) -> SubstreamProtocol<Self::InboundProtocol, H::InboundOpenInfo> {
+        let keep_alive = self.streams_keep_alive;
+        self.inner
+            .listen_protocol()
+            .map_upgrade(|inner| Inbound { inner, keep_alive })
     }
 
     fn connection_keep_alive(&self) -> bool {
@@ -224,13 +287,18 @@ impl<H: ConnectionHandler> ConnectionHandler for ConfirmedHandler<H> {
     ) -> Poll<ConnectionHandlerEvent<Self::OutboundProtocol, H::OutboundOpenInfo, H::ToBehaviour>>
     {
         let confirmed = &self.confirmed;
+        let keep_alive = self.streams_keep_alive;
         self.inner.poll(cx).map(|event| {
             event.map_protocol(|inner| {
                 // Lazy negotiation settles on the last proposal unasked.
                 let last = inner.protocol_info().last();
                 let sentinel =
                     !last.is_some_and(|p| confirmed.iter().any(|c| c.as_ref() == p.as_ref()));
-                WithSentinel { inner, sentinel }
+                WithSentinel {
+                    inner,
+                    sentinel,
+                    keep_alive,
+                }
             })
         })
     }
@@ -246,15 +314,15 @@ impl<H: ConnectionHandler> ConnectionHandler for ConfirmedHandler<H> {
     fn on_connection_event(
         &mut self,
         event: ConnectionEvent<
-            H::InboundProtocol,
+            Self::InboundProtocol,
             Self::OutboundProtocol,
             H::InboundOpenInfo,
             H::OutboundOpenInfo,
         >,
     ) {
         let forwarded = match event {
-            ConnectionEvent::FullyNegotiatedInbound(e) => {
-                ConnectionEvent::FullyNegotiatedInbound(e)
+            ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound { protocol, info }) => {
+                ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound { protocol, info })
             }
             ConnectionEvent::FullyNegotiatedOutbound(FullyNegotiatedOutbound {
                 protocol,
@@ -277,7 +345,9 @@ impl<H: ConnectionHandler> ConnectionHandler for ConfirmedHandler<H> {
                 };
                 ConnectionEvent::DialUpgradeError(DialUpgradeError { info, error })
             }
-            ConnectionEvent::ListenUpgradeError(e) => ConnectionEvent::ListenUpgradeError(e),
+            ConnectionEvent::ListenUpgradeError(ListenUpgradeError { info, error }) => {
+                ConnectionEvent::ListenUpgradeError(ListenUpgradeError { info, error })
+            }
             ConnectionEvent::LocalProtocolsChange(e) => ConnectionEvent::LocalProtocolsChange(e),
             ConnectionEvent::RemoteProtocolsChange(change) => {
                 match change.clone() {

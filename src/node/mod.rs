@@ -24,6 +24,7 @@ mod replication;
 pub(crate) mod serve;
 mod subnet_events;
 pub mod transport;
+mod walks;
 
 pub use admission::{
     ReadingLimits, DEFAULT_MAX_READING, DEFAULT_MAX_READING_PER_IP, DEFAULT_MAX_READING_PER_PEER,
@@ -63,10 +64,18 @@ use crate::upstream::UpstreamConfig;
 
 /// Default time an idle connection is kept open (Python nodes keep theirs ~75 s).
 pub const DEFAULT_IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
-/// Default interval between pings to each peer.
-pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(5);
-/// Default interval of DHT random walks (peer discovery).
+/// Default interval between pings to each peer (libp2p's own default; every
+/// connection pays for it).
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
+/// Default number of connected peers below which peers found through the
+/// DHT are dialed; past it they are only remembered, and dialed when called.
+pub const DEFAULT_PEER_TARGET: usize = 16;
+/// Default interval of DHT random walks (peer discovery) while they find
+/// peers.
 pub const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
+/// Default longest interval of DHT walks, reached by doubling while walks
+/// find no one new.
+pub const DEFAULT_DISCOVERY_INTERVAL_MAX: Duration = Duration::from_secs(480);
 /// Default time in-flight calls get to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Default most established inbound connections node-wide.
@@ -125,14 +134,21 @@ pub struct NodeConfig {
     pub psk: Option<libp2p::pnet::PreSharedKey>,
     /// Node-wide allow and deny lists of peer ids.
     pub access: PeerAccess,
-    /// How often the DHT is walked to find more subnet peers.
+    /// How often the DHT is walked to find more subnet peers while walks
+    /// find some; the interval doubles while they do not.
     pub discovery_interval: Duration,
+    /// The longest the walk interval grows to.
+    pub discovery_interval_max: Duration,
     /// Interval of Kademlia's own bootstrap, a refresh of the routing table
-    /// (None: the discovery interval). Longer saves an idle subnet CPU but
-    /// slows joining: at 100 nodes, 300 s instead of 30 s took the idle
-    /// subnet from 165% to 120% of a core and the time to know 90% of it
-    /// from 15-18 s to 59-114 s (`bench --subnet 100`, runs A B B A).
+    /// (None: the longest walk interval; it also runs whenever the table
+    /// holds fewer than 20 peers). A fixed 300 s instead of with 30 s walks took
+    /// an idle 100-node subnet from 165% to 120% of a core and the time to
+    /// know 90% of it from 15-18 s to 59-114 s (`bench --subnet 100`).
     pub kad_bootstrap_interval: Option<Duration>,
+    /// Peers found through the DHT are dialed while fewer than this many
+    /// are connected. Dialing every one made a subnet a full mesh: at 100
+    /// nodes, 99 connections per node, each pinged from both ends.
+    pub peer_target: usize,
     /// Security protocol names Noise is offered under, likeliest first.
     pub security_names: Vec<&'static str>,
     pub connection_limits: ConnectionLimits,
@@ -169,7 +185,9 @@ impl NodeConfig {
             psk: None,
             access: PeerAccess::default(),
             discovery_interval: DEFAULT_DISCOVERY_INTERVAL,
+            discovery_interval_max: DEFAULT_DISCOVERY_INTERVAL_MAX,
             kad_bootstrap_interval: None,
+            peer_target: DEFAULT_PEER_TARGET,
             security_names: vec![transport::NOISE, transport::POS_TRANSPORT],
             connection_limits: ConnectionLimits::default(),
             subnet: crate::subnet::SubnetConfig::default(),
@@ -329,6 +347,7 @@ impl Node {
             dag_sync,
             gossip,
             discovered: Default::default(),
+            peer_target: config.peer_target,
         };
         let mut tasks = tokio::task::JoinSet::new();
         let mut dag_file_stop = None;

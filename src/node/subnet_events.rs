@@ -18,7 +18,7 @@ use crate::subnet::gossip::{judge, GossipCounters, Verdict};
 use crate::subnet::{DagStore, DagSyncServer, Ingest};
 
 /// Most peers remembered as discovered (a hostile DHT could name many);
-/// past it discoveries are still dialed, no longer reported.
+/// past it discoveries are no longer reported.
 pub const MAX_DISCOVERED_PEERS: usize = 10_000;
 
 /// What the swarm task holds of the subnet.
@@ -29,6 +29,8 @@ pub(crate) struct SubnetParts {
     pub(crate) replicator: super::replication::Replicator,
     /// Peers already reported as discovered.
     pub(crate) discovered: std::collections::HashSet<PeerId>,
+    /// Discoveries are dialed while fewer peers than this are connected.
+    pub(crate) peer_target: usize,
 }
 
 impl EventLoop {
@@ -57,7 +59,8 @@ impl EventLoop {
     }
 
     /// A peer found through the DHT (its routing table, or a query's
-    /// answer): reported once, dialed unless connected.
+    /// answer): reported once, dialed unless connected or the node has its
+    /// target of peers (then it is dialed when something calls it).
     pub(super) fn discovered(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, via: Discovery) {
         if peer == *self.swarm.local_peer_id() {
             return;
@@ -70,7 +73,8 @@ impl EventLoop {
             }
             self.emit(NodeEvent::PeerDiscovered { peer, via });
         }
-        if !self.swarm.is_connected(&peer) && !addrs.is_empty() {
+        let wanted = self.peers.len() < self.subnet.peer_target;
+        if wanted && !self.swarm.is_connected(&peer) && !addrs.is_empty() {
             let opts = DialOpts::peer_id(peer)
                 .addresses(addrs)
                 .condition(PeerCondition::DisconnectedAndNotDialing)

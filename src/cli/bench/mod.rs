@@ -107,16 +107,35 @@ pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
     }
 }
 
+/// The idle connection timeout the nodes run with (the last
+/// `--idle-connection-timeout` among `node_args`, else the default), and
+/// half a minute for the walk that may have touched a connection last.
+fn settle_time(node_args: &[String]) -> Duration {
+    let given = node_args
+        .windows(2)
+        .filter(|w| w[0] == "--idle-connection-timeout")
+        .filter_map(|w| w[1].parse::<f64>().ok())
+        .filter_map(|s| Duration::try_from_secs_f64(s).ok())
+        .next_back();
+    given.unwrap_or(peerapi::node::DEFAULT_IDLE_CONNECTION_TIMEOUT) + Duration::from_secs(30)
+}
+
 /// `--subnet N…`: one subnet per size, one after the other.
 async fn subnets(exe: PathBuf, cmd: BenchCmd, size: BenchSize) -> ExitCode {
     let idle = Duration::from_secs(if size.repeats == 1 { 5 } else { 30 });
+    // Long enough for the connections of joining to pass the nodes' idle
+    // connection timeout (or the one given with --node-arg).
+    let settle = match size.repeats {
+        1 => Duration::ZERO,
+        _ => settle_time(&cmd.node_args),
+    };
     let sizes = cmd.subnet.clone();
     let node_args = cmd.node_args.clone();
     let rows = tokio::spawn(async move {
         let mut rows = Vec::new();
         for n in sizes {
             let progress = |s: &str| eprintln!("bench: {s}…");
-            rows.push(subnet::measure(&exe, n as usize, idle, &node_args, progress).await?);
+            rows.push(subnet::measure(&exe, n as usize, idle, settle, &node_args, progress).await?);
         }
         Ok::<_, String>(rows)
     })

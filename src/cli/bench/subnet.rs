@@ -12,7 +12,6 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 use serde::Serialize;
 
@@ -40,11 +39,17 @@ pub(super) struct SubnetRow {
     pub connections_max: f64,
     pub rss_mb_median: f64,
     pub rss_mb_max: f64,
-    /// All node processes together, in % of one core, while idle.
+    /// All node processes together, in % of one core, while idle, right
+    /// after joining.
     pub idle_cpu_percent: f64,
     pub idle_secs: f64,
-    /// Peers the fan-out called (the in-process node's API peers).
+    /// The same once the connections of joining had time to close (the
+    /// idle connection timeout), over as long; None when not measured.
+    pub settled_cpu_percent: Option<f64>,
+    /// Peers the fan-out called (every other node).
     pub fanout_peers: usize,
+    /// Wall time of the first fan-out (it dials the peers not connected).
+    pub fanout_ms_first: f64,
     /// Wall time of one fan-out to all of them: median and max of the runs.
     pub fanout_ms_p50: f64,
     pub fanout_ms_max: f64,
@@ -68,6 +73,7 @@ pub(super) async fn measure(
     exe: &Path,
     n: usize,
     idle: Duration,
+    settle: Duration,
     node_args: &[String],
     progress: fn(&str),
 ) -> Result<SubnetRow, String> {
@@ -150,28 +156,25 @@ pub(super) async fn measure(
 
     progress(&format!("subnet of {n}: idle for {idle:?} (CPU, memory)"));
     let pids: Vec<u32> = members.iter().map(|m| m.node.child.id()).collect();
-    let cpu_before: u64 = pids.iter().filter_map(|p| cpu_ticks(*p)).sum();
-    let idle_start = Instant::now();
-    tokio::time::sleep(idle).await;
-    let cpu_after: u64 = pids.iter().filter_map(|p| cpu_ticks(*p)).sum();
-    let idle_secs = idle_start.elapsed().as_secs_f64();
-    let idle_cpu_percent =
-        cpu_after.saturating_sub(cpu_before) as f64 / ticks_per_sec() / idle_secs * 100.0;
+    let (idle_cpu_percent, idle_secs) = idle_cpu(&pids, idle).await;
+    let mut settled_cpu_percent = None;
+    if !settle.is_zero() {
+        progress(&format!(
+            "subnet of {n}: settling for {settle:?}, then idle for {idle:?} again"
+        ));
+        tokio::time::sleep(settle).await;
+        settled_cpu_percent = Some(idle_cpu(&pids, idle).await.0);
+    }
     let rss: Vec<f64> = pids.iter().filter_map(|p| rss_mb(*p)).collect();
     let connections = gauges(&http, &members, "peerapi_connected_peers").await;
 
     progress(&format!(
-        "subnet of {n}: fan-out from our node to every API peer"
+        "subnet of {n}: fan-out from our node to every other node"
     ));
     let h = ours.handle();
-    let targets: Vec<Multiaddr> = h
-        .peers()
-        .await
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .filter(|p| p.serves_api_v1())
-        .map(|p| p.addr.with(Protocol::P2p(p.peer)))
-        .collect();
+    // Every other node, as an operator names them: most are not connected
+    // (a node keeps about its peer target), so the first fan-out dials.
+    let targets: Vec<Multiaddr> = members.iter().map(|m| m.node.addr.clone()).collect();
     let mut walls = Vec::new();
     let mut failed = 0;
     for _ in 0..FAN_OUTS {
@@ -191,6 +194,7 @@ pub(super) async fn measure(
     drop(members);
     let (rss_mb_median, rss_mb_max) = spread(rss);
     let (connections_median, connections_max) = spread(connections);
+    let fanout_ms_first = walls.first().copied().unwrap_or(0.0);
     let (fanout_ms_p50, fanout_ms_max) = spread(walls);
     Ok(SubnetRow {
         nodes: n,
@@ -202,11 +206,25 @@ pub(super) async fn measure(
         rss_mb_max,
         idle_cpu_percent,
         idle_secs,
+        settled_cpu_percent,
         fanout_peers: targets.len(),
+        fanout_ms_first,
         fanout_ms_p50,
         fanout_ms_max,
         fanout_failed: failed,
     })
+}
+
+/// CPU of `pids` together over `idle`, in % of one core, and the seconds
+/// it was measured over.
+async fn idle_cpu(pids: &[u32], idle: Duration) -> (f64, f64) {
+    let before: u64 = pids.iter().filter_map(|p| cpu_ticks(*p)).sum();
+    let start = Instant::now();
+    tokio::time::sleep(idle).await;
+    let after: u64 = pids.iter().filter_map(|p| cpu_ticks(*p)).sum();
+    let secs = start.elapsed().as_secs_f64();
+    let percent = after.saturating_sub(before) as f64 / ticks_per_sec() / secs * 100.0;
+    (percent, secs)
 }
 
 /// One gauge from every member's metrics (a member that does not answer
@@ -274,7 +292,7 @@ pub(super) fn table(rows: &[SubnetRow], cores: usize, node_args: &[String]) -> S
     };
     let mut out = format!(
         "peerapi bench --subnet ({cores} cores, loopback; N-1 node processes + 1 in-process caller{with})\n\
-         {:>5} {:>10} {:>10} {:>12} {:>14} {:>10} {:>16} {:>8}\n",
+         {:>5} {:>10} {:>6} {:>12} {:>14} {:>17} {:>22} {:>8}\n",
         "nodes", "90% known", "least", "connections", "RSS MB", "idle CPU", "fan-out ms", "failed"
     );
     for r in rows {
@@ -283,7 +301,7 @@ pub(super) fn table(rows: &[SubnetRow], cores: usize, node_args: &[String]) -> S
             .map(|s| format!("{s:.1} s"))
             .unwrap_or_else(|| format!(">{} s", JOIN_LIMIT.as_secs()));
         out.push_str(&format!(
-            "{:>5} {:>10} {:>9.0}% {:>5.0} / {:<5.0} {:>6.1} / {:<6.1} {:>9.1}% {:>6.1} / {:<7.1} {:>3}/{}\n",
+            "{:>5} {:>10} {:>5.0}% {:>5.0} / {:<5.0} {:>6.1} / {:<6.1} {:>7.1}% {:>8} {:>6.1} {:>6.1} / {:<7.1} {:>3}/{}\n",
             r.nodes,
             joined,
             r.least_known_share * 100.0,
@@ -292,6 +310,10 @@ pub(super) fn table(rows: &[SubnetRow], cores: usize, node_args: &[String]) -> S
             r.rss_mb_median,
             r.rss_mb_max,
             r.idle_cpu_percent,
+            r.settled_cpu_percent
+                .map(|c| format!("{c:.1}%"))
+                .unwrap_or_else(|| "-".into()),
+            r.fanout_ms_first,
             r.fanout_ms_p50,
             r.fanout_ms_max,
             r.fanout_failed,
@@ -299,10 +321,12 @@ pub(super) fn table(rows: &[SubnetRow], cores: usize, node_args: &[String]) -> S
         ));
     }
     out.push_str(
-        "(90% known: seconds until every node found (DHT) or is connected to 90% of the others; least: the\n\
-         smallest share any node knew; connections and RSS: median / max per node process; idle CPU:\n\
-         all node processes together, % of one core; fan-out: p50 / max wall time of one call to every\n\
-         API peer at once, over 5 runs; failed: calls failed / made)\n",
+        "(90% known: seconds until every node found (DHT) or is connected to 90% of the others;\n\
+         least: the smallest share any node knew; connections and RSS: median / max per node process,\n\
+         at the end; idle CPU: all node processes together, % of one core, right after joining, then\n\
+         settled (once the connections of joining passed the idle timeout); fan-out: wall time of one\n\
+         call to every other node at once: the first (it dials the nodes not connected), then p50 /\n\
+         max over 5 runs; failed: calls failed / made)\n",
     );
     out
 }

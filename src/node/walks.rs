@@ -1,0 +1,99 @@
+//! When to walk the DHT: often while walks still find peers, less and less
+//! often once they stop. A fixed 30 s walk (and Kademlia's bootstrap with
+//! it) kept every connection of a 100-node subnet busy: each walk touches
+//! a dozen peers, so within the idle timeout every node had touched every
+//! other and the subnet stayed a full mesh, using 1-1.5 cores doing
+//! nothing.
+
+use std::num::NonZeroUsize;
+use std::pin::Pin;
+use std::time::Duration;
+
+use libp2p::PeerId;
+use tokio::time::{Instant, Sleep};
+
+use super::event_loop::EventLoop;
+
+/// The walk interval: the base while the known set grows, doubling up to
+/// the most while it does not.
+pub(crate) struct WalkSchedule {
+    base: Duration,
+    most: Duration,
+    current: Duration,
+    known_at_last_walk: usize,
+    next: Pin<Box<Sleep>>,
+}
+
+impl WalkSchedule {
+    /// The first walk is due one base interval from now (the bootstrap
+    /// dial and Kademlia's own start-up bootstrap come first).
+    pub(crate) fn new(base: Duration, most: Duration) -> Self {
+        let base = base.max(Duration::from_millis(1));
+        Self {
+            base,
+            most: most.max(base),
+            current: base,
+            known_at_last_walk: 0,
+            next: Box::pin(tokio::time::sleep(base)),
+        }
+    }
+
+    /// Resolves when the next walk is due.
+    pub(crate) async fn due(&mut self) {
+        self.next.as_mut().await
+    }
+
+    /// Records a walk made now with `known` peers known, and schedules the
+    /// next; returns the interval until it.
+    pub(crate) fn walked(&mut self, known: usize) -> Duration {
+        self.current = if known > self.known_at_last_walk {
+            self.base
+        } else {
+            (self.current * 2).min(self.most)
+        };
+        self.known_at_last_walk = known;
+        self.next.as_mut().reset(Instant::now() + self.current);
+        self.current
+    }
+}
+
+/// Peers a walk asks the closest of, not Kademlia's 20: a query ends when
+/// that many closest have answered, so a narrow walk contacts a handful of
+/// peers instead of 20-30, while every answer still names up to 20.
+pub const WALK_WIDTH: NonZeroUsize = NonZeroUsize::MIN.saturating_add(4);
+
+impl EventLoop {
+    /// A random walk: it fills the routing table; new peers are dialed
+    /// while below the peer target.
+    pub(super) fn walk(&mut self) {
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        kad.get_n_closest_peers(PeerId::random(), WALK_WIDTH);
+        let next = self.walks.walked(self.subnet.discovered.len());
+        tracing::debug!(?next, "DHT walk; next one after");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn walks_back_off_while_nothing_new_is_found_and_return_to_the_base() {
+        let s = Duration::from_secs;
+        let mut w = WalkSchedule::new(s(30), s(480));
+        assert_eq!(w.walked(5), s(30), "found peers: stay at the base");
+        assert_eq!(w.walked(5), s(60));
+        assert_eq!(w.walked(5), s(120));
+        assert_eq!(w.walked(5), s(240));
+        assert_eq!(w.walked(5), s(480));
+        assert_eq!(w.walked(5), s(480), "never past the most");
+        assert_eq!(w.walked(6), s(30), "a new peer: back to the base");
+    }
+
+    #[tokio::test]
+    async fn a_most_below_the_base_is_the_base() {
+        let s = Duration::from_secs;
+        let mut w = WalkSchedule::new(s(30), s(1));
+        assert_eq!(w.walked(0), s(30));
+    }
+}
