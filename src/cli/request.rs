@@ -195,6 +195,10 @@ impl RequestArgs {
             .map(|b| parse_peer_addr(b))
             .collect::<Result<_, _>>()
             .map_err(|e| (3, e.to_string()))?;
+        if targets.all_peers {
+            // It calls every peer it finds, so it connects to every one.
+            config.peer_target = usize::MAX;
+        }
         let req = CallRequest {
             route: route.to_string(),
             method,

@@ -76,6 +76,7 @@ pub struct NodeMetrics {
     connected_peers: Gauge,
     routing_table_peers: Gauge,
     discovered_peers: Gauge,
+    walk_interval_seconds: Gauge,
     route_reloads: Family<ResultLabel, Counter>,
     route_labels: Mutex<HashSet<String>>,
 }
@@ -112,6 +113,7 @@ impl NodeMetrics {
             connected_peers: Gauge::default(),
             routing_table_peers: Gauge::default(),
             discovered_peers: Gauge::default(),
+            walk_interval_seconds: Gauge::default(),
             route_reloads: Family::default(),
             route_labels: Mutex::new(HashSet::new()),
             registry: Registry::default(),
@@ -177,6 +179,11 @@ impl NodeMetrics {
             "discovered_peers",
             "Peers found through the DHT since start (bounded)",
             m.discovered_peers.clone(),
+        );
+        r.register(
+            "walk_interval_seconds",
+            "Seconds until the next DHT walk (doubles while walks find no one new)",
+            m.walk_interval_seconds.clone(),
         );
         r.register(
             "route_reloads",
@@ -344,6 +351,10 @@ impl NodeMetrics {
 
     pub(crate) fn discovered_peers(&self, count: usize) {
         self.discovered_peers.set(count as i64);
+    }
+
+    pub(crate) fn walk_interval(&self, next: std::time::Duration) {
+        self.walk_interval_seconds.set(next.as_secs() as i64);
     }
 
     pub(crate) fn route_reload(&self, ok: bool) {

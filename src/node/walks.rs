@@ -69,6 +69,9 @@ impl EventLoop {
         let kad = &mut self.swarm.behaviour_mut().kad;
         kad.get_n_closest_peers(PeerId::random(), WALK_WIDTH);
         let next = self.walks.walked(self.subnet.discovered.len());
+        if let Some(m) = &self.client.metrics {
+            m.walk_interval(next);
+        }
         tracing::debug!(?next, "DHT walk; next one after");
     }
 }

@@ -60,6 +60,11 @@ pub(crate) struct BenchCmd {
     /// costs or saves at that size.
     #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
     node_args: Vec<String>,
+    /// With --subnet: seconds to wait after the first idle measurement
+    /// before the second, the settled one (default: the nodes' idle
+    /// connection timeout and 30 s; none with --quick).
+    #[arg(long, value_name = "SECS")]
+    settle: Option<f64>,
 }
 
 pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
@@ -125,9 +130,10 @@ async fn subnets(exe: PathBuf, cmd: BenchCmd, size: BenchSize) -> ExitCode {
     let idle = Duration::from_secs(if size.repeats == 1 { 5 } else { 30 });
     // Long enough for the connections of joining to pass the nodes' idle
     // connection timeout (or the one given with --node-arg).
-    let settle = match size.repeats {
-        1 => Duration::ZERO,
-        _ => settle_time(&cmd.node_args),
+    let settle = match (cmd.settle, size.repeats) {
+        (Some(secs), _) => Duration::try_from_secs_f64(secs).unwrap_or(Duration::ZERO),
+        (None, 1) => Duration::ZERO,
+        (None, _) => settle_time(&cmd.node_args),
     };
     let sizes = cmd.subnet.clone();
     let node_args = cmd.node_args.clone();

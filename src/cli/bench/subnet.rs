@@ -39,6 +39,9 @@ pub(super) struct SubnetRow {
     pub connections_max: f64,
     pub rss_mb_median: f64,
     pub rss_mb_max: f64,
+    /// Memory of the node's own (private: RSS without the pages it shares
+    /// with the other nodes, mostly the binary's code, resident once).
+    pub private_mb_median: f64,
     /// All node processes together, in % of one core, while idle, right
     /// after joining.
     pub idle_cpu_percent: f64,
@@ -166,6 +169,7 @@ pub(super) async fn measure(
         settled_cpu_percent = Some(idle_cpu(&pids, idle).await.0);
     }
     let rss: Vec<f64> = pids.iter().filter_map(|p| rss_mb(*p)).collect();
+    let private: Vec<f64> = pids.iter().filter_map(|p| private_mb(*p)).collect();
     let connections = gauges(&http, &members, "peerapi_connected_peers").await;
 
     progress(&format!(
@@ -204,6 +208,7 @@ pub(super) async fn measure(
         connections_max,
         rss_mb_median,
         rss_mb_max,
+        private_mb_median: super::report::median(private),
         idle_cpu_percent,
         idle_secs,
         settled_cpu_percent,
@@ -272,15 +277,25 @@ fn ticks_per_sec() -> f64 {
 }
 
 fn rss_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
+    kb_field(&format!("/proc/{pid}/status"), "VmRSS:").map(|kb| kb / 1024.0)
+}
+
+fn private_mb(pid: u32) -> Option<f64> {
+    let path = format!("/proc/{pid}/smaps_rollup");
+    let clean = kb_field(&path, "Private_Clean:")?;
+    let dirty = kb_field(&path, "Private_Dirty:")?;
+    Some((clean + dirty) / 1024.0)
+}
+
+/// A `Key:   123 kB` line of a /proc file.
+fn kb_field(path: &str, key: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))?
         .split_whitespace()
-        .nth(1)?
+        .next()?
         .parse()
-        .ok()?;
-    Some(kb / 1024.0)
+        .ok()
 }
 
 /// The table of every size measured.
@@ -292,8 +307,8 @@ pub(super) fn table(rows: &[SubnetRow], cores: usize, node_args: &[String]) -> S
     };
     let mut out = format!(
         "peerapi bench --subnet ({cores} cores, loopback; N-1 node processes + 1 in-process caller{with})\n\
-         {:>5} {:>10} {:>6} {:>12} {:>14} {:>17} {:>22} {:>8}\n",
-        "nodes", "90% known", "least", "connections", "RSS MB", "idle CPU", "fan-out ms", "failed"
+         {:>5} {:>10} {:>6} {:>12} {:>19} {:>17} {:>22} {:>8}\n",
+        "nodes", "90% known", "least", "connections", "RSS MB (own)", "idle CPU", "fan-out ms", "failed"
     );
     for r in rows {
         let joined = r
@@ -301,7 +316,7 @@ pub(super) fn table(rows: &[SubnetRow], cores: usize, node_args: &[String]) -> S
             .map(|s| format!("{s:.1} s"))
             .unwrap_or_else(|| format!(">{} s", JOIN_LIMIT.as_secs()));
         out.push_str(&format!(
-            "{:>5} {:>10} {:>5.0}% {:>5.0} / {:<5.0} {:>6.1} / {:<6.1} {:>7.1}% {:>8} {:>6.1} {:>6.1} / {:<7.1} {:>3}/{}\n",
+            "{:>5} {:>10} {:>5.0}% {:>5.0} / {:<5.0} {:>4.1} / {:<4.1} ({:>4.1}) {:>7.1}% {:>8} {:>6.1} {:>6.1} / {:<7.1} {:>3}/{}\n",
             r.nodes,
             joined,
             r.least_known_share * 100.0,
@@ -309,6 +324,7 @@ pub(super) fn table(rows: &[SubnetRow], cores: usize, node_args: &[String]) -> S
             r.connections_max,
             r.rss_mb_median,
             r.rss_mb_max,
+            r.private_mb_median,
             r.idle_cpu_percent,
             r.settled_cpu_percent
                 .map(|c| format!("{c:.1}%"))
@@ -323,7 +339,8 @@ pub(super) fn table(rows: &[SubnetRow], cores: usize, node_args: &[String]) -> S
     out.push_str(
         "(90% known: seconds until every node found (DHT) or is connected to 90% of the others;\n\
          least: the smallest share any node knew; connections and RSS: median / max per node process,\n\
-         at the end; idle CPU: all node processes together, % of one core, right after joining, then\n\
+         at the end, and in brackets the median of each node's own memory (RSS without the pages shared
+         with the other nodes, mostly the binary's code); idle CPU: all node processes together, % of one core, right after joining, then\n\
          settled (once the connections of joining passed the idle timeout); fan-out: wall time of one\n\
          call to every other node at once: the first (it dials the nodes not connected), then p50 /\n\
          max over 5 runs; failed: calls failed / made)\n",
@@ -346,5 +363,7 @@ mod tests {
     fn cpu_ticks_of_this_process_are_read() {
         assert!(cpu_ticks(std::process::id()).is_some());
         assert!(rss_mb(std::process::id()).unwrap() > 0.0);
+        let own = private_mb(std::process::id()).unwrap();
+        assert!(own > 0.0 && own <= rss_mb(std::process::id()).unwrap() * 1.5);
     }
 }
