@@ -14,8 +14,10 @@ use tokio::time::{Instant, Sleep};
 
 use super::event_loop::EventLoop;
 
-/// The walk interval: the base while the known set grows, doubling up to
-/// the most while it does not.
+/// The walk interval: the base while the node is below its peer target or
+/// a walk finds a walk's width of new peers, else doubling up to the most.
+/// (Resetting on any new peer kept walks at the base for good: in a
+/// 100-node subnet, narrow walks keep finding one more now and then.)
 pub(crate) struct WalkSchedule {
     base: Duration,
     most: Duration,
@@ -45,8 +47,9 @@ impl WalkSchedule {
 
     /// Records a walk made now with `known` peers known, and schedules the
     /// next; returns the interval until it.
-    pub(crate) fn walked(&mut self, known: usize) -> Duration {
-        self.current = if known > self.known_at_last_walk {
+    pub(crate) fn walked(&mut self, known: usize, below_target: bool) -> Duration {
+        let found = known.saturating_sub(self.known_at_last_walk);
+        self.current = if below_target || found >= WALK_WIDTH.get() {
             self.base
         } else {
             (self.current * 2).min(self.most)
@@ -68,7 +71,10 @@ impl EventLoop {
     pub(super) fn walk(&mut self) {
         let kad = &mut self.swarm.behaviour_mut().kad;
         kad.get_n_closest_peers(PeerId::random(), WALK_WIDTH);
-        let next = self.walks.walked(self.subnet.discovered.len());
+        let below_target = self.peers.len() < self.subnet.peer_target;
+        let next = self
+            .walks
+            .walked(self.subnet.discovered.len(), below_target);
         if let Some(m) = &self.client.metrics {
             m.walk_interval(next);
         }
@@ -81,22 +87,24 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn walks_back_off_while_nothing_new_is_found_and_return_to_the_base() {
+    async fn walks_back_off_unless_a_walk_finds_its_width_or_the_node_needs_peers() {
         let s = Duration::from_secs;
         let mut w = WalkSchedule::new(s(30), s(480));
-        assert_eq!(w.walked(5), s(30), "found peers: stay at the base");
-        assert_eq!(w.walked(5), s(60));
-        assert_eq!(w.walked(5), s(120));
-        assert_eq!(w.walked(5), s(240));
-        assert_eq!(w.walked(5), s(480));
-        assert_eq!(w.walked(5), s(480), "never past the most");
-        assert_eq!(w.walked(6), s(30), "a new peer: back to the base");
+        assert_eq!(w.walked(5, false), s(30), "found a walk's width: the base");
+        assert_eq!(w.walked(5, false), s(60));
+        assert_eq!(w.walked(5, false), s(120));
+        assert_eq!(w.walked(6, false), s(240), "one more peer is not news");
+        assert_eq!(w.walked(8, false), s(480));
+        assert_eq!(w.walked(8, false), s(480), "never past the most");
+        assert_eq!(w.walked(13, false), s(30), "a walk's width of new peers");
+        assert_eq!(w.walked(13, false), s(60));
+        assert_eq!(w.walked(13, true), s(30), "below the peer target");
     }
 
     #[tokio::test]
     async fn a_most_below_the_base_is_the_base() {
         let s = Duration::from_secs;
         let mut w = WalkSchedule::new(s(30), s(1));
-        assert_eq!(w.walked(0), s(30));
+        assert_eq!(w.walked(0, true), s(30));
     }
 }
