@@ -74,7 +74,8 @@ pub(crate) struct NodeArgs {
     #[arg(long = "deny-peer", value_name = "PEER_ID")]
     pub deny_peers: Vec<libp2p::PeerId>,
     /// Seconds between DHT random walks that look for more subnet peers,
-    /// while they find some; the interval doubles while they do not.
+    /// while the node is below --peer-target or a walk finds 5 new peers;
+    /// otherwise the interval doubles.
     #[arg(long, value_name = "SECS", default_value_t = node::DEFAULT_DISCOVERY_INTERVAL.as_secs_f64())]
     pub discovery_interval: f64,
     /// The longest the walk interval grows to, in seconds.

@@ -70,11 +70,10 @@ pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
 /// Default number of connected peers below which peers found through the
 /// DHT are dialed; past it they are only remembered, and dialed when called.
 pub const DEFAULT_PEER_TARGET: usize = 16;
-/// Default interval of DHT random walks (peer discovery) while they find
-/// peers.
+/// Default interval of DHT random walks (peer discovery) while the node
+/// needs peers or walks find many.
 pub const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
-/// Default longest interval of DHT walks, reached by doubling while walks
-/// find no one new.
+/// Default longest interval of DHT walks, reached by doubling.
 pub const DEFAULT_DISCOVERY_INTERVAL_MAX: Duration = Duration::from_secs(480);
 /// Default time in-flight calls get to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -134,8 +133,9 @@ pub struct NodeConfig {
     pub psk: Option<libp2p::pnet::PreSharedKey>,
     /// Node-wide allow and deny lists of peer ids.
     pub access: PeerAccess,
-    /// How often the DHT is walked to find more subnet peers while walks
-    /// find some; the interval doubles while they do not.
+    /// How often the DHT is walked to find more subnet peers while the
+    /// node is below its peer target or a walk finds a walk's width of new
+    /// peers; otherwise the interval doubles.
     pub discovery_interval: Duration,
     /// The longest the walk interval grows to.
     pub discovery_interval_max: Duration,
