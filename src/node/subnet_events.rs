@@ -74,8 +74,8 @@ impl EventLoop {
             self.emit(NodeEvent::PeerDiscovered { peer, via });
         }
         // Dials under way count: a walk's answers arrive together.
-        let counters = self.swarm.network_info().connection_counters().clone();
-        let coming = counters.num_pending_outgoing() as usize;
+        let info = self.swarm.network_info();
+        let coming = info.connection_counters().num_pending_outgoing() as usize;
         let wanted = self.peers.len() + coming < self.subnet.peer_target;
         if wanted && !self.swarm.is_connected(&peer) && !addrs.is_empty() {
             let opts = DialOpts::peer_id(peer)

@@ -339,8 +339,9 @@ pub(super) fn table(rows: &[SubnetRow], cores: usize, node_args: &[String]) -> S
     out.push_str(
         "(90% known: seconds until every node found (DHT) or is connected to 90% of the others;\n\
          least: the smallest share any node knew; connections and RSS: median / max per node process,\n\
-         at the end, and in brackets the median of each node's own memory (RSS without the pages shared
-         with the other nodes, mostly the binary's code); idle CPU: all node processes together, % of one core, right after joining, then\n\
+         at the end, and in brackets the median of each node's own memory (RSS without the pages\n\
+         shared with the other nodes, mostly the binary's code); idle CPU: all node processes\n\
+         together, % of one core, right after joining, then\n\
          settled (once the connections of joining passed the idle timeout); fan-out: wall time of one\n\
          call to every other node at once: the first (it dials the nodes not connected), then p50 /\n\
          max over 5 runs; failed: calls failed / made)\n",
