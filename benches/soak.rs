@@ -27,7 +27,8 @@ fn pct(v: &mut [Duration], p: f64) -> Duration {
 async fn main() {
     let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_peerapi"));
     let backend = start_backend().await.expect("backend");
-    let server = ServingNode::start(&exe, backend, PEERS * STREAMS_PER_PEER).expect("serving node");
+    let server =
+        ServingNode::start(&exe, backend, PEERS * STREAMS_PER_PEER, &[]).expect("serving node");
     let addr = server.addr.clone();
     let started = Instant::now();
     let mut peers = Vec::new();

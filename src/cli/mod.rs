@@ -14,6 +14,7 @@ mod request;
 mod routes;
 mod shell;
 mod subnet;
+mod trim;
 
 use std::process::ExitCode;
 
@@ -77,10 +78,13 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(Command::Node(cmd)) = &cli.command {
+        if let Some(n) = cmd.threads {
+            builder.worker_threads(usize::from(n));
+        }
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("peerapi: cannot start the async runtime: {e}");

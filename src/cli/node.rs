@@ -259,10 +259,20 @@ pub(crate) struct NodeCmd {
     /// as JSON objects, one per line.
     #[arg(long)]
     json: bool,
+    /// Worker threads of the node's runtime (default: one per core). Many
+    /// nodes on one machine want 1: each thread keeps memory of its own, and
+    /// a call then never changes thread on its way through the node.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub(crate) threads: Option<u16>,
+    /// Seconds between handing the heap's free pages back to the system
+    /// (glibc keeps what a burst of connections freed); 0: never.
+    #[arg(long, value_name = "SECS", default_value_t = super::trim::DEFAULT_TRIM_INTERVAL_SECS)]
+    trim_interval: u64,
 }
 
 pub(crate) async fn run(cmd: NodeCmd) -> ExitCode {
     let _guard = super::logging::init("info", cmd.node.log_dir.as_deref(), cmd.node.max_log_files);
+    super::trim::spawn(std::time::Duration::from_secs(cmd.trim_interval));
     match serve(cmd.node, cmd.json).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -275,7 +285,9 @@ pub(crate) async fn run(cmd: NodeCmd) -> ExitCode {
 async fn serve(args: NodeArgs, json: bool) -> anyhow::Result<()> {
     let resolved = args.into_config()?;
     let metrics = resolved.serve_metrics().await?;
-    let config = resolved.node;
+    let mut config = resolved.node;
+    // Nobody subscribes to a headless node's events: a small ring.
+    config.event_capacity = peerapi::node::HEADLESS_EVENT_CAPACITY;
     if config.route_file.is_none() {
         tracing::warn!("no --routes file: this node serves no routes (it can still call others)");
     }

@@ -107,6 +107,9 @@ impl Default for ConnectionLimits {
 /// Capacity of the event broadcast; a subscriber that falls further behind
 /// misses events (and is told how many).
 pub const EVENT_CAPACITY: usize = 4096;
+/// The event broadcast of a node nobody watches (`peerapi node`): its ring
+/// is allocated and written whole at start, about 1 MB at `EVENT_CAPACITY`.
+pub const HEADLESS_EVENT_CAPACITY: usize = 64;
 
 /// Everything a node needs to start.
 pub struct NodeConfig {
@@ -160,6 +163,9 @@ pub struct NodeConfig {
     /// Where calls and swarm events are counted, for a metrics endpoint
     /// (`NodeMetrics::encode`); None: nothing counted, no cost.
     pub metrics: Option<Arc<metrics::NodeMetrics>>,
+    /// Events a subscriber may fall behind by before it misses some (the
+    /// console wants `EVENT_CAPACITY`; a node nobody watches, little).
+    pub event_capacity: usize,
 }
 
 impl NodeConfig {
@@ -193,6 +199,7 @@ impl NodeConfig {
             subnet: crate::subnet::SubnetConfig::default(),
             metrics: None,
             log_label: None,
+            event_capacity: EVENT_CAPACITY,
         }
     }
 }
@@ -234,7 +241,7 @@ impl Node {
     /// Starts the node: listens, dials the bootstrap peers, serves calls.
     /// Returns once every listen address is bound.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
-        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (events, _) = broadcast::channel(config.event_capacity.max(1));
         let (commands, command_rx) = mpsc::unbounded_channel();
         let local_peer_id = config.keypair.public().to_peer_id();
         let routes = config.routes.clone();

@@ -174,16 +174,22 @@ impl Drop for ServingNode {
 
 impl ServingNode {
     /// Starts `exe node` serving the bench backend's routes, with call
-    /// limits sized for `streams` concurrent streams.
-    pub fn start(exe: &Path, backend: SocketAddr, streams: usize) -> Result<Self, String> {
+    /// limits sized for `streams` concurrent streams, and `extra` flags.
+    pub fn start(
+        exe: &Path,
+        backend: SocketAddr,
+        streams: usize,
+        extra: &[String],
+    ) -> Result<Self, String> {
         let (dir, routes) = bench_routes(backend, "process")?;
         let limit = call_limit(streams).to_string();
-        let flags = [
+        let mut flags = vec![
             "--max-concurrent-calls",
             &limit,
             "--max-calls-per-peer",
             &limit,
         ];
+        flags.extend(extra.iter().map(String::as_str));
         // Quiet: an info line per served call would be part of what is measured.
         let (child, addr) = spawn_node(
             exe,

@@ -55,9 +55,10 @@ pub(crate) struct BenchCmd {
     /// `--subnet 10 --subnet 50 --subnet 100` gives one row per size).
     #[arg(long = "subnet", value_name = "N", value_parser = clap::value_parser!(u16).range(2..=1000))]
     subnet: Vec<u16>,
-    /// With --subnet: one more argument for every node process (repeatable),
-    /// e.g. `--node-arg=--ping-interval --node-arg=15` to see what a flag
-    /// costs or saves at that size.
+    /// One more argument for every node process (repeatable): the subnet's
+    /// nodes, or the serving node of the hop rows "node as own process",
+    /// memory and one-shot call; e.g. `--node-arg=--threads --node-arg=1`
+    /// to see what a flag costs or saves.
     #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
     node_args: Vec<String>,
     /// With --subnet: seconds to wait after the first idle measurement
@@ -92,7 +93,8 @@ pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
     // polls runs on the main thread, and every hand-over between it and
     // the workers would be one more thread wake-up in what is measured.
     let report = tokio::spawn(async move {
-        run_all(exe, size, filter, |step| eprintln!("bench: {step}…")).await
+        let progress = |step: &str| eprintln!("bench: {step}…");
+        run_all(exe, size, filter, cmd.node_args, progress).await
     })
     .await
     .unwrap_or_else(|e| Err(format!("the bench task failed: {e}")));
@@ -263,13 +265,14 @@ async fn run_all(
     exe: PathBuf,
     size: BenchSize,
     filter: BenchFilter,
+    node_args: Vec<String>,
     progress: fn(&str),
 ) -> Result<Report, String> {
     let backend = start_backend().await.map_err(|e| e.to_string())?;
     let in_process = InProcessNode::start(backend, size.concurrent_streams).await?;
     // The separate process serves the memory rows, the one-shot CLI and the
     // cross-process latency row.
-    let server = ServingNode::start(&exe, backend, size.concurrent_streams)?;
+    let server = ServingNode::start(&exe, backend, size.concurrent_streams, &node_args)?;
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(256)
@@ -341,6 +344,7 @@ async fn run_all(
         } else {
             "full".into()
         },
+        node_args,
         rows,
     })
 }

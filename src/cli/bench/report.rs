@@ -19,13 +19,20 @@ pub(super) struct Row {
 pub(super) struct Report {
     pub cores: usize,
     pub size: String,
+    /// Flags the serving node process ran with (`--node-arg`).
+    pub node_args: Vec<String>,
     pub rows: Vec<Row>,
 }
 
 impl Report {
     pub(super) fn table(&self) -> String {
+        let with = if self.node_args.is_empty() {
+            String::new()
+        } else {
+            format!("; node process run with {}", self.node_args.join(" "))
+        };
         let mut out = format!(
-            "peerapi bench ({} run, {} cores, loopback, medians)\n{:<44} {:>14} {:>14} {:>8}\n",
+            "peerapi bench ({} run, {} cores, loopback, medians{with})\n{:<44} {:>14} {:>14} {:>8}\n",
             self.size, self.cores, "measurement", "direct", "through hop", "ratio"
         );
         for r in &self.rows {

@@ -42,6 +42,11 @@ pub(super) struct SubnetRow {
     /// Memory of the node's own (private: RSS without the pages it shares
     /// with the other nodes, mostly the binary's code, resident once).
     pub private_mb_median: f64,
+    /// Proportional set size: RSS with each shared page divided among the
+    /// processes that map it. The nodes' PSS add up to what the subnet
+    /// takes of the machine's memory; RSS counts the shared code N times.
+    pub pss_mb_median: f64,
+    pub pss_mb_max: f64,
     /// All node processes together, in % of one core, while idle, right
     /// after joining.
     pub idle_cpu_percent: f64,
@@ -170,6 +175,7 @@ pub(super) async fn measure(
     }
     let rss: Vec<f64> = pids.iter().filter_map(|p| rss_mb(*p)).collect();
     let private: Vec<f64> = pids.iter().filter_map(|p| private_mb(*p)).collect();
+    let pss: Vec<f64> = pids.iter().filter_map(|p| pss_mb(*p)).collect();
     let connections = gauges(&http, &members, "peerapi_connected_peers").await;
 
     progress(&format!(
@@ -197,6 +203,7 @@ pub(super) async fn measure(
     ours.abort();
     drop(members);
     let (rss_mb_median, rss_mb_max) = spread(rss);
+    let (pss_mb_median, pss_mb_max) = spread(pss);
     let (connections_median, connections_max) = spread(connections);
     let fanout_ms_first = walls.first().copied().unwrap_or(0.0);
     let (fanout_ms_p50, fanout_ms_max) = spread(walls);
@@ -209,6 +216,8 @@ pub(super) async fn measure(
         rss_mb_median,
         rss_mb_max,
         private_mb_median: super::report::median(private),
+        pss_mb_median,
+        pss_mb_max,
         idle_cpu_percent,
         idle_secs,
         settled_cpu_percent,
@@ -270,14 +279,26 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// The unit of /proc's CPU times (USER_HZ).
 fn ticks_per_sec() -> f64 {
-    // Linux reports /proc times in USER_HZ, 100 on every architecture it
-    // runs on today.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: sysconf only reads a system constant.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        if hz > 0 {
+            return hz as f64;
+        }
+    }
+    // What Linux uses on every architecture it runs on today.
     100.0
 }
 
 fn rss_mb(pid: u32) -> Option<f64> {
     kb_field(&format!("/proc/{pid}/status"), "VmRSS:").map(|kb| kb / 1024.0)
+}
+
+fn pss_mb(pid: u32) -> Option<f64> {
+    kb_field(&format!("/proc/{pid}/smaps_rollup"), "Pss:").map(|kb| kb / 1024.0)
 }
 
 fn private_mb(pid: u32) -> Option<f64> {
@@ -307,8 +328,8 @@ pub(super) fn table(rows: &[SubnetRow], cores: usize, node_args: &[String]) -> S
     };
     let mut out = format!(
         "peerapi bench --subnet ({cores} cores, loopback; N-1 node processes + 1 in-process caller{with})\n\
-         {:>5} {:>10} {:>6} {:>12} {:>19} {:>17} {:>22} {:>8}\n",
-        "nodes", "90% known", "least", "connections", "RSS MB (own)", "idle CPU", "fan-out ms", "failed"
+         {:>5} {:>10} {:>6} {:>12} {:>19} {:>11} {:>17} {:>22} {:>8}\n",
+        "nodes", "90% known", "least", "connections", "RSS MB (own)", "PSS MB", "idle CPU", "fan-out ms", "failed"
     );
     for r in rows {
         let joined = r
@@ -316,7 +337,7 @@ pub(super) fn table(rows: &[SubnetRow], cores: usize, node_args: &[String]) -> S
             .map(|s| format!("{s:.1} s"))
             .unwrap_or_else(|| format!(">{} s", JOIN_LIMIT.as_secs()));
         out.push_str(&format!(
-            "{:>5} {:>10} {:>5.0}% {:>5.0} / {:<5.0} {:>4.1} / {:<4.1} ({:>4.1}) {:>7.1}% {:>8} {:>6.1} {:>6.1} / {:<7.1} {:>3}/{}\n",
+            "{:>5} {:>10} {:>5.0}% {:>5.0} / {:<5.0} {:>4.1} / {:<4.1} ({:>4.1}) {:>4.1} / {:<4.1} {:>7.1}% {:>8} {:>6.1} {:>6.1} / {:<7.1} {:>3}/{}\n",
             r.nodes,
             joined,
             r.least_known_share * 100.0,
@@ -325,6 +346,8 @@ pub(super) fn table(rows: &[SubnetRow], cores: usize, node_args: &[String]) -> S
             r.rss_mb_median,
             r.rss_mb_max,
             r.private_mb_median,
+            r.pss_mb_median,
+            r.pss_mb_max,
             r.idle_cpu_percent,
             r.settled_cpu_percent
                 .map(|c| format!("{c:.1}%"))
@@ -340,7 +363,9 @@ pub(super) fn table(rows: &[SubnetRow], cores: usize, node_args: &[String]) -> S
         "(90% known: seconds until every node found (DHT) or is connected to 90% of the others;\n\
          least: the smallest share any node knew; connections and RSS: median / max per node process,\n\
          at the end, and in brackets the median of each node's own memory (RSS without the pages\n\
-         shared with the other nodes, mostly the binary's code); idle CPU: all node processes\n\
+         shared with the other nodes, mostly the binary's code); PSS: RSS with each shared page\n\
+         divided among the processes that map it (the nodes' PSS add up to the subnet's memory);\n\
+         idle CPU: all node processes\n\
          together, % of one core, right after joining, then\n\
          settled (once the connections of joining passed the idle timeout); fan-out: wall time of one\n\
          call to every other node at once: the first (it dials the nodes not connected), then p50 /\n\
@@ -365,6 +390,8 @@ mod tests {
         assert!(cpu_ticks(std::process::id()).is_some());
         assert!(rss_mb(std::process::id()).unwrap() > 0.0);
         let own = private_mb(std::process::id()).unwrap();
+        let pss = pss_mb(std::process::id()).unwrap();
+        assert!(pss >= own && pss <= rss_mb(std::process::id()).unwrap() * 1.5);
         assert!(own > 0.0 && own <= rss_mb(std::process::id()).unwrap() * 1.5);
     }
 }
