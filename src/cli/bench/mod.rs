@@ -291,10 +291,17 @@ async fn run_all(
     };
     let mut rows = Vec::new();
     if b.filter.section("limits") {
-        (b.progress)("reference rows: ChaCha20-Poly1305, loopback TCP");
+        (b.progress)("reference rows: ChaCha20-Poly1305, loopback TCP, a wake-up round trip");
         let time = Duration::from_secs_f64((size.max_secs / 10.0).clamp(0.2, 1.0));
         rows.push(limits::chacha20_poly1305(size.repeats, time));
         rows.push(limits::loopback_tcp(size.repeats, time).await?);
+        // Blocking reads: off the runtime's workers.
+        let repeats = size.repeats;
+        rows.push(
+            tokio::task::spawn_blocking(move || limits::loopback_round_trip(repeats))
+                .await
+                .map_err(|e| e.to_string())??,
+        );
     }
 
     // Idle memory before any call.
