@@ -241,10 +241,7 @@ mod tests {
         });
         let shares = super::shares(&rows);
         let floor = shares.last().unwrap();
-        assert_eq!(
-            floor.name,
-            "unary 2.0.0 c=1 p50, node as own process / 2 round trips"
-        );
+        assert_eq!(floor.name, "unary 2.0.0 c=1 p50, own process / 2 RTT");
         assert_eq!((floor.direct, floor.hop), (Some(160.0), 400.0));
     }
 
