@@ -361,15 +361,14 @@ pub(super) fn table(rows: &[SubnetRow], cores: usize, node_args: &[String]) -> S
     }
     out.push_str(
         "(90% known: seconds until every node found (DHT) or is connected to 90% of the others;\n\
-         least: the smallest share any node knew; connections and RSS: median / max per node process,\n\
-         at the end, and in brackets the median of each node's own memory (RSS without the pages\n\
-         shared with the other nodes, mostly the binary's code); PSS: RSS with each shared page\n\
-         divided among the processes that map it (the nodes' PSS add up to the subnet's memory);\n\
-         idle CPU: all node processes\n\
-         together, % of one core, right after joining, then\n\
-         settled (once the connections of joining passed the idle timeout); fan-out: wall time of one\n\
-         call to every other node at once: the first (it dials the nodes not connected), then p50 /\n\
-         max over 5 runs; failed: calls failed / made)\n",
+         least: the smallest share any node knew; connections, RSS and PSS: median / max per node\n\
+         process at the end; own: median of each node's RSS without the pages it shares with the\n\
+         other nodes (mostly the binary's code); PSS: RSS with each shared page divided among the\n\
+         processes that map it, so the nodes' PSS add up to the subnet's memory; idle CPU: all node\n\
+         processes together, % of one core, right after joining, then settled (once the connections\n\
+         of joining passed the idle timeout); fan-out: wall time of one call to every other node at\n\
+         once: the first (it dials the nodes not connected), then p50 / max over 5 runs;\n\
+         failed: calls failed / made)\n",
     );
     out
 }
