@@ -78,12 +78,6 @@ mod tests {
     }
 
     fn anon_kb() -> i64 {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("RssAnon:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap()
+        peerapi::testkit::proc_kb("/proc/self/status", "RssAnon:").unwrap() as i64
     }
 }

@@ -223,14 +223,17 @@ impl ServingNode {
     }
 
     fn status_mb(&self, key: &str) -> Option<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let kb: f64 = status
-            .lines()
-            .find(|l| l.starts_with(key))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        Some(kb / 1024.0)
+        proc_kb(&format!("/proc/{}/status", self.child.id()), key).map(|kb| kb / 1024.0)
     }
+}
+
+/// A `Key:   123 kB` line of a /proc file (`status`, `smaps_rollup`), in kB.
+pub fn proc_kb(path: &str, key: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }

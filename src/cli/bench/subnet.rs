@@ -16,7 +16,7 @@ use libp2p::Multiaddr;
 use serde::Serialize;
 
 use peerapi::node::{CallRequest, NodeConfig};
-use peerapi::testkit::{spawn_node_reporting, SpawnedNode};
+use peerapi::testkit::{proc_kb, spawn_node_reporting, SpawnedNode};
 
 /// Share of the other nodes each node must know for the subnet to count
 /// as joined.
@@ -294,29 +294,18 @@ fn ticks_per_sec() -> f64 {
 }
 
 fn rss_mb(pid: u32) -> Option<f64> {
-    kb_field(&format!("/proc/{pid}/status"), "VmRSS:").map(|kb| kb / 1024.0)
+    proc_kb(&format!("/proc/{pid}/status"), "VmRSS:").map(|kb| kb / 1024.0)
 }
 
 fn pss_mb(pid: u32) -> Option<f64> {
-    kb_field(&format!("/proc/{pid}/smaps_rollup"), "Pss:").map(|kb| kb / 1024.0)
+    proc_kb(&format!("/proc/{pid}/smaps_rollup"), "Pss:").map(|kb| kb / 1024.0)
 }
 
 fn private_mb(pid: u32) -> Option<f64> {
     let path = format!("/proc/{pid}/smaps_rollup");
-    let clean = kb_field(&path, "Private_Clean:")?;
-    let dirty = kb_field(&path, "Private_Dirty:")?;
+    let clean = proc_kb(&path, "Private_Clean:")?;
+    let dirty = proc_kb(&path, "Private_Dirty:")?;
     Some((clean + dirty) / 1024.0)
-}
-
-/// A `Key:   123 kB` line of a /proc file.
-fn kb_field(path: &str, key: &str) -> Option<f64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// The table of every size measured.
