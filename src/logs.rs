@@ -115,6 +115,47 @@ impl Throttle {
     }
 }
 
+/// Whether log lines to stderr may be coloured: only on a terminal, and
+/// never with `NO_COLOR` set (files and journals get plain text).
+pub fn stderr_colour() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// Logs a panic as one error line that names its thread and the place,
+/// in the span of the task that panicked (its node, its call). A panic in
+/// a tokio worker ends only its task: the process goes on, and the line is
+/// what the operator gets.
+pub fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let thread = std::thread::current();
+    let payload = info.payload();
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    let place = info
+        .location()
+        .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+        .unwrap_or_default();
+    let name = thread.name().unwrap_or("unnamed");
+    if !tracing::dispatcher::has_been_set() {
+        // No log yet (a panic before logging started): stderr is all there is.
+        eprintln!("peerapi: panic in thread {name} at {place}: {message}");
+        return;
+    }
+    tracing::error!(
+        thread = name,
+        at = %place,
+        "panic: {message} (please report it with this line)"
+    );
+}
+
+/// Sends every panic to the log (and nowhere else).
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(log_panic));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

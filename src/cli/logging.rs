@@ -16,6 +16,7 @@ pub(crate) fn init(default_level: &str, log_dir: Option<&Path>, max_files: usize
         || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(peerapi::logs::stderr_colour())
         .with_target(false)
         .with_filter(filter());
     let appender = log_dir.and_then(|dir| match peerapi::logs::rolling_file(dir, max_files) {

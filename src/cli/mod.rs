@@ -78,6 +78,8 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Panics become log lines (the console replaces this with its own).
+    peerapi::logs::log_panics();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(Command::Node(cmd)) = &cli.command {
         if let Some(n) = cmd.threads {

@@ -174,7 +174,7 @@ impl RequestArgs {
             Some(path) => peerapi::keys::load_key(path).map_err(|e| (1, e.to_string()))?,
             None => libp2p::identity::Keypair::generate_ed25519(),
         };
-        let mut config = NodeConfig::new(keypair);
+        let mut config = NodeConfig::new(keypair).only_calls();
         config.listen = Vec::new();
         config.call.timeout = timeout;
         config.call.stream_idle_timeout = idle;
@@ -196,8 +196,10 @@ impl RequestArgs {
             .collect::<Result<_, _>>()
             .map_err(|e| (3, e.to_string()))?;
         if targets.all_peers {
-            // It calls every peer it finds, so it connects to every one.
+            // It calls every peer it finds, so it connects to every one,
+            // and walks the DHT to find them (still no DAG sync or gossip).
             config.peer_target = usize::MAX;
+            config.dht_walks = true;
         }
         let req = CallRequest {
             route: route.to_string(),

@@ -89,7 +89,8 @@ async fn list(addr: &str, timeout: f64, json: bool) -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let mut config = peerapi::NodeConfig::new(libp2p::identity::Keypair::generate_ed25519());
+    let mut config =
+        peerapi::NodeConfig::new(libp2p::identity::Keypair::generate_ed25519()).only_calls();
     config.listen = Vec::new();
     config.call.timeout = std::time::Duration::try_from_secs_f64(timeout)
         .unwrap_or(std::time::Duration::from_secs(10));

@@ -44,6 +44,7 @@ use libp2p::{Multiaddr, PeerId};
 /// without a task of their own.
 pub const DEFAULT_INBOUND_QUEUE_DEPTH: usize = 1024;
 pub use super::lazy::NEGOTIATION_SENTINEL;
+use super::outbound::OutboundStream;
 /// How long protocol negotiation of a new outbound stream may take.
 pub const OPEN_STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -146,7 +147,7 @@ impl Connections {
         &self,
         peer: PeerId,
         wanted: &[&'static str],
-    ) -> Result<(Stream, StreamProtocol), OpenError> {
+    ) -> Result<(OutboundStream, StreamProtocol), OpenError> {
         let (tx, rx) = oneshot::channel();
         {
             let mut map = self.lock();
@@ -174,7 +175,8 @@ impl Connections {
                 }
             }
         }
-        rx.await.map_err(|_| OpenError::ConnectionClosed)?
+        let (stream, protocol) = rx.await.map_err(|_| OpenError::ConnectionClosed)??;
+        Ok((OutboundStream::new(stream), protocol))
     }
 }
 

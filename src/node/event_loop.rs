@@ -81,6 +81,7 @@ impl EventLoop {
         let discovery_interval = config.discovery_interval;
         let discovery_most = config.discovery_interval_max;
         let kad_bootstrap = config.kad_bootstrap_interval.unwrap_or(discovery_most);
+        let (dht_walks, subnet_member) = (config.dht_walks, config.subnet_member);
         let conn = config.connection_limits.clone();
         let count = |n: usize| Some(u32::try_from(n).unwrap_or(u32::MAX));
         let limits = libp2p::connection_limits::ConnectionLimits::default()
@@ -126,16 +127,7 @@ impl EventLoop {
                     )),
                     false => None,
                 };
-                let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
-                kad_config.set_periodic_bootstrap_interval(Some(kad_bootstrap));
-                let mut kad = kad::Behaviour::with_config(
-                    peer,
-                    kad::store::MemoryStore::new(peer),
-                    kad_config,
-                );
-                // Subnet nodes answer DHT queries; auto mode would stay a
-                // client until an external address is confirmed.
-                kad.set_mode(Some(kad::Mode::Server));
+                let kad = super::walks::kademlia(peer, kad_bootstrap, dht_walks, subnet_member);
                 Ok(Behaviour {
                     limits: libp2p::connection_limits::Behaviour::new(limits),
                     ip_limit: super::ip_limit::PerIpLimit::new(conn.max_per_ip),
@@ -195,7 +187,8 @@ impl EventLoop {
             evictions: Default::default(),
             closing: Default::default(),
             unready_listeners,
-            walks: super::walks::WalkSchedule::new(discovery_interval, discovery_most),
+            walks: super::walks::WalkSchedule::new(discovery_interval, discovery_most)
+                .enabled_if(dht_walks),
             ready: Some(ready_tx),
         };
         this.check_ready();
@@ -413,10 +406,10 @@ impl EventLoop {
                 }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                let message = error.to_string();
+                let message = super::dial_error::summary(&error);
                 match peer_id {
-                    Some(peer) => tracing::warn!(%peer, "dial failed: {message}"),
-                    None => tracing::warn!("dial failed: {message}"),
+                    Some(peer) => tracing::warn!(%peer, "dial failed: {error}"),
+                    None => tracing::warn!("dial failed: {error}"),
                 }
                 if let Some(peer) = peer_id {
                     if !self.swarm.is_connected(&peer) {
@@ -437,7 +430,8 @@ impl EventLoop {
                 ..
             })) => {
                 let protocols: Vec<String> = info.protocols.iter().map(|p| p.to_string()).collect();
-                if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) {
+                if self.walks.enabled() && info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL)
+                {
                     for addr in &info.listen_addrs {
                         self.swarm
                             .behaviour_mut()

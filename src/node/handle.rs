@@ -226,7 +226,7 @@ impl NodeHandle {
         &self,
         addr: &Multiaddr,
         protocol: &'static str,
-    ) -> Result<libp2p::Stream, CallError> {
+    ) -> Result<super::outbound::OutboundStream, CallError> {
         self.dial_within(addr).await?;
         self.shared
             .client

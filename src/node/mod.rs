@@ -12,6 +12,7 @@
 mod admission;
 pub(crate) mod api;
 mod call;
+mod dial_error;
 mod event_loop;
 mod events;
 pub mod evictions;
@@ -20,6 +21,7 @@ pub mod ip_limit;
 mod lazy;
 pub mod metrics;
 pub mod muxer;
+pub mod outbound;
 mod replication;
 pub(crate) mod serve;
 mod subnet_events;
@@ -166,6 +168,12 @@ pub struct NodeConfig {
     /// Events a subscriber may fall behind by before it misses some (the
     /// console wants `EVENT_CAPACITY`; a node nobody watches, little).
     pub event_capacity: usize,
+    /// Takes part in the subnet's DHT: answers Kademlia queries (server
+    /// mode). Off for a node that only calls, so peers do not route to a
+    /// process that is about to exit.
+    pub subnet_member: bool,
+    /// Walks the DHT and runs Kademlia's own bootstraps to find peers.
+    pub dht_walks: bool,
 }
 
 impl NodeConfig {
@@ -200,7 +208,24 @@ impl NodeConfig {
             metrics: None,
             log_label: None,
             event_capacity: EVENT_CAPACITY,
+            subnet_member: true,
+            dht_walks: true,
         }
+    }
+
+    /// A node that only calls, for one-shot commands: it dials, identifies
+    /// and calls, and starts no subnet work towards anyone: no DAG sync
+    /// served or replicated, no gossip, no DHT walks, Kademlia as a client.
+    /// (A one-shot process that replicated from the peer it called exited
+    /// before the answer, and every template node logged a traceback.)
+    pub fn only_calls(mut self) -> Self {
+        self.subnet.dag_sync = false;
+        self.subnet.replicate.enabled = false;
+        self.subnet.gossip.enabled = false;
+        self.subnet.telemetry_listen = None;
+        self.subnet_member = false;
+        self.dht_walks = false;
+        self
     }
 }
 
@@ -231,6 +256,7 @@ pub struct Node {
     handle: NodeHandle,
     tasks: tokio::task::JoinSet<()>,
     drain: DrainHandle,
+    replication_quiesce: replication::Quiesce,
     shutdown_grace: Duration,
     _watcher: Option<RouteWatcher>,
     /// Tells the DAG file's keeper to write a last time and stop.
@@ -341,15 +367,17 @@ impl Node {
             telemetry: telemetry_counters.clone(),
             log_span: log_span.clone(),
         });
+        let replicator = replication::Replicator::new(
+            dag.clone(),
+            config.subnet.replicate.clone(),
+            local_peer_id,
+            events.clone(),
+            gossip.clone(),
+            replication,
+        );
+        let replication_quiesce = replicator.quiesce();
         let subnet = subnet_events::SubnetParts {
-            replicator: replication::Replicator::new(
-                dag.clone(),
-                config.subnet.replicate.clone(),
-                local_peer_id,
-                events.clone(),
-                gossip.clone(),
-                replication,
-            ),
+            replicator,
             dag,
             dag_sync,
             gossip,
@@ -391,6 +419,7 @@ impl Node {
             handle,
             tasks,
             drain,
+            replication_quiesce,
             shutdown_grace,
             _watcher: watcher,
             dag_file_stop,
@@ -401,10 +430,17 @@ impl Node {
         self.handle.clone()
     }
 
-    /// Stops taking new calls, lets in-flight calls finish for up to the
-    /// shutdown grace, then stops the swarm.
+    /// Stops taking new calls and asking peers for the DAG, lets in-flight
+    /// calls finish and the answers asked for arrive for up to the shutdown
+    /// grace, then stops the swarm.
     pub async fn shutdown(mut self) {
-        let drained = self.drain.drain(self.shutdown_grace).await;
+        let (drained, answered) = tokio::join!(
+            self.drain.drain(self.shutdown_grace),
+            self.replication_quiesce.stop_asking(self.shutdown_grace)
+        );
+        if !answered {
+            tracing::info!("DAG answers still outstanding at the end of the grace period");
+        }
         if !drained {
             tracing::warn!(
                 grace = ?self.shutdown_grace,

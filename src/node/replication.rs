@@ -4,7 +4,7 @@
 //! time and in the bytes read.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -33,8 +33,31 @@ pub struct ReplicationCounters {
     pub skipped_busy: AtomicU64,
 }
 
+/// Stops a node's replications at shutdown: no new one starts and no
+/// running one asks again, while the answers already asked for may still
+/// arrive (a template node whose answer stream is reset mid-write logs a
+/// traceback).
+#[derive(Clone)]
+pub(crate) struct Quiesce {
+    stopping: Arc<AtomicBool>,
+    permits: Arc<Semaphore>,
+    total: u32,
+}
+
+impl Quiesce {
+    /// Stops asking, then waits up to `grace` for the answers outstanding;
+    /// `true` when none is left.
+    pub(crate) async fn stop_asking(&self, grace: std::time::Duration) -> bool {
+        self.stopping.store(true, Ordering::SeqCst);
+        tokio::time::timeout(grace, self.permits.acquire_many(self.total))
+            .await
+            .is_ok_and(|p| p.is_ok())
+    }
+}
+
 pub(crate) struct Replicator {
     pub(crate) connections: Connections,
+    stopping: Arc<AtomicBool>,
     store: Arc<Mutex<DagStore>>,
     config: ReplicateConfig,
     local: PeerId,
@@ -69,6 +92,7 @@ impl Replicator {
     ) -> Self {
         Self {
             connections: Connections::default(),
+            stopping: Arc::default(),
             permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
             store,
             config,
@@ -80,11 +104,22 @@ impl Replicator {
         }
     }
 
+    pub(crate) fn quiesce(&self) -> Quiesce {
+        Quiesce {
+            stopping: self.stopping.clone(),
+            permits: self.permits.clone(),
+            total: u32::try_from(self.config.max_concurrent.max(1)).unwrap_or(u32::MAX),
+        }
+    }
+
     /// Identify answered: replicate from `peer` if it serves the sync
     /// protocol and was not asked within the interval.
     pub(crate) fn on_identified(&mut self, peer: PeerId, protocols: &[String]) {
         self.connections.set_protocols(peer, protocols.to_vec());
-        if !self.config.enabled || !protocols.iter().any(|p| p == PROTOCOL_DAG_SYNC) {
+        if !self.config.enabled
+            || self.stopping.load(Ordering::SeqCst)
+            || !protocols.iter().any(|p| p == PROTOCOL_DAG_SYNC)
+        {
             return;
         }
         let now = Instant::now();
@@ -112,6 +147,7 @@ impl Replicator {
             return;
         };
         let job = Job {
+            stopping: self.stopping.clone(),
             peer,
             local: self.local.to_string(),
             connections: self.connections.clone(),
@@ -130,6 +166,7 @@ impl Replicator {
 }
 
 struct Job {
+    stopping: Arc<AtomicBool>,
     peer: PeerId,
     local: String,
     connections: Connections,
@@ -190,6 +227,9 @@ impl Job {
 
     /// One request on a fresh stream, its answer read to the limit.
     async fn exchange(&self, request: Vec<u8>) -> Result<Vec<u8>, String> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err("the node is stopping".into());
+        }
         let work = async {
             let (mut stream, _) = self
                 .connections

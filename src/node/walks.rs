@@ -9,7 +9,7 @@ use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::time::Duration;
 
-use libp2p::PeerId;
+use libp2p::{kad, PeerId, StreamProtocol};
 use tokio::time::{Instant, Sleep};
 
 use super::event_loop::EventLoop;
@@ -24,6 +24,8 @@ pub(crate) struct WalkSchedule {
     current: Duration,
     known_at_last_walk: usize,
     next: Pin<Box<Sleep>>,
+    /// Off for a node that only calls: it never walks.
+    enabled: bool,
 }
 
 impl WalkSchedule {
@@ -37,11 +39,25 @@ impl WalkSchedule {
             current: base,
             known_at_last_walk: 0,
             next: Box::pin(tokio::time::sleep(base)),
+            enabled: true,
         }
+    }
+
+    /// Off: a schedule that is never due.
+    pub(crate) fn enabled_if(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled
     }
 
     /// Resolves when the next walk is due.
     pub(crate) async fn due(&mut self) {
+        if !self.enabled {
+            return std::future::pending().await;
+        }
         self.next.as_mut().await
     }
 
@@ -80,6 +96,31 @@ impl EventLoop {
         }
         tracing::debug!(?next, "DHT walk; next one after");
     }
+}
+
+/// Kademlia for a node: a subnet member answers queries (server mode;
+/// auto mode would stay a client until an external address is confirmed);
+/// a node that does not walk runs no bootstraps and keeps its table empty
+/// (Kademlia bootstraps whenever its table gains a peer).
+pub(crate) fn kademlia(
+    peer: PeerId,
+    bootstrap_interval: Duration,
+    walks: bool,
+    member: bool,
+) -> kad::Behaviour<kad::store::MemoryStore> {
+    let mut config = kad::Config::new(StreamProtocol::new(super::event_loop::KAD_PROTOCOL));
+    if walks {
+        config.set_periodic_bootstrap_interval(Some(bootstrap_interval));
+    } else {
+        config.set_periodic_bootstrap_interval(None);
+        config.set_kbucket_inserts(kad::BucketInserts::Manual);
+    }
+    let mut kad = kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), config);
+    kad.set_mode(Some(match member {
+        true => kad::Mode::Server,
+        false => kad::Mode::Client,
+    }));
+    kad
 }
 
 #[cfg(test)]

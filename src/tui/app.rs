@@ -97,10 +97,17 @@ pub(super) async fn run_app(
         }
     });
 
+    // A panic in a worker (a task of the node) ends that task only: it goes
+    // to the log pane and file, never over the screen. One on this thread
+    // ends the console: the terminal is given back first, then it is said.
     let default_hook = std::panic::take_hook();
+    let ui_thread = std::thread::current().id();
     std::panic::set_hook(Box::new(move |info| {
-        restore_terminal();
-        default_hook(info);
+        crate::logs::log_panic(info);
+        if std::thread::current().id() == ui_thread {
+            restore_terminal();
+            default_hook(info);
+        }
     }));
     let guard = TerminalGuard::enter()?;
     let backend = ratatui::backend::CrosstermBackend::new(std::io::stdout());

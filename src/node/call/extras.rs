@@ -47,7 +47,7 @@ impl ApiClient {
         &self,
         peer: PeerId,
         protocol: &'static str,
-    ) -> Result<libp2p::Stream, CallError> {
+    ) -> Result<crate::node::outbound::OutboundStream, CallError> {
         self.open(peer, vec![protocol]).await.map(|(s, _)| s)
     }
 

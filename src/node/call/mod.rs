@@ -25,6 +25,7 @@ use futures::{AsyncReadExt, AsyncWriteExt, Stream};
 use libp2p::{PeerId, StreamProtocol};
 
 use super::api::{Connections, OpenError};
+use super::outbound::OutboundStream;
 use super::events::{CallId, NodeEvent};
 use crate::wire::{self, ResponseType, PROTOCOL_V1, PROTOCOL_V2};
 use reader::{for_version, read_body_frame, read_head, BodyFrame};
@@ -96,7 +97,7 @@ impl ApiClient {
         &self,
         peer: PeerId,
         protocols: Vec<&'static str>,
-    ) -> Result<(libp2p::Stream, StreamProtocol), CallError> {
+    ) -> Result<(OutboundStream, StreamProtocol), CallError> {
         match self.connections.open(peer, &protocols).await {
             Ok(opened) => Ok(opened),
             Err(OpenError::Unsupported(_)) => Err(CallError::Unsupported {
@@ -111,7 +112,7 @@ impl ApiClient {
     }
 
     /// Opens an API stream to `peer` in the protocol the options ask for.
-    async fn open_api(&self, peer: PeerId) -> Result<(libp2p::Stream, ApiVersion), CallError> {
+    async fn open_api(&self, peer: PeerId) -> Result<(OutboundStream, ApiVersion), CallError> {
         let protocols = match self.options.protocol {
             ProtocolChoice::Auto => vec![PROTOCOL_V2, PROTOCOL_V1],
             ProtocolChoice::V1 => vec![PROTOCOL_V1],
@@ -369,7 +370,7 @@ impl ApiClient {
         let end_timing = Arc::new(std::sync::OnceLock::new());
         struct State {
             end_timing: Arc<std::sync::OnceLock<wire::frame::ServerTiming>>,
-            stream: libp2p::Stream,
+            stream: OutboundStream,
             client: ApiClient,
             version: ApiVersion,
             bytes: u64,
