@@ -128,7 +128,9 @@ pub(crate) fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
 }
 
 pub(crate) async fn run(cmd: CallCmd, stream: bool) -> ExitCode {
-    let _guard = super::logging::init("warn", None, peerapi::logs::DEFAULT_MAX_LOG_FILES);
+    // The command says what failed in a line of its own; log lines with -v.
+    let level = if cmd.verbose { "warn" } else { "error" };
+    let _guard = super::logging::init(level, None, peerapi::logs::DEFAULT_MAX_LOG_FILES);
     let (addr, route) = match cmd.targets.positionals(&cmd.addr, &cmd.route) {
         Ok(ok) => ok,
         Err(message) => return fail(2, message),

@@ -47,7 +47,8 @@ pub(crate) struct LoadCmd {
 }
 
 pub(crate) async fn run(cmd: LoadCmd) -> ExitCode {
-    let _guard = super::logging::init("warn", None, peerapi::logs::DEFAULT_MAX_LOG_FILES);
+    // The command says what failed in a line of its own (RUST_LOG for more).
+    let _guard = super::logging::init("error", None, peerapi::logs::DEFAULT_MAX_LOG_FILES);
     let (addr, route) = match cmd.targets.positionals(&cmd.addr, &cmd.route) {
         Ok(ok) => ok,
         Err(message) => return fail(2, message),
@@ -113,10 +114,10 @@ pub(crate) async fn run(cmd: LoadCmd) -> ExitCode {
         });
         let secs = p.elapsed.as_secs_f64().max(1e-3);
         bar.set_message(format!(
-            "{} ok · {} failed · {:.0} calls/s",
+            "{} ok · {} failed · {:.0} calls/s ok",
             p.done - p.failed,
             p.failed,
-            p.done as f64 / secs
+            (p.done - p.failed) as f64 / secs
         ));
     })
     .await;

@@ -30,7 +30,12 @@ pub(crate) use node::NodeArgs;
     long_about = "peerapi is a libp2p node for peer-to-peer AI subnets: it serves HTTP backends to peers \
                   under route names (/subnet/api_protocol/1.0.0, byte-compatible with the Python subnet nodes), \
                   calls other peers' routes, and (with no subcommand) opens an operator console.",
-    after_help = "Start here: `peerapi demo` opens the console on a local demo subnet."
+    after_help = "Start here: `peerapi demo` opens the console on a local demo subnet.\n\n\
+                  Taking part in the subnet (DAG sync served and replicated, gossip, DHT walks): \
+                  `node`, the console, `demo` and `subnet watch`.\n\
+                  Only calling (dial, identify, call; nothing asked of the peer beyond the call): \
+                  `call`, `stream`, `routes list`, `load` (with --all-peers they also walk the DHT \
+                  to find peers). Their own log lines show with -v or RUST_LOG."
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]

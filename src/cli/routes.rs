@@ -81,7 +81,8 @@ pub(crate) async fn run(cmd: RoutesCmd) -> ExitCode {
 }
 
 async fn list(addr: &str, timeout: f64, json: bool) -> ExitCode {
-    let _guard = super::logging::init("warn", None, peerapi::logs::DEFAULT_MAX_LOG_FILES);
+    // The command says what failed in a line of its own (RUST_LOG for more).
+    let _guard = super::logging::init("error", None, peerapi::logs::DEFAULT_MAX_LOG_FILES);
     let addr = match peerapi::node::parse_peer_addr(addr) {
         Ok(a) => a,
         Err(e) => {

@@ -21,7 +21,7 @@ pub const MAX_GAPS_PER_REQUEST: usize = 10_000;
 pub const KEPT_BODY_BYTES: usize = 64 * 1024;
 
 /// One request's outcome and timings.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Sample {
     /// The peer's multiaddr.
     pub peer: String,

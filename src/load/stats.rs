@@ -132,7 +132,10 @@ pub struct Summary {
     /// Requests started but not finished when the run was interrupted.
     pub unfinished: usize,
     pub seconds: f64,
+    /// Successful calls per second: failures never read as throughput.
     pub calls_per_sec: f64,
+    /// Every call started, failed or not, per second.
+    pub attempts_per_sec: f64,
     pub e2e: Option<Percentiles>,
     pub ttfb: Option<Percentiles>,
     pub ttft: Option<Percentiles>,
@@ -172,7 +175,14 @@ impl Summary {
             line(&mut t, "unfinished (interrupted)", s.unfinished.to_string());
         }
         line(&mut t, "duration", format!("{:.2}s", s.seconds));
-        line(&mut t, "calls/s", format!("{:.1}", s.calls_per_sec));
+        line(&mut t, "calls/s (ok)", format!("{:.1}", s.calls_per_sec));
+        if s.failed > 0 {
+            line(
+                &mut t,
+                "attempts/s (ok and failed)",
+                format!("{:.1}", s.attempts_per_sec),
+            );
+        }
         let tokens = if s.tokens_estimated {
             format!("{} (estimated from events)", s.output_tokens)
         } else {
@@ -236,7 +246,8 @@ impl Summary {
             failures,
             unfinished,
             seconds: wall.as_secs_f64(),
-            calls_per_sec: samples.len() as f64 / secs,
+            calls_per_sec: ok.len() as f64 / secs,
+            attempts_per_sec: samples.len() as f64 / secs,
             e2e: Percentiles::of(ok.iter().map(|s| s.e2e).collect()),
             ttfb: Percentiles::of(ok.iter().filter_map(|s| s.ttfb).collect()),
             ttft: Percentiles::of(ok.iter().filter_map(|s| s.ttft).collect()),
@@ -257,6 +268,25 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_calls_are_not_throughput() {
+        let failed = Sample {
+            error: Some("dial".into()),
+            e2e: Duration::from_micros(200),
+            ..Sample::default()
+        };
+        let s = Summary::of(
+            &[failed.clone(), failed.clone(), failed],
+            Duration::from_millis(1),
+            0,
+            &Goodput::default(),
+        );
+        assert_eq!((s.ok, s.failed), (0, 3));
+        assert_eq!(s.calls_per_sec, 0.0, "three failed dials are no calls/s");
+        assert!(s.attempts_per_sec > 0.0);
+        assert!(s.table().contains("calls/s (ok)"));
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

@@ -179,11 +179,11 @@ fn load(frame: &mut Frame, rect: Rect, l: &Load, theme: &Theme) {
     let secs = p.elapsed.as_secs_f64().max(1e-3);
     frame.render_widget(
         Paragraph::new(format!(
-            "{} done · {} failed · {} in flight · {:.0} calls/s · {}",
+            "{} done · {} failed · {} in flight · {:.0} calls/s ok · {}",
             p.done,
             p.failed,
             p.in_flight,
-            p.done as f64 / secs,
+            p.done.saturating_sub(p.failed) as f64 / secs,
             fmt_dur(p.elapsed)
         )),
         status,
