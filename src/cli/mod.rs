@@ -137,7 +137,7 @@ fn console_result(r: anyhow::Result<()>) -> ExitCode {
 
 #[cfg(feature = "console")]
 async fn open_console(args: NodeArgs, read_only: bool) -> ExitCode {
-    let config = match args.into_config() {
+    let config = match args.into_config(node::CONSOLE_LISTEN) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("peerapi: {e:#}");

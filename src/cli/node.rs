@@ -14,12 +14,11 @@ pub(crate) struct NodeArgs {
     /// Route file (JSON); re-read whenever it changes.
     #[arg(long, value_name = "FILE", env = "PEERAPI_ROUTES")]
     pub routes: Option<PathBuf>,
-    /// Address to listen on (repeatable).
-    #[arg(
-        long,
-        value_name = "MULTIADDR",
-        default_value = "/ip4/0.0.0.0/tcp/4001"
-    )]
+    /// Address to listen on (repeatable). Default: /ip4/0.0.0.0/tcp/4001
+    /// for `node` and `subnet watch`; for the console, a port the system
+    /// picks (it usually runs beside a node, which keeps 4001). A port
+    /// another process listens on is refused.
+    #[arg(long, value_name = "MULTIADDR")]
     pub listen: Vec<Multiaddr>,
     /// Key file (libp2p protobuf); created with a new Ed25519 key if missing.
     /// Without it the node gets a new identity each run.
@@ -163,8 +162,14 @@ impl Resolved {
     }
 }
 
+/// Where `node` and `subnet watch` listen unless told.
+pub(crate) const NODE_LISTEN: &str = "/ip4/0.0.0.0/tcp/4001";
+/// Where the console's own node listens unless told: a port of its own.
+pub(crate) const CONSOLE_LISTEN: &str = "/ip4/0.0.0.0/tcp/0";
+
 impl NodeArgs {
-    pub(crate) fn into_config(self) -> anyhow::Result<Resolved> {
+    /// The node's configuration; `default_listen` when no --listen is given.
+    pub(crate) fn into_config(self, default_listen: &str) -> anyhow::Result<Resolved> {
         let keypair = match &self.key {
             Some(path) => {
                 let (kp, created) = peerapi::keys::load_or_generate(path)?;
@@ -182,7 +187,10 @@ impl NodeArgs {
             None => libp2p::identity::Keypair::generate_ed25519(),
         };
         let mut config = NodeConfig::new(keypair);
-        config.listen = self.listen;
+        config.listen = match self.listen.is_empty() {
+            true => vec![default_listen.parse().context("the default listen address")?],
+            false => self.listen,
+        };
         config.bootstrap = self.bootstrap;
         config.route_file = self.routes;
         config.serve.max_request_bytes = self.max_request_bytes;
@@ -283,7 +291,7 @@ pub(crate) async fn run(cmd: NodeCmd) -> ExitCode {
 }
 
 async fn serve(args: NodeArgs, json: bool) -> anyhow::Result<()> {
-    let resolved = args.into_config()?;
+    let resolved = args.into_config(NODE_LISTEN)?;
     let metrics = resolved.serve_metrics().await?;
     let mut config = resolved.node;
     // Nobody subscribes to a headless node's events: a small ring.

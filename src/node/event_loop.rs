@@ -157,6 +157,10 @@ impl EventLoop {
 
         let mut unready_listeners = Vec::new();
         for addr in &config.listen {
+            super::transport::check_port_free(addr).map_err(|message| NodeError::Listen {
+                addr: addr.clone(),
+                message,
+            })?;
             let id = swarm
                 .listen_on(addr.clone())
                 .map_err(|e| NodeError::Listen {

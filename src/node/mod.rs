@@ -234,7 +234,7 @@ impl NodeConfig {
 pub enum NodeError {
     #[error("cannot build the transport: {0}")]
     Transport(String),
-    #[error("cannot listen on {addr}: {message} (is the port in use?)")]
+    #[error("cannot listen on {addr}: {message}")]
     Listen { addr: Multiaddr, message: String },
     #[error(transparent)]
     Routes(#[from] crate::routes::RouteFileError),

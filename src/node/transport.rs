@@ -103,6 +103,43 @@ pub fn build(
     })
 }
 
+/// Refuses a TCP listen address whose port another process listens on.
+///
+/// libp2p-tcp sets SO_REUSEPORT on every listener, so a second process on
+/// the same port starts without a word and the kernel spreads inbound
+/// connections across both: peers then reach the wrong peer id. A plain
+/// bind (SO_REUSEADDR alone) fails on a port any socket listens on, so
+/// binding one for a moment tells. (Dials keep port reuse: they bind our
+/// own listen port so that peers observe the address we listen on.)
+pub fn check_port_free(addr: &libp2p::Multiaddr) -> Result<(), String> {
+    use libp2p::multiaddr::Protocol;
+    let mut ip = None;
+    let mut port = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    let (Some(ip), Some(port)) = (ip, port) else {
+        return Ok(());
+    };
+    if port == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind((ip, port)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(format!(
+            "another process listens on port {port} there (choose another --listen port, or stop that process)"
+        )),
+        // Anything else (no such address here, no permission) is for the
+        // real listener to report.
+        Err(_) => Ok(()),
+    }
+}
+
 /// Reads a libp2p pre-shared-key file (`/key/swarm/psk/1.0.0/`, `/base16/`, 64 hex digits).
 pub fn load_psk(path: &std::path::Path) -> Result<PreSharedKey, String> {
     let text = std::fs::read_to_string(path)

@@ -9,17 +9,42 @@ use crate::python::{python_for, PyLibp2p};
 use crate::subnet::{dag_sync_client, line, vectors, SUBNET_PY};
 
 /// A `subnet_peer.py dag-serve` peer: its address and its chain's head.
-struct DagServer {
-    child: tokio::process::Child,
-    stderr: std::path::PathBuf,
+pub(crate) struct DagServer {
+    pub child: tokio::process::Child,
+    pub stderr: std::path::PathBuf,
     _dir: tempfile::TempDir,
-    addr: libp2p::Multiaddr,
-    head: String,
+    pub addr: libp2p::Multiaddr,
+    pub head: String,
     /// Kept open: the peer prints a line per request.
-    _stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    pub stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl DagServer {
+    /// Alive, and no traceback on its stderr.
+    pub fn assert_healthy(&mut self, when: &str) {
+        let stderr = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        assert!(
+            matches!(self.child.try_wait(), Ok(None)),
+            "the DAG server died {when}:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("Traceback"),
+            "the DAG server wrote a traceback {when}:\n{stderr}"
+        );
+    }
 }
 
 async fn dag_server(version: PyLibp2p, count: u32, forged: u32) -> DagServer {
+    dag_server_with(version, count, forged, &[]).await
+}
+
+/// [`dag_server`] with more `dag-serve` flags (e.g. `--answer-delay 2`).
+pub(crate) async fn dag_server_with(
+    version: PyLibp2p,
+    count: u32,
+    forged: u32,
+    flags: &[&str],
+) -> DagServer {
     use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().unwrap();
     let stderr = dir.path().join("stderr.log");
@@ -27,6 +52,7 @@ async fn dag_server(version: PyLibp2p, count: u32, forged: u32) -> DagServer {
         .arg(SUBNET_PY)
         .args(["dag-serve", "--count", &count.to_string()])
         .args(["--forged", &forged.to_string()])
+        .args(flags)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::fs::File::create(&stderr).unwrap())
@@ -56,7 +82,7 @@ async fn dag_server(version: PyLibp2p, count: u32, forged: u32) -> DagServer {
         _dir: dir,
         addr,
         head,
-        _stdout: lines,
+        stdout: lines,
     }
 }
 

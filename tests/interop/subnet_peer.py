@@ -26,8 +26,11 @@ Modes (machine-readable lines on stdout):
       peer-state nodes it signs (each the parent of the next) plus M forged
       heads, as a template node answers inventory and fetch requests
       (ancestors followed to the depth asked). Prints "READY <addr>",
-      "HEAD <id>" (the chain's head), then "ASKED <kind>" per request;
-      stays until stdin closes.
+      "HEAD <id>" (the chain's head), then "ASKED <kind> FROM <peer id>" per
+      request and
+      "ANSWERED <kind>" once its answer is written (after --answer-delay
+      seconds); stays until stdin closes. A failed answer raises, as a
+      template node's handler does (a traceback on stderr).
 """
 
 import argparse
@@ -275,7 +278,7 @@ async def dag_serve(args):
     async def handler(stream):
         try:
             req = json.loads(await read_frame(stream))
-            print(f"ASKED {req['kind']}", flush=True)
+            print(f"ASKED {req['kind']} FROM {stream.muxed_conn.peer_id.to_base58()}", flush=True)
             reply = dict(created_at_ms=int(time.time() * 1000), message_id=req["message_id"],
                          namespace=req["namespace"], peer_id=me)
             if req["kind"] == "inventory_request":
@@ -301,7 +304,10 @@ async def dag_serve(args):
                 await stream.close()
                 return
             body = canonical(reply)
+            if args.answer_delay > 0:
+                await trio.sleep(args.answer_delay)
             await stream.write(uvarint(len(body)) + body)
+            print(f"ANSWERED {req['kind']}", flush=True)
         finally:
             await stream.close()
 
@@ -334,6 +340,7 @@ def main():
     s = sub.add_parser("dag-serve")
     s.add_argument("--count", type=int, default=20)
     s.add_argument("--forged", type=int, default=1)
+    s.add_argument("--answer-delay", type=float, default=0.0)
     args = p.parse_args()
     if args.mode == "dag-sync":
         trio.run(dag_sync, args)

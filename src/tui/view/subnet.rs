@@ -158,7 +158,7 @@ fn summary_lines(state: &State, theme: &Theme) -> Vec<Line<'static>> {
         lines.push(Line::from(vec![
             Span::styled("gossip ", theme.dim()),
             Span::raw(format!(
-                "{topic}: mesh {} · {} msgs ({:.1}/min) · {} rejected",
+                "{topic}: mesh {} · {} msgs ({:.1}/min over 60 s) · {} rejected",
                 t.mesh, t.received, t.per_minute, t.rejected
             )),
         ]));
