@@ -8,7 +8,7 @@ use futures::StreamExt;
 use libp2p::Multiaddr;
 use serde::Serialize;
 
-use super::sample::{measure, Sample};
+use super::sample::{measure, measure_observed, CallSoFar, Sample};
 use crate::node::{CallRequest, NodeHandle};
 
 /// Default most peers called at once.
@@ -40,6 +40,46 @@ pub async fn fan_out(
         .map(|addr| {
             let (h, req) = (handle.clone(), req.clone());
             async move { measure(&h, &addr, (*req).clone(), stream).await }
+        })
+        .buffered(bound.max(1))
+        .collect()
+        .await;
+    compare(samples)
+}
+
+/// Where one peer's call of a fan-out stands, while it runs.
+#[derive(Clone, Debug)]
+pub enum RowUpdate {
+    /// The call went out (dial, request).
+    Calling,
+    /// Chunks are arriving.
+    Receiving(CallSoFar),
+    /// Finished, with its sample (compared once all are in).
+    Done(Box<Sample>),
+}
+
+/// [`fan_out`], telling `on_row(index into peers, update)` of each peer's
+/// progress as it goes, so a view can fill its rows as they progress.
+pub async fn fan_out_live(
+    handle: &NodeHandle,
+    peers: &[Multiaddr],
+    req: &CallRequest,
+    stream: bool,
+    bound: usize,
+    on_row: Arc<dyn Fn(usize, RowUpdate) + Send + Sync>,
+) -> Vec<PeerResult> {
+    let req = Arc::new(req.clone());
+    let samples: Vec<Sample> = futures::stream::iter(peers.iter().cloned().enumerate())
+        .map(|(i, addr)| {
+            let (h, req, on_row) = (handle.clone(), req.clone(), on_row.clone());
+            async move {
+                on_row(i, RowUpdate::Calling);
+                let tell = on_row.clone();
+                let observer = Box::new(move |live| tell(i, RowUpdate::Receiving(live)));
+                let sample = measure_observed(&h, &addr, (*req).clone(), stream, observer).await;
+                on_row(i, RowUpdate::Done(Box::new(sample.clone())));
+                sample
+            }
         })
         .buffered(bound.max(1))
         .collect()

@@ -190,8 +190,26 @@ impl Tokens {
 /// A response's bytes as they arrive: when the first came, how many,
 /// their hash, the first [`KEPT_BODY_BYTES`] and the tokens in them. The
 /// one recorder for calls through the hop and straight to a backend.
+/// What a call in flight has done so far, for a live view.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CallSoFar {
+    pub ttfb: Option<Duration>,
+    pub ttft: Option<Duration>,
+    pub tokens: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+}
+
+/// Told of a call's progress as its chunks arrive (at most every
+/// [`LIVE_EVERY`] per call).
+pub type LiveObserver = Box<dyn FnMut(CallSoFar) + Send>;
+
+/// How often a live observer hears of one call at most.
+pub const LIVE_EVERY: Duration = Duration::from_millis(50);
+
 pub(crate) struct Recorder {
     start: Instant,
+    live: Option<(LiveObserver, Instant)>,
     sample: Sample,
     /// None: the body is only counted (a load run compares no bodies, and
     /// hashing them cost it 3-5% of its calls/s on the loopback hop).
@@ -206,6 +224,7 @@ impl Recorder {
     pub(crate) fn new(label: &str, start: Instant) -> Self {
         Self {
             start,
+            live: None,
             sample: Sample::new(label),
             hash: Some(Sha256::new()),
             head: Vec::new(),
@@ -235,6 +254,12 @@ impl Recorder {
         self.head.extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
 
+    /// Tells `observer` of the call's progress as chunks arrive.
+    pub(crate) fn observed(mut self, observer: LiveObserver) -> Self {
+        self.live = Some((observer, self.start));
+        self
+    }
+
     /// One chunk of a stream, arrived at `at`.
     pub(crate) fn chunk(&mut self, bytes: &[u8], at: Instant) {
         self.sample
@@ -242,6 +267,19 @@ impl Recorder {
             .get_or_insert(at.saturating_duration_since(self.start));
         self.keep(bytes);
         self.tokens.push(bytes, at, &mut self.sample);
+        let first = self.sample.bytes == bytes.len() as u64;
+        if let Some((observer, last)) = self.live.as_mut() {
+            if first || at.saturating_duration_since(*last) >= LIVE_EVERY {
+                *last = at;
+                observer(CallSoFar {
+                    ttfb: self.sample.ttfb,
+                    ttft: self.sample.ttft,
+                    tokens: self.sample.tokens,
+                    bytes: self.sample.bytes,
+                    elapsed: at.saturating_duration_since(self.start),
+                });
+            }
+        }
     }
 
     /// The end of a stream.
@@ -317,6 +355,18 @@ pub async fn measure_as(
         stream,
     )
     .await
+}
+
+/// [`measure`], telling `observer` of the call's progress as it goes.
+pub async fn measure_observed(
+    handle: &NodeHandle,
+    addr: &Multiaddr,
+    req: CallRequest,
+    stream: bool,
+    observer: LiveObserver,
+) -> Sample {
+    let r = Recorder::new(&addr.to_string(), Instant::now()).observed(observer);
+    record(handle, addr, r, req, stream).await
 }
 
 /// [`measure_as`] without hashing or keeping the body (no

@@ -18,6 +18,7 @@ pub mod input;
 pub mod jq;
 pub mod keymap;
 pub mod layout;
+pub mod line_keys;
 pub mod output;
 mod runner;
 pub mod state;

@@ -222,9 +222,21 @@ impl Runner {
                         .filter_map(|p| crate::node::parse_peer_addr(p).ok())
                         .collect();
                     let bound = crate::load::fanout::DEFAULT_FANOUT_CONCURRENCY;
-                    let results =
-                        crate::load::fan_out(&handle, &addrs, &spec.request, spec.stream, bound)
-                            .await;
+                    // Rows fill as calls progress; a full queue skips an
+                    // update (the next one, or the result, says more).
+                    let rows = tx.clone();
+                    let on_row = std::sync::Arc::new(move |i, update| {
+                        let _ = rows.try_send(Action::Runs(RunsAction::FanOutRow(i, update)));
+                    });
+                    let results = crate::load::fanout::fan_out_live(
+                        &handle,
+                        &addrs,
+                        &spec.request,
+                        spec.stream,
+                        bound,
+                        on_row,
+                    )
+                    .await;
                     let _ = tx.send(Action::Runs(RunsAction::FanOutDone(results))).await;
                 });
             }

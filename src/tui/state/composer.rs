@@ -119,7 +119,7 @@ impl Composer {
 
     /// A key typed into the current field; any edit disarms a warning.
     pub fn type_key(&mut self, key: KeyEvent) {
-        self.fields[self.field as usize].input(key);
+        crate::tui::line_keys::apply(&mut self.fields[self.field as usize], key);
         self.warning = None;
         self.armed = false;
     }

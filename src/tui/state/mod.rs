@@ -279,7 +279,7 @@ impl State {
             Action::Paste(text) => self.paste(text),
             Action::PromptKey(key) => {
                 if let Some(p) = &mut self.prompt {
-                    p.input.input(key);
+                    crate::tui::line_keys::apply(&mut p.input, key);
                     p.error = None;
                 }
             }

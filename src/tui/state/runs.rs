@@ -3,6 +3,7 @@
 //! (L, after a prompt for how many), measured live; or through the hop and
 //! straight to this node's own backend for the route (D), side by side.
 
+use crate::load::fanout::RowUpdate;
 use crate::load::{HopVsDirect, LoadPlan, PeerResult, Progress, Summary};
 use crate::tui::effect::{CallSpec, Effect};
 
@@ -40,6 +41,8 @@ pub struct Direct {
 pub struct FanOut {
     pub route: String,
     pub peers: usize,
+    /// One row per peer while the calls are out, filled as they progress.
+    pub live: Vec<LiveRow>,
     /// None while the calls are out.
     pub results: Option<Vec<PeerResult>>,
     pub sort: SortBy,
@@ -48,6 +51,14 @@ pub struct FanOut {
     pub diff: bool,
     /// The peer whose body the diff compares against (else the majority's).
     pub reference: Option<String>,
+}
+
+/// One peer's call while a fan-out runs.
+#[derive(Clone, Debug, Default)]
+pub struct LiveRow {
+    pub peer: String,
+    /// None: waiting for a slot (at most the fan-out's bound run at once).
+    pub update: Option<RowUpdate>,
 }
 
 /// The comparison's sort column (`s` moves to the next).
@@ -146,6 +157,8 @@ pub enum RunsAction {
     StartHopVsDirect,
     HopVsDirectRound(usize),
     HopVsDirectDone(Box<HopVsDirect>),
+    /// One peer's call moved on (index into the fan-out's peers).
+    FanOutRow(usize, RowUpdate),
     FanOutDone(Vec<PeerResult>),
     LoadProgress(Progress),
     LoadDone(Box<Summary>),
@@ -181,6 +194,13 @@ impl State {
             RunsAction::HopVsDirectDone(result) => {
                 if let RunsView::Direct(d) = &mut self.runs {
                     d.result = Some(*result);
+                }
+            }
+            RunsAction::FanOutRow(i, update) => {
+                if let RunsView::FanOut(f) = &mut self.runs {
+                    if let Some(row) = f.live.get_mut(i) {
+                        row.update = Some(update);
+                    }
                 }
             }
             RunsAction::FanOutDone(results) => {
@@ -277,6 +297,13 @@ impl State {
         self.runs = RunsView::FanOut(FanOut {
             route: spec.request.route.clone(),
             peers: peers.len(),
+            live: peers
+                .iter()
+                .map(|p| LiveRow {
+                    peer: p.clone(),
+                    update: None,
+                })
+                .collect(),
             ..FanOut::default()
         });
         vec![Effect::FanOut { spec, peers }]

@@ -46,10 +46,7 @@ fn fan_out(frame: &mut Frame, rect: Rect, f: &FanOut, theme: &Theme) {
     let inner = block.inner(rect);
     frame.render_widget(block, rect);
     let Some(results) = &f.results else {
-        frame.render_widget(
-            Paragraph::new(format!("calling {} peers…", f.peers)).style(theme.dim()),
-            inner,
-        );
+        frame.render_widget(live_rows(f, theme), inner);
         return;
     };
     let diff_height = if f.diff { inner.height / 2 } else { 0 };
@@ -119,6 +116,62 @@ fn fan_out(frame: &mut Frame, rect: Rect, f: &FanOut, theme: &Theme) {
     if f.diff {
         frame.render_widget(diff(f, theme), diff_area);
     }
+}
+
+/// The fan-out while it runs: a row per peer, filled as its call goes.
+fn live_rows<'a>(f: &'a FanOut, theme: &Theme) -> Table<'a> {
+    use crate::load::fanout::RowUpdate;
+    let ms = |d: Option<std::time::Duration>| d.map(fmt_dur).unwrap_or_else(|| "-".into());
+    let done = f
+        .live
+        .iter()
+        .filter(|r| matches!(r.update, Some(RowUpdate::Done(_))))
+        .count();
+    let rows = f.live.iter().map(|r| {
+        let (state, style, ttft, tokens, bytes, elapsed) = match &r.update {
+            None => ("waiting".into(), theme.dim(), None, 0, 0, None),
+            Some(RowUpdate::Calling) => ("calling".into(), theme.dim(), None, 0, 0, None),
+            Some(RowUpdate::Receiving(l)) => (
+                "receiving".into(),
+                theme.accent(),
+                l.ttft,
+                l.tokens,
+                l.bytes,
+                Some(l.elapsed),
+            ),
+            Some(RowUpdate::Done(s)) => match &s.error {
+                None => ("ok".into(), theme.ok(), s.ttft, s.tokens, s.bytes, Some(s.e2e)),
+                Some(class) => (class.clone(), theme.err(), s.ttft, s.tokens, s.bytes, Some(s.e2e)),
+            },
+        };
+        Row::new(vec![
+            short(&r.peer),
+            state,
+            ms(ttft),
+            tokens.to_string(),
+            bytes.to_string(),
+            ms(elapsed),
+        ])
+        .style(style)
+    });
+    Table::new(
+        rows,
+        [
+            Constraint::Length(8),
+            Constraint::Length(12),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(9),
+            Constraint::Min(8),
+        ],
+    )
+    .header(
+        Row::new(["peer", "state", "ttft", "tokens", "bytes", "elapsed"]).style(theme.accent()),
+    )
+    .block(Block::default().title(format!(
+        " {done} of {} peers done; the comparison follows ",
+        f.peers
+    )))
 }
 
 /// The selected peer's body against the reference's (or the majority's),

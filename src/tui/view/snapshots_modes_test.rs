@@ -227,3 +227,41 @@ fn peers_sort_and_filter_at_subnet_size() {
         "{screen}"
     );
 }
+
+#[test]
+fn fan_out_rows_fill_as_the_calls_progress() {
+    use crate::load::fanout::RowUpdate;
+    use crate::load::sample::CallSoFar;
+    use crate::tui::state::RunsAction;
+    use std::time::Duration;
+    let mut s = populated();
+    let mut api = s.peers.list[0].clone();
+    api.protocols = vec![crate::wire::PROTOCOL_V1.into()];
+    s.update(Action::Peers(vec![api.clone(), api.clone(), api]));
+    s.focus = Pane::Composer;
+    s.update(Action::Runs(RunsAction::StartFanOut));
+    let ms = Duration::from_millis;
+    s.update(Action::Runs(RunsAction::FanOutRow(0, RowUpdate::Calling)));
+    s.update(Action::Runs(RunsAction::FanOutRow(
+        1,
+        RowUpdate::Receiving(CallSoFar {
+            ttfb: Some(ms(180)),
+            ttft: Some(ms(210)),
+            tokens: 37,
+            bytes: 2_048,
+            elapsed: ms(1_400),
+        }),
+    )));
+    let mut failed = crate::load::Sample::new("/ip4/127.0.0.1/tcp/4009/p2p/x");
+    failed.error = Some("backend_unavailable".into());
+    failed.e2e = ms(3);
+    s.update(Action::Runs(RunsAction::FanOutRow(
+        2,
+        RowUpdate::Done(Box::new(failed)),
+    )));
+    let screen = render_at(&mut s, 80, 24);
+    for want in ["calling", "receiving", "210.0ms", "37", "backend_unav", "1 of 3 peers done"] {
+        assert!(screen.contains(want), "{want} on screen:\n{screen}");
+    }
+    snapshot("fan_out_progress_80x24", screen);
+}
