@@ -164,7 +164,7 @@ pub(crate) async fn run(cmd: CallCmd, stream: bool) -> ExitCode {
             }
         }
     };
-    node.abort();
+    node.close_gently(peerapi::node::ONE_SHOT_CLOSE_WITHIN).await;
     code
 }
 

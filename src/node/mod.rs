@@ -21,6 +21,7 @@ pub mod ip_limit;
 mod lazy;
 pub mod metrics;
 pub mod muxer;
+mod one_shot;
 pub mod outbound;
 mod replication;
 pub(crate) mod serve;
@@ -43,6 +44,7 @@ pub use crate::wire::v1::{
     classify_v1_body, V1ErrorClass, V1ErrorText, V1StreamTail, MAX_V1_TRAILER_BYTES,
 };
 pub use events::{CallId, Direction, Discovery, NodeEvent, PeerInfo, ServeOutcome};
+pub use one_shot::ONE_SHOT_CLOSE_WITHIN;
 pub use handle::NodeHandle;
 pub(crate) use handle::{Command, Shared};
 pub use replication::ReplicationCounters;
