@@ -6,6 +6,7 @@
 //! - [`upstream`]: the one HTTP forwarder (reqwest); `error`: full detail for our log, safe text for callers.
 //! - [`event_stream`]: streamed bodies re-framed into SSE/NDJSON events, token text pulled out of inference shapes.
 //! - [`fsutil`]: atomic file writes that keep mode and owner and never clobber.
+//! - [`gate`]: admission for the side listeners (metrics, telemetry): caps, head deadline, silent ones evicted first.
 //! - [`logs`]: peer text escaped and capped in logs, throttled refusals, capped log files.
 //! - [`keys`]: libp2p protobuf key files, py-libp2p's 32-byte seeds included.
 //! - [`protocol`]: `ApiProtocol`, the protocol as one behaviour for any rust-libp2p swarm (server and client).
@@ -32,6 +33,7 @@ pub mod cmdline;
 pub mod demo;
 pub mod event_stream;
 pub mod fsutil;
+pub mod gate;
 pub mod keys;
 pub mod load;
 pub mod logs;

@@ -26,7 +26,7 @@ impl DemoCmd {
         let metrics = match self.metrics_listen {
             Some(addr) => {
                 let m = std::sync::Arc::new(peerapi::node::metrics::NodeMetrics::new());
-                let bound = super::metrics::serve(addr, m.clone()).await?;
+                let bound = super::metrics::serve(addr, m.clone(), Default::default()).await?;
                 Some((m, bound))
             }
             None => None,

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use peerapi::gate::{Admitted, Gate, GateLimits};
 use peerapi::node::metrics::NodeMetrics;
 
 /// The port alone means loopback: metrics say who calls what, so they are
@@ -23,30 +24,70 @@ pub(crate) fn parse_listen(text: &str) -> Result<SocketAddr, String> {
 /// OpenMetrics text, which Prometheus reads.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Binds `addr` and serves `metrics` until the process ends.
+/// Binds `addr` and serves `metrics` until the process ends, within
+/// `limits`: each connection gets one request (no keep-alive: a scrape
+/// every 15 s does not need one, and an idle kept-alive connection is a
+/// held slot), its head within the deadline.
 pub(crate) async fn serve(
     addr: SocketAddr,
     metrics: Arc<NodeMetrics>,
+    limits: GateLimits,
 ) -> anyhow::Result<SocketAddr> {
-    use axum::routing::get;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         anyhow::anyhow!("cannot serve metrics on {addr}: {e} (is the port in use?)")
     })?;
     let bound = listener.local_addr()?;
-    let app = axum::Router::new().route(
-        "/metrics",
-        get(move || {
-            let text = metrics.encode();
-            async move { ([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], text) }
-        }),
-    );
+    let gate = Gate::new(limits);
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::warn!("metrics endpoint stopped: {e}");
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(ok) => ok,
+                Err(e) => {
+                    // Out of file descriptors, mostly: wait, do not spin.
+                    tracing::warn!("metrics endpoint cannot accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let admitted = match gate.admit(peer.ip()) {
+                Ok(a) => a,
+                Err(why) => {
+                    tracing::debug!(%peer, ?why, "metrics connection refused");
+                    continue;
+                }
+            };
+            tokio::spawn(serve_one(tcp, admitted, metrics.clone()));
         }
     });
     tracing::info!(%bound, "metrics on http://{bound}/metrics");
     Ok(bound)
+}
+
+async fn serve_one(tcp: tokio::net::TcpStream, admitted: Admitted, metrics: Arc<NodeMetrics>) {
+    use hyper::service::service_fn;
+    let limit = admitted.head_timeout();
+    let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| {
+        admitted.active();
+        let response = if req.uri().path() == "/metrics" {
+            hyper::Response::builder()
+                .header(hyper::header::CONTENT_TYPE, CONTENT_TYPE)
+                .body(axum::body::Body::from(metrics.encode()))
+        } else {
+            hyper::Response::builder()
+                .status(404)
+                .body(axum::body::Body::from("GET /metrics\n"))
+        };
+        async move { response }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limit)
+        .keep_alive(false)
+        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+    tokio::select! {
+        _ = conn => {}
+        _ = admitted.evicted() => {}
+    }
 }
 
 #[cfg(test)]

@@ -134,6 +134,16 @@ pub(crate) struct NodeArgs {
     /// IP:PORT. Off unless given.
     #[arg(long, value_name = "[IP:]PORT", value_parser = super::metrics::parse_listen)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Most connections the metrics endpoint holds at once (silent ones
+    /// make room first).
+    #[arg(long, value_name = "N", default_value_t = peerapi::gate::DEFAULT_MAX_CONNECTIONS)]
+    pub metrics_max_connections: usize,
+    /// Most metrics connections from one IP.
+    #[arg(long, value_name = "N", default_value_t = peerapi::gate::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    pub metrics_max_connections_per_ip: usize,
+    /// Seconds a metrics connection has to send its request head.
+    #[arg(long, value_name = "SECS", default_value_t = peerapi::gate::DEFAULT_HEAD_TIMEOUT.as_secs_f64())]
+    pub metrics_head_timeout: f64,
     #[command(flatten)]
     pub subnet: super::subnet::SubnetArgs,
 }
@@ -141,6 +151,7 @@ pub(crate) struct NodeArgs {
 pub(crate) struct Resolved {
     pub node: NodeConfig,
     pub metrics_listen: Option<std::net::SocketAddr>,
+    pub metrics_limits: peerapi::gate::GateLimits,
     #[allow(dead_code)]
     pub log_dir: Option<PathBuf>,
     #[allow(dead_code)]
@@ -156,7 +167,9 @@ impl Resolved {
     /// Starts the metrics endpoint, when asked for: where it listens.
     pub(crate) async fn serve_metrics(&self) -> anyhow::Result<Option<std::net::SocketAddr>> {
         match (self.metrics_listen, &self.node.metrics) {
-            (Some(addr), Some(m)) => Ok(Some(super::metrics::serve(addr, m.clone()).await?)),
+            (Some(addr), Some(m)) => Ok(Some(
+                super::metrics::serve(addr, m.clone(), self.metrics_limits.clone()).await?,
+            )),
             _ => Ok(None),
         }
     }
@@ -253,6 +266,11 @@ impl NodeArgs {
         Ok(Resolved {
             node: config,
             metrics_listen: self.metrics_listen,
+            metrics_limits: peerapi::gate::GateLimits {
+                max_connections: self.metrics_max_connections,
+                max_per_ip: self.metrics_max_connections_per_ip,
+                head_timeout: secs("metrics-head-timeout", self.metrics_head_timeout)?,
+            },
             log_dir: self.log_dir,
             max_log_files: self.max_log_files,
         })

@@ -53,6 +53,13 @@ pub(crate) struct SubnetArgs {
     /// Telemetry connections accepted at once.
     #[arg(long, value_name = "N", default_value_t = peerapi::subnet::telemetry::DEFAULT_MAX_TELEMETRY_CONNECTIONS)]
     pub max_telemetry_connections: usize,
+    /// Telemetry connections from one IP at once.
+    #[arg(long, value_name = "N", default_value_t = peerapi::gate::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    pub max_telemetry_connections_per_ip: usize,
+    /// Seconds a telemetry connection has to finish its WebSocket handshake
+    /// (silent ones are also the first to make room for new ones).
+    #[arg(long, value_name = "SECS", default_value_t = peerapi::gate::DEFAULT_HEAD_TIMEOUT.as_secs_f64())]
+    pub telemetry_handshake_timeout: f64,
     /// Keep the DAG in this file across restarts (read and verified at
     /// start, written every 10 s when it changed, and at exit).
     #[arg(long, value_name = "FILE")]
@@ -86,6 +93,10 @@ impl SubnetArgs {
         config.telemetry_listen = self.telemetry_listen;
         config.telemetry.max_message_bytes = self.max_telemetry_message_bytes;
         config.telemetry.max_connections = self.max_telemetry_connections;
+        config.telemetry.max_connections_per_ip = self.max_telemetry_connections_per_ip;
+        config.telemetry.handshake_timeout =
+            std::time::Duration::try_from_secs_f64(self.telemetry_handshake_timeout)
+                .unwrap_or(peerapi::gate::DEFAULT_HEAD_TIMEOUT);
         config.gossip.enabled = !self.no_gossip;
         if !self.gossip_topics.is_empty() {
             config.gossip.topics = self.gossip_topics.clone();
@@ -277,6 +288,7 @@ pub(crate) async fn telemetry(cmd: TelemetryCmd) -> ExitCode {
     let limits = TelemetryLimits {
         max_message_bytes: cmd.max_message_bytes,
         max_connections: cmd.max_connections,
+        ..TelemetryLimits::default()
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
     let (addr, task) = match serve(cmd.listen, limits, tx, Default::default()).await {

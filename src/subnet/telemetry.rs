@@ -13,7 +13,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use libp2p::identity::PublicKey;
 use serde_json::Value;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -31,6 +31,10 @@ pub const DEFAULT_MAX_TELEMETRY_CONNECTIONS: usize = 256;
 pub struct TelemetryLimits {
     pub max_message_bytes: usize,
     pub max_connections: usize,
+    /// Most connections from one IP (template nodes send from one each).
+    pub max_connections_per_ip: usize,
+    /// How long a connection has to finish its WebSocket handshake.
+    pub handshake_timeout: std::time::Duration,
 }
 
 impl Default for TelemetryLimits {
@@ -38,6 +42,8 @@ impl Default for TelemetryLimits {
         Self {
             max_message_bytes: DEFAULT_MAX_TELEMETRY_MESSAGE_BYTES,
             max_connections: DEFAULT_MAX_TELEMETRY_CONNECTIONS,
+            max_connections_per_ip: crate::gate::DEFAULT_MAX_CONNECTIONS_PER_IP,
+            handshake_timeout: crate::gate::DEFAULT_HEAD_TIMEOUT,
         }
     }
 }
@@ -131,28 +137,53 @@ pub async fn serve(
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let gate = crate::gate::Gate::new(crate::gate::GateLimits {
+        max_connections: limits.max_connections,
+        max_per_ip: limits.max_connections_per_ip,
+        head_timeout: limits.handshake_timeout,
+    });
     let config = WebSocketConfig::default()
         .max_message_size(Some(limits.max_message_bytes))
         .max_frame_size(Some(limits.max_message_bytes));
     let task = tokio::spawn(async move {
         loop {
-            let Ok((tcp, peer)) = listener.accept().await else {
-                continue;
+            let (tcp, peer) = match listener.accept().await {
+                Ok(ok) => ok,
+                Err(e) => {
+                    // Out of file descriptors, mostly: wait, do not spin.
+                    tracing::warn!("telemetry listener cannot accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
             };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                counters.refused_busy.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%peer, "telemetry connection refused: too many at once");
-                continue;
+            let admitted = match gate.admit(peer.ip()) {
+                Ok(a) => a,
+                Err(why) => {
+                    counters.refused_busy.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, ?why, "telemetry connection refused: too many at once");
+                    continue;
+                }
             };
             counters.connections.fetch_add(1, Ordering::Relaxed);
             let sink = sink.clone();
             let counters = counters.clone();
             tokio::spawn(async move {
-                let _permit = permit;
-                let Ok(mut ws) =
-                    tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await
-                else {
+                // A sender whose handshake request arrived is active: no
+                // longer evicted for room.
+                let on_request = |_: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                                  response| {
+                    admitted.active();
+                    Ok(response)
+                };
+                let handshake = tokio::time::timeout(
+                    admitted.head_timeout(),
+                    tokio_tungstenite::accept_hdr_async_with_config(tcp, on_request, Some(config)),
+                );
+                let ws = tokio::select! {
+                    ws = handshake => ws,
+                    _ = admitted.evicted() => return,
+                };
+                let Ok(Ok(mut ws)) = ws else {
                     counters.broken.fetch_add(1, Ordering::Relaxed);
                     return;
                 };

@@ -26,6 +26,7 @@ mod python;
 mod quiet_callers;
 mod reload;
 mod results;
+mod side_listeners;
 mod silent;
 mod subnet;
 mod subnet_dag;
