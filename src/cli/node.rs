@@ -42,6 +42,13 @@ pub(crate) struct NodeArgs {
     /// Seconds to connect to a backend.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub connect_timeout: f64,
+    /// Most bytes of a streamed backend body held for one caller that reads
+    /// slowly; past it the backend waits.
+    #[arg(long, value_name = "BYTES", default_value_t = node::DEFAULT_READ_AHEAD_BYTES_PER_CALL)]
+    pub max_read_ahead_bytes_per_call: usize,
+    /// Most bytes of streamed backend bodies held node-wide for slow callers.
+    #[arg(long, value_name = "BYTES", default_value_t = node::DEFAULT_READ_AHEAD_BYTES)]
+    pub max_read_ahead_bytes: usize,
     /// Seconds a unary call to a backend may take in all.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     pub unary_timeout: f64,
@@ -209,6 +216,8 @@ impl NodeArgs {
         config.serve.max_request_bytes = self.max_request_bytes;
         config.serve.max_concurrent_calls = self.max_concurrent_calls;
         config.serve.max_calls_per_peer = self.max_calls_per_peer;
+        config.serve.read_ahead_bytes_per_call = self.max_read_ahead_bytes_per_call;
+        config.serve.read_ahead_bytes = self.max_read_ahead_bytes;
         config.access = node::PeerAccess {
             allow: (!self.allow_peers.is_empty()).then(|| self.allow_peers.clone()),
             deny: self.deny_peers.clone(),

@@ -21,6 +21,7 @@ mod long_lived;
 mod metrics;
 mod no_leak;
 mod node_calls;
+mod paused_readers;
 mod ports_and_output;
 mod python;
 mod quiet_callers;

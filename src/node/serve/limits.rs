@@ -31,6 +31,11 @@ pub struct ServeLimits {
     pub response_write_timeout: Duration,
     /// The budget of streams still reading their request (no call slot yet).
     pub reading: ReadingLimits,
+    /// Most bytes of a streamed backend body read ahead of one caller; past
+    /// it the backend waits (backpressure).
+    pub read_ahead_bytes_per_call: usize,
+    /// Most bytes read ahead across every call of the node.
+    pub read_ahead_bytes: usize,
 }
 
 impl Default for ServeLimits {
@@ -43,6 +48,8 @@ impl Default for ServeLimits {
             request_read_timeout: DEFAULT_REQUEST_READ_TIMEOUT,
             response_write_timeout: DEFAULT_RESPONSE_WRITE_TIMEOUT,
             reading: ReadingLimits::default(),
+            read_ahead_bytes_per_call: super::read_ahead::DEFAULT_READ_AHEAD_BYTES_PER_CALL,
+            read_ahead_bytes: super::read_ahead::DEFAULT_READ_AHEAD_BYTES,
         }
     }
 }

@@ -17,6 +17,7 @@
 
 mod limits;
 mod read_ahead;
+pub use read_ahead::{DEFAULT_READ_AHEAD_BYTES, DEFAULT_READ_AHEAD_BYTES_PER_CALL};
 mod respond;
 mod responder;
 
@@ -47,6 +48,7 @@ use limits::PerPeer;
 use responder::{caller_gone, Refusal, Responder};
 
 struct Inner {
+    read_ahead: read_ahead::ReadAheadBudget,
     routes: Routes,
     upstream: Upstream,
     limits: ServeLimits,
@@ -117,8 +119,11 @@ impl Server {
         reading_limits.per_ip = reading_limits.per_ip.max(limits.max_calls_per_peer);
         reading_limits.total = reading_limits.total.max(limits.max_concurrent_calls);
         let reading = Reading::new(reading_limits);
+        let read_ahead =
+            read_ahead::ReadAheadBudget::new(limits.read_ahead_bytes_per_call, limits.read_ahead_bytes);
         Self {
             inner: Arc::new(Inner {
+                read_ahead,
                 routes,
                 upstream,
                 limits,

@@ -1,8 +1,11 @@
 //! A streamed backend body read ahead on its own task, so that chunks pile
 //! up while a write is under way and go out together.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use futures::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::upstream::UpstreamError;
 
@@ -17,24 +20,69 @@ pub(super) const GATHER_COPY_BELOW: usize = 4096;
 /// while a write is under way and go out together. Bounded so a slow caller
 /// still slows the backend (at most this many chunks are held per call).
 const READ_AHEAD_CHUNKS: usize = 64;
+/// Default most bytes read ahead for one call: a caller that stops reading
+/// stops the backend past this (64 chunks of a backend's 64 KiB chunks were
+/// 4 MiB per paused stream).
+pub const DEFAULT_READ_AHEAD_BYTES_PER_CALL: usize = 256 * 1024;
+/// Default most bytes read ahead across every call of the node.
+pub const DEFAULT_READ_AHEAD_BYTES: usize = 64 * 1024 * 1024;
+
+/// The byte budgets of read-ahead: per call and node-wide.
+#[derive(Clone, Debug)]
+pub(crate) struct ReadAheadBudget {
+    pub per_call: usize,
+    pub node: Arc<Semaphore>,
+    pub node_bytes: usize,
+}
+
+impl ReadAheadBudget {
+    pub(crate) fn new(per_call: usize, node_bytes: usize) -> Self {
+        let node_bytes = node_bytes.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            per_call: per_call.max(1),
+            node: Arc::new(Semaphore::new(node_bytes)),
+            node_bytes,
+        }
+    }
+}
+
+/// A chunk and the budget it holds until it is taken for a write.
+type Held = (Result<Bytes, UpstreamError>, Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>);
 
 /// A streamed backend body read ahead on its own task (see
 /// [`READ_AHEAD_CHUNKS`]); dropping it stops the reading and the backend request.
 pub(super) struct ReadAhead {
-    rx: tokio::sync::mpsc::Receiver<Result<Bytes, UpstreamError>>,
+    rx: tokio::sync::mpsc::Receiver<Held>,
     _task: tokio_util::task::AbortOnDropHandle<()>,
 }
 
 impl ReadAhead {
     pub(super) fn spawn(
         chunks: impl futures::Stream<Item = Result<Bytes, UpstreamError>> + Send + 'static,
+        budget: &ReadAheadBudget,
     ) -> Self {
         let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_CHUNKS);
+        let call = Arc::new(Semaphore::new(budget.per_call));
+        let (per_call, node, node_bytes) = (budget.per_call, budget.node.clone(), budget.node_bytes);
         let task = tokio::spawn(async move {
             let mut chunks = std::pin::pin!(chunks);
             while let Some(chunk) = chunks.next().await {
                 let failed = chunk.is_err();
-                if tx.send(chunk).await.is_err() || failed {
+                // A chunk larger than a budget takes all of it, no more.
+                let n = chunk.as_ref().map(|c| c.len()).unwrap_or(0);
+                let held = match n {
+                    0 => None,
+                    n => {
+                        let (Ok(a), Ok(b)) = (
+                            call.clone().acquire_many_owned(fit(n, per_call)).await,
+                            node.clone().acquire_many_owned(fit(n, node_bytes)).await,
+                        ) else {
+                            break;
+                        };
+                        Some((a, b))
+                    }
+                };
+                if tx.send((chunk, held)).await.is_err() || failed {
                     break;
                 }
             }
@@ -56,8 +104,8 @@ impl ReadAhead {
         batch.clear();
         let mut size = match self.rx.recv().await {
             None => return AfterBatch::End,
-            Some(Err(e)) => return AfterBatch::Failed(e),
-            Some(Ok(chunk)) => {
+            Some((Err(e), _)) => return AfterBatch::Failed(e),
+            Some((Ok(chunk), _)) => {
                 let n = chunk.len();
                 batch.push(chunk);
                 n
@@ -77,11 +125,11 @@ impl ReadAhead {
                 tokio::task::yield_now().await;
             }
             match self.rx.try_recv() {
-                Ok(Ok(chunk)) => {
+                Ok((Ok(chunk), _)) => {
                     size += chunk.len();
                     batch.push(chunk);
                 }
-                Ok(Err(e)) => return AfterBatch::Failed(e),
+                Ok((Err(e), _)) => return AfterBatch::Failed(e),
                 Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
                     return AfterBatch::End
                 }
@@ -90,6 +138,12 @@ impl ReadAhead {
         }
         AfterBatch::More
     }
+}
+
+/// Permits for `n` bytes within a budget of `most` (a semaphore's permits
+/// are u32).
+fn fit(n: usize, most: usize) -> u32 {
+    u32::try_from(n.min(most)).unwrap_or(u32::MAX)
 }
 
 /// What follows a batch of read-ahead chunks (which may be empty).

@@ -91,7 +91,7 @@ impl Server {
             {
                 return ServeOutcome::CallerGone { error };
             }
-            let mut chunks = ReadAhead::spawn(resp.chunks());
+            let mut chunks = ReadAhead::spawn(resp.chunks(), &self.inner.read_ahead);
             let mut batch = Vec::new();
             loop {
                 let after = chunks.next_batch(&mut batch, MAX_COALESCED_BYTES).await;
