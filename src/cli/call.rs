@@ -164,7 +164,8 @@ pub(crate) async fn run(cmd: CallCmd, stream: bool) -> ExitCode {
             }
         }
     };
-    node.close_gently(peerapi::node::ONE_SHOT_CLOSE_WITHIN).await;
+    node.close_gently(peerapi::node::ONE_SHOT_CLOSE_WITHIN)
+        .await;
     code
 }
 

@@ -123,7 +123,8 @@ pub(crate) async fn run(cmd: LoadCmd) -> ExitCode {
     .await;
     bar.finish_and_clear();
     ctrl_c.abort();
-    node.close_gently(peerapi::node::ONE_SHOT_CLOSE_WITHIN).await;
+    node.close_gently(peerapi::node::ONE_SHOT_CLOSE_WITHIN)
+        .await;
     let summary = Summary::of(
         &finished.samples,
         finished.wall,

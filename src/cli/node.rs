@@ -208,7 +208,9 @@ impl NodeArgs {
         };
         let mut config = NodeConfig::new(keypair);
         config.listen = match self.listen.is_empty() {
-            true => vec![default_listen.parse().context("the default listen address")?],
+            true => vec![default_listen
+                .parse()
+                .context("the default listen address")?],
             false => self.listen,
         };
         config.bootstrap = self.bootstrap;

@@ -103,7 +103,8 @@ async fn list(addr: &str, timeout: f64, json: bool) -> ExitCode {
         }
     };
     let result = node.handle().list_routes(&addr).await;
-    node.close_gently(peerapi::node::ONE_SHOT_CLOSE_WITHIN).await;
+    node.close_gently(peerapi::node::ONE_SHOT_CLOSE_WITHIN)
+        .await;
     match result {
         Ok(routes) if json => {
             let list: Vec<_> = routes

@@ -276,19 +276,10 @@ impl EventLoop {
                 let _ = reply.send(addrs);
             }
             Command::GossipMesh { reply } => {
-                let mesh = match self.swarm.behaviour().gossip.as_ref() {
-                    Some(g) => {
-                        let g = &**g;
-                        let mut topics: Vec<(String, Vec<PeerId>)> = g
-                            .topics()
-                            .map(|t| (t.to_string(), g.mesh_peers(t).copied().collect()))
-                            .collect();
-                        topics.sort();
-                        topics
-                    }
-                    None => Vec::new(),
-                };
-                let _ = reply.send(mesh);
+                let _ = reply.send(self.gossip_mesh());
+            }
+            Command::Publish { topic, data, reply } => {
+                let _ = reply.send(self.publish(topic, data));
             }
             Command::Stop => {}
         }

@@ -34,6 +34,11 @@ pub(crate) enum Command {
     GossipMesh {
         reply: oneshot::Sender<Vec<(String, Vec<PeerId>)>>,
     },
+    Publish {
+        topic: String,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     Stop,
 }
 
@@ -113,6 +118,16 @@ impl NodeHandle {
     /// Each subscribed gossip topic with its mesh peers (empty when gossip is off).
     pub async fn gossip_mesh(&self) -> Result<Vec<(String, Vec<PeerId>)>, NodeError> {
         self.ask(|reply| Command::GossipMesh { reply }).await
+    }
+
+    /// Publishes `data` on a gossip topic this node subscribes to (as
+    /// template nodes publish their peer state). Fails while no peer of
+    /// the topic is known, or with gossip off.
+    pub async fn publish_gossip(&self, topic: &str, data: Vec<u8>) -> Result<(), String> {
+        let topic = topic.to_string();
+        self.ask(|reply| Command::Publish { topic, data, reply })
+            .await
+            .map_err(|e| e.to_string())?
     }
 
     /// The protocol's client, for calls on peers already connected.

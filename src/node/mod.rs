@@ -44,9 +44,9 @@ pub use crate::wire::v1::{
     classify_v1_body, V1ErrorClass, V1ErrorText, V1StreamTail, MAX_V1_TRAILER_BYTES,
 };
 pub use events::{CallId, Direction, Discovery, NodeEvent, PeerInfo, ServeOutcome};
-pub use one_shot::ONE_SHOT_CLOSE_WITHIN;
 pub use handle::NodeHandle;
 pub(crate) use handle::{Command, Shared};
+pub use one_shot::ONE_SHOT_CLOSE_WITHIN;
 pub use replication::ReplicationCounters;
 pub use serve::{
     ServeLimits, DEFAULT_MAX_CALLS_PER_PEER, DEFAULT_MAX_CONCURRENT_CALLS,

@@ -101,9 +101,8 @@ mod tests {
     /// A lazily negotiated stream whose peer answers `na`: reading fails,
     /// and closing the bare stream afterwards panics inside
     /// multistream-select; closing it through the guard is an error.
-    async fn refused_negotiation() -> multistream_select::Negotiated<
-        tokio_util::compat::Compat<tokio::io::DuplexStream>,
-    > {
+    async fn refused_negotiation(
+    ) -> multistream_select::Negotiated<tokio_util::compat::Compat<tokio::io::DuplexStream>> {
         let (ours, theirs) = tokio::io::duplex(4096);
         // The peer: reads our header and proposal, says it has no such protocol.
         tokio::spawn(async move {

@@ -34,6 +34,31 @@ pub(crate) struct SubnetParts {
 }
 
 impl EventLoop {
+    /// Each subscribed topic with its mesh peers (none with gossip off).
+    pub(super) fn gossip_mesh(&self) -> Vec<(String, Vec<PeerId>)> {
+        let Some(g) = self.swarm.behaviour().gossip.as_ref() else {
+            return Vec::new();
+        };
+        let g = &**g;
+        let mut topics: Vec<(String, Vec<PeerId>)> = g
+            .topics()
+            .map(|t| (t.to_string(), g.mesh_peers(t).copied().collect()))
+            .collect();
+        topics.sort();
+        topics
+    }
+
+    /// Publishes on a gossip topic.
+    pub(super) fn publish(&mut self, topic: String, data: Vec<u8>) -> Result<(), String> {
+        match self.swarm.behaviour_mut().gossip.as_mut() {
+            Some(g) => g
+                .publish(libp2p::gossipsub::IdentTopic::new(topic), data)
+                .map(|_| ())
+                .map_err(|e| format!("cannot publish: {e}")),
+            None => Err("gossip is off".into()),
+        }
+    }
+
     /// The remote closed our last connection to `peer`: on a repeat, say
     /// what a strict subnet's eviction means.
     pub(super) fn remote_closed(&mut self, peer: PeerId) {

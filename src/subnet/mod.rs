@@ -12,6 +12,7 @@ pub mod dag_file;
 pub mod gossip;
 pub mod replicate;
 pub mod roster;
+pub mod sign;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

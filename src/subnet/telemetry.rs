@@ -170,11 +170,11 @@ pub async fn serve(
             tokio::spawn(async move {
                 // A sender whose handshake request arrived is active: no
                 // longer evicted for room.
-                let on_request = |_: &tokio_tungstenite::tungstenite::handshake::server::Request,
-                                  response| {
-                    admitted.active();
-                    Ok(response)
-                };
+                let on_request =
+                    |_: &tokio_tungstenite::tungstenite::handshake::server::Request, response| {
+                        admitted.active();
+                        Ok(response)
+                    };
                 let handshake = tokio::time::timeout(
                     admitted.head_timeout(),
                     tokio_tungstenite::accept_hdr_async_with_config(tcp, on_request, Some(config)),

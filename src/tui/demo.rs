@@ -58,8 +58,11 @@ pub async fn run_demo(args: DemoOptions) -> anyhow::Result<()> {
         .context("cannot start the demo backend")?;
     let mut peers = Vec::new();
     let mut addrs = Vec::new();
+    let mut keys = Vec::new();
     for (backend, name) in [(&backend_a, "peer A"), (&backend_b, "peer B")] {
-        let mut cfg = NodeConfig::new(libp2p::identity::Keypair::generate_ed25519());
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        keys.push(key.clone());
+        let mut cfg = NodeConfig::new(key);
         cfg.log_label = Some(name.into());
         cfg.routes = Routes::new(backend.routes());
         let node = Node::start(cfg).await.context("cannot start a demo peer")?;
@@ -81,6 +84,8 @@ pub async fn run_demo(args: DemoOptions) -> anyhow::Result<()> {
     cfg.route_file = Some(route_file);
     cfg.bootstrap = addrs.clone();
     cfg.log_label = Some("console".into());
+    // The demo peers send their telemetry here (the Events view).
+    cfg.subnet.telemetry_listen = Some("127.0.0.1:0".parse().expect("static socket address"));
     if let Some((metrics, at)) = &args.metrics {
         cfg.metrics = Some(metrics.clone());
         tracing::info!("console node's metrics on http://{at}/metrics");
@@ -88,6 +93,21 @@ pub async fn run_demo(args: DemoOptions) -> anyhow::Result<()> {
     let node = Node::start(cfg)
         .await
         .context("cannot start the console's node")?;
+    // The peers live as subnet members: peer state on gossip, telemetry.
+    let telemetry = node.handle().telemetry_addr();
+    let members: Vec<_> = peers
+        .iter()
+        .zip(keys)
+        .zip([101, 102])
+        .map(|((p, key), id)| {
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(super::demo_subnet::member(
+                p.handle(),
+                key,
+                id,
+                telemetry,
+            )))
+        })
+        .collect();
     tracing::info!(peer_a = %addrs[0], peer_b = %addrs[1], "demo subnet up: peer A paces tokens fast, peer B slow");
     let prefill = Entry {
         target: addrs[0].to_string(),
@@ -99,6 +119,7 @@ pub async fn run_demo(args: DemoOptions) -> anyhow::Result<()> {
     };
     let options = super::app::ConsoleOptions::default();
     let result = run_app(&dir, node, rx, tx, Some(prefill), &options).await;
+    drop(members);
     for p in peers {
         p.abort();
     }

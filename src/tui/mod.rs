@@ -12,6 +12,7 @@
 pub mod action;
 mod app;
 mod demo;
+mod demo_subnet;
 pub mod effect;
 pub mod history;
 pub mod input;

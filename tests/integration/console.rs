@@ -150,3 +150,48 @@ fn scrape_metrics(port: u16) -> String {
     );
     text
 }
+
+#[test]
+fn the_demo_shows_a_live_subnet_and_its_telemetry() {
+    assert!(
+        Command::new("tmux").arg("-V").output().is_ok(),
+        "tmux is not installed: run the tests with `bash tests/run.sh`, which installs it \
+         (or: apt-get install tmux)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("peerapi-demo-subnet-{}", std::process::id());
+    let cmd = format!(
+        "{BIN} demo --data-dir {}; echo PEERAPI-EXITED; sleep 5",
+        dir.path().display()
+    );
+    let status = Command::new("tmux")
+        .args(["new-session", "-d", "-s", &name, "-x", "100", "-y", "30"])
+        .arg(cmd)
+        .env("NO_COLOR", "1")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let s = Session(name);
+    s.wait_for("the console", Duration::from_secs(30), |t| {
+        t.contains("Peers (2)")
+    });
+    // Both demo peers in the roster, ONLINE, from their signed peer state.
+    s.keys(&["S"]);
+    let screen = s.wait_for("two ONLINE peers", Duration::from_secs(30), |t| {
+        t.matches("ONLINE").count() >= 2
+    });
+    assert!(screen.contains("0 rejected"), "{screen}");
+    s.keys(&["Escape"]);
+    // Their telemetry, every event verified.
+    s.keys(&["E"]);
+    let screen = s.wait_for("verified telemetry", Duration::from_secs(30), |t| {
+        t.contains("heartbeat") || t.contains("node_started")
+    });
+    assert!(screen.contains("0 NOT verified"), "{screen}");
+    assert!(screen.contains('✓'), "{screen}");
+    s.keys(&["Escape"]);
+    s.keys(&["q"]);
+    s.wait_for("the console to exit", Duration::from_secs(20), |t| {
+        t.contains("PEERAPI-EXITED")
+    });
+}

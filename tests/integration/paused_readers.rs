@@ -49,7 +49,8 @@ async fn paused_readers_cost_the_node_its_stated_bound_and_no_more() {
     let backend = fast_backend(produced.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let routes = dir.path().join("routes.json");
-    let table = serde_json::json!({ "fast": { "url": format!("http://{backend}/fast"), "stream": true } });
+    let table =
+        serde_json::json!({ "fast": { "url": format!("http://{backend}/fast"), "stream": true } });
     std::fs::write(&routes, table.to_string()).unwrap();
     let (node, addr) = node_process_with(
         &routes,
@@ -77,8 +78,13 @@ async fn paused_readers_cost_the_node_its_stated_bound_and_no_more() {
         .collect::<Vec<_>>();
     let held: Vec<_> = within(opened).await;
     let ok = held.iter().filter(|s| s.is_ok()).count();
-    let first_error = held.iter().find_map(|s| s.as_ref().err().map(|e| e.to_string()));
-    assert_eq!(ok, STREAMS, "every stream is served; first error: {first_error:?}");
+    let first_error = held
+        .iter()
+        .find_map(|s| s.as_ref().err().map(|e| e.to_string()));
+    assert_eq!(
+        ok, STREAMS,
+        "every stream is served; first error: {first_error:?}"
+    );
     // Until the backend stops producing: everything the node will hold.
     let mut last = (produced.load(Ordering::Relaxed), Instant::now());
     let started = Instant::now();

@@ -107,7 +107,9 @@ async fn a_second_node_on_a_taken_port_is_refused_and_the_first_keeps_its_calls(
         said.contains(&format!("tcp/{port}")) && said.contains("another process listens"),
         "the error names the address and why: {said}"
     );
-    let first = first.to_string().replace("/ip4/0.0.0.0/", "/ip4/127.0.0.1/");
+    let first = first
+        .to_string()
+        .replace("/ip4/0.0.0.0/", "/ip4/127.0.0.1/");
     assert_eq!(calls_reaching(&first.parse().unwrap(), 8).await, 8);
 }
 
@@ -143,7 +145,9 @@ async fn the_console_beside_a_node_with_defaults_leaves_the_node_every_call() {
         .unwrap();
     assert!(status.success());
     let session = TmuxKill(name.clone());
-    let screen = wait_screen(&name, |s| s.lines().next().is_some_and(|l| l.contains("/tcp/")));
+    let screen = wait_screen(&name, |s| {
+        s.lines().next().is_some_and(|l| l.contains("/tcp/"))
+    });
     let status_line = screen.lines().next().unwrap_or_default();
     assert!(
         !status_line.contains("/tcp/4001"),
@@ -209,10 +213,7 @@ fn a_node_logging_to_a_file_writes_no_colour_codes() {
     let log = std::fs::read(&err).unwrap();
     let text = String::from_utf8_lossy(&log);
     assert!(text.contains("listening"), "the node logged: {text}");
-    assert!(
-        !log.contains(&0x1b),
-        "no escape codes in a file: {text:?}"
-    );
+    assert!(!log.contains(&0x1b), "no escape codes in a file: {text:?}");
 }
 
 #[test]
@@ -236,7 +237,10 @@ fn a_refused_dial_is_said_once_in_one_line() {
         line.contains(&format!("127.0.0.1:{port}: connection refused")),
         "{line}"
     );
-    assert!(!line.contains("os error") && !line.contains('\x1b'), "{line}");
+    assert!(
+        !line.contains("os error") && !line.contains('\x1b'),
+        "{line}"
+    );
 }
 
 #[test]
@@ -251,8 +255,8 @@ fn failed_dials_are_not_throughput() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let summary: serde_json::Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("a JSON summary ({e}): {stdout}"));
+    let summary: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("a JSON summary ({e}): {stdout}"));
     let summary = summary.get("summary").unwrap_or(&summary);
     assert_eq!(summary["failed"], 3, "{summary}");
     assert_eq!(summary["calls_per_sec"], 0.0, "{summary}");

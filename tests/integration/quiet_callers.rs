@@ -43,7 +43,10 @@ async fn requests_before_a_marker(server: &mut DagServer, allowed: impl Fn(&str)
                 if from == me {
                     continue;
                 }
-                assert!(allowed(from), "an unexpected DAG-sync request: {kind} from {from}");
+                assert!(
+                    allowed(from),
+                    "an unexpected DAG-sync request: {kind} from {from}"
+                );
             }
             if line.starts_with("ANSWERED ") && line.contains("inventory") {
                 // The marker's own answer: it asked after every other.
@@ -127,7 +130,10 @@ async fn a_node_stopped_mid_replication_stops_asking_and_waits_for_its_answer() 
             }
         })
         .await;
-        assert!(status.success(), "{version:?}: the node exits cleanly: {status:?}");
+        assert!(
+            status.success(),
+            "{version:?}: the node exits cleanly: {status:?}"
+        );
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "the node stopped within its grace"

@@ -29,7 +29,9 @@ fn node(flags: &[&str]) -> (Proc, Option<String>) {
 }
 
 fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
 }
 
 fn rss_mb(pid: u32) -> f64 {
@@ -74,13 +76,17 @@ fn a_scrape_gets_through_2000_half_requests_and_the_node_keeps_its_descriptors()
     let fds_flooded = fds(pid);
     let started = Instant::now();
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
         .unwrap();
     let mut text = String::new();
     conn.read_to_string(&mut text).unwrap();
     let took = started.elapsed();
-    assert!(text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200"), "{text}");
+    assert!(
+        text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200"),
+        "{text}"
+    );
     assert!(text.contains("peerapi_"), "{text}");
     let rss_flooded = rss_mb(pid);
     println!(
@@ -88,11 +94,20 @@ fn a_scrape_gets_through_2000_half_requests_and_the_node_keeps_its_descriptors()
          rss {rss_before:.1} -> {rss_flooded:.1} MB"
     );
     // The cap (64 by default) bounds what the node holds, not the flood.
-    assert!(fds_flooded < fds_before + 200, "fds {fds_before} -> {fds_flooded}");
-    assert!(rss_flooded < rss_before + 20.0, "rss {rss_before} -> {rss_flooded} MB");
+    assert!(
+        fds_flooded < fds_before + 200,
+        "fds {fds_before} -> {fds_flooded}"
+    );
+    assert!(
+        rss_flooded < rss_before + 20.0,
+        "rss {rss_before} -> {rss_flooded} MB"
+    );
     drop(held);
     let settled = fds_settle(pid, fds_before + 4);
-    assert!(settled <= fds_before + 4, "fds back to {fds_before}: {settled}");
+    assert!(
+        settled <= fds_before + 4,
+        "fds back to {fds_before}: {settled}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,12 +135,21 @@ async fn a_telemetry_sender_gets_through_2000_silent_connections() {
         "telemetry: handshake took {took:?} behind {SILENT} silent connections; fds {fds_before} -> {fds_flooded}; \
          rss {rss_before:.1} -> {rss_flooded:.1} MB"
     );
-    assert!(fds_flooded < fds_before + 200, "fds {fds_before} -> {fds_flooded}");
-    assert!(rss_flooded < rss_before + 20.0, "rss {rss_before} -> {rss_flooded} MB");
+    assert!(
+        fds_flooded < fds_before + 200,
+        "fds {fds_before} -> {fds_flooded}"
+    );
+    assert!(
+        rss_flooded < rss_before + 20.0,
+        "rss {rss_before} -> {rss_flooded} MB"
+    );
     drop(held);
     drop(ws);
     let settled = tokio::task::spawn_blocking(move || fds_settle(pid, fds_before + 4))
         .await
         .unwrap();
-    assert!(settled <= fds_before + 4, "fds back to {fds_before}: {settled}");
+    assert!(
+        settled <= fds_before + 4,
+        "fds back to {fds_before}: {settled}"
+    );
 }

@@ -25,8 +25,8 @@ use futures::{AsyncReadExt, AsyncWriteExt, Stream};
 use libp2p::{PeerId, StreamProtocol};
 
 use super::api::{Connections, OpenError};
-use super::outbound::OutboundStream;
 use super::events::{CallId, NodeEvent};
+use super::outbound::OutboundStream;
 use crate::wire::{self, ResponseType, PROTOCOL_V1, PROTOCOL_V2};
 use reader::{for_version, read_body_frame, read_head, BodyFrame};
 // One write (a Python server reads the request with one read), and our side

@@ -119,8 +119,10 @@ impl Server {
         reading_limits.per_ip = reading_limits.per_ip.max(limits.max_calls_per_peer);
         reading_limits.total = reading_limits.total.max(limits.max_concurrent_calls);
         let reading = Reading::new(reading_limits);
-        let read_ahead =
-            read_ahead::ReadAheadBudget::new(limits.read_ahead_bytes_per_call, limits.read_ahead_bytes);
+        let read_ahead = read_ahead::ReadAheadBudget::new(
+            limits.read_ahead_bytes_per_call,
+            limits.read_ahead_bytes,
+        );
         Self {
             inner: Arc::new(Inner {
                 read_ahead,

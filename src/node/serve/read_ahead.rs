@@ -47,7 +47,10 @@ impl ReadAheadBudget {
 }
 
 /// A chunk and the budget it holds until it is taken for a write.
-type Held = (Result<Bytes, UpstreamError>, Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>);
+type Held = (
+    Result<Bytes, UpstreamError>,
+    Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
+);
 
 /// A streamed backend body read ahead on its own task (see
 /// [`READ_AHEAD_CHUNKS`]); dropping it stops the reading and the backend request.
@@ -63,7 +66,8 @@ impl ReadAhead {
     ) -> Self {
         let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_CHUNKS);
         let call = Arc::new(Semaphore::new(budget.per_call));
-        let (per_call, node, node_bytes) = (budget.per_call, budget.node.clone(), budget.node_bytes);
+        let (per_call, node, node_bytes) =
+            (budget.per_call, budget.node.clone(), budget.node_bytes);
         let task = tokio::spawn(async move {
             let mut chunks = std::pin::pin!(chunks);
             while let Some(chunk) = chunks.next().await {

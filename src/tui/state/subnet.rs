@@ -187,8 +187,14 @@ mod tests {
             }
         }
         for r in &rates {
-            assert!((2.0..=4.0).contains(r), "a steady 3/min reads 2-4/min, not {r}: {rates:?}");
+            assert!(
+                (2.0..=4.0).contains(r),
+                "a steady 3/min reads 2-4/min, not {r}: {rates:?}"
+            );
         }
-        assert!(view.topics["peer_state"].samples.len() <= 32, "samples stay bounded");
+        assert!(
+            view.topics["peer_state"].samples.len() <= 32,
+            "samples stay bounded"
+        );
     }
 }

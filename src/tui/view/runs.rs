@@ -140,8 +140,22 @@ fn live_rows<'a>(f: &'a FanOut, theme: &Theme) -> Table<'a> {
                 Some(l.elapsed),
             ),
             Some(RowUpdate::Done(s)) => match &s.error {
-                None => ("ok".into(), theme.ok(), s.ttft, s.tokens, s.bytes, Some(s.e2e)),
-                Some(class) => (class.clone(), theme.err(), s.ttft, s.tokens, s.bytes, Some(s.e2e)),
+                None => (
+                    "ok".into(),
+                    theme.ok(),
+                    s.ttft,
+                    s.tokens,
+                    s.bytes,
+                    Some(s.e2e),
+                ),
+                Some(class) => (
+                    class.clone(),
+                    theme.err(),
+                    s.ttft,
+                    s.tokens,
+                    s.bytes,
+                    Some(s.e2e),
+                ),
             },
         };
         Row::new(vec![
@@ -165,9 +179,7 @@ fn live_rows<'a>(f: &'a FanOut, theme: &Theme) -> Table<'a> {
             Constraint::Min(8),
         ],
     )
-    .header(
-        Row::new(["peer", "state", "ttft", "tokens", "bytes", "elapsed"]).style(theme.accent()),
-    )
+    .header(Row::new(["peer", "state", "ttft", "tokens", "bytes", "elapsed"]).style(theme.accent()))
     .block(Block::default().title(format!(
         " {done} of {} peers done; the comparison follows ",
         f.peers

@@ -260,7 +260,14 @@ fn fan_out_rows_fill_as_the_calls_progress() {
         RowUpdate::Done(Box::new(failed)),
     )));
     let screen = render_at(&mut s, 80, 24);
-    for want in ["calling", "receiving", "210.0ms", "37", "backend_unav", "1 of 3 peers done"] {
+    for want in [
+        "calling",
+        "receiving",
+        "210.0ms",
+        "37",
+        "backend_unav",
+        "1 of 3 peers done",
+    ] {
         assert!(screen.contains(want), "{want} on screen:\n{screen}");
     }
     snapshot("fan_out_progress_80x24", screen);
