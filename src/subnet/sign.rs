@@ -126,7 +126,7 @@ mod tests {
             &key,
             "peer-state",
             &peer_state(1, 7, 2, 11, "/ip4/127.0.0.1/tcp/1"),
-            &[v.id.clone()],
+            std::slice::from_ref(&v.id),
             1_700_000_001_000,
         )
         .unwrap();
