@@ -182,10 +182,7 @@ impl Resolved {
     }
 }
 
-/// Where `node` and `subnet watch` listen unless told.
-pub(crate) const NODE_LISTEN: &str = "/ip4/0.0.0.0/tcp/4001";
-/// Where the console's own node listens unless told: a port of its own.
-pub(crate) const CONSOLE_LISTEN: &str = "/ip4/0.0.0.0/tcp/0";
+pub(crate) use peerapi::node::transport::{CONSOLE_LISTEN, NODE_LISTEN};
 
 impl NodeArgs {
     /// The node's configuration; `default_listen` when no --listen is given.

@@ -135,7 +135,9 @@ pub(crate) async fn run(cmd: SubnetCmd) -> ExitCode {
 
 async fn watch(cmd: WatchCmd) -> anyhow::Result<()> {
     let json_lines = cmd.json;
-    let resolved = cmd.node.into_config(super::node::NODE_LISTEN)?;
+    let resolved = cmd
+        .node
+        .into_config(peerapi::node::transport::NODE_LISTEN)?;
     let metrics = resolved.serve_metrics().await?;
     let config = resolved.node;
     let node = peerapi::Node::start(config)

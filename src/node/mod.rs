@@ -216,11 +216,9 @@ impl NodeConfig {
         }
     }
 
-    /// A node that only calls, for one-shot commands: it dials, identifies
-    /// and calls, and starts no subnet work towards anyone: no DAG sync
-    /// served or replicated, no gossip, no DHT walks, Kademlia as a client.
-    /// (A one-shot process that replicated from the peer it called exited
-    /// before the answer, and every template node logged a traceback.)
+    /// A node that only calls (one-shot commands): no DAG sync served or
+    /// replicated, no gossip, no DHT walks, Kademlia as a client. (One that
+    /// replicated exited before the answer; template nodes logged tracebacks.)
     pub fn only_calls(mut self) -> Self {
         self.subnet.dag_sync = false;
         self.subnet.replicate.enabled = false;

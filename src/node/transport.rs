@@ -20,6 +20,11 @@ use super::muxer::YamuxUpgrade;
 pub const POS_TRANSPORT: &str = "/pos-transport/1.0.0";
 /// Noise's own security protocol name.
 pub const NOISE: &str = "/noise";
+/// Where `peerapi node` and `subnet watch` listen unless told.
+pub const NODE_LISTEN: &str = "/ip4/0.0.0.0/tcp/4001";
+/// Where the console's own node listens unless told: a port of its own
+/// (it usually runs beside a node, which keeps 4001).
+pub const CONSOLE_LISTEN: &str = "/ip4/0.0.0.0/tcp/0";
 /// How long a new connection may take to be secured and multiplexed.
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(20);
 

@@ -52,14 +52,29 @@ impl Drop for Session {
     }
 }
 
+impl Session {
+    /// `peerapi demo` with `args` in a new 100x30 tmux session named `name`.
+    fn demo(name: String, args: &str) -> Session {
+        // A missing tmux fails the test with the way to get it, never skips it.
+        assert!(
+            Command::new("tmux").arg("-V").output().is_ok(),
+            "tmux is not installed: run the tests with `bash tests/run.sh`, which installs it \
+             (or: apt-get install tmux)"
+        );
+        let cmd = format!("{BIN} demo {args}; echo PEERAPI-EXITED; sleep 5");
+        let status = Command::new("tmux")
+            .args(["new-session", "-d", "-s", &name, "-x", "100", "-y", "30"])
+            .arg(cmd)
+            .env("NO_COLOR", "1")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        Session(name)
+    }
+}
+
 #[test]
 fn demo_streams_tokens_and_edits_routes_in_tmux() {
-    // A missing tmux fails the test with the way to get it, never skips it.
-    assert!(
-        Command::new("tmux").arg("-V").output().is_ok(),
-        "tmux is not installed: run the tests with `bash tests/run.sh`, which installs it \
-         (or: apt-get install tmux)"
-    );
     let dir = tempfile::tempdir().unwrap();
     let name = format!("peerapi-e2e-{}", std::process::id());
     // A port that was free a moment ago, for the console node's metrics.
@@ -68,18 +83,11 @@ fn demo_streams_tokens_and_edits_routes_in_tmux() {
         .local_addr()
         .unwrap()
         .port();
-    let cmd = format!(
-        "{BIN} demo --data-dir {} --metrics-listen {metrics_port}; echo PEERAPI-EXITED; sleep 5",
+    let args = format!(
+        "--data-dir {} --metrics-listen {metrics_port}",
         dir.path().display()
     );
-    let status = Command::new("tmux")
-        .args(["new-session", "-d", "-s", &name, "-x", "100", "-y", "30"])
-        .arg(cmd)
-        .env("NO_COLOR", "1")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let s = Session(name);
+    let s = Session::demo(name, &args);
     s.wait_for("the console", Duration::from_secs(30), |t| {
         t.contains("Composer [STREAM]") && t.contains("Peers (2)")
     });
@@ -153,25 +161,9 @@ fn scrape_metrics(port: u16) -> String {
 
 #[test]
 fn the_demo_shows_a_live_subnet_and_its_telemetry() {
-    assert!(
-        Command::new("tmux").arg("-V").output().is_ok(),
-        "tmux is not installed: run the tests with `bash tests/run.sh`, which installs it \
-         (or: apt-get install tmux)"
-    );
     let dir = tempfile::tempdir().unwrap();
     let name = format!("peerapi-demo-subnet-{}", std::process::id());
-    let cmd = format!(
-        "{BIN} demo --data-dir {}; echo PEERAPI-EXITED; sleep 5",
-        dir.path().display()
-    );
-    let status = Command::new("tmux")
-        .args(["new-session", "-d", "-s", &name, "-x", "100", "-y", "30"])
-        .arg(cmd)
-        .env("NO_COLOR", "1")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let s = Session(name);
+    let s = Session::demo(name, &format!("--data-dir {}", dir.path().display()));
     s.wait_for("the console", Duration::from_secs(30), |t| {
         t.contains("Peers (2)")
     });

@@ -216,13 +216,18 @@ fn a_node_logging_to_a_file_writes_no_colour_codes() {
     assert!(!log.contains(&0x1b), "no escape codes in a file: {text:?}");
 }
 
-#[test]
-fn a_refused_dial_is_said_once_in_one_line() {
+/// A port nobody listens on, and a peer address there.
+fn nobody_listening() -> (u16, String) {
     let port = dead_port();
     let id = libp2p::identity::Keypair::generate_ed25519()
         .public()
         .to_peer_id();
-    let addr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{id}");
+    (port, format!("/ip4/127.0.0.1/tcp/{port}/p2p/{id}"))
+}
+
+#[test]
+fn a_refused_dial_is_said_once_in_one_line() {
+    let (port, addr) = nobody_listening();
     let out = Command::new(BIN)
         .args(["call", &addr, "health", "--timeout", "10"])
         .output()
@@ -245,11 +250,7 @@ fn a_refused_dial_is_said_once_in_one_line() {
 
 #[test]
 fn failed_dials_are_not_throughput() {
-    let port = dead_port();
-    let id = libp2p::identity::Keypair::generate_ed25519()
-        .public()
-        .to_peer_id();
-    let addr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{id}");
+    let (_, addr) = nobody_listening();
     let out = Command::new(BIN)
         .args(["load", &addr, "health", "-n", "3", "--json"])
         .output()

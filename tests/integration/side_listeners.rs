@@ -61,6 +61,39 @@ fn fds_settle(pid: u32, most: usize) -> usize {
     }
 }
 
+/// What the node held while flooded, against its baseline: the cap (64
+/// by default) bounds it, not the flood.
+struct Flooded {
+    what: &'static str,
+    took: Duration,
+    fds: (usize, usize),
+    rss: (f64, f64),
+}
+
+impl Flooded {
+    fn check(&self) {
+        let Flooded {
+            what,
+            took,
+            fds,
+            rss,
+        } = self;
+        println!(
+            "{what}: got through in {took:?} behind {SILENT} silent connections; fds {} -> {}; \
+             rss {:.1} -> {:.1} MB",
+            fds.0, fds.1, rss.0, rss.1
+        );
+        assert!(fds.1 < fds.0 + 200, "{what}: fds {fds:?}");
+        assert!(rss.1 < rss.0 + 20.0, "{what}: rss {rss:?} MB");
+    }
+}
+
+/// Once the flood is gone, the node's descriptors are back to `before`.
+fn fds_back(pid: u32, before: usize) {
+    let settled = fds_settle(pid, before + 4);
+    assert!(settled <= before + 4, "fds back to {before}: {settled}");
+}
+
 #[test]
 fn a_scrape_gets_through_2000_half_requests_and_the_node_keeps_its_descriptors() {
     let (proc, url) = node(&["--metrics-listen", "0"]);
@@ -88,26 +121,15 @@ fn a_scrape_gets_through_2000_half_requests_and_the_node_keeps_its_descriptors()
         "{text}"
     );
     assert!(text.contains("peerapi_"), "{text}");
-    let rss_flooded = rss_mb(pid);
-    println!(
-        "metrics: scrape took {took:?} behind {SILENT} silent connections; fds {fds_before} -> {fds_flooded}; \
-         rss {rss_before:.1} -> {rss_flooded:.1} MB"
-    );
-    // The cap (64 by default) bounds what the node holds, not the flood.
-    assert!(
-        fds_flooded < fds_before + 200,
-        "fds {fds_before} -> {fds_flooded}"
-    );
-    assert!(
-        rss_flooded < rss_before + 20.0,
-        "rss {rss_before} -> {rss_flooded} MB"
-    );
+    Flooded {
+        what: "metrics",
+        took,
+        fds: (fds_before, fds_flooded),
+        rss: (rss_before, rss_mb(pid)),
+    }
+    .check();
     drop(held);
-    let settled = fds_settle(pid, fds_before + 4);
-    assert!(
-        settled <= fds_before + 4,
-        "fds back to {fds_before}: {settled}"
-    );
+    fds_back(pid, fds_before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,26 +152,16 @@ async fn a_telemetry_sender_gets_through_2000_silent_connections() {
         .await
         .unwrap();
     let took = started.elapsed();
-    let rss_flooded = rss_mb(pid);
-    println!(
-        "telemetry: handshake took {took:?} behind {SILENT} silent connections; fds {fds_before} -> {fds_flooded}; \
-         rss {rss_before:.1} -> {rss_flooded:.1} MB"
-    );
-    assert!(
-        fds_flooded < fds_before + 200,
-        "fds {fds_before} -> {fds_flooded}"
-    );
-    assert!(
-        rss_flooded < rss_before + 20.0,
-        "rss {rss_before} -> {rss_flooded} MB"
-    );
+    Flooded {
+        what: "telemetry",
+        took,
+        fds: (fds_before, fds_flooded),
+        rss: (rss_before, rss_mb(pid)),
+    }
+    .check();
     drop(held);
     drop(ws);
-    let settled = tokio::task::spawn_blocking(move || fds_settle(pid, fds_before + 4))
+    tokio::task::spawn_blocking(move || fds_back(pid, fds_before))
         .await
         .unwrap();
-    assert!(
-        settled <= fds_before + 4,
-        "fds back to {fds_before}: {settled}"
-    );
 }
