@@ -1,5 +1,6 @@
 //! `peerapi call` and `peerapi stream`.
 
+use super::say::fail;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -120,11 +121,6 @@ fn print_head(head: &ResponseHead) {
     }
     let _ = writeln!(out);
     let _ = out.flush();
-}
-
-pub(crate) fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("peerapi: {message}");
-    ExitCode::from(code)
 }
 
 pub(crate) async fn run(cmd: CallCmd, stream: bool) -> ExitCode {

@@ -10,8 +10,8 @@ use peerapi::load::{fan_out, PeerResult};
 use peerapi::node::CallRequest;
 use peerapi::NodeHandle;
 
-use super::call::fail;
 use super::request::Targets;
+use super::say::fail;
 
 fn ms(d: Option<Duration>) -> String {
     d.map(|d| format!("{:.1}ms", d.as_secs_f64() * 1e3))

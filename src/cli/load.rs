@@ -9,8 +9,8 @@ use clap::Args;
 use peerapi::load::{self, Goodput, LoadSpec, Stop, Summary};
 use tokio_util::sync::CancellationToken;
 
-use super::call::fail;
 use super::request::{RequestArgs, Targets};
+use super::say::fail;
 
 #[derive(Args)]
 pub(crate) struct LoadCmd {

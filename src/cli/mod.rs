@@ -12,6 +12,7 @@ mod metrics;
 mod node;
 mod request;
 mod routes;
+mod say;
 mod shell;
 mod subnet;
 mod trim;

@@ -9,7 +9,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use super::runs::short;
+use super::short;
 use super::{fmt_dur, Theme};
 use crate::load::direct::median_of;
 use crate::load::Sample;

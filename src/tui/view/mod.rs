@@ -132,6 +132,16 @@ pub fn fmt_bytes(n: u64) -> String {
     }
 }
 
+/// `…abcdef`: the last characters of an address's peer id, for tables.
+pub fn short(addr: &str) -> String {
+    let id = addr.rsplit('/').next().unwrap_or(addr);
+    let n = id.chars().count();
+    format!(
+        "…{}",
+        id.chars().skip(n.saturating_sub(6)).collect::<String>()
+    )
+}
+
 /// `12D3KooW…abcdef`: enough to tell peers apart.
 pub fn short_peer(id: &str) -> String {
     if id.len() <= 16 {

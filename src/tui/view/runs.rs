@@ -1,6 +1,7 @@
 //! The runs view over the whole screen: a fan-out's comparison (who is
 //! slow, who failed, whose body differs, and how) or a load run, live.
 
+use super::short;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{
@@ -25,15 +26,6 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         RunsView::Load(l) => load(frame, rect, l, theme),
         RunsView::Direct(d) => super::hop_direct::draw(frame, rect, d, theme),
     }
-}
-
-pub(super) fn short(addr: &str) -> String {
-    let id = addr.rsplit('/').next().unwrap_or(addr);
-    let n = id.chars().count();
-    format!(
-        "…{}",
-        id.chars().skip(n.saturating_sub(6)).collect::<String>()
-    )
 }
 
 fn fan_out(frame: &mut Frame, rect: Rect, f: &FanOut, theme: &Theme) {
