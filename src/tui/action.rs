@@ -83,7 +83,7 @@ pub enum Action {
     /// Show or hide the Events view (telemetry from template nodes).
     ToggleEvents,
     /// Fan-out and load runs, and their view.
-    Runs(crate::tui::state::RunsAction),
+    Runs(RunsAction),
     /// Gossip mesh per topic and the DAG held per namespace, refreshed.
     SubnetStats {
         mesh: Vec<(String, Vec<libp2p::PeerId>)>,
@@ -209,4 +209,33 @@ pub enum Action {
     MouseClick { column: u16, row: u16 },
     /// The mouse wheel over a pane.
     Scroll { column: u16, row: u16, down: bool },
+}
+
+/// Everything the runs view reacts to.
+#[derive(Debug, Clone)]
+pub enum RunsAction {
+    /// Send the composer's request to every peer that serves the API.
+    StartFanOut,
+    /// Ask how to load the composer's target (then `StartLoad`).
+    AskLoad,
+    /// Load the composer's target with its request.
+    StartLoad(crate::load::LoadPlan),
+    /// The composer's request through the hop and straight to our backend.
+    StartHopVsDirect,
+    HopVsDirectRound(usize),
+    HopVsDirectDone(Box<crate::load::HopVsDirect>),
+    /// One peer's call moved on (index into the fan-out's peers).
+    FanOutRow(usize, crate::load::fanout::RowUpdate),
+    FanOutDone(Vec<crate::load::PeerResult>),
+    LoadProgress(crate::load::Progress),
+    LoadDone(Box<crate::load::Summary>),
+    NextSort,
+    ToggleDiff,
+    /// Compare bodies against the selected peer's from now on (again: the
+    /// majority's).
+    MarkReference,
+    Up,
+    Down,
+    /// Close the view (and stop a load that is still running).
+    Close,
 }

@@ -23,6 +23,7 @@ use std::time::{Instant, SystemTime};
 
 use ratatui::layout::Rect;
 
+pub use crate::tui::action::RunsAction;
 pub use calls::{CallState, CallView, Calls, MAX_CALLS, MAX_KEPT_OUTPUT_BYTES};
 pub use composer::{Composer, Field};
 pub use events::{node_of, EventsView, MAX_EVENTS};
@@ -30,7 +31,7 @@ pub use output_view::{OutputMode, OutputView};
 pub use peers::{peer_multiaddr, PeerFilter, PeerSort, PeersView};
 pub use prompt::{Prompt, PromptKind, Question};
 pub use routes::RoutesView;
-pub use runs::{Direct, FanOut, Load, RunsAction, RunsView, SortBy};
+pub use runs::{Direct, FanOut, Load, RunsView, SortBy};
 pub use subnet::SubnetView;
 
 use super::action::{Action, Pane};

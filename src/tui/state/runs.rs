@@ -5,6 +5,7 @@
 
 use crate::load::fanout::RowUpdate;
 use crate::load::{HopVsDirect, LoadPlan, PeerResult, Progress, Summary};
+use crate::tui::action::RunsAction;
 use crate::tui::effect::{CallSpec, Effect};
 
 use super::prompt::{Prompt, PromptKind};
@@ -142,35 +143,6 @@ pub struct Load {
     pub per_tick: std::collections::VecDeque<u64>,
     /// Set when the run has ended.
     pub summary: Option<Box<Summary>>,
-}
-
-/// Everything the runs view reacts to.
-#[derive(Debug, Clone)]
-pub enum RunsAction {
-    /// Send the composer's request to every peer that serves the API.
-    StartFanOut,
-    /// Ask how to load the composer's target (then `StartLoad`).
-    AskLoad,
-    /// Load the composer's target with its request.
-    StartLoad(LoadPlan),
-    /// The composer's request through the hop and straight to our backend.
-    StartHopVsDirect,
-    HopVsDirectRound(usize),
-    HopVsDirectDone(Box<HopVsDirect>),
-    /// One peer's call moved on (index into the fan-out's peers).
-    FanOutRow(usize, RowUpdate),
-    FanOutDone(Vec<PeerResult>),
-    LoadProgress(Progress),
-    LoadDone(Box<Summary>),
-    NextSort,
-    ToggleDiff,
-    /// Compare bodies against the selected peer's from now on (again: the
-    /// majority's).
-    MarkReference,
-    Up,
-    Down,
-    /// Close the view (and stop a load that is still running).
-    Close,
 }
 
 impl State {
