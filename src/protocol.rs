@@ -60,10 +60,13 @@ use tokio::sync::broadcast;
 
 use crate::node::api::{self, Connections};
 use crate::node::serve::Server;
-pub use crate::node::ApiClient;
-use crate::node::{
-    CallOptions, NodeEvent, PeerAccess, ServeLimits, DEFAULT_INBOUND_QUEUE_DEPTH, EVENT_CAPACITY,
-};
+// From the files that define them, not `node`'s re-exports: the node is
+// built on this behaviour, never the other way round.
+use crate::node::api::{PeerAccess, DEFAULT_INBOUND_QUEUE_DEPTH};
+pub use crate::node::call::ApiClient;
+use crate::node::call::CallOptions;
+use crate::node::events::{NodeEvent, EVENT_CAPACITY};
+use crate::node::serve::ServeLimits;
 use crate::routes::Routes;
 use crate::upstream::{Upstream, UpstreamConfig, UpstreamError};
 use crate::wire::{PROTOCOL_ROUTES, PROTOCOL_V1, PROTOCOL_V2};

@@ -10,10 +10,11 @@ use libp2p::core::ConnectedPoint;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::DialOpts;
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, kad, ping, Multiaddr, PeerId, StreamProtocol, Swarm};
 use tokio::sync::{broadcast, mpsc};
 
+use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use super::call::ApiClient;
 use super::events::{Direction, Discovery, NodeEvent, PeerInfo};
 use super::lazy::Confirmed;
@@ -29,27 +30,9 @@ pub fn agent_version() -> String {
     format!("peerapi/{}", env!("CARGO_PKG_VERSION"))
 }
 
-/// The Kademlia protocol id the Python subnet nodes use (py-libp2p's default).
-pub const KAD_PROTOCOL: &str = "/ipfs/kad/1.0.0";
-
-#[derive(NetworkBehaviour)]
-pub(crate) struct Behaviour {
-    // Limits first: a connection they refuse gets no handler from the rest.
-    limits: libp2p::connection_limits::Behaviour,
-    ip_limit: super::ip_limit::PerIpLimit,
-    api: ApiProtocol,
-    /// `/subnet/merkle_dag_sync_protocol/1.0.0`, when served.
-    dag_sync: Toggle<super::api::Behaviour>,
-    /// Gossipsub on `/meshsub/2.0.0`, when joined.
-    pub(super) gossip: Toggle<Confirmed<libp2p::gossipsub::Behaviour>>,
-    identify: Confirmed<identify::Behaviour>,
-    ping: Confirmed<ping::Behaviour>,
-    pub(super) kad: Confirmed<kad::Behaviour<kad::store::MemoryStore>>,
-}
-
 pub(crate) struct EventLoop {
     pub(super) swarm: Swarm<Behaviour>,
-    pub(super) subnet: super::subnet_events::SubnetParts,
+    pub(super) subnet: super::subnet_parts::SubnetParts,
     pub(super) evictions: super::evictions::Evictions,
     /// Peers we asked to disconnect (their closes are ours, not evictions).
     pub(super) closing: std::collections::HashSet<PeerId>,
@@ -70,7 +53,7 @@ impl EventLoop {
     pub(crate) fn new(
         config: NodeConfig,
         api: ApiProtocol,
-        subnet: super::subnet_events::SubnetParts,
+        subnet: super::subnet_parts::SubnetParts,
         events: broadcast::Sender<NodeEvent>,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Result<(Self, Ready), NodeError> {
@@ -293,7 +276,7 @@ impl EventLoop {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         if let Some(m) = &self.client.metrics {
-            m.record_swarm(&event, &mut self.swarm);
+            super::behaviour::record_swarm(m, &event, &mut self.swarm);
         }
         match event {
             SwarmEvent::NewListenAddr {

@@ -6,6 +6,10 @@ use libp2p::{Multiaddr, PeerId};
 
 use crate::routes::{RouteDiff, RouteReload};
 
+/// Capacity of the event broadcast; a subscriber that falls further behind
+/// misses events (and is told how many).
+pub const EVENT_CAPACITY: usize = 4096;
+
 /// Identifies one outgoing or served call for the node's lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallId(pub u64);

@@ -313,40 +313,12 @@ impl NodeMetrics {
             .inc_by(bytes);
     }
 
-    /// libp2p's own metrics for one swarm event; the peer count and the
-    /// routing table's size when the event may have changed them (counting
-    /// on every event would cost O(peers) per event).
-    pub(crate) fn record_swarm(
-        &self,
-        event: &libp2p::swarm::SwarmEvent<super::event_loop::BehaviourEvent>,
-        swarm: &mut libp2p::Swarm<super::event_loop::Behaviour>,
-    ) {
-        use super::event_loop::BehaviourEvent;
-        use libp2p::metrics::Recorder;
-        use libp2p::swarm::SwarmEvent;
-        self.libp2p.record(event);
-        match event {
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.libp2p.record(e),
-            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.libp2p.record(e),
-            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => {
-                self.libp2p.record(e);
-                if matches!(e, libp2p::kad::Event::RoutingUpdated { .. }) {
-                    let known: usize = swarm
-                        .behaviour_mut()
-                        .kad
-                        .kbuckets()
-                        .map(|b| b.num_entries())
-                        .sum();
-                    self.routing_table_peers.set(known as i64);
-                }
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Gossip(e)) => self.libp2p.record(e),
-            SwarmEvent::ConnectionEstablished { .. } | SwarmEvent::ConnectionClosed { .. } => {
-                self.connected_peers
-                    .set(swarm.connected_peers().count() as i64);
-            }
-            _ => {}
-        }
+    pub(crate) fn routing_table_peers(&self, count: usize) {
+        self.routing_table_peers.set(count as i64);
+    }
+
+    pub(crate) fn connected_peers(&self, count: usize) {
+        self.connected_peers.set(count as i64);
     }
 
     pub(crate) fn discovered_peers(&self, count: usize) {

@@ -11,10 +11,11 @@
 
 mod admission;
 pub(crate) mod api;
-mod call;
+mod behaviour;
+pub(crate) mod call;
 mod dial_error;
 mod event_loop;
-mod events;
+pub(crate) mod events;
 pub mod evictions;
 mod handle;
 pub mod ip_limit;
@@ -26,6 +27,7 @@ pub mod outbound;
 mod replication;
 pub(crate) mod serve;
 mod subnet_events;
+mod subnet_parts;
 pub mod transport;
 mod walks;
 
@@ -43,7 +45,7 @@ pub use call::{
 pub use crate::wire::v1::{
     classify_v1_body, V1ErrorClass, V1ErrorText, V1StreamTail, MAX_V1_TRAILER_BYTES,
 };
-pub use events::{CallId, Direction, Discovery, NodeEvent, PeerInfo, ServeOutcome};
+pub use events::{CallId, Direction, Discovery, NodeEvent, PeerInfo, ServeOutcome, EVENT_CAPACITY};
 pub use handle::NodeHandle;
 pub(crate) use handle::{Command, Shared};
 pub use one_shot::ONE_SHOT_CLOSE_WITHIN;
@@ -109,9 +111,6 @@ impl Default for ConnectionLimits {
     }
 }
 
-/// Capacity of the event broadcast; a subscriber that falls further behind
-/// misses events (and is told how many).
-pub const EVENT_CAPACITY: usize = 4096;
 /// The event broadcast of a node nobody watches (`peerapi node`): its ring
 /// is allocated and written whole at start, about 1 MB at `EVENT_CAPACITY`.
 pub const HEADLESS_EVENT_CAPACITY: usize = 64;
@@ -377,7 +376,7 @@ impl Node {
             replication,
         );
         let replication_quiesce = replicator.quiesce();
-        let subnet = subnet_events::SubnetParts {
+        let subnet = subnet_parts::SubnetParts {
             replicator,
             dag,
             dag_sync,

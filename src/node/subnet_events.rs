@@ -3,10 +3,11 @@
 //! reported where they happen.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 
 use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::PeerId;
+
+use super::walks::WALK_WIDTH;
 
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::Multiaddr;
@@ -14,26 +15,29 @@ use libp2p::Multiaddr;
 use super::event_loop::EventLoop;
 use super::events::{Discovery, NodeEvent};
 use crate::logs::Untrusted;
-use crate::subnet::gossip::{judge, GossipCounters, Verdict};
-use crate::subnet::{DagStore, DagSyncServer, Ingest};
+use crate::subnet::gossip::{judge, Verdict};
+use crate::subnet::Ingest;
 
 /// Most peers remembered as discovered (a hostile DHT could name many);
 /// past it discoveries are no longer reported.
 pub const MAX_DISCOVERED_PEERS: usize = 10_000;
 
-/// What the swarm task holds of the subnet.
-pub(crate) struct SubnetParts {
-    pub(crate) dag: Arc<Mutex<DagStore>>,
-    pub(crate) dag_sync: Option<DagSyncServer>,
-    pub(crate) gossip: Arc<GossipCounters>,
-    pub(crate) replicator: super::replication::Replicator,
-    /// Peers already reported as discovered.
-    pub(crate) discovered: std::collections::HashSet<PeerId>,
-    /// Discoveries are dialed while fewer peers than this are connected.
-    pub(crate) peer_target: usize,
-}
-
 impl EventLoop {
+    /// A random walk: it fills the routing table; new peers are dialed
+    /// while below the peer target.
+    pub(super) fn walk(&mut self) {
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        kad.get_n_closest_peers(PeerId::random(), WALK_WIDTH);
+        let below_target = self.peers.len() < self.subnet.peer_target;
+        let next = self
+            .walks
+            .walked(self.subnet.discovered.len(), below_target);
+        if let Some(m) = &self.client.metrics {
+            m.walk_interval(next);
+        }
+        tracing::debug!(?next, "DHT walk; next one after");
+    }
+
     /// Each subscribed topic with its mesh peers (none with gossip off).
     pub(super) fn gossip_mesh(&self) -> Vec<(String, Vec<PeerId>)> {
         let Some(g) = self.swarm.behaviour().gossip.as_ref() else {

@@ -12,8 +12,6 @@ use std::time::Duration;
 use libp2p::{kad, PeerId, StreamProtocol};
 use tokio::time::{Instant, Sleep};
 
-use super::event_loop::EventLoop;
-
 /// The walk interval: the base while the node is below its peer target or
 /// a walk finds a walk's width of new peers, else doubling up to the most.
 /// (Resetting on any new peer kept walks at the base for good: in a
@@ -81,23 +79,6 @@ impl WalkSchedule {
 /// peers instead of 20-30, while every answer still names up to 20.
 pub const WALK_WIDTH: NonZeroUsize = NonZeroUsize::MIN.saturating_add(4);
 
-impl EventLoop {
-    /// A random walk: it fills the routing table; new peers are dialed
-    /// while below the peer target.
-    pub(super) fn walk(&mut self) {
-        let kad = &mut self.swarm.behaviour_mut().kad;
-        kad.get_n_closest_peers(PeerId::random(), WALK_WIDTH);
-        let below_target = self.peers.len() < self.subnet.peer_target;
-        let next = self
-            .walks
-            .walked(self.subnet.discovered.len(), below_target);
-        if let Some(m) = &self.client.metrics {
-            m.walk_interval(next);
-        }
-        tracing::debug!(?next, "DHT walk; next one after");
-    }
-}
-
 /// Kademlia for a node: a subnet member answers queries (server mode;
 /// auto mode would stay a client until an external address is confirmed);
 /// a node that does not walk runs no bootstraps and keeps its table empty
@@ -108,7 +89,7 @@ pub(crate) fn kademlia(
     walks: bool,
     member: bool,
 ) -> kad::Behaviour<kad::store::MemoryStore> {
-    let mut config = kad::Config::new(StreamProtocol::new(super::event_loop::KAD_PROTOCOL));
+    let mut config = kad::Config::new(StreamProtocol::new(super::behaviour::KAD_PROTOCOL));
     if walks {
         config.set_periodic_bootstrap_interval(Some(bootstrap_interval));
     } else {
