@@ -1,6 +1,5 @@
 //! `peerapi call` and `peerapi stream`.
 
-use super::say::fail;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -8,9 +7,12 @@ use clap::Args;
 use futures::StreamExt;
 use peerapi::node::{
     classify_v1_body, parse_peer_addr, CallError, CallRequest, ResponseHead, V1ErrorClass,
-    V1ErrorText, V1StreamTail,
+    V1ErrorText,
 };
 use peerapi::wire::frame::{Code, ServerTiming};
+use peerapi::wire::v1::{V1Detector, V1Ending};
+
+use super::say::fail;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -279,83 +281,35 @@ async fn run_stream(
         flags.timing(&head, chunks.server_timing(), true);
         return status_exit(&head, flags);
     }
-    // The 1.0.0 error texts can only be recognised at the start of the
-    // response; hold back the first bytes until they can be told apart. A
-    // stream that fails mid-way ends in `Error processing request: ...`:
-    // the tail that could be that text is held back until the end.
-    let mut head: Vec<u8> = Vec::new();
-    let mut decided = false;
-    let mut tail = V1StreamTail::default();
-    let probe = peerapi::wire::v1_text::STREAM_NOT_SUPPORTED_PREFIX.len();
+    // The 1.0.0 error texts: a whole-body one is held back until it can be
+    // told from a body; a stream that fails mid-way ends in `Error
+    // processing request: ...`, held back until the end.
+    let mut detector = V1Detector::default();
     let mut out = std::io::stdout();
     while let Some(chunk) = chunks.next().await {
         let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
-                let _ = out.write_all(&head);
-                let (rest, _) = tail.finish();
+                let (rest, _) = detector.finish();
                 let _ = out.write_all(&rest);
                 return fail(exit_code_of(&e), e);
             }
         };
-        let bytes: &[u8] = if decided {
-            &chunk
-        } else {
-            head.extend_from_slice(&chunk);
-            if head.len() < probe && is_prefix_of_error(&head) {
-                continue;
-            }
-            decided = true;
-            if is_prefix_of_error(&head) {
-                // Read the rest of the (short) error text.
-                while let Some(Ok(more)) = chunks.next().await {
-                    head.extend_from_slice(&more);
-                }
-                if let Some(err) = classify_v1_body(&head) {
-                    return fail(exit_code_of_v1(&err), format!("peer answered: {err}"));
-                }
-            }
-            &head
-        };
-        let ready = tail.push(bytes);
+        let ready = detector.push(&chunk);
         if out.write_all(&ready).and_then(|_| out.flush()).is_err() {
             return ExitCode::from(1);
         }
     }
-    if !decided {
-        if let Some(err) = classify_v1_body(&head) {
-            return fail(exit_code_of_v1(&err), format!("peer answered: {err}"));
-        }
-        let _ = out.write_all(&head);
-        let _ = out.flush();
-        return ExitCode::SUCCESS;
-    }
-    let (rest, error) = tail.finish();
+    let (rest, ending) = detector.finish();
     let _ = out.write_all(&rest);
     let _ = out.flush();
-    match error {
+    match ending {
+        V1Ending::Body => ExitCode::SUCCESS,
+        V1Ending::Answered(err) => fail(exit_code_of_v1(&err), format!("peer answered: {err}")),
         // Never exit 0 after a stream error.
-        Some(err) => fail(
+        V1Ending::FailedMidway(err) => fail(
             exit_code_of_v1(&err),
             format!("the stream failed mid-way: {err}"),
         ),
-        None => ExitCode::SUCCESS,
     }
-}
-
-/// Whether `head` could be the start of one of the 1.0.0 error texts.
-fn is_prefix_of_error(head: &[u8]) -> bool {
-    use peerapi::wire::v1_text::*;
-    [
-        ROUTE_NOT_FOUND,
-        STREAM_NOT_SUPPORTED_PREFIX,
-        ERROR_PREFIX,
-        FORBIDDEN,
-    ]
-    .iter()
-    .any(|t| {
-        let t = t.as_bytes();
-        let n = head.len().min(t.len());
-        head[..n] == t[..n]
-    })
 }

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::event_stream::{self, Framer};
 use crate::node::{CallError, CallRequest, NodeHandle};
-use crate::wire::v1::{classify_v1_body, V1StreamTail};
+use crate::wire::v1::{classify_v1_body, V1Detector, V1Ending};
 
 /// Most inter-token gaps kept per request.
 pub const MAX_GAPS_PER_REQUEST: usize = 10_000;
@@ -300,6 +300,7 @@ impl Recorder {
     }
 
     /// The body kept so far.
+    #[cfg(test)]
     pub(crate) fn head(&self) -> &[u8] {
         &self.head
     }
@@ -396,13 +397,13 @@ async fn record(
         };
         r.status(h.status);
         let v1 = h.status.is_none();
-        let mut tail = V1StreamTail::default();
+        let mut detector = V1Detector::default();
         while let Some(chunk) = chunks.next().await {
             match chunk {
                 Ok(bytes) => {
                     r.chunk(&bytes, Instant::now());
                     if v1 {
-                        let _ = tail.push(&bytes);
+                        let _ = detector.push(&bytes);
                     }
                 }
                 Err(e) => return r.fail(class_of(&e), e.to_string()),
@@ -410,11 +411,7 @@ async fn record(
         }
         r.stream_ended();
         if v1 {
-            let (_, error) = tail.finish();
-            if let Some(e) = error {
-                return r.fail("v1_error", e.to_string());
-            }
-            if let Some(e) = classify_v1_body(r.head()) {
+            if let (_, V1Ending::Answered(e) | V1Ending::FailedMidway(e)) = detector.finish() {
                 return r.fail("v1_error", e.to_string());
             }
         }

@@ -144,7 +144,6 @@ pub struct Output {
     pub metrics: Metrics,
     last_event: Option<Instant>,
     pub token_path: Option<String>,
-    pub last_chunk_head: Vec<u8>,
     /// The body was let go to keep the console within its memory budget
     /// (see `calls::MAX_KEPT_OUTPUT_BYTES`); the figures stay.
     pub released: bool,
@@ -165,7 +164,6 @@ impl Output {
             metrics: Metrics::new(start),
             last_event: None,
             token_path: None,
-            last_chunk_head: Vec::new(),
             released: false,
         }
     }
@@ -191,7 +189,6 @@ impl Output {
         if self.metrics.ttfb.is_none() {
             self.metrics.ttfb = Some(at.saturating_duration_since(self.metrics.start));
         }
-        self.last_chunk_head = chunk[..chunk.len().min(64)].to_vec();
         self.raw.extend_from_slice(chunk);
         if self.raw.len() > self.cap {
             // Drop a quarter at once so trimming is rare.
@@ -295,12 +292,8 @@ impl Output {
                 return Some(e.to_string());
             }
         }
-        let prefix = crate::wire::v1_text::ERROR_PREFIX.as_bytes();
-        if self.last_chunk_head.starts_with(prefix) {
-            let pos = self.raw.windows(prefix.len()).rposition(|w| w == prefix)?;
-            return Some(String::from_utf8_lossy(&self.raw[pos..]).into_owned());
-        }
-        None
+        // The one trailer rule, as the CLI and load runs read it.
+        crate::wire::v1::trailer_of(&self.raw).map(|e| e.to_string())
     }
 }
 

@@ -124,6 +124,84 @@ impl V1StreamTail {
     }
 }
 
+/// The error a 1.0.0 body ends with, if it does: the trailer rule of
+/// [`V1StreamTail`] over a body already held whole.
+pub fn trailer_of(body: &[u8]) -> Option<V1ErrorText> {
+    let mut tail = V1StreamTail::default();
+    tail.push(body);
+    tail.finish().1
+}
+
+/// Whether `head` could still be, or starts with, one of the whole-body
+/// 1.0.0 error texts.
+fn could_be_error_text(head: &[u8]) -> bool {
+    [
+        v1_text::ROUTE_NOT_FOUND,
+        v1_text::STREAM_NOT_SUPPORTED_PREFIX,
+        v1_text::ERROR_PREFIX,
+        v1_text::FORBIDDEN,
+    ]
+    .iter()
+    .any(|t| {
+        let t = t.as_bytes();
+        let n = head.len().min(t.len());
+        head[..n] == t[..n]
+    })
+}
+
+/// The one reader of a streamed 1.0.0 body's in-band errors (the CLI, the
+/// console and load runs use it): a whole-body error text at the start,
+/// held back until it can be told from a body, and the trailer a stream
+/// that failed mid-way ends with.
+#[derive(Default)]
+pub struct V1Detector {
+    head: Vec<u8>,
+    decided: bool,
+    tail: V1StreamTail,
+}
+
+/// How a 1.0.0 stream ended, as [`V1Detector::finish`] reads it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum V1Ending {
+    /// A body, whole.
+    Body,
+    /// The peer answered with an error instead of a body.
+    Answered(V1ErrorText),
+    /// The body broke off with an error text after some of it.
+    FailedMidway(V1ErrorText),
+}
+
+impl V1Detector {
+    /// Takes a chunk; returns what can be passed on as body now.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        if self.decided {
+            return self.tail.push(chunk);
+        }
+        self.head.extend_from_slice(chunk);
+        let bound = MAX_V1_TRAILER_BYTES + v1_text::ERROR_PREFIX.len();
+        if could_be_error_text(&self.head) && self.head.len() <= bound {
+            return Vec::new();
+        }
+        self.decided = true;
+        let head = std::mem::take(&mut self.head);
+        self.tail.push(&head)
+    }
+
+    /// At the end of the stream: the body still held back, and how it ended.
+    pub fn finish(self) -> (Vec<u8>, V1Ending) {
+        if !self.decided {
+            return match classify_v1_body(&self.head) {
+                Some(e) => (Vec::new(), V1Ending::Answered(e)),
+                None => (self.head, V1Ending::Body),
+            };
+        }
+        match self.tail.finish() {
+            (rest, Some(e)) => (rest, V1Ending::FailedMidway(e)),
+            (rest, None) => (rest, V1Ending::Body),
+        }
+    }
+}
+
 impl V1ErrorText {
     /// What the text means.
     pub fn class(&self) -> V1ErrorClass {
@@ -150,6 +228,41 @@ impl V1ErrorText {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn detect(chunks: &[&[u8]]) -> (Vec<u8>, V1Ending) {
+        let mut d = V1Detector::default();
+        let mut body = Vec::new();
+        for c in chunks {
+            body.extend(d.push(c));
+        }
+        let (rest, ending) = d.finish();
+        body.extend(rest);
+        (body, ending)
+    }
+
+    #[test]
+    fn the_detector_tells_answers_failures_and_bodies_apart() {
+        let (body, ending) = detect(&[b"Route not", b" found"]);
+        assert_eq!(
+            (body.as_slice(), ending),
+            (&b""[..], V1Ending::Answered(V1ErrorText::RouteNotFound))
+        );
+        let (body, ending) = detect(&[b"data: 1\n\n", b"Error processing request: boom"]);
+        assert_eq!(body, b"data: 1\n\n");
+        assert_eq!(
+            ending,
+            V1Ending::FailedMidway(V1ErrorText::Processing("boom".into()))
+        );
+        let (body, ending) = detect(&[b"Route", b" 66 is open"]);
+        assert_eq!(
+            (body.as_slice(), ending),
+            (&b"Route 66 is open"[..], V1Ending::Body)
+        );
+        assert_eq!(
+            trailer_of(b"abc Error processing request: x"),
+            Some(V1ErrorText::Processing("x".into()))
+        );
+    }
 
     fn run(chunks: &[&[u8]]) -> (Vec<u8>, Option<V1ErrorText>) {
         let mut tail = V1StreamTail::default();
