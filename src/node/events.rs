@@ -193,8 +193,6 @@ pub enum NodeEvent {
         /// The backend's status (2.0.0 only).
         status: Option<u16>,
     },
-    /// A chunk of one of our streamed calls arrived.
-    CallChunk { id: CallId, bytes: usize },
     /// One of our calls ended well.
     CallFinished {
         id: CallId,

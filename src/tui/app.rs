@@ -163,7 +163,6 @@ async fn pump_node_events(handle: NodeHandle, tx: mpsc::Sender<Action>) {
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
-                Ok(crate::NodeEvent::CallChunk { .. }) => {}
                 Ok(ev) => { let _ = tx.send(Action::Node(ev)).await; }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     let line = format!("console fell behind: {n} node events skipped");

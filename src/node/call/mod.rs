@@ -438,10 +438,6 @@ impl ApiClient {
                 Ok(Some(chunk)) => {
                     st.bytes += chunk.len() as u64;
                     st.chunks += 1;
-                    st.client.emit(NodeEvent::CallChunk {
-                        id,
-                        bytes: chunk.len(),
-                    });
                     Some((Ok(chunk), st))
                 }
                 Ok(None) => {
