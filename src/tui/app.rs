@@ -14,9 +14,9 @@ use ratatui::Terminal;
 use tokio::sync::mpsc;
 
 use super::action::Action;
+use super::call_response::DEFAULT_OUTPUT_CAP_BYTES;
 use super::history::Entry;
 use super::input;
-use super::output::DEFAULT_OUTPUT_CAP_BYTES;
 use super::runner::Runner;
 use super::state::{Field, State};
 use super::terminal::{data_dir, init_logging, restore_terminal, TerminalGuard};

@@ -11,6 +11,7 @@
 
 pub mod action;
 mod app;
+pub mod call_response;
 mod demo;
 mod demo_subnet;
 pub mod effect;
@@ -20,7 +21,6 @@ pub mod jq;
 pub mod keymap;
 pub mod layout;
 pub mod line_keys;
-pub mod output;
 mod runner;
 pub mod state;
 mod terminal;

@@ -11,14 +11,14 @@
 //!
 //! Homes: `limits` (ServeLimits, the per-peer counter), `read_ahead`
 //! (streamed bodies batched), `responder` (writing either protocol,
-//! refusals), `respond` (policy checks and forwarding); this file dispatches
+//! refusals), `answer` (policy checks and forwarding); this file dispatches
 //! inbound streams, reads requests within the reading budget and takes the
 //! call slots.
 
 mod limits;
 mod read_ahead;
 pub use read_ahead::{DEFAULT_READ_AHEAD_BYTES, DEFAULT_READ_AHEAD_BYTES_PER_CALL};
-mod respond;
+mod answer;
 mod responder;
 
 pub use limits::{

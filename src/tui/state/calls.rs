@@ -8,8 +8,8 @@ use bytes::Bytes;
 
 use crate::node::{CallId, ResponseHead, ServeOutcome};
 use crate::tui::action::LocalId;
+use crate::tui::call_response::Output;
 use crate::tui::effect::CallSpec;
-use crate::tui::output::Output;
 
 /// Most calls kept in the Calls list; the oldest finished ones go first.
 pub const MAX_CALLS: usize = 10_000;
