@@ -367,8 +367,5 @@ pub async fn next_serve_outcome(
 
 /// The peer id at the end of `addr` (`.../p2p/<id>`).
 pub fn peer_id_of(addr: &Multiaddr) -> libp2p::PeerId {
-    match addr.iter().last() {
-        Some(libp2p::multiaddr::Protocol::P2p(peer)) => peer,
-        _ => panic!("{addr} does not end in /p2p/<peer id>"),
-    }
+    peerapi::node::peer_of(addr).expect("the address ends in /p2p/<peer id>")
 }

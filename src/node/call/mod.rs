@@ -12,7 +12,6 @@ mod timing;
 mod types;
 
 pub use timing::Breakdown;
-pub(crate) use types::peer_of;
 pub use types::*;
 
 use std::future::Future;

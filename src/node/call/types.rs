@@ -234,7 +234,7 @@ pub enum CallError {
 }
 
 /// The peer id at the end of `addr` (`.../p2p/<peer id>`).
-pub(crate) fn peer_of(addr: &Multiaddr) -> Result<PeerId, CallError> {
+pub fn peer_of(addr: &Multiaddr) -> Result<PeerId, CallError> {
     match addr.iter().last() {
         Some(Protocol::P2p(peer)) => Ok(peer),
         _ => Err(CallError::BadAddress {
