@@ -152,6 +152,32 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// The next connection of `listener` the gate admits; a refused one is
+    /// closed at once and told to `on_refused`. Accept errors (mostly: out
+    /// of file descriptors) are logged and waited out, never spun on.
+    pub async fn accept(
+        &self,
+        listener: &tokio::net::TcpListener,
+        on_refused: impl Fn(std::net::SocketAddr, Refused),
+    ) -> (tokio::net::TcpStream, std::net::SocketAddr, Admitted) {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(ok) => ok,
+                Err(e) => {
+                    tracing::warn!("cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            match self.admit(peer.ip()) {
+                Ok(admitted) => return (tcp, peer, admitted),
+                Err(why) => on_refused(peer, why),
+            }
+        }
+    }
+}
+
 /// An admitted connection; its slot is given back when dropped.
 pub struct Admitted {
     gate: Gate,

@@ -40,22 +40,11 @@ pub(crate) async fn serve(
     let gate = Gate::new(limits);
     tokio::spawn(async move {
         loop {
-            let (tcp, peer) = match listener.accept().await {
-                Ok(ok) => ok,
-                Err(e) => {
-                    // Out of file descriptors, mostly: wait, do not spin.
-                    tracing::warn!("metrics endpoint cannot accept: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let admitted = match gate.admit(peer.ip()) {
-                Ok(a) => a,
-                Err(why) => {
+            let (tcp, _, admitted) = gate
+                .accept(&listener, |peer, why| {
                     tracing::debug!(%peer, ?why, "metrics connection refused");
-                    continue;
-                }
-            };
+                })
+                .await;
             tokio::spawn(serve_one(tcp, admitted, metrics.clone()));
         }
     });

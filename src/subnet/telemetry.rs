@@ -147,23 +147,12 @@ pub async fn serve(
         .max_frame_size(Some(limits.max_message_bytes));
     let task = tokio::spawn(async move {
         loop {
-            let (tcp, peer) = match listener.accept().await {
-                Ok(ok) => ok,
-                Err(e) => {
-                    // Out of file descriptors, mostly: wait, do not spin.
-                    tracing::warn!("telemetry listener cannot accept: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let admitted = match gate.admit(peer.ip()) {
-                Ok(a) => a,
-                Err(why) => {
+            let (tcp, peer, admitted) = gate
+                .accept(&listener, |peer, why| {
                     counters.refused_busy.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%peer, ?why, "telemetry connection refused: too many at once");
-                    continue;
-                }
-            };
+                })
+                .await;
             counters.connections.fetch_add(1, Ordering::Relaxed);
             let sink = sink.clone();
             let counters = counters.clone();

@@ -6,9 +6,10 @@ use ratatui::crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
 };
 
+use super::action::RunsAction;
 use super::action::{Action, Pane};
 use super::keymap;
-use super::state::{Field, RunsAction, RunsView, State};
+use super::state::{Field, RunsView, State};
 
 /// The action a terminal event means in the current state, if any.
 pub fn action_for(state: &State, ev: Event) -> Option<Action> {

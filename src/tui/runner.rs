@@ -10,9 +10,10 @@ use base64::Engine as _;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use super::action::RunsAction;
 use super::action::{Action, LocalId};
 use super::effect::{CallSpec, Effect};
-use super::state::{RunsAction, State};
+use super::state::State;
 use crate::node::{CallRequest, NodeHandle};
 
 /// Carries out effects: the only place the console does I/O.

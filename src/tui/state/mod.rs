@@ -23,7 +23,6 @@ use std::time::{Instant, SystemTime};
 
 use ratatui::layout::Rect;
 
-pub use crate::tui::action::RunsAction;
 pub use calls::{CallState, CallView, Calls, MAX_CALLS, MAX_KEPT_OUTPUT_BYTES};
 pub use composer::{Composer, Field};
 pub use events::{node_of, EventsView, MAX_EVENTS};

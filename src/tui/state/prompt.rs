@@ -171,7 +171,7 @@ impl State {
                 Err(e) => self.prompt = Some(prompt.with_error(e)),
             },
             PromptKind::LoadPlan => match crate::load::LoadPlan::parse(&text) {
-                Ok(plan) => return self.on_runs(super::RunsAction::StartLoad(plan)),
+                Ok(plan) => return self.on_runs(crate::tui::action::RunsAction::StartLoad(plan)),
                 Err(e) => self.prompt = Some(prompt.with_error(e)),
             },
             PromptKind::TokenPath => {

@@ -1,8 +1,9 @@
 //! `--read-only`: a console that watches a subnet and changes nothing in
 //! it. The keys that would still answer, saying why they do nothing.
 
-use super::{RunsAction, State};
+use super::State;
 use crate::tui::action::Action;
+use crate::tui::action::RunsAction;
 
 /// What read-only mode refuses of `action`, named for the operator.
 fn refused(action: &Action) -> Option<&'static str> {

@@ -5,6 +5,7 @@ use std::time::Instant;
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 
 use super::*;
+use crate::tui::action::RunsAction;
 use crate::tui::input::action_for;
 
 /// A key as the console gets it: through `input`, then `update`. `None`

@@ -232,14 +232,9 @@ fn peers_sort_and_filter_at_subnet_size() {
 fn fan_out_rows_fill_as_the_calls_progress() {
     use crate::load::fanout::RowUpdate;
     use crate::load::sample::CallSoFar;
-    use crate::tui::state::RunsAction;
+    use crate::tui::action::RunsAction;
     use std::time::Duration;
-    let mut s = populated();
-    let mut api = s.peers.list[0].clone();
-    api.protocols = vec![crate::wire::PROTOCOL_V1.into()];
-    s.update(Action::Peers(vec![api.clone(), api.clone(), api]));
-    s.focus = Pane::Composer;
-    s.update(Action::Runs(RunsAction::StartFanOut));
+    let mut s = fan_out_started();
     let ms = Duration::from_millis;
     s.update(Action::Runs(RunsAction::FanOutRow(0, RowUpdate::Calling)));
     s.update(Action::Runs(RunsAction::FanOutRow(
@@ -271,4 +266,15 @@ fn fan_out_rows_fill_as_the_calls_progress() {
         assert!(screen.contains(want), "{want} on screen:\n{screen}");
     }
     snapshot("fan_out_progress_80x24", screen);
+}
+
+/// A console with three API peers whose fan-out just started.
+pub(super) fn fan_out_started() -> crate::tui::state::State {
+    let mut s = populated();
+    let mut api = s.peers.list[0].clone();
+    api.protocols = vec![crate::wire::PROTOCOL_V1.into()];
+    s.update(Action::Peers(vec![api.clone(), api.clone(), api]));
+    s.focus = Pane::Composer;
+    s.update(Action::Runs(crate::tui::action::RunsAction::StartFanOut));
+    s
 }

@@ -378,13 +378,8 @@ fn answered(n: u8, e2e_ms: u64, ttft_ms: u64, body: &str) -> crate::load::Sample
 
 #[test]
 fn fan_out_view_names_the_slow_peer_and_shows_the_differing_body() {
-    use crate::tui::state::RunsAction;
-    let mut s = populated();
-    let mut api = s.peers.list[0].clone();
-    api.protocols = vec![crate::wire::PROTOCOL_V1.into()];
-    s.update(Action::Peers(vec![api.clone(), api.clone(), api]));
-    s.focus = Pane::Composer;
-    s.update(Action::Runs(RunsAction::StartFanOut));
+    use crate::tui::action::RunsAction;
+    let mut s = super::snapshots_modes_test::fan_out_started();
     snapshot("fan_out_calling", render(&mut s));
     let mut failed = crate::load::Sample::new(&format!("/ip4/127.0.0.1/tcp/4009/p2p/{}", peer(9)));
     failed.error = Some("backend_unavailable".into());
@@ -413,7 +408,7 @@ fn fan_out_view_names_the_slow_peer_and_shows_the_differing_body() {
 
 #[test]
 fn hop_vs_direct_view_says_what_the_hop_adds() {
-    use crate::tui::state::RunsAction;
+    use crate::tui::action::RunsAction;
     let mut s = populated();
     s.focus = Pane::Composer;
     let effects = s.update(Action::Runs(RunsAction::StartHopVsDirect));
@@ -452,7 +447,7 @@ fn live(done: u64) -> crate::load::Live {
 
 #[test]
 fn load_view_live_and_summarised() {
-    use crate::tui::state::RunsAction;
+    use crate::tui::action::RunsAction;
     let mut s = populated();
     s.focus = Pane::Composer;
     let plan = crate::load::LoadPlan::default();
