@@ -185,4 +185,50 @@ mod tests {
         let later = start + THROTTLE_WINDOW;
         assert_eq!(t.allow_at("refused", later), Some(5));
     }
+
+    /// Run in a child process by the test below (a panic hook is
+    /// process-wide: installed in this test binary it would catch every
+    /// other test's panics): a worker thread panics under `log_panics`.
+    #[test]
+    #[ignore = "run as a child process by a_panic_in_a_worker_is_one_log_line"]
+    fn panicking_worker_child() {
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .try_init();
+        log_panics();
+        let worker = std::thread::Builder::new()
+            .name("worker-7".into())
+            .spawn(|| panic!("boom in a worker"))
+            .unwrap();
+        assert!(worker.join().is_err(), "the worker panicked");
+    }
+
+    #[test]
+    fn a_panic_in_a_worker_is_one_log_line() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "logs::tests::panicking_worker_child",
+                "--nocapture",
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("panic: boom in a worker"))
+            .unwrap_or_else(|| panic!("no panic line in the log:\n{stderr}"));
+        assert!(
+            line.contains("ERROR") && line.contains("thread=\"worker-7\""),
+            "{line}"
+        );
+        assert!(line.contains("src/logs.rs:"), "the place is named: {line}");
+        assert!(
+            !stderr.contains("panicked at"),
+            "the default hook's text is not printed:\n{stderr}"
+        );
+    }
 }
