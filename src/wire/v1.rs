@@ -23,6 +23,31 @@ pub mod v1_text {
     pub fn error(message: &str) -> String {
         format!("{ERROR_PREFIX}{message}")
     }
+
+    // peerapi's own refusals, after `Error processing request: `: written
+    // only through the functions below and told apart by these words.
+    pub const OVERLOADED: &str = "node overloaded";
+    pub const NOT_ALLOWED: &str = "is not allowed";
+    pub const EXCEEDS_LIMIT: &str = "exceeds the limit";
+
+    /// `node overloaded: <detail>`.
+    pub fn overloaded(detail: &str) -> String {
+        format!("{OVERLOADED}: {detail}")
+    }
+
+    /// `method <m> is not allowed on route '<r>' (allowed: <list>)`.
+    pub fn method_not_allowed(
+        method: impl std::fmt::Display,
+        route: &str,
+        allowed: &str,
+    ) -> String {
+        format!("method {method} {NOT_ALLOWED} on route '{route}' (allowed: {allowed})")
+    }
+
+    /// `<what> exceeds the limit of <limit>`.
+    pub fn exceeds_limit(what: impl std::fmt::Display, limit: impl std::fmt::Display) -> String {
+        format!("{what} {EXCEEDS_LIMIT} of {limit}")
+    }
 }
 
 /// What a 1.0.0 error text means, for exit codes and the console: the
@@ -210,12 +235,14 @@ impl V1ErrorText {
                 V1ErrorClass::Refused
             }
             V1ErrorText::Forbidden => V1ErrorClass::Forbidden,
-            V1ErrorText::Processing(m) if m.starts_with("node overloaded") => {
+            V1ErrorText::Processing(m) if m.starts_with(v1_text::OVERLOADED) => {
                 V1ErrorClass::Overloaded
             }
+            // "exceed the limit": the header limit's words before 0.1.x
+            // nodes wrote them through `exceeds_limit`.
             V1ErrorText::Processing(m)
-                if m.contains("not allowed")
-                    || m.contains("exceeds the limit")
+                if m.contains(v1_text::NOT_ALLOWED)
+                    || m.contains(v1_text::EXCEEDS_LIMIT)
                     || m.contains("exceed the limit") =>
             {
                 V1ErrorClass::Refused

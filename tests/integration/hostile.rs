@@ -130,7 +130,7 @@ async fn bad_input_table() {
         (
             "10,000 headers",
             framed(&many),
-            "Error processing request: 10000 headers exceed the limit of 128",
+            "Error processing request: a request of 10000 headers exceeds the limit of 128",
         ),
         (
             "body over the route's cap",

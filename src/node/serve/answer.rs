@@ -1,6 +1,7 @@
 //! One call's answer: the route's policy checked, the backend called, the
 //! response written (whole or as read-ahead batches).
 
+use crate::wire::v1::v1_text;
 use futures::AsyncWrite;
 use libp2p::PeerId;
 use std::time::{Duration, Instant};
@@ -27,9 +28,9 @@ impl Server {
             _ if req.headers.len() > max_headers => Err(Refusal::new(
                 Code::BadRequest,
                 name,
-                format!(
-                    "{} headers exceed the limit of {max_headers}",
-                    req.headers.len()
+                v1_text::exceeds_limit(
+                    format_args!("a request of {} headers", req.headers.len()),
+                    max_headers,
                 ),
             )),
             None => Err(Refusal::new(
@@ -144,11 +145,7 @@ fn policy_refusal(name: &str, method: &str, peer: &PeerId, why: crate::routes::R
         Why::Method { allowed } => Refusal::new(
             Code::MethodNotAllowed,
             name,
-            format!(
-                "method {} is not allowed on route '{name}' (allowed: {})",
-                Untrusted(method),
-                allowed.join(", ")
-            ),
+            v1_text::method_not_allowed(Untrusted(method), name, &allowed.join(", ")),
         ),
         Why::NotStreaming => Refusal::new(
             Code::StreamNotSupported,
@@ -158,8 +155,9 @@ fn policy_refusal(name: &str, method: &str, peer: &PeerId, why: crate::routes::R
         Why::BodyTooLarge { bytes, limit } => Refusal::new(
             Code::TooLarge,
             name,
-            format!(
-                "request body of {bytes} bytes exceeds the limit of {limit} bytes of route '{name}'"
+            v1_text::exceeds_limit(
+                format_args!("request body of {bytes} bytes"),
+                format_args!("{limit} bytes of route '{name}'"),
             ),
         ),
     }

@@ -26,6 +26,7 @@ pub use limits::{
     DEFAULT_MAX_REQUEST_HEADERS, DEFAULT_REQUEST_READ_TIMEOUT, DEFAULT_RESPONSE_WRITE_TIMEOUT,
 };
 
+use crate::wire::v1::v1_text;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -160,7 +161,12 @@ impl Server {
         };
         let inner = &self.inner;
         if !inner.accepting.load(Ordering::Acquire) {
-            self.refuse_stream(&rt, inbound, "node shutting down: not taking new calls");
+            // Overloaded, so 1.0.0 callers read it as "retry later" too.
+            self.refuse_stream(
+                &rt,
+                inbound,
+                v1_text::overloaded("shutting down, not taking new calls; retry later"),
+            );
             return;
         }
         if inner.live_streams.fetch_add(1, Ordering::Relaxed) >= inner.max_live_streams {
@@ -171,7 +177,7 @@ impl Server {
             self.refuse_stream(
                 &rt,
                 inbound,
-                "node overloaded: inbound queue is full; retry later",
+                v1_text::overloaded("inbound queue is full; retry later"),
             );
             return;
         }
@@ -188,12 +194,7 @@ impl Server {
     }
 
     /// Answers "overloaded" and closes, on a task of its own.
-    fn refuse_stream(
-        &self,
-        rt: &tokio::runtime::Handle,
-        inbound: InboundStream,
-        why: &'static str,
-    ) {
+    fn refuse_stream(&self, rt: &tokio::runtime::Handle, inbound: InboundStream, why: String) {
         let write_timeout = self.inner.limits.response_write_timeout;
         let metrics = self.inner.metrics.clone();
         rt.spawn(async move {
@@ -284,7 +285,9 @@ impl Server {
                     .refuse(&Refusal::new(
                         Code::Overloaded,
                         "",
-                        "node overloaded: too many streams waiting for their request; send it right after opening the stream",
+                        v1_text::overloaded(
+                            "too many streams waiting for their request; send it right after opening the stream",
+                        ),
                     ))
                     .await;
                 self.close(&mut out).await;
@@ -322,14 +325,14 @@ impl Server {
             .per_peer
             .try_take(peer, limits.max_calls_per_peer.max(1));
         let refusal = match (&permit, &slot) {
-            (Err(_), _) => Some(format!(
-                "node overloaded: {} calls in flight; retry later",
+            (Err(_), _) => Some(v1_text::overloaded(&format!(
+                "{} calls in flight; retry later",
                 limits.max_concurrent_calls
-            )),
-            (_, None) => Some(format!(
-                "node overloaded: {} calls in flight from your peer; retry later",
+            ))),
+            (_, None) => Some(v1_text::overloaded(&format!(
+                "{} calls in flight from your peer; retry later",
                 limits.max_calls_per_peer
-            )),
+            ))),
             _ => None,
         };
         if let Some(message) = refusal {
