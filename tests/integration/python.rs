@@ -47,57 +47,63 @@ pub fn python() -> PathBuf {
     python_for(PyLibp2p::V081)
 }
 
-/// A `peer.py serve` host: its address, its stdin for commands, its stderr
-/// kept in a file so that a test can look for tracebacks.
-pub struct PyHost {
-    child: Child,
-    pub addr: Multiaddr,
-    stdin: ChildStdin,
-    stdout: Lines<BufReader<ChildStdout>>,
-    stderr_path: PathBuf,
+/// A py-libp2p test script running as a process: its stdin, its stdout
+/// line by line, its stderr kept in a file (for tracebacks). The one place
+/// tests spawn a Python peer and read its lines.
+pub struct PyProcess {
+    pub child: Child,
+    pub stdin: ChildStdin,
+    pub stdout: Lines<BufReader<ChildStdout>>,
+    pub stderr_path: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl PyHost {
-    pub async fn serve(python: &PathBuf, routes: &RouteTable, flags: &[&str]) -> PyHost {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("routes.json");
-        write_routes_file(&file, routes);
+impl PyProcess {
+    /// Runs `python script args...`; `dir` holds its stderr file (and any
+    /// file the caller put there for it).
+    pub fn spawn(
+        python: &PathBuf,
+        script: &str,
+        args: &[&std::ffi::OsStr],
+        dir: tempfile::TempDir,
+    ) -> PyProcess {
         let stderr_path = dir.path().join("stderr.log");
-        let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut child = Command::new(python)
-            .arg(PEER_PY)
-            .args(["serve", "--routes"])
-            .arg(&file)
-            .args(flags)
+            .arg(script)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(stderr)
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
         let stdin = child.stdin.take().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = within(async {
-            while let Some(line) = stdout.next_line().await.unwrap() {
-                if let Some(a) = line.strip_prefix("READY ") {
-                    return a.parse::<Multiaddr>().unwrap();
-                }
-            }
-            panic!(
-                "python host exited before it was ready: {}",
-                std::fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
-        })
-        .await;
-        PyHost {
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        PyProcess {
             child,
-            addr,
             stdin,
             stdout,
             stderr_path,
             _dir: dir,
         }
+    }
+
+    /// Reads lines until `take` returns something (within the test limit);
+    /// the process ending first fails the test with its stderr.
+    pub async fn read_until<T>(
+        &mut self,
+        what: &str,
+        mut take: impl FnMut(&str) -> Option<T>,
+    ) -> T {
+        within(async {
+            while let Some(line) = self.stdout.next_line().await.unwrap() {
+                if let Some(found) = take(&line) {
+                    return found;
+                }
+            }
+            panic!("{what}: the python process ended first:\n{}", self.stderr());
+        })
+        .await
     }
 
     /// Whether the process still runs.
@@ -110,27 +116,81 @@ impl PyHost {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
-    /// Asserts the host runs and wrote no traceback.
+    /// Closes its stdin (the scripts' signal to end) and waits for it: its
+    /// exit status and stderr.
+    pub async fn finish(self) -> (std::process::ExitStatus, String) {
+        let PyProcess {
+            mut child,
+            stdin,
+            stderr_path,
+            ..
+        } = self;
+        drop(stdin);
+        let status = within(child.wait()).await.unwrap();
+        (
+            status,
+            std::fs::read_to_string(&stderr_path).unwrap_or_default(),
+        )
+    }
+
+    /// Asserts the process runs and wrote no traceback.
     pub fn assert_healthy(&mut self, when: &str) {
         let stderr = self.stderr();
         assert!(
             self.alive(),
-            "the python host died {when}; its stderr:\n{stderr}"
+            "the python peer died {when}; its stderr:\n{stderr}"
         );
         assert!(
             !stderr.contains("Traceback"),
-            "the python host wrote a traceback {when}:\n{stderr}"
+            "the python peer wrote a traceback {when}:\n{stderr}"
         );
+    }
+}
+
+/// A `peer.py serve` host: its address, its stdin for commands, its stderr
+/// kept in a file so that a test can look for tracebacks.
+pub struct PyHost {
+    pub process: PyProcess,
+    pub addr: Multiaddr,
+}
+
+impl PyHost {
+    pub async fn serve(python: &PathBuf, routes: &RouteTable, flags: &[&str]) -> PyHost {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("routes.json");
+        write_routes_file(&file, routes);
+        let mut args: Vec<&std::ffi::OsStr> =
+            vec!["serve".as_ref(), "--routes".as_ref(), file.as_os_str()];
+        args.extend(flags.iter().map(std::ffi::OsStr::new));
+        let mut process = PyProcess::spawn(python, PEER_PY, &args, dir);
+        let addr = process
+            .read_until("python host ready", |line| {
+                line.strip_prefix("READY ")
+                    .map(|a| a.parse::<Multiaddr>().unwrap())
+            })
+            .await;
+        PyHost { process, addr }
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.process.stderr()
+    }
+
+    /// Asserts the host runs and wrote no traceback.
+    pub fn assert_healthy(&mut self, when: &str) {
+        self.process.assert_healthy(when)
     }
 
     /// Makes the Python host call `route` on `addr` (dialing or reusing its
     /// connection) and returns the body, or the exception's name.
     pub async fn call(&mut self, addr: &Multiaddr, route: &str) -> Result<Vec<u8>, String> {
         let line = format!("call {addr} {route}\n");
-        self.stdin.write_all(line.as_bytes()).await.unwrap();
-        self.stdin.flush().await.unwrap();
+        let p = &mut self.process;
+        p.stdin.write_all(line.as_bytes()).await.unwrap();
+        p.stdin.flush().await.unwrap();
         within(async {
-            while let Some(line) = self.stdout.next_line().await.unwrap() {
+            while let Some(line) = p.stdout.next_line().await.unwrap() {
                 if let Some(hex) = line.strip_prefix("CALLED ") {
                     return Ok(hex::decode(hex).expect("peer.py prints hex"));
                 }

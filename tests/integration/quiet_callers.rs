@@ -31,6 +31,7 @@ async fn requests_before_a_marker(server: &mut DagServer, allowed: impl Fn(&str)
     within(async {
         loop {
             let line = server
+                .process
                 .stdout
                 .next_line()
                 .await
@@ -84,7 +85,7 @@ async fn one_shot_commands_ask_template_peers_for_nothing_but_the_call() {
             }
         }
         requests_before_a_marker(&mut server, |_| false).await;
-        server.assert_healthy("after 20 one-shot commands");
+        server.process.assert_healthy("after 20 one-shot commands");
     }
 }
 
@@ -106,7 +107,7 @@ async fn a_node_stopped_mid_replication_stops_asking_and_waits_for_its_answer() 
         // serves DAG sync.
         within(async {
             loop {
-                let line = server.stdout.next_line().await.unwrap().unwrap();
+                let line = server.process.stdout.next_line().await.unwrap().unwrap();
                 if line.starts_with("ASKED inventory_request FROM ") {
                     assert!(line.ends_with(&node_id), "{line}");
                     break;
@@ -143,7 +144,7 @@ async fn a_node_stopped_mid_replication_stops_asking_and_waits_for_its_answer() 
         let mut answered = false;
         within(async {
             loop {
-                let line = server.stdout.next_line().await.unwrap().unwrap();
+                let line = server.process.stdout.next_line().await.unwrap().unwrap();
                 if line.starts_with("ASKED ") {
                     assert!(
                         !line.ends_with(&node_id),
@@ -159,6 +160,8 @@ async fn a_node_stopped_mid_replication_stops_asking_and_waits_for_its_answer() 
         .await;
         assert!(answered);
         requests_before_a_marker(&mut server, |from| from != node_id).await;
-        server.assert_healthy("after the node stopped mid-answer");
+        server
+            .process
+            .assert_healthy("after the node stopped mid-answer");
     }
 }

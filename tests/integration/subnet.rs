@@ -6,7 +6,7 @@ use peerapi::subnet::verify;
 use serde_json::Value;
 
 use crate::common::{config, start, within};
-use crate::python::{python_for, PyLibp2p};
+use crate::python::{python_for, PyLibp2p, PyProcess};
 
 pub(crate) const SUBNET_PY: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/subnet_peer.py");
@@ -117,9 +117,7 @@ async fn without_dag_sync_a_template_style_start_up_never_converges() {
 
 /// A `subnet_peer.py gossip` publisher; its stdout lines until `FORGED`.
 struct Publisher {
-    child: tokio::process::Child,
-    stderr: std::path::PathBuf,
-    _dir: tempfile::TempDir,
+    process: PyProcess,
     published: Vec<String>,
     forged: Vec<String>,
 }
@@ -140,55 +138,46 @@ async fn publisher_with(
     forged: u32,
     orphans: u32,
 ) -> Publisher {
-    use tokio::io::AsyncBufReadExt;
+    let (addr, count, forged, orphans) = (
+        addr.to_string(),
+        count.to_string(),
+        forged.to_string(),
+        orphans.to_string(),
+    );
+    let args = [
+        "gossip",
+        &addr,
+        "--count",
+        &count,
+        "--forged",
+        &forged,
+        "--orphans",
+        &orphans,
+    ];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
     let dir = tempfile::tempdir().unwrap();
-    let stderr = dir.path().join("stderr.log");
-    let mut child = tokio::process::Command::new(python_for(version))
-        .arg(SUBNET_PY)
-        .args(["gossip", &addr.to_string()])
-        .args([
-            "--count",
-            &count.to_string(),
-            "--forged",
-            &forged.to_string(),
-            "--orphans",
-            &orphans.to_string(),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut published, mut forged_ids) = (None, None);
-    within(async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let ids = |rest: &str| {
-                rest.split_whitespace()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            };
-            if let Some(rest) = line.strip_prefix("PUBLISHED") {
-                published = Some(ids(rest));
-            }
-            if let Some(rest) = line.strip_prefix("FORGED") {
-                forged_ids = Some(ids(rest));
-                return;
-            }
-        }
-        panic!(
-            "{version:?} publisher exited early:\n{}",
-            std::fs::read_to_string(&stderr).unwrap_or_default()
-        );
-    })
-    .await;
+    let mut process = PyProcess::spawn(&python_for(version), SUBNET_PY, &args, dir);
+    let ids = |rest: &str| {
+        rest.split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let mut published = None;
+    let forged = process
+        .read_until(
+            &format!("{version:?} publisher's PUBLISHED and FORGED"),
+            |line| {
+                if let Some(rest) = line.strip_prefix("PUBLISHED") {
+                    published = Some(ids(rest));
+                }
+                line.strip_prefix("FORGED").map(ids)
+            },
+        )
+        .await;
     Publisher {
-        child,
-        stderr,
-        _dir: dir,
+        process,
         published: published.expect("PUBLISHED line"),
-        forged: forged_ids.expect("FORGED line"),
+        forged,
     }
 }
 
@@ -237,13 +226,8 @@ async fn signed_peer_state_gossip_is_verified_stored_and_forgeries_rejected() {
         let c = h.gossip_counters();
         assert_eq!(peerapi::subnet::GossipCounters::get(&c.rejected), 1);
         // The publisher is still alive and wrote no traceback.
-        assert!(
-            p.child.try_wait().unwrap().is_none(),
-            "{version:?} publisher died"
-        );
-        drop(p.child.stdin.take());
-        let status = within(p.child.wait()).await.unwrap();
-        let stderr = std::fs::read_to_string(&p.stderr).unwrap_or_default();
+        assert!(p.process.alive(), "{version:?} publisher died");
+        let (status, stderr) = p.process.finish().await;
         assert!(
             status.success() && !stderr.contains("Traceback"),
             "{version:?}:\n{stderr}"
@@ -324,7 +308,7 @@ async fn subnet_watch_prints_the_roster_and_rejected_gossip_as_json_lines() {
     let first = next_json(&mut lines).await;
     assert_eq!(first["event"], "listening");
     let addr: libp2p::Multiaddr = first["addr"].as_str().unwrap().parse().unwrap();
-    let mut p = publisher(PyLibp2p::V081, &addr, 2, 1).await;
+    let p = publisher(PyLibp2p::V081, &addr, 2, 1).await;
     let (mut roster, mut rejected) = (Vec::new(), 0);
     while roster.len() < 2 || rejected < 1 {
         let line = next_json(&mut lines).await;
@@ -343,8 +327,7 @@ async fn subnet_watch_prints_the_roster_and_rejected_gossip_as_json_lines() {
     assert!(roster
         .iter()
         .all(|l| l["state"] == "ONLINE" && l["subnet_id"] == 1));
-    drop(p.child.stdin.take());
-    within(p.child.wait()).await.unwrap();
+    p.process.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -427,7 +410,7 @@ async fn a_flood_of_forged_and_orphan_gossip_is_refused_counted_and_bounded() {
         let (node, addr) = start(cfg).await;
         let h = node.handle();
         let mut events = h.subscribe();
-        let mut p = publisher_with(version, &addr, 3, 200, 20).await;
+        let p = publisher_with(version, &addr, 3, 200, 20).await;
         // Every message is judged: 3 stored, 200 rejected, 5 orphans held and
         // 15 refused for the orphan limit.
         let (mut kept, mut refused, mut rejected) = (0, 0, 0);
@@ -456,9 +439,7 @@ async fn a_flood_of_forged_and_orphan_gossip_is_refused_counted_and_bounded() {
             line(&lines, "CONVERGED ").starts_with("rounds=1 "),
             "{lines:#?}"
         );
-        drop(p.child.stdin.take());
-        let status = within(p.child.wait()).await.unwrap();
-        let stderr = std::fs::read_to_string(&p.stderr).unwrap_or_default();
+        let (status, stderr) = p.process.finish().await;
         assert!(
             status.success() && !stderr.contains("Traceback"),
             "{stderr}"

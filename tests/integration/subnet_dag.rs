@@ -5,33 +5,15 @@ use peerapi::subnet::verify;
 use serde_json::Value;
 
 use crate::common::{config, start, within};
-use crate::python::{python_for, PyLibp2p};
+use crate::python::{python_for, PyLibp2p, PyProcess};
 use crate::subnet::{dag_sync_client, line, vectors, SUBNET_PY};
 
 /// A `subnet_peer.py dag-serve` peer: its address and its chain's head.
 pub(crate) struct DagServer {
-    pub child: tokio::process::Child,
-    pub stderr: std::path::PathBuf,
-    _dir: tempfile::TempDir,
+    /// Kept open: the peer prints a line per request.
+    pub process: PyProcess,
     pub addr: libp2p::Multiaddr,
     pub head: String,
-    /// Kept open: the peer prints a line per request.
-    pub stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-}
-
-impl DagServer {
-    /// Alive, and no traceback on its stderr.
-    pub fn assert_healthy(&mut self, when: &str) {
-        let stderr = std::fs::read_to_string(&self.stderr).unwrap_or_default();
-        assert!(
-            matches!(self.child.try_wait(), Ok(None)),
-            "the DAG server died {when}:\n{stderr}"
-        );
-        assert!(
-            !stderr.contains("Traceback"),
-            "the DAG server wrote a traceback {when}:\n{stderr}"
-        );
-    }
 }
 
 async fn dag_server(version: PyLibp2p, count: u32, forged: u32) -> DagServer {
@@ -45,44 +27,25 @@ pub(crate) async fn dag_server_with(
     forged: u32,
     flags: &[&str],
 ) -> DagServer {
-    use tokio::io::AsyncBufReadExt;
+    let (count, forged) = (count.to_string(), forged.to_string());
+    let mut args = vec!["dag-serve", "--count", &count, "--forged", &forged];
+    args.extend(flags);
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
     let dir = tempfile::tempdir().unwrap();
-    let stderr = dir.path().join("stderr.log");
-    let mut child = tokio::process::Command::new(python_for(version))
-        .arg(SUBNET_PY)
-        .args(["dag-serve", "--count", &count.to_string()])
-        .args(["--forged", &forged.to_string()])
-        .args(flags)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let (addr, head) = within(async {
-        let mut addr = None;
-        while let Some(line) = lines.next_line().await.unwrap() {
+    let mut process = PyProcess::spawn(&python_for(version), SUBNET_PY, &args, dir);
+    let mut addr = None;
+    let head = process
+        .read_until("the DAG server's READY and HEAD", |line| {
             if let Some(a) = line.strip_prefix("READY ") {
                 addr = Some(a.parse::<libp2p::Multiaddr>().unwrap());
             }
-            if let Some(h) = line.strip_prefix("HEAD ") {
-                return (addr.expect("READY before HEAD"), h.to_string());
-            }
-        }
-        panic!(
-            "{version:?} DAG server exited early:\n{}",
-            std::fs::read_to_string(&stderr).unwrap_or_default()
-        );
-    })
-    .await;
+            line.strip_prefix("HEAD ").map(str::to_string)
+        })
+        .await;
     DagServer {
-        child,
-        stderr,
-        _dir: dir,
-        addr,
+        process,
+        addr: addr.expect("READY before HEAD"),
         head,
-        stdout: lines,
     }
 }
 
@@ -112,7 +75,7 @@ async fn the_dag_is_replicated_from_a_template_style_peer_and_served_again() {
             error,
             None,
             "{version:?}; the server's stderr:\n{}",
-            std::fs::read_to_string(&server.stderr).unwrap_or_default()
+            server.process.stderr()
         );
         assert_eq!(
             (kept, invalid),
@@ -145,11 +108,9 @@ async fn the_dag_is_replicated_from_a_template_style_peer_and_served_again() {
             "the head and its 16 ancestors the client asked for: {lines:#?}"
         );
 
-        let stderr = std::fs::read_to_string(&server.stderr).unwrap_or_default();
-        assert!(
-            matches!(server.child.try_wait(), Ok(None)) && !stderr.contains("Traceback"),
-            "{version:?} DAG server unhealthy:\n{stderr}"
-        );
+        server
+            .process
+            .assert_healthy(&format!("({version:?}) after replication"));
         node.abort();
     }
 }
