@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use peerapi::routes::Routes;
 use peerapi::tui::action::{Action, Pane};
 use peerapi::tui::state::{Field, State};
 use peerapi::tui::view::{draw, Theme};
@@ -22,7 +21,7 @@ fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
 }
 
 fn streaming_state() -> State {
-    let mut s = State::new("bench".into(), Routes::default(), 64 * 1024 * 1024);
+    let mut s = State::new("bench".into(), 64 * 1024 * 1024);
     let peer = libp2p::identity::Keypair::generate_ed25519()
         .public()
         .to_peer_id();

@@ -29,6 +29,7 @@
 //! ```
 
 pub mod cmdline;
+pub mod control;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod event_stream;

@@ -136,7 +136,10 @@ pub(crate) async fn run(cmd: LoadCmd) -> ExitCode {
     }
     let mut out = std::io::stdout().lock();
     if cmd.json {
-        let report = serde_json::json!({ "summary": summary, "samples": finished.samples });
+        let report = serde_json::json!({
+            "summary": summary,
+            "samples": finished.samples.iter().map(|s| s.json()).collect::<Vec<_>>(),
+        });
         let _ = writeln!(out, "{report}");
     } else {
         let _ = write!(out, "{}", summary.table());

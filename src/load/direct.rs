@@ -82,7 +82,7 @@ pub async fn measure_direct(
 }
 
 /// Both sides of a comparison, in the order they ran.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct HopVsDirect {
     pub hop: Vec<Sample>,
     pub direct: Vec<Sample>,

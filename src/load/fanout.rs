@@ -15,15 +15,33 @@ use crate::node::{CallRequest, NodeHandle};
 pub const DEFAULT_FANOUT_CONCURRENCY: usize = 16;
 
 /// One peer's answer, and how it compares.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct PeerResult {
-    #[serde(flatten)]
     pub sample: Sample,
     /// Tokens per second after the first token.
     pub tokens_per_sec: Option<f64>,
     /// The body equals the one most peers returned (None: failed, or no
     /// majority among successes).
     pub same_as_majority: Option<bool>,
+}
+
+/// A peer's result as scripts read it (`--json`): the sample's fields, flat.
+#[derive(Serialize)]
+pub struct PeerResultJson<'a> {
+    #[serde(flatten)]
+    sample: crate::load::sample::SampleJson<'a>,
+    tokens_per_sec: Option<f64>,
+    same_as_majority: Option<bool>,
+}
+
+impl PeerResult {
+    pub fn json(&self) -> PeerResultJson<'_> {
+        PeerResultJson {
+            sample: self.sample.json(),
+            tokens_per_sec: self.tokens_per_sec,
+            same_as_majority: self.same_as_majority,
+        }
+    }
 }
 
 /// Calls every peer in `peers` with `req`, at most `bound` at once; the
@@ -48,7 +66,7 @@ pub async fn fan_out(
 }
 
 /// Where one peer's call of a fan-out stands, while it runs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum RowUpdate {
     /// The call went out (dial, request).
     Calling,

@@ -29,7 +29,7 @@ pub use stats::{Goodput, Percentiles, Summary};
 use crate::node::{CallRequest, NodeHandle};
 
 /// When a run stops.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Stop {
     Requests(u64),
     After(Duration),
@@ -51,7 +51,7 @@ pub struct LoadSpec {
 }
 
 /// How far a run is, as it goes.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Progress {
     pub done: u64,
     pub failed: u64,
@@ -66,7 +66,7 @@ pub struct Progress {
 pub const LIVE_WINDOW: usize = 2_000;
 
 /// The live view of a run: TTFT, ITL and end to end over its latest requests.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Live {
     pub ttft: Option<Percentiles>,
     pub itl: Option<Percentiles>,

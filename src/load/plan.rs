@@ -15,7 +15,7 @@ pub const DEFAULT_LOAD_CONCURRENCY: usize = 8;
 pub const MAX_LOAD_CONCURRENCY: usize = 4096;
 
 /// How many requests, how many at once, at what rate, against what targets.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LoadPlan {
     pub stop: Stop,
     pub concurrency: usize,

@@ -20,25 +20,21 @@ pub const MAX_GAPS_PER_REQUEST: usize = 10_000;
 /// Most body bytes kept per request for comparing peers' answers.
 pub const KEPT_BODY_BYTES: usize = 64 * 1024;
 
-/// One request's outcome and timings.
-#[derive(Clone, Debug, Default, Serialize)]
+/// One request's outcome and timings (whole, as it crosses to a console;
+/// scripts read [`Sample::json`]).
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct Sample {
     /// The peer's multiaddr.
     pub peer: String,
     /// None on success; else the error class (see [`class_of`]).
     pub error: Option<String>,
     /// The error's text, for the operator.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     pub status: Option<u16>,
-    #[serde(with = "secs")]
     pub e2e: Duration,
-    #[serde(with = "opt_secs")]
     pub ttfb: Option<Duration>,
-    #[serde(with = "opt_secs")]
     pub ttft: Option<Duration>,
     /// Gaps between tokens, in order.
-    #[serde(skip)]
     pub itl: Vec<Duration>,
     pub tokens: u64,
     /// The backend reported the count itself (else: counted from events).
@@ -47,8 +43,28 @@ pub struct Sample {
     /// sha256 of the whole body, hex (successes only).
     pub body_sha256: Option<String>,
     /// The body's first bytes, for a diff between peers.
-    #[serde(skip)]
     pub body_head: Bytes,
+}
+
+/// A sample as scripts read it (`--json`): times in seconds, without the
+/// gaps between tokens or the body's head.
+#[derive(Serialize)]
+pub struct SampleJson<'a> {
+    peer: &'a str,
+    error: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: &'a Option<String>,
+    status: Option<u16>,
+    #[serde(with = "secs")]
+    e2e: Duration,
+    #[serde(with = "opt_secs")]
+    ttfb: Option<Duration>,
+    #[serde(with = "opt_secs")]
+    ttft: Option<Duration>,
+    tokens: u64,
+    tokens_reported: bool,
+    bytes: u64,
+    body_sha256: &'a Option<String>,
 }
 
 mod secs {
@@ -88,6 +104,23 @@ impl Sample {
             bytes: 0,
             body_sha256: None,
             body_head: Bytes::new(),
+        }
+    }
+
+    /// As scripts read it.
+    pub fn json(&self) -> SampleJson<'_> {
+        SampleJson {
+            peer: &self.peer,
+            error: &self.error,
+            detail: &self.detail,
+            status: self.status,
+            e2e: self.e2e,
+            ttfb: self.ttfb,
+            ttft: self.ttft,
+            tokens: self.tokens,
+            tokens_reported: self.tokens_reported,
+            bytes: self.bytes,
+            body_sha256: &self.body_sha256,
         }
     }
 
@@ -191,7 +224,7 @@ impl Tokens {
 /// their hash, the first [`KEPT_BODY_BYTES`] and the tokens in them. The
 /// one recorder for calls through the hop and straight to a backend.
 /// What a call in flight has done so far, for a live view.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CallSoFar {
     pub ttfb: Option<Duration>,
     pub ttft: Option<Duration>,

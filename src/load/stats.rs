@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::sample::Sample;
 
 /// p50/p90/p99/max/mean of some durations, in seconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Percentiles {
     pub count: usize,
     pub p50: f64,
@@ -49,7 +49,7 @@ impl Percentiles {
 }
 
 /// Targets a request must meet to count towards goodput.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Goodput {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ttft: Option<f64>,
@@ -122,7 +122,7 @@ fn parse_secs(v: &str) -> Option<f64> {
 }
 
 /// What a run did.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct Summary {
     pub requests: usize,
     pub ok: usize,
@@ -150,7 +150,7 @@ pub struct Summary {
     pub goodput: Option<GoodputResult>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct GoodputResult {
     pub targets: Goodput,
     pub met: usize,

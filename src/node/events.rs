@@ -11,7 +11,7 @@ use crate::routes::{RouteDiff, RouteReload};
 pub const EVENT_CAPACITY: usize = 4096;
 
 /// Identifies one outgoing or served call for the node's lifetime.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct CallId(pub u64);
 
 impl std::fmt::Display for CallId {
@@ -21,14 +21,14 @@ impl std::fmt::Display for CallId {
 }
 
 /// Who opened a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Direction {
     Inbound,
     Outbound,
 }
 
 /// How a served call ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ServeOutcome {
     /// The backend's response was relayed (its status, as far as we know it).
     Ok {
@@ -74,7 +74,7 @@ impl std::fmt::Display for Direction {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct PeerInfo {
     pub peer: PeerId,
     /// The address of the (first) connection.
@@ -128,7 +128,7 @@ impl PeerInfo {
 }
 
 /// Where the DHT told us of a peer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Discovery {
     /// Kademlia added it to our routing table.
     RoutingTable,
@@ -146,7 +146,7 @@ impl Discovery {
 }
 
 /// Everything a node reports.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum NodeEvent {
     /// A listen address is bound (with `/p2p/<our id>`).
     Listening { addr: Multiaddr },

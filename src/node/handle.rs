@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     pub(crate) telemetry: Arc<crate::subnet::TelemetryCounters>,
     /// `node{name}` when the node has a log label, else none.
     pub(crate) log_span: tracing::Span,
+    /// The node's log label, which names it to operators too.
+    pub(crate) name: Option<String>,
 }
 
 /// A cheap, cloneable handle to a running node.
@@ -73,6 +75,11 @@ impl NodeHandle {
     /// it, such as a console's call tasks, enters it too.
     pub fn log_span(&self) -> tracing::Span {
         self.shared.log_span.clone()
+    }
+
+    /// The node's name (its log label), if it has one.
+    pub fn name(&self) -> Option<&str> {
+        self.shared.name.as_deref()
     }
 
     /// The live route table this node serves.

@@ -366,6 +366,7 @@ impl Node {
             telemetry_addr: telemetry_addr.clone(),
             telemetry: telemetry_counters.clone(),
             log_span: log_span.clone(),
+            name: config.log_label.clone(),
         });
         let replicator = replication::Replicator::new(
             dag.clone(),

@@ -21,7 +21,7 @@ use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 /// One route: where its requests go and whether it may stream.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Route {
     /// The first backend (what a route file's `url` says).
     pub url: String,
@@ -54,7 +54,7 @@ impl Route {
 pub type RouteTable = BTreeMap<String, Route>;
 
 /// What a reload changed.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RouteDiff {
     pub added: Vec<String>,
     pub removed: Vec<String>,
@@ -104,7 +104,7 @@ impl std::fmt::Display for RouteDiff {
 }
 
 /// The state of the route file as last seen.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct FileState {
     pub path: Option<PathBuf>,
     pub last_reload: Option<SystemTime>,

@@ -9,7 +9,7 @@ use super::Route;
 use crate::wire::ApiRequest;
 
 /// An allow list (`None`: everyone not denied) and a deny list of peers.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PeerFilter {
     /// Only these peers are admitted; `None` admits everyone not denied.
     pub allow: Option<Vec<PeerId>>,
@@ -30,7 +30,7 @@ impl PeerFilter {
 
 /// Optional limits and access rules of one route. A route file without them
 /// means what it meant to the Python nodes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RoutePolicy {
     /// Allowed HTTP methods (upper case); `None` allows all.
     pub methods: Option<Vec<String>>,

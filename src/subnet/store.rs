@@ -64,7 +64,7 @@ struct Namespace {
 }
 
 /// A namespace's summary as the sync protocol reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     pub head_ids: Vec<String>,
     pub node_count: usize,

@@ -64,7 +64,7 @@ pub struct TelemetryCounters {
 }
 
 /// One event as it arrived, and whether its signature holds.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TelemetryEvent {
     /// The sender's socket address.
     pub from: String,

@@ -200,6 +200,8 @@ pub enum Action {
     Peers(Vec<crate::node::PeerInfo>),
     /// Our listen addresses.
     Listening(Vec<String>),
+    /// The node's route table and file, as it has them now.
+    Routes(Box<crate::control::RoutesSnapshot>),
     /// A peer's route listing (or why it could not be had).
     RemoteRoutes {
         target: String,

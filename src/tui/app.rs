@@ -21,12 +21,11 @@ use super::runner::Runner;
 use super::state::{Field, State};
 use super::terminal::{data_dir, init_logging, restore_terminal, TerminalGuard};
 use super::view::{self, Theme};
-use crate::node::{Node, NodeConfig, NodeHandle};
+use crate::control::{NodeLink, Role, Update, Updates};
+use crate::node::{Node, NodeConfig};
 
 /// Frames are drawn at most this often.
 const FRAME_INTERVAL: Duration = Duration::from_millis(16);
-/// Connected peers are refreshed this often.
-const PEER_REFRESH: Duration = Duration::from_secs(1);
 /// Log lines waiting for the console; more are dropped (the file keeps all).
 pub(super) const LOG_QUEUE: usize = 4096;
 /// Actions taken in one go before a frame may be drawn.
@@ -73,8 +72,14 @@ pub(super) async fn run_app(
     prefill: Option<Entry>,
     options: &ConsoleOptions,
 ) -> anyhow::Result<()> {
-    let handle = node.handle();
-    let pump = tokio::spawn(pump_node_events(handle.clone(), tx.clone()));
+    let role = if options.read_only {
+        Role::Observe
+    } else {
+        Role::Full
+    };
+    let (link, updates) = NodeLink::in_process(&node.handle(), role)
+        .await
+        .context("cannot reach the console's node")?;
 
     // Keyboard and mouse in a thread of their own: crossterm's read blocks.
     let (key_tx, mut keys) = mpsc::unbounded_channel::<Event>();
@@ -113,7 +118,7 @@ pub(super) async fn run_app(
     let backend = ratatui::backend::CrosstermBackend::new(std::io::stdout());
     let mut terminal = Terminal::new(backend)?;
     terminal.clear()?;
-    let mut console = Console::new(terminal, handle, tx, data_dir, prefill).await?;
+    let mut console = Console::new(terminal, link, updates, tx, data_dir, prefill);
     console.set_read_only(options.read_only);
     let keys_file = options
         .keys_file
@@ -150,42 +155,45 @@ pub(super) async fn run_app(
     drop(guard);
     stop_input.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = input.join();
-    pump.abort();
     console.abort_calls();
     node.shutdown().await;
     result.map_err(|e| anyhow::anyhow!("the terminal failed: {e}"))
 }
 
-/// Node events and a periodic peer refresh, as actions.
-async fn pump_node_events(handle: NodeHandle, tx: mpsc::Sender<Action>) {
-    let mut events = handle.subscribe();
-    let mut refresh = tokio::time::interval(PEER_REFRESH);
-    loop {
-        tokio::select! {
-            ev = events.recv() => match ev {
-                Ok(ev) => { let _ = tx.send(Action::Node(ev)).await; }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    let line = format!("console fell behind: {n} node events skipped");
-                    let _ = tx.send(Action::Log(line, tracing::Level::WARN)).await;
-                }
-                Err(_) => break,
-            },
-            _ = refresh.tick() => {
-                if let Ok(peers) = handle.peers().await {
-                    let _ = tx.send(Action::Peers(peers)).await;
-                }
-                let mesh = handle.gossip_mesh().await.unwrap_or_default();
-                let dag = {
-                    let store = handle.dag().lock().unwrap_or_else(|e| e.into_inner());
-                    store.namespaces().into_iter().map(|ns| {
-                        let summary = store.summary(&ns);
-                        (ns, summary)
-                    }).collect()
-                };
-                let _ = tx.send(Action::SubnetStats { mesh, dag }).await;
+/// The node's updates, as actions; says so when the node is gone.
+async fn pump_updates(mut updates: Updates, tx: mpsc::Sender<Action>) {
+    while let Some(update) = updates.recv().await {
+        let actions = match update {
+            Update::Event(ev) => vec![Action::Node(ev)],
+            Update::Peers(peers) => vec![Action::Peers(peers)],
+            Update::Routes(table) => vec![Action::Routes(table)],
+            Update::Subnet(s) => vec![Action::SubnetStats {
+                mesh: s.mesh,
+                dag: s.dag,
+            }],
+            Update::Snapshot(snap) => vec![
+                Action::Listening(snap.listen.iter().map(|a| a.to_string()).collect()),
+                Action::Peers(snap.peers),
+                Action::Routes(Box::new(snap.routes)),
+                Action::SubnetStats {
+                    mesh: snap.subnet.mesh,
+                    dag: snap.subnet.dag,
+                },
+            ],
+            Update::Gap { missed } => vec![Action::Log(
+                format!("console fell behind: {missed} node updates skipped, views resynchronised"),
+                tracing::Level::WARN,
+            )],
+        };
+        for action in actions {
+            if tx.send(action).await.is_err() {
+                return;
             }
         }
     }
+    let _ = tx
+        .send(Action::Notice("the node is gone".into()))
+        .await;
 }
 
 /// The console over any ratatui backend: state, effects and drawing. The
@@ -195,53 +203,62 @@ pub struct Console<B: Backend> {
     pub state: State,
     runner: Runner,
     theme: Theme,
+    /// Turns the node's updates into actions; stopped with the console.
+    pump: tokio::task::JoinHandle<()>,
+}
+
+impl<B: Backend> Drop for Console<B> {
+    fn drop(&mut self) {
+        self.pump.abort();
+    }
 }
 
 impl<B: Backend> Console<B> {
-    /// A console over `handle`'s node; `tx` is where call tasks send their
-    /// actions; history lives in `data_dir`; `prefill` fills the composer.
-    pub async fn new(
+    /// A console over the node behind `link`, whose `updates` become
+    /// actions on `tx` (where call tasks send theirs too); history lives
+    /// in `data_dir`; `prefill` fills the composer.
+    pub fn new(
         terminal: Terminal<B>,
-        handle: NodeHandle,
+        link: NodeLink,
+        updates: Updates,
         tx: mpsc::Sender<Action>,
         data_dir: &Path,
         prefill: Option<Entry>,
-    ) -> Result<Self, crate::NodeError> {
-        let mut state = State::new(
-            handle.local_peer_id().to_string(),
-            handle.routes().clone(),
-            DEFAULT_OUTPUT_CAP_BYTES,
-        );
+    ) -> Self {
+        let info = link.info();
+        let mut state = State::new(info.peer_id.to_string(), DEFAULT_OUTPUT_CAP_BYTES);
         if let Some(entry) = prefill {
             state.composer.fill(&entry);
             state.composer.field = Field::Body;
         }
-        let listen = handle.listen_addrs().await?;
         state.update(Action::Listening(
-            listen.iter().map(|a| a.to_string()).collect(),
+            info.listen.iter().map(|a| a.to_string()).collect(),
         ));
-        state.telemetry_addr = handle.telemetry_addr().map(|a| a.to_string());
+        state.telemetry_addr = info.telemetry.map(|a| a.to_string());
         let history_file = super::history::path_in(data_dir);
         state.composer.history = super::history::load(&history_file);
+        let read_only = link.role() == Role::Observe;
+        let pump = tokio::spawn(pump_updates(updates, tx.clone()));
         let mut console = Self {
             terminal,
             state,
             runner: Runner {
-                handle,
+                link,
                 tx,
                 tasks: HashMap::new(),
                 tees: HashMap::new(),
                 history_file,
                 run: None,
-                direct: None,
                 read_only: false,
             },
             theme: Theme::from_env(),
+            pump,
         };
+        console.set_read_only(read_only);
         if let Some(effect) = console.state.fetch_routes_effect() {
             console.runner.run(&mut console.state, effect);
         }
-        Ok(console)
+        console
     }
 
     /// Watch only: the state refuses what would change the subnet or

@@ -100,7 +100,7 @@ pub async fn run_demo(args: DemoOptions) -> anyhow::Result<()> {
         .zip(keys)
         .zip([101, 102])
         .map(|((p, key), id)| {
-            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(super::demo_subnet::member(
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(crate::demo::subnet::member(
                 p.handle(),
                 key,
                 id,

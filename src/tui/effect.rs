@@ -6,16 +6,9 @@ use std::path::PathBuf;
 use super::action::LocalId;
 use super::history::Entry;
 use crate::load::LoadPlan;
-use crate::node::CallRequest;
 use crate::routes::Route;
 
-/// What to send: the composer's content, kept with the call for re-runs.
-#[derive(Clone, Debug)]
-pub struct CallSpec {
-    pub target: String,
-    pub request: CallRequest,
-    pub stream: bool,
-}
+pub use crate::control::CallSpec;
 
 #[derive(Debug, Clone)]
 pub enum Effect {

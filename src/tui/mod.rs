@@ -13,7 +13,6 @@ pub mod action;
 mod app;
 pub mod call_response;
 mod demo;
-mod demo_subnet;
 pub mod effect;
 pub mod history;
 pub mod input;

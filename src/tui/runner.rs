@@ -1,5 +1,7 @@
-//! Carries out the state's effects: the only place the console does I/O
-//! (calls, dials, route file edits, saves, the clipboard, history).
+//! Carries out the state's effects: the only place the console does I/O.
+//! What concerns the node (calls, dials, route edits, runs) goes to it as
+//! control requests through its [`NodeLink`]; saves, the clipboard and
+//! history are done here.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -7,51 +9,35 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use base64::Engine as _;
-use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::action::RunsAction;
 use super::action::{Action, LocalId};
-use super::effect::{CallSpec, Effect};
+use super::effect::Effect;
 use super::state::State;
-use crate::node::{CallRequest, NodeHandle};
+use crate::control::{Answer, NodeLink, Part, Pending, Reply, Request, RequestId};
 
 /// Carries out effects: the only place the console does I/O.
 pub(super) struct Runner {
-    pub(super) handle: NodeHandle,
+    pub(super) link: NodeLink,
     pub(super) tx: mpsc::Sender<Action>,
     pub(super) tasks: HashMap<LocalId, tokio::task::JoinHandle<()>>,
     pub(super) tees: HashMap<LocalId, std::fs::File>,
     pub(super) history_file: PathBuf,
-    /// Stops the console's load run or comparison.
-    pub(super) run: Option<tokio_util::sync::CancellationToken>,
-    /// The HTTP client for calls straight to our own backends (made on first use).
-    pub(super) direct: Option<crate::upstream::Upstream>,
+    /// The console's load run or comparison, to stop it.
+    pub(super) run: Option<RequestId>,
     /// Read-only consoles carry out no effect that changes anything.
     pub(super) read_only: bool,
 }
 
 impl Runner {
-    /// A token for a new run; the one before it is stopped.
-    fn new_run(&mut self) -> tokio_util::sync::CancellationToken {
-        let cancel = tokio_util::sync::CancellationToken::new();
-        if let Some(old) = self.run.replace(cancel.clone()) {
-            old.cancel();
+    /// Sends a run; the one before it is stopped.
+    fn new_run(&mut self, request: Request) -> Pending {
+        let pending = self.link.request(request);
+        if let Some(old) = self.run.replace(pending.id()) {
+            self.link.cancel(old);
         }
-        cancel
-    }
-
-    /// Kept across comparisons, so later ones reuse its connections as
-    /// the serving node's forwarder does.
-    fn direct_upstream(
-        &mut self,
-    ) -> Result<crate::upstream::Upstream, crate::upstream::UpstreamError> {
-        if let Some(u) = &self.direct {
-            return Ok(u.clone());
-        }
-        let u = crate::upstream::Upstream::new(Default::default())?;
-        self.direct = Some(u.clone());
-        Ok(u)
+        pending
     }
 
     pub(super) fn tee(&mut self, id: LocalId, bytes: &[u8]) {
@@ -66,87 +52,53 @@ impl Runner {
         let _ = self.tx.try_send(Action::Notice(text));
     }
 
-    /// Spawns work for the console's node inside its log span, so its
-    /// lines say which node wrote them (the demo runs three).
-    fn spawn<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
-    where
-        F: std::future::Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        tokio::spawn(tracing::Instrument::instrument(
-            work,
-            self.handle.log_span(),
-        ))
+    /// A request whose last word is a text for the status bar.
+    fn request_notice(&self, request: Request) {
+        let pending = self.link.request(request);
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let text = match pending.reply().await {
+                Reply::Text(Ok(t)) | Reply::Text(Err(t)) | Reply::Refused(t) => t,
+                other => format!("unexpected answer: {other:?}"),
+            };
+            let _ = tx.send(Action::Notice(text)).await;
+        });
     }
 
     pub(super) fn run(&mut self, state: &mut State, effect: Effect) {
-        let span = self.handle.log_span();
-        let _in_node = span.enter();
         if self.read_only && effect.changes_something() {
             tracing::warn!("read-only console: not carrying out {effect:?}");
             return;
         }
         match effect {
             Effect::Send { id, spec } => {
-                let task = self.spawn(send_call(self.handle.clone(), self.tx.clone(), id, spec));
+                let pending = self.link.request(Request::Call(spec));
+                let task = tokio::spawn(follow_call(pending, self.tx.clone(), id));
                 self.tasks.insert(id, task);
             }
             Effect::Cancel(id) => {
                 if let Some(task) = self.tasks.remove(&id) {
-                    // Dropping the call's stream resets it, so the serving peer stops too.
+                    // Dropping the pending answer cancels the call on the
+                    // node, which resets its stream: the serving peer stops too.
                     task.abort();
                 }
                 self.tees.remove(&id);
             }
-            Effect::Dial(addr) => {
-                let handle = self.handle.clone();
-                let tx = self.tx.clone();
-                self.spawn(async move {
-                    let text = match crate::node::parse_peer_addr(&addr) {
-                        Ok(a) => match handle.dial(&a).await {
-                            Ok(peer) => format!("connected to {peer}"),
-                            Err(e) => format!("dial failed: {e}"),
-                        },
-                        Err(e) => e.to_string(),
-                    };
-                    let _ = tx.send(Action::Notice(text)).await;
+            Effect::Dial(addr) => self.request_notice(Request::Dial { addr }),
+            Effect::Disconnect(peer) => self.request_notice(Request::Disconnect { peer }),
+            Effect::UpsertRoute { name, url, stream } => {
+                let version = state.routes.table.file_state().version;
+                self.request_notice(Request::UpsertRoute {
+                    name,
+                    url,
+                    stream,
+                    version,
                 });
             }
-            Effect::Disconnect(peer) => {
-                self.handle.disconnect(peer);
-                self.notice(format!("disconnecting {peer}"));
+            Effect::RemoveRoute(name) => {
+                let version = state.routes.table.file_state().version;
+                self.request_notice(Request::RemoveRoute { name, version });
             }
-            Effect::UpsertRoute { name, url, stream } => match state.routes.table.file_state() {
-                crate::routes::FileState {
-                    path: Some(path),
-                    version,
-                    ..
-                } => match crate::routes::upsert_route_in_file(&path, &name, &url, stream, version)
-                {
-                    Ok(()) => self.notice(format!(
-                        "route '{name}' written to {}; reloading",
-                        path.display()
-                    )),
-                    Err(e) => self.notice(format!("cannot save route: {e}")),
-                },
-                _ => self.notice("no route file: start with --routes FILE to edit routes".into()),
-            },
-            Effect::RemoveRoute(name) => match state.routes.table.file_state() {
-                crate::routes::FileState {
-                    path: Some(path),
-                    version,
-                    ..
-                } => match crate::routes::remove_route_in_file(&path, &name, version) {
-                    Ok(true) => {
-                        self.notice(format!("route '{name}' removed from {}", path.display()))
-                    }
-                    Ok(false) => self.notice(format!(
-                        "route '{name}' is not in the file (in-memory routes cannot be removed)"
-                    )),
-                    Err(e) => self.notice(format!("cannot remove route: {e}")),
-                },
-                _ => self.notice("no route file: start with --routes FILE to edit routes".into()),
-            },
             Effect::Save { id, path } => {
                 let Some(call) = state.calls.list.iter().find(|c| c.id == id) else {
                     return;
@@ -195,17 +147,15 @@ impl Runner {
                 let _ = out.write_all(seq.as_bytes()).and_then(|_| out.flush());
             }
             Effect::FetchRoutes(target) => {
-                let handle = self.handle.clone();
+                let pending = self.link.request(Request::RemoteRoutes {
+                    target: target.clone(),
+                });
                 let tx = self.tx.clone();
-                self.spawn(async move {
-                    let routes = match crate::node::parse_peer_addr(&target) {
-                        Ok(addr) => handle.list_routes(&addr).await.map_err(|e| match e {
-                            crate::CallError::Unsupported { .. } => {
-                                "the peer does not list its routes (a 1.0.0-only node)".to_string()
-                            }
-                            other => other.to_string(),
-                        }),
-                        Err(e) => Err(e.to_string()),
+                tokio::spawn(async move {
+                    let routes = match pending.reply().await {
+                        Reply::RemoteRoutes(r) => r,
+                        Reply::Refused(why) => Err(why),
+                        other => Err(format!("unexpected answer: {other:?}")),
                     };
                     let _ = tx.send(Action::RemoteRoutes { target, routes }).await;
                 });
@@ -216,104 +166,28 @@ impl Runner {
                 }
             }
             Effect::FanOut { spec, peers } => {
-                let (handle, tx) = (self.handle.clone(), self.tx.clone());
-                self.spawn(async move {
-                    let addrs: Vec<_> = peers
-                        .iter()
-                        .filter_map(|p| crate::node::parse_peer_addr(p).ok())
-                        .collect();
-                    let bound = crate::load::fanout::DEFAULT_FANOUT_CONCURRENCY;
-                    // Rows fill as calls progress; a full queue skips an
-                    // update (the next one, or the result, says more).
-                    let rows = tx.clone();
-                    let on_row = std::sync::Arc::new(move |i, update| {
-                        let _ = rows.try_send(Action::Runs(RunsAction::FanOutRow(i, update)));
-                    });
-                    let results = crate::load::fanout::fan_out_live(
-                        &handle,
-                        &addrs,
-                        &spec.request,
-                        spec.stream,
-                        bound,
-                        on_row,
-                    )
-                    .await;
-                    let _ = tx.send(Action::Runs(RunsAction::FanOutDone(results))).await;
-                });
+                let pending = self.link.request(Request::FanOut { spec, peers });
+                tokio::spawn(follow_run(pending, self.tx.clone()));
             }
             Effect::Load { spec, plan } => {
-                let Ok(addr) = crate::node::parse_peer_addr(&spec.target) else {
-                    return;
-                };
-                let cancel = self.new_run();
-                let (handle, tx) = (self.handle.clone(), self.tx.clone());
-                self.spawn(async move {
-                    let run = crate::load::LoadSpec {
-                        targets: vec![addr],
-                        request: spec.request,
-                        stream: spec.stream,
-                        concurrency: plan.concurrency,
-                        stop: plan.stop,
-                        rate: plan.rate,
-                    };
-                    let progress_tx = tx.clone();
-                    let done = crate::load::run(handle, run, cancel, move |p| {
-                        let _ =
-                            progress_tx.try_send(Action::Runs(RunsAction::LoadProgress(p.clone())));
-                    })
-                    .await;
-                    let summary = crate::load::Summary::of(
-                        &done.samples,
-                        done.wall,
-                        done.unfinished,
-                        &plan.goodput,
-                    );
-                    let _ = tx
-                        .send(Action::Runs(RunsAction::LoadDone(Box::new(summary))))
-                        .await;
-                });
+                let pending = self.new_run(Request::Load { spec, plan });
+                tokio::spawn(follow_run(pending, self.tx.clone()));
             }
             Effect::HopVsDirect {
                 spec,
                 route,
                 rounds,
             } => {
-                let Ok(addr) = crate::node::parse_peer_addr(&spec.target) else {
-                    return;
-                };
-                let upstream = match self.direct_upstream() {
-                    Ok(u) => u,
-                    Err(e) => {
-                        tracing::warn!("hop vs direct: {e}");
-                        return;
-                    }
-                };
-                let cancel = self.new_run();
-                let (handle, tx) = (self.handle.clone(), self.tx.clone());
-                self.spawn(async move {
-                    let compare = crate::load::HopVsDirectSpec {
-                        addr,
-                        route: *route,
-                        request: spec.request,
-                        stream: spec.stream,
-                        rounds,
-                    };
-                    let round_tx = tx.clone();
-                    let run = crate::load::hop_vs_direct(&handle, &upstream, &compare, |n| {
-                        let _ = round_tx.try_send(Action::Runs(RunsAction::HopVsDirectRound(n)));
-                    });
-                    tokio::select! {
-                        () = cancel.cancelled() => {}
-                        result = run => {
-                            let done = RunsAction::HopVsDirectDone(Box::new(result));
-                            let _ = tx.send(Action::Runs(done)).await;
-                        }
-                    }
+                let pending = self.new_run(Request::HopVsDirect {
+                    spec,
+                    route,
+                    rounds,
                 });
+                tokio::spawn(follow_run(pending, self.tx.clone()));
             }
             Effect::StopLoad => {
-                if let Some(cancel) = self.run.take() {
-                    cancel.cancel();
+                if let Some(id) = self.run.take() {
+                    self.link.cancel(id);
                 }
             }
             Effect::Quit => {}
@@ -321,65 +195,61 @@ impl Runner {
     }
 }
 
-async fn send_call(handle: NodeHandle, tx: mpsc::Sender<Action>, id: LocalId, spec: CallSpec) {
-    let addr = match crate::node::parse_peer_addr(&spec.target) {
-        Ok(a) => a,
-        Err(e) => {
-            let _ = tx
-                .send(Action::CallEnded {
-                    id,
-                    error: Some(e.to_string()),
-                    at: Instant::now(),
-                    server_timing: None,
-                })
-                .await;
-            return;
-        }
-    };
-    let req: CallRequest = spec.request;
-    let send_bytes = |bytes: bytes::Bytes| {
-        tx.send(Action::CallBytes {
-            id,
-            bytes,
-            at: Instant::now(),
-        })
-    };
-    let (error, server_timing) = if spec.stream {
-        match handle.stream_full(&addr, req).await {
-            Ok((head, mut chunks)) => {
+/// A call's answer from the node, as the console's actions.
+async fn follow_call(mut pending: Pending, tx: mpsc::Sender<Action>, id: LocalId) {
+    let (error, server_timing) = loop {
+        match pending.next().await {
+            Some(Answer::Part(Part::Head(head))) => {
                 let _ = tx.send(Action::CallHead { id, head }).await;
-                let mut error = None;
-                while let Some(chunk) = chunks.next().await {
-                    match chunk {
-                        Ok(bytes) => {
-                            let _ = send_bytes(bytes).await;
-                        }
-                        Err(e) => {
-                            error = Some(e.to_string());
-                            break;
-                        }
-                    }
-                }
-                (error, chunks.server_timing())
             }
-            Err(e) => (Some(e.to_string()), None),
-        }
-    } else {
-        match handle.call_full(&addr, req).await {
-            Ok(crate::node::Response { head, body: bytes }) => {
-                let _ = tx.send(Action::CallHead { id, head }).await;
-                let _ = send_bytes(bytes).await;
-                (None, None)
+            Some(Answer::Part(Part::Bytes(bytes))) => {
+                let at = Instant::now();
+                let _ = tx.send(Action::CallBytes { id, bytes, at }).await;
             }
-            Err(e) => (Some(e.to_string()), None),
+            Some(Answer::Part(_)) => {}
+            Some(Answer::Done(Reply::CallEnded {
+                error,
+                server_timing,
+            })) => break (error, server_timing),
+            Some(Answer::Done(Reply::Refused(why))) => break (Some(why), None),
+            Some(Answer::Done(other)) => break (Some(format!("unexpected answer: {other:?}")), None),
+            None => break (Some("the node is gone".into()), None),
         }
     };
-    let _ = tx
-        .send(Action::CallEnded {
-            id,
-            error,
-            at: Instant::now(),
-            server_timing,
-        })
-        .await;
+    let at = Instant::now();
+    let ended = Action::CallEnded {
+        id,
+        error,
+        at,
+        server_timing,
+    };
+    let _ = tx.send(ended).await;
+}
+
+/// A fan-out, load run or comparison from the node, as the runs view's
+/// actions: progress as it comes, then the result.
+async fn follow_run(mut pending: Pending, tx: mpsc::Sender<Action>) {
+    while let Some(answer) = pending.next().await {
+        let action = match answer {
+            // Progress may be skipped when the console is behind.
+            Answer::Part(part) => {
+                let update = match part {
+                    Part::FanOutRow { index, update } => RunsAction::FanOutRow(index, update),
+                    Part::LoadProgress(p) => RunsAction::LoadProgress(*p),
+                    Part::HopVsDirectRound(n) => RunsAction::HopVsDirectRound(n),
+                    Part::Head(_) | Part::Bytes(_) => continue,
+                };
+                let _ = tx.try_send(Action::Runs(update));
+                continue;
+            }
+            Answer::Done(Reply::FanOutDone(results)) => Action::Runs(RunsAction::FanOutDone(results)),
+            Answer::Done(Reply::LoadDone(summary)) => Action::Runs(RunsAction::LoadDone(summary)),
+            Answer::Done(Reply::HopVsDirectDone(result)) => {
+                Action::Runs(RunsAction::HopVsDirectDone(result))
+            }
+            Answer::Done(Reply::Text(Err(why)) | Reply::Refused(why)) => Action::Notice(why),
+            Answer::Done(other) => Action::Notice(format!("unexpected answer: {other:?}")),
+        };
+        let _ = tx.send(action).await;
+    }
 }

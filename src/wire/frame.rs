@@ -80,7 +80,7 @@ pub struct End {
 /// Where the serving node's time went, in microseconds: reading the
 /// request after the stream opened, taking a call slot, the backend's
 /// response head, and its body after the head.
-#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message, serde::Serialize, serde::Deserialize)]
 pub struct ServerTiming {
     #[prost(uint64, tag = "1")]
     pub read_us: u64,

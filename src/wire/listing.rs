@@ -1,7 +1,7 @@
 //! `/peerapi/routes/1.0.0`: a peer's route names and stream flags (never URLs).
 
 /// One route as listed to other peers.
-#[derive(Clone, PartialEq, Eq, prost::Message)]
+#[derive(Clone, PartialEq, Eq, prost::Message, serde::Serialize, serde::Deserialize)]
 pub struct RouteInfo {
     #[prost(string, tag = "1")]
     pub name: String,

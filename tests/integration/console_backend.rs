@@ -2,11 +2,10 @@
 //! terminal runs, fed keys and the real actions of a real call to a real
 //! node, and read back from the drawn buffer.
 
-use peerapi::tui::action::Action;
+use peerapi::control::{NodeLink, Role};
 use peerapi::tui::history::Entry;
 use peerapi::tui::state::CallState;
 use peerapi::tui::Console;
-use peerapi::NodeEvent;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
@@ -39,7 +38,6 @@ async fn the_console_streams_tokens_edits_a_route_and_quits_on_a_test_backend() 
     let mut cfg = config();
     cfg.route_file = Some(route_file.clone());
     let (node, _) = start(cfg).await;
-    let mut node_events = node.handle().subscribe();
     let (tx, mut actions) = mpsc::channel(4096);
     let terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
     let prefill = Entry {
@@ -50,15 +48,10 @@ async fn the_console_streams_tokens_edits_a_route_and_quits_on_a_test_backend() 
         body: r#"{"stream": true, "messages": [{"role": "user", "content": "hi"}]}"#.into(),
         stream: true,
     };
-    let mut console = within(Console::new(
-        terminal,
-        node.handle(),
-        tx,
-        dir.path(),
-        Some(prefill),
-    ))
-    .await
-    .expect("the console starts");
+    let (link, updates) = within(NodeLink::in_process(&node.handle(), Role::Full))
+        .await
+        .expect("the console reaches its node");
+    let mut console = Console::new(terminal, link, updates, tx, dir.path(), Some(prefill));
     assert!(screen(&mut console).contains("Composer [STREAM]"));
 
     // `s` sends the pre-filled call; its task's actions come back here.
@@ -98,13 +91,9 @@ async fn the_console_streams_tokens_edits_a_route_and_quits_on_a_test_backend() 
     let file = std::fs::read_to_string(&route_file).unwrap();
     assert!(file.contains("\"chat\"") && file.contains("http://127.0.0.1:9/v1"));
     within(async {
-        loop {
-            let ev = node_events.recv().await.expect("node events");
-            let reloaded = matches!(ev, NodeEvent::RoutesReloaded { .. });
-            console.on_action(Action::Node(ev));
-            if reloaded && console.state.routes.len() == 1 {
-                break;
-            }
+        while console.state.routes.len() != 1 {
+            let action = actions.recv().await.expect("the node's updates");
+            console.on_action(action);
         }
     })
     .await;

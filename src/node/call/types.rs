@@ -31,7 +31,7 @@ pub enum ProtocolChoice {
 }
 
 /// The protocol a call went over.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ApiVersion {
     V1,
     V2,
@@ -47,7 +47,7 @@ impl ApiVersion {
 }
 
 /// What a response says before its body: 2.0.0 carries status and headers.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ResponseHead {
     pub version: ApiVersion,
     pub status: Option<u16>,
@@ -63,7 +63,7 @@ pub struct ResponseHead {
 }
 
 /// When each step of a call ended, from the call's start, on the caller.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Timeline {
     /// Connected (a dial, or at once when the connection was reused).
     pub connected: Duration,
@@ -132,7 +132,7 @@ impl Default for CallOptions {
 }
 
 /// A call to make: the route and the HTTP request to forward.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CallRequest {
     pub route: String,
     /// HTTP method; empty means GET.

@@ -37,7 +37,6 @@ use super::action::{Action, Pane};
 use super::effect::{CallSpec, Effect};
 use super::layout::pane_at;
 use crate::node::NodeEvent;
-use crate::routes::Routes;
 
 /// Most log lines kept in the Log pane.
 pub const MAX_LOG_LINES: usize = 2000;
@@ -89,7 +88,7 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(me: String, routes: Routes, output_cap: usize) -> Self {
+    pub fn new(me: String, output_cap: usize) -> Self {
         Self {
             focus: Pane::Composer,
             help: false,
@@ -99,7 +98,7 @@ impl State {
             listen: Vec::new(),
             telemetry_addr: None,
             peers: PeersView::default(),
-            routes: RoutesView::new(routes),
+            routes: RoutesView::default(),
             calls: Calls::new(output_cap),
             composer: Composer::new(),
             output: OutputView::new(),
@@ -417,6 +416,7 @@ impl State {
                 );
             }
             Action::Listening(addrs) => self.listen = addrs,
+            Action::Routes(table) => self.routes.set_table(*table),
             Action::RemoteRoutes { target, routes } => {
                 self.routes.remote.insert(target, routes);
             }

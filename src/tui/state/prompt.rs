@@ -119,6 +119,7 @@ impl State {
                 | Action::Peers(_)
                 | Action::SubnetStats { .. }
                 | Action::Listening(_)
+                | Action::Routes(_)
                 | Action::Notice(_)
                 | Action::RemoteRoutes { .. }
                 | Action::ForceQuit

@@ -4,12 +4,33 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-use crate::routes::Routes;
+use crate::control::RoutesSnapshot;
+use crate::routes::{FileState, Route, RouteTable};
 use crate::tui::effect::CallSpec;
 use crate::wire::RouteInfo;
 
+/// The node's route table as last heard of (a snapshot, replaced on each
+/// reload): the console never holds the node's live table.
+#[derive(Debug, Default)]
+pub struct RouteTableView(RoutesSnapshot);
+
+impl RouteTableView {
+    pub fn current(&self) -> &RouteTable {
+        &self.0.table
+    }
+
+    pub fn file_state(&self) -> &FileState {
+        &self.0.file
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Route> {
+        self.0.table.get(name)
+    }
+}
+
+#[derive(Default)]
 pub struct RoutesView {
-    pub table: Routes,
+    pub table: RouteTableView,
     pub sel: usize,
     /// The last reload or rejection of the route file, and what changed.
     pub change: Option<(SystemTime, String)>,
@@ -18,13 +39,10 @@ pub struct RoutesView {
 }
 
 impl RoutesView {
-    pub fn new(table: Routes) -> Self {
-        Self {
-            table,
-            sel: 0,
-            change: None,
-            remote: HashMap::new(),
-        }
+    /// The table as the node has it now; the selection stays in it.
+    pub fn set_table(&mut self, snapshot: RoutesSnapshot) {
+        self.table = RouteTableView(snapshot);
+        self.sel = self.sel.min(self.len().saturating_sub(1));
     }
 
     pub fn len(&self) -> usize {

@@ -314,7 +314,7 @@ impl State {
         }));
         vec![Effect::HopVsDirect {
             spec,
-            route: Box::new(route),
+            route: Box::new(route.clone()),
             rounds: CONSOLE_HOP_VS_DIRECT_ROUNDS,
         }]
     }

@@ -16,7 +16,7 @@ fn press(s: &mut State, key: KeyEvent) -> Option<Vec<Effect>> {
 }
 
 fn state() -> State {
-    State::new("me".into(), Routes::default(), 1 << 20)
+    State::new("me".into(), 1 << 20)
 }
 
 fn key(c: char) -> KeyEvent {
@@ -265,7 +265,10 @@ fn hop_vs_direct_needs_the_route_here_and_can_be_stopped() {
         "chat".into(),
         crate::Route::new("http://127.0.0.1:9/v1", true),
     );
-    s.routes.table.set_memory(table);
+    s.update(Action::Routes(Box::new(crate::control::RoutesSnapshot {
+        table,
+        ..Default::default()
+    })));
     let effects = press(&mut s, key('D')).unwrap();
     let [Effect::HopVsDirect { route, rounds, .. }] = effects.as_slice() else {
         panic!("{effects:?}")
@@ -284,7 +287,10 @@ fn a_pasted_curl_line_fills_the_composer_and_y_copies_it_as_a_command_line() {
     let mut table = crate::RouteTable::new();
     let url = "http://127.0.0.1:8000/v1/chat/completions";
     table.insert("chat".into(), crate::Route::new(url, false));
-    s.routes.table.set_memory(table);
+    s.update(Action::Routes(Box::new(crate::control::RoutesSnapshot {
+        table,
+        ..Default::default()
+    })));
     aim(&mut s, "other");
     s.focus = Pane::Composer;
     let target = s.composer.text(Field::Peer);

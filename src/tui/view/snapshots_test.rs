@@ -42,7 +42,7 @@ pub(super) fn snapshot(name: &str, screen: String) {
 }
 
 fn empty() -> State {
-    State::new(peer(1).to_string(), Routes::default(), 1 << 20)
+    State::new(peer(1).to_string(), 1 << 20)
 }
 
 pub(super) fn populated() -> State {
@@ -59,7 +59,9 @@ pub(super) fn populated() -> State {
         ]
         .into(),
     );
-    let mut s = State::new(peer(1).to_string(), routes, 1 << 20);
+    let mut s = State::new(peer(1).to_string(), 1 << 20);
+    let table = crate::control::RoutesSnapshot::of(&routes);
+    s.update(Action::Routes(Box::new(table)));
     s.update(Action::Listening(vec![format!(
         "/ip4/127.0.0.1/tcp/4001/p2p/{}",
         peer(1)
@@ -163,7 +165,9 @@ fn route_file_error_banner() {
     routes.load_file(&path).unwrap();
     std::fs::write(&path, "{\n  \"health\": ,\n}").unwrap();
     assert!(routes.load_file(&path).is_err());
-    let mut s = State::new(peer(1).to_string(), routes, 1 << 20);
+    let mut s = State::new(peer(1).to_string(), 1 << 20);
+    let table = crate::control::RoutesSnapshot::of(&routes);
+    s.update(Action::Routes(Box::new(table)));
     s.focus = Pane::Routes;
     snapshot("route_error", render(&mut s));
 }

@@ -32,7 +32,7 @@ fn now_ms() -> u64 {
 }
 
 /// Runs one demo peer's subnet life until the task is aborted.
-pub(super) async fn member(
+pub async fn member(
     handle: NodeHandle,
     key: Keypair,
     subnet_node_id: u64,

@@ -2,6 +2,8 @@
 //! (health, a paced OpenAI-style SSE token stream, NDJSON events, echo).
 //! Tests use it as a real loopback backend too.
 
+pub mod subnet;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ use axum::Router;
 use crate::routes::{Route, RouteTable};
 
 /// The text the demo model "generates", one word per token.
-pub const DEMO_TEXT: &str = include_str!("../assets/inference.txt");
+pub const DEMO_TEXT: &str = include_str!("../../assets/inference.txt");
 
 /// How fast the demo model talks.
 #[derive(Clone, Copy, Debug)]

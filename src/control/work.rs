@@ -1,0 +1,240 @@
+//! Each request carried out by the node: calls with its identity and
+//! connections, route edits on its file, runs inside its process.
+
+use std::sync::{Arc, OnceLock};
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use super::message::{CallSpec, Part, Reply, Request};
+use super::service::PartSender;
+use crate::node::{parse_peer_addr, CallError, NodeHandle};
+
+/// What requests share on one connection.
+pub struct Context {
+    pub handle: NodeHandle,
+    /// For calls straight to the node's backends: kept across
+    /// comparisons, so later ones reuse its connections as the serving
+    /// node's forwarder does.
+    direct: OnceLock<crate::upstream::Upstream>,
+}
+
+impl Context {
+    pub fn new(handle: NodeHandle) -> Self {
+        Self {
+            handle,
+            direct: OnceLock::new(),
+        }
+    }
+
+    fn direct(&self) -> Result<crate::upstream::Upstream, String> {
+        if let Some(u) = self.direct.get() {
+            return Ok(u.clone());
+        }
+        let u = crate::upstream::Upstream::new(Default::default()).map_err(|e| e.to_string())?;
+        Ok(self.direct.get_or_init(|| u).clone())
+    }
+}
+
+const NO_ROUTE_FILE: &str = "no route file: start the node with --routes FILE to edit routes";
+
+/// Carries out `request` until it ends or `cancel` fires.
+pub async fn carry_out(
+    cx: &Context,
+    request: Request,
+    cancel: CancellationToken,
+    parts: PartSender,
+) -> Reply {
+    let handle = &cx.handle;
+    match request {
+        Request::Call(spec) => {
+            tokio::select! {
+                reply = call(handle, spec, &parts) => reply,
+                // Dropping the call's stream resets it: the serving peer stops too.
+                () = cancel.cancelled() => Reply::CallEnded {
+                    error: Some("cancelled".into()),
+                    server_timing: None,
+                },
+            }
+        }
+        Request::Dial { addr } => Reply::Text(match parse_peer_addr(&addr) {
+            Ok(a) => tokio::select! {
+                result = handle.dial(&a) => result
+                    .map(|peer| format!("connected to {peer}"))
+                    .map_err(|e| format!("dial failed: {e}")),
+                () = cancel.cancelled() => Err("dial cancelled".into()),
+            },
+            Err(e) => Err(e.to_string()),
+        }),
+        Request::Disconnect { peer } => {
+            handle.disconnect(peer);
+            Reply::Text(Ok(format!("disconnecting {peer}")))
+        }
+        Request::UpsertRoute {
+            name,
+            url,
+            stream,
+            version,
+        } => Reply::Text(match handle.routes().file_state().path {
+            Some(path) => crate::routes::upsert_route_in_file(&path, &name, &url, stream, version)
+                .map(|()| format!("route '{name}' written to {}; reloading", path.display()))
+                .map_err(|e| format!("cannot save route: {e}")),
+            None => Err(NO_ROUTE_FILE.into()),
+        }),
+        Request::RemoveRoute { name, version } => {
+            Reply::Text(match handle.routes().file_state().path {
+                Some(path) => match crate::routes::remove_route_in_file(&path, &name, version) {
+                    Ok(true) => Ok(format!("route '{name}' removed from {}", path.display())),
+                    Ok(false) => Err(format!(
+                        "route '{name}' is not in the file (in-memory routes cannot be removed)"
+                    )),
+                    Err(e) => Err(format!("cannot remove route: {e}")),
+                },
+                None => Err(NO_ROUTE_FILE.into()),
+            })
+        }
+        Request::RemoteRoutes { target } => {
+            Reply::RemoteRoutes(match parse_peer_addr(&target) {
+                Ok(addr) => handle.list_routes(&addr).await.map_err(|e| match e {
+                    CallError::Unsupported { .. } => {
+                        "the peer does not list its routes (a 1.0.0-only node)".to_string()
+                    }
+                    other => other.to_string(),
+                }),
+                Err(e) => Err(e.to_string()),
+            })
+        }
+        Request::FanOut { spec, peers } => {
+            let addrs: Vec<_> = peers
+                .iter()
+                .filter_map(|p| parse_peer_addr(p).ok())
+                .collect();
+            let bound = crate::load::fanout::DEFAULT_FANOUT_CONCURRENCY;
+            // Rows fill as calls progress; a full queue skips an update
+            // (the next one, or the result, says more).
+            let rows = parts.clone();
+            let on_row = Arc::new(move |index, update| {
+                rows.offer(Part::FanOutRow { index, update });
+            });
+            let run = crate::load::fanout::fan_out_live(
+                handle,
+                &addrs,
+                &spec.request,
+                spec.stream,
+                bound,
+                on_row,
+            );
+            tokio::select! {
+                results = run => Reply::FanOutDone(results),
+                () = cancel.cancelled() => Reply::FanOutDone(Vec::new()),
+            }
+        }
+        Request::Load { spec, plan } => {
+            let addr = match parse_peer_addr(&spec.target) {
+                Ok(a) => a,
+                Err(e) => return Reply::Text(Err(e.to_string())),
+            };
+            let run = crate::load::LoadSpec {
+                targets: vec![addr],
+                request: spec.request,
+                stream: spec.stream,
+                concurrency: plan.concurrency,
+                stop: plan.stop,
+                rate: plan.rate,
+            };
+            // Cancelling ends the run with what it has: the summary still comes.
+            let done = crate::load::run(handle.clone(), run, cancel, |p| {
+                parts.offer(Part::LoadProgress(Box::new(p.clone())));
+            })
+            .await;
+            let summary =
+                crate::load::Summary::of(&done.samples, done.wall, done.unfinished, &plan.goodput);
+            Reply::LoadDone(Box::new(summary))
+        }
+        Request::HopVsDirect {
+            spec,
+            route,
+            rounds,
+        } => {
+            let addr = match parse_peer_addr(&spec.target) {
+                Ok(a) => a,
+                Err(e) => return Reply::Text(Err(e.to_string())),
+            };
+            let upstream = match cx.direct() {
+                Ok(u) => u,
+                Err(e) => return Reply::Text(Err(format!("hop vs direct: {e}"))),
+            };
+            let compare = crate::load::HopVsDirectSpec {
+                addr,
+                route: *route,
+                request: spec.request,
+                stream: spec.stream,
+                rounds,
+            };
+            let run = crate::load::hop_vs_direct(handle, &upstream, &compare, |n| {
+                parts.offer(Part::HopVsDirectRound(n));
+            });
+            tokio::select! {
+                result = run => Reply::HopVsDirectDone(Box::new(result)),
+                () = cancel.cancelled() => Reply::Refused("comparison stopped".into()),
+            }
+        }
+    }
+}
+
+/// One call made by the node: the head, the body as it arrives, the end.
+async fn call(handle: &NodeHandle, spec: CallSpec, parts: &PartSender) -> Reply {
+    let addr = match parse_peer_addr(&spec.target) {
+        Ok(a) => a,
+        Err(e) => {
+            return Reply::CallEnded {
+                error: Some(e.to_string()),
+                server_timing: None,
+            }
+        }
+    };
+    if spec.stream {
+        match handle.stream_full(&addr, spec.request).await {
+            Ok((head, mut chunks)) => {
+                parts.send(Part::Head(head)).await;
+                let mut error = None;
+                while let Some(chunk) = chunks.next().await {
+                    match chunk {
+                        Ok(bytes) => {
+                            if !parts.send(Part::Bytes(bytes)).await {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            error = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                Reply::CallEnded {
+                    error,
+                    server_timing: chunks.server_timing(),
+                }
+            }
+            Err(e) => Reply::CallEnded {
+                error: Some(e.to_string()),
+                server_timing: None,
+            },
+        }
+    } else {
+        match handle.call_full(&addr, spec.request).await {
+            Ok(crate::node::Response { head, body }) => {
+                parts.send(Part::Head(head)).await;
+                parts.send(Part::Bytes(body)).await;
+                Reply::CallEnded {
+                    error: None,
+                    server_timing: None,
+                }
+            }
+            Err(e) => Reply::CallEnded {
+                error: Some(e.to_string()),
+                server_timing: None,
+            },
+        }
+    }
+}
