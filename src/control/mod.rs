@@ -9,6 +9,7 @@
 //! `link` the client's side. The console's own node is reached through
 //! the same messages in process.
 
+pub mod frame;
 pub mod link;
 pub mod message;
 pub mod service;
@@ -19,3 +20,6 @@ pub use message::{
     CallSpec, FromNode, NodeInfo, Part, Reply, Request, RequestId, Role, RoutesSnapshot,
     Snapshot, SubnetStats, ToNode, Update, CONTROL_VERSION,
 };
+
+#[cfg(test)]
+mod tests;

@@ -81,15 +81,13 @@ async fn the_console_streams_tokens_edits_a_route_and_quits_on_a_test_backend() 
         "the call is in the history"
     );
 
-    // Routes pane, `a`, a route line, Enter: the file has it at once, and
-    // the node's reload puts it in the table on screen.
+    // Routes pane, `a`, a route line, Enter: the node writes its file and
+    // its reload puts the route in the table on screen.
     console.on_event(key(KeyCode::Char('2')));
     console.on_event(key(KeyCode::Char('a')));
     assert!(screen(&mut console).contains("Add route"));
     typed(&mut console, "chat http://127.0.0.1:9/v1 stream");
     console.on_event(key(KeyCode::Enter));
-    let file = std::fs::read_to_string(&route_file).unwrap();
-    assert!(file.contains("\"chat\"") && file.contains("http://127.0.0.1:9/v1"));
     within(async {
         while console.state.routes.len() != 1 {
             let action = actions.recv().await.expect("the node's updates");
@@ -97,6 +95,8 @@ async fn the_console_streams_tokens_edits_a_route_and_quits_on_a_test_backend() 
         }
     })
     .await;
+    let file = std::fs::read_to_string(&route_file).unwrap();
+    assert!(file.contains("\"chat\"") && file.contains("http://127.0.0.1:9/v1"));
     let shown = screen(&mut console);
     assert!(
         shown.contains("Routes (1)") && shown.contains("chat"),

@@ -1,0 +1,103 @@
+//! The messages survive the socket's encoding whole: bodies as bytes,
+//! events, runs' results.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::frame::{decode, encode};
+use super::message::*;
+use crate::load::fanout::{PeerResult, RowUpdate};
+use crate::load::Sample;
+use crate::node::{CallId, CallRequest, NodeEvent, ServeOutcome};
+
+fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug>(m: &T) {
+    let bytes = encode(m).expect("encodes");
+    let back: T = decode(&bytes).expect("decodes");
+    assert_eq!(format!("{m:?}"), format!("{back:?}"));
+}
+
+fn peer() -> libp2p::PeerId {
+    libp2p::identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id()
+}
+
+#[test]
+fn every_kind_of_message_comes_back_as_it_went() {
+    let body = Bytes::from_static(b"\xff\x00not utf-8\xfe");
+    let spec = CallSpec {
+        target: format!("/ip4/127.0.0.1/tcp/4001/p2p/{}", peer()),
+        request: CallRequest::from_parts("inference", "POST", Default::default(), body.clone()),
+        stream: true,
+    };
+    round_trip(&ToNode::Hello {
+        version: CONTROL_VERSION,
+        role: Role::Observe,
+    });
+    round_trip(&ToNode::Request {
+        id: 7,
+        request: Box::new(Request::Call(spec.clone())),
+    });
+    round_trip(&ToNode::Request {
+        id: 8,
+        request: Box::new(Request::Load {
+            spec,
+            plan: Default::default(),
+        }),
+    });
+    round_trip(&FromNode::Part {
+        id: 7,
+        part: Part::Bytes(body.clone()),
+    });
+    round_trip(&FromNode::Update(Update::Event(NodeEvent::ServeFinished {
+        id: CallId(3),
+        outcome: ServeOutcome::Refused {
+            reason: "node overloaded".into(),
+        },
+        bytes: 12,
+        elapsed: Duration::from_micros(1500),
+    })));
+    round_trip(&FromNode::Update(Update::Event(NodeEvent::DagNode {
+        namespace: "ns".into(),
+        id: "a".into(),
+        schema_id: "s".into(),
+        author: peer(),
+        created_at_ms: 1,
+        payload: serde_json::json!({"x": [1, 2.5, "y"]}),
+        stored: true,
+    })));
+    let sample = Sample {
+        peer: "p".into(),
+        e2e: Duration::from_millis(20),
+        ttft: Some(Duration::from_millis(3)),
+        itl: vec![Duration::from_micros(900); 3],
+        tokens: 4,
+        body_head: body,
+        ..Default::default()
+    };
+    round_trip(&FromNode::Part {
+        id: 9,
+        part: Part::FanOutRow {
+            index: 2,
+            update: RowUpdate::Done(Box::new(sample.clone())),
+        },
+    });
+    round_trip(&FromNode::Done {
+        id: 9,
+        reply: Reply::FanOutDone(vec![PeerResult {
+            sample,
+            tokens_per_sec: Some(1.5),
+            same_as_majority: None,
+        }]),
+    });
+    round_trip(&FromNode::Update(Update::Snapshot(Box::default())));
+    round_trip(&FromNode::Update(Update::Gap { missed: 12 }));
+}
+
+#[test]
+fn a_frame_that_is_not_a_message_is_an_error_not_a_panic() {
+    for garbage in [&b""[..], b"\xff\xff\xff", b"hello", &[0x9f; 64]] {
+        assert!(decode::<ToNode>(garbage).is_err(), "{garbage:?}");
+    }
+}
