@@ -2,6 +2,7 @@
 
 mod bench;
 mod call;
+mod ctl;
 #[cfg(feature = "console")]
 mod demo;
 mod fanout;
@@ -76,6 +77,13 @@ enum Command {
     /// Start a local demo backend and two demo peers, and open the console on them.
     #[cfg(feature = "console")]
     Demo(demo::DemoCmd),
+    /// Talk to a running node through its control socket (scripts).
+    #[command(subcommand)]
+    Ctl(ctl::CtlCmd),
+    /// Open the console on a node that already runs (a service, here or
+    /// over ssh); quitting leaves it running.
+    #[cfg(feature = "console")]
+    Attach(ctl::AttachCmd),
     /// Print a shell completion script: bash, zsh, fish, elvish, powershell.
     Completions(shell::CompletionsCmd),
     /// Print the man page (or write every page with --dir).
@@ -110,6 +118,9 @@ pub fn main() -> ExitCode {
             Some(Command::Bench(cmd)) => bench::run(cmd).await,
             Some(Command::Subnet(cmd)) => subnet::run(cmd).await,
             Some(Command::Telemetry(cmd)) => subnet::telemetry(cmd).await,
+            Some(Command::Ctl(cmd)) => ctl::run(cmd).await,
+            #[cfg(feature = "console")]
+            Some(Command::Attach(cmd)) => ctl::attach(cmd).await,
             Some(Command::Completions(cmd)) => shell::completions(cmd),
             Some(Command::Man(cmd)) => shell::man(cmd),
             #[cfg(feature = "console")]

@@ -302,12 +302,101 @@ pub(crate) struct NodeCmd {
     /// (glibc keeps what a burst of connections freed); 0: never.
     #[arg(long, value_name = "SECS", default_value_t = super::trim::DEFAULT_TRIM_INTERVAL_SECS)]
     trim_interval: u64,
+    #[command(flatten)]
+    control: ControlArgs,
+}
+
+/// The node's control socket, for `peerapi attach` and `peerapi ctl`.
+#[derive(Args)]
+pub(crate) struct ControlArgs {
+    /// The node's name, for `attach NAME` and its endpoint record (default: its peer id).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Control socket path; its directory must be private (0700, ours).
+    /// Default: $XDG_RUNTIME_DIR/peerapi/NAME.sock, or /run/peerapi for root.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_control")]
+    control: Option<PathBuf>,
+    /// Offer no control socket.
+    #[arg(long)]
+    no_control: bool,
+    /// Also admit members of this group (a gid) on the control socket.
+    #[arg(long, value_name = "GID")]
+    control_group: Option<u32>,
+    /// The most a control client may do: full, or observe (no calls,
+    /// edits, dials or disconnects).
+    #[arg(long, value_name = "ROLE", default_value = "full", value_parser = ["full", "observe"])]
+    control_role: String,
+    /// Control connections open at once.
+    #[arg(long, value_name = "N", default_value_t = peerapi::control::socket::DEFAULT_MAX_CONTROL_CONNECTIONS)]
+    max_control_connections: usize,
+    /// Largest control message, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = peerapi::control::frame::DEFAULT_MAX_MESSAGE_BYTES)]
+    max_control_message_bytes: usize,
+    /// Messages queued for one control client before its updates are
+    /// skipped (and it is sent a fresh snapshot).
+    #[arg(long, value_name = "N", default_value_t = peerapi::control::service::DEFAULT_QUEUED_MESSAGES)]
+    control_queue: usize,
+    /// Requests (calls, runs) of one control client in flight at once.
+    #[arg(long, value_name = "N", default_value_t = peerapi::control::service::DEFAULT_REQUESTS_IN_FLIGHT)]
+    control_requests: usize,
+}
+
+/// The control socket and its endpoint record, kept until the node stops.
+type Control = (
+    peerapi::control::socket::ControlSocket,
+    peerapi::control::endpoint::EndpointRecord,
+);
+
+impl ControlArgs {
+    async fn start(self, handle: &peerapi::NodeHandle) -> anyhow::Result<Option<Control>> {
+        use peerapi::control::{endpoint, socket, Role};
+        if self.no_control {
+            return Ok(None);
+        }
+        let peer_id = handle.local_peer_id().to_string();
+        let name = self.name.unwrap_or_else(|| peer_id.clone());
+        let path = self
+            .control
+            .unwrap_or_else(|| socket::default_dir().join(format!("{name}.sock")));
+        let mut options = socket::ControlOptions::at(path);
+        options.group = self.control_group;
+        options.role = if self.control_role == "observe" {
+            Role::Observe
+        } else {
+            Role::Full
+        };
+        options.max_connections = self.max_control_connections.max(1);
+        options.max_message_bytes = self.max_control_message_bytes.max(1024);
+        options.client.queued_messages = self.control_queue.max(16);
+        options.client.requests_in_flight = self.control_requests.max(1);
+        let listening = socket::listen(handle.clone(), options).await?;
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let record = endpoint::write(&endpoint::Endpoint {
+            name,
+            peer_id,
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            socket: listening.path().to_path_buf(),
+            started,
+            listen: handle
+                .listen_addrs()
+                .await?
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+        })
+        .context("cannot write the node's endpoint record")?;
+        Ok(Some((listening, record)))
+    }
 }
 
 pub(crate) async fn run(cmd: NodeCmd) -> ExitCode {
     let _guard = super::logging::init("info", cmd.node.log_dir.as_deref(), cmd.node.max_log_files);
     super::trim::spawn(std::time::Duration::from_secs(cmd.trim_interval));
-    match serve(cmd.node, cmd.json).await {
+    match serve(cmd.node, cmd.control, cmd.json).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("peerapi: {e:#}");
@@ -316,7 +405,7 @@ pub(crate) async fn run(cmd: NodeCmd) -> ExitCode {
     }
 }
 
-async fn serve(args: NodeArgs, json: bool) -> anyhow::Result<()> {
+async fn serve(args: NodeArgs, control: ControlArgs, json: bool) -> anyhow::Result<()> {
     let resolved = args.into_config(NODE_LISTEN)?;
     let metrics = resolved.serve_metrics().await?;
     let mut config = resolved.node;
@@ -324,6 +413,9 @@ async fn serve(args: NodeArgs, json: bool) -> anyhow::Result<()> {
     config.event_capacity = peerapi::node::HEADLESS_EVENT_CAPACITY;
     if config.route_file.is_none() {
         tracing::warn!("no --routes file: this node serves no routes (it can still call others)");
+    }
+    if let Some(name) = &control.name {
+        config.log_label = Some(name.clone());
     }
     let grace = config.shutdown_grace;
     let node = peerapi::Node::start(config)
@@ -345,6 +437,15 @@ async fn serve(args: NodeArgs, json: bool) -> anyhow::Result<()> {
     );
     for addr in handle.listen_addrs().await? {
         say("listening", "addr", addr.to_string(), "listening on");
+    }
+    let control = control.start(&handle).await?;
+    if let Some((socket, _)) = &control {
+        say(
+            "control",
+            "socket",
+            socket.path().display().to_string(),
+            "control on",
+        );
     }
     if let Some(addr) = metrics {
         say(

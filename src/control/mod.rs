@@ -9,10 +9,15 @@
 //! `link` the client's side. The console's own node is reached through
 //! the same messages in process.
 
+#[cfg(unix)]
+pub mod client;
+pub mod endpoint;
 pub mod frame;
 pub mod link;
 pub mod message;
 pub mod service;
+#[cfg(unix)]
+pub mod socket;
 mod work;
 
 pub use link::{Answer, LinkError, NodeLink, Pending, Updates};

@@ -130,7 +130,8 @@ pub async fn serve_client(
     out: mpsc::Sender<FromNode>,
     limits: ClientLimits,
 ) {
-    let Some(ToNode::Hello { version, role }) = from.recv().await else {
+    let hello = tokio::time::timeout(super::link::HELLO_WITHIN, from.recv()).await;
+    let Ok(Some(ToNode::Hello { version, role })) = hello else {
         return;
     };
     let role = role.capped_by(cap);

@@ -63,11 +63,24 @@ pub async fn run_console(config: NodeConfig, options: ConsoleOptions) -> anyhow:
     run_app(&dir, node, rx, tx, None, &options).await
 }
 
+/// Opens the console over a node that already runs, reached through
+/// `link`: quitting detaches and leaves the node running.
+pub async fn run_attached(
+    link: NodeLink,
+    updates: Updates,
+    options: ConsoleOptions,
+) -> anyhow::Result<()> {
+    let (tx, rx) = mpsc::channel(LOG_QUEUE);
+    let dir = options.log_dir.clone().unwrap_or_else(data_dir);
+    let _log = init_logging(&dir, options.max_log_files, tx.clone());
+    run_linked(&dir, link, updates, rx, tx, None, &options).await
+}
+
 /// The console over `node` in this terminal, until the operator quits.
 pub(super) async fn run_app(
     data_dir: &Path,
     node: Node,
-    mut actions: mpsc::Receiver<Action>,
+    actions: mpsc::Receiver<Action>,
     tx: mpsc::Sender<Action>,
     prefill: Option<Entry>,
     options: &ConsoleOptions,
@@ -80,6 +93,22 @@ pub(super) async fn run_app(
     let (link, updates) = NodeLink::in_process(&node.handle(), role)
         .await
         .context("cannot reach the console's node")?;
+    let result = run_linked(data_dir, link, updates, actions, tx, prefill, options).await;
+    node.shutdown().await;
+    result
+}
+
+/// The console over the node behind `link`, in this terminal, until the
+/// operator quits.
+async fn run_linked(
+    data_dir: &Path,
+    link: NodeLink,
+    updates: Updates,
+    mut actions: mpsc::Receiver<Action>,
+    tx: mpsc::Sender<Action>,
+    prefill: Option<Entry>,
+    options: &ConsoleOptions,
+) -> anyhow::Result<()> {
 
     // Keyboard and mouse in a thread of their own: crossterm's read blocks.
     let (key_tx, mut keys) = mpsc::unbounded_channel::<Event>();
@@ -156,7 +185,6 @@ pub(super) async fn run_app(
     stop_input.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = input.join();
     console.abort_calls();
-    node.shutdown().await;
     result.map_err(|e| anyhow::anyhow!("the terminal failed: {e}"))
 }
 

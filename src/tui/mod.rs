@@ -26,6 +26,6 @@ mod terminal;
 pub mod user_keys;
 pub mod view;
 
-pub use app::{run_console, Console, ConsoleOptions};
+pub use app::{run_attached, run_console, Console, ConsoleOptions};
 pub use demo::{run_demo, DemoOptions};
 pub use terminal::data_dir;

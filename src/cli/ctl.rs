@@ -1,0 +1,286 @@
+//! `peerapi ctl` (scripts) and `peerapi attach` (the console) over a node
+//! that already runs, through its control socket: on this machine, or
+//! through the user's own ssh.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use peerapi::control::client::{self, Target};
+use peerapi::control::{NodeLink, Role, Update, Updates};
+
+use super::say::fail;
+
+#[derive(Args)]
+pub(crate) struct TargetArg {
+    /// The node: a socket path, a node's name, a peer-id prefix, or
+    /// ssh://[user@]host[:port][/name]. Default: the one local node.
+    #[arg(value_name = "TARGET")]
+    target: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum CtlCmd {
+    /// The node's identity, listen addresses, peers and routes, at a glance.
+    Status {
+        #[command(flatten)]
+        target: TargetArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The node's connected peers.
+    Peers {
+        #[command(flatten)]
+        target: TargetArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The node's route table (names, URLs stay on the node's screen only
+    /// when --json is not given: the table is the operator's).
+    Routes {
+        #[command(flatten)]
+        target: TargetArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The running nodes on this machine.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Join stdin and stdout to a local node's control socket (what
+    /// `attach ssh://host` runs on the far side).
+    DialStdio {
+        /// A socket path, name or peer-id prefix (default: the one local node).
+        #[arg(value_name = "NODE")]
+        node: Option<String>,
+    },
+}
+
+#[derive(Args)]
+pub(crate) struct AttachCmd {
+    #[command(flatten)]
+    target: TargetArg,
+    /// Watch only: no calls, route edits, dials, disconnects or taps.
+    #[arg(long)]
+    read_only: bool,
+}
+
+/// A link to the node `target` names; the ssh child, if any, lives as long as it.
+async fn connect(
+    target: Option<&str>,
+    role: Role,
+) -> Result<(NodeLink, Updates, Option<tokio::process::Child>), String> {
+    match Target::parse(target)? {
+        Target::Socket(path) => {
+            let (l, u) = client::connect_socket(&path, role).await?;
+            Ok((l, u, None))
+        }
+        Target::Local(query) => {
+            let node = client::find_local(&client::search_dirs(), query.as_deref())?;
+            let (l, u) = client::connect_socket(&node.socket, role).await?;
+            Ok((l, u, None))
+        }
+        Target::Ssh {
+            destination,
+            port,
+            name,
+        } => {
+            let (l, u, child) =
+                client::connect_ssh(&destination, port, name.as_deref(), role).await?;
+            Ok((l, u, Some(child)))
+        }
+    }
+}
+
+/// The node's first snapshot (it follows the hello).
+async fn snapshot(updates: &mut Updates) -> Result<peerapi::control::Snapshot, String> {
+    let wait = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(u) = updates.recv().await {
+            if let Update::Snapshot(s) = u {
+                return Some(*s);
+            }
+        }
+        None
+    });
+    match wait.await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err("the node closed the connection".into()),
+        Err(_) => Err("the node sent no snapshot within 10 s".into()),
+    }
+}
+
+pub(crate) async fn run(cmd: CtlCmd) -> ExitCode {
+    let (target, json, what) = match cmd {
+        CtlCmd::DialStdio { node } => return dial_stdio(node.as_deref()).await,
+        CtlCmd::List { json } => return list(json),
+        CtlCmd::Status { target, json } => (target, json, "status"),
+        CtlCmd::Peers { target, json } => (target, json, "peers"),
+        CtlCmd::Routes { target, json } => (target, json, "routes"),
+    };
+    let (link, mut updates, _ssh) = match connect(target.target.as_deref(), Role::Observe).await {
+        Ok(c) => c,
+        Err(e) => return fail(3, e),
+    };
+    let snap = match snapshot(&mut updates).await {
+        Ok(s) => s,
+        Err(e) => return fail(3, e),
+    };
+    let info = link.info();
+    let mut out = std::io::stdout().lock();
+    let text = match (what, json) {
+        ("status", true) => serde_json::json!({
+            "peer_id": info.peer_id.to_string(),
+            "name": info.name,
+            "version": info.version,
+            "listen": snap.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "peers": snap.peers.len(),
+            "routes": snap.routes.table.len(),
+            "route_file_error": snap.routes.file.last_error,
+        })
+        .to_string(),
+        ("status", false) => {
+            let mut t = format!("peer id   {}\n", info.peer_id);
+            if let Some(n) = &info.name {
+                t.push_str(&format!("name      {n}\n"));
+            }
+            t.push_str(&format!("version   {}\n", info.version));
+            for a in &snap.listen {
+                t.push_str(&format!("listening {a}\n"));
+            }
+            t.push_str(&format!("peers     {}\n", snap.peers.len()));
+            t.push_str(&format!("routes    {}", snap.routes.table.len()));
+            if let Some(e) = &snap.routes.file.last_error {
+                t.push_str(&format!(" (route file rejected: {e})"));
+            }
+            t
+        }
+        ("peers", true) => snap
+            .peers
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "peer_id": p.peer.to_string(),
+                    "addr": p.addr.to_string(),
+                    "direction": p.direction.to_string(),
+                    "agent": p.agent,
+                    "rtt_ms": p.rtt_last.map(|d| d.as_secs_f64() * 1e3),
+                })
+                .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        ("peers", false) => snap
+            .peers
+            .iter()
+            .map(|p| {
+                let rtt = p
+                    .rtt_last
+                    .map(|d| format!("{:.1}ms", d.as_secs_f64() * 1e3))
+                    .unwrap_or_else(|| "-".into());
+                format!("{}  {:<8}  {:>9}  {}", p.peer, p.direction, rtt, p.addr)
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        (_, true) => snap
+            .routes
+            .table
+            .iter()
+            .map(|(name, r)| {
+                serde_json::json!({"name": name, "urls": r.urls, "stream": r.stream}).to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        (_, false) => snap
+            .routes
+            .table
+            .iter()
+            .map(|(name, r)| {
+                let kind = if r.stream { "stream" } else { "unary" };
+                format!("{name:<20} {kind:<6} {}", r.urls.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
+    if !text.is_empty() {
+        let _ = writeln!(out, "{text}");
+    }
+    ExitCode::SUCCESS
+}
+
+fn list(json: bool) -> ExitCode {
+    let dirs = client::search_dirs();
+    let nodes: Vec<_> = dirs
+        .iter()
+        .flat_map(|d| peerapi::control::endpoint::list(d))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if json {
+        for n in &nodes {
+            let _ = writeln!(out, "{}", serde_json::to_string(n).unwrap_or_default());
+        }
+        return ExitCode::SUCCESS;
+    }
+    if nodes.is_empty() {
+        let looked: Vec<_> = dirs.iter().map(|d| d.display().to_string()).collect();
+        let _ = writeln!(out, "no running node (looked in {})", looked.join(", "));
+        return ExitCode::SUCCESS;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    for n in &nodes {
+        let up = now.saturating_sub(n.started);
+        let listen = n.listen.first().map(String::as_str).unwrap_or("-");
+        let _ = writeln!(
+            out,
+            "{:<20} {}  up {}h{:02}m  {listen}",
+            n.name,
+            n.peer_id,
+            up / 3600,
+            up / 60 % 60
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// Joins stdin/stdout to the node's socket, byte for byte.
+async fn dial_stdio(node: Option<&str>) -> ExitCode {
+    let path = match Target::parse(node) {
+        Ok(Target::Socket(p)) => p,
+        Ok(Target::Local(q)) => match client::find_local(&client::search_dirs(), q.as_deref()) {
+            Ok(n) => n.socket,
+            Err(e) => return fail(3, e),
+        },
+        Ok(Target::Ssh { .. }) => return fail(2, "dial-stdio reaches a node on this machine only"),
+        Err(e) => return fail(2, e),
+    };
+    let mut socket = match tokio::net::UnixStream::connect(&path).await {
+        Ok(s) => s,
+        Err(e) => return fail(3, format!("cannot connect to {}: {e}", path.display())),
+    };
+    let mut stdio = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
+    match tokio::io::copy_bidirectional(&mut stdio, &mut socket).await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => fail(1, format!("control connection ended: {e}")),
+    }
+}
+
+#[cfg(feature = "console")]
+pub(crate) async fn attach(cmd: AttachCmd) -> ExitCode {
+    let role = if cmd.read_only {
+        Role::Observe
+    } else {
+        Role::Full
+    };
+    let (link, updates, _ssh) = match connect(cmd.target.target.as_deref(), role).await {
+        Ok(c) => c,
+        Err(e) => return fail(3, e),
+    };
+    let options = peerapi::tui::ConsoleOptions {
+        read_only: link.role() == Role::Observe,
+        ..Default::default()
+    };
+    super::console_result(peerapi::tui::run_attached(link, updates, options).await)
+}
