@@ -6,6 +6,7 @@ mod common;
 #[cfg(feature = "console")]
 mod console;
 mod console_backend;
+mod control;
 mod discovery;
 mod embedded;
 mod faults;

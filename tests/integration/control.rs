@@ -1,0 +1,343 @@
+//! A `peerapi node` process and its control socket, reached as `attach`
+//! and `ctl` reach it: real processes, a real Unix socket, the library's
+//! client. Permissions, credentials, hostile input, slow readers, calls
+//! made by the node, edits seen by every client.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use peerapi::control::{client, Answer, NodeLink, Part, Reply, Request, Role, Update, Updates};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{demo_backend, node_process_with, within, Proc, BIN};
+
+fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// A node process with a route file for `routes` and its control socket
+/// at `dir/ctl/node.sock`.
+fn node_with_control(
+    dir: &Path,
+    routes: &peerapi::RouteTable,
+    flags: &[&str],
+) -> (Proc, libp2p::Multiaddr, PathBuf) {
+    let file = dir.join("routes.json");
+    crate::common::write_routes_file(&file, routes);
+    let socket = dir.join("ctl").join("node.sock");
+    let socket_arg = socket.to_str().unwrap().to_string();
+    let mut all = vec!["--control", &socket_arg];
+    all.extend_from_slice(flags);
+    let (proc, addr) = node_process_with(&file, &all);
+    // The address is printed before the socket line; the record comes
+    // once the socket listens.
+    let record = socket.with_extension("json");
+    let start = std::time::Instant::now();
+    while !record.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no endpoint record at {}",
+            record.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (proc, addr, socket)
+}
+
+async fn link(socket: &Path, role: Role) -> (NodeLink, Updates) {
+    within(client::connect_socket(socket, role))
+        .await
+        .expect("the node answers on its control socket")
+}
+
+/// Reads updates until `pred` picks one out.
+async fn until<T>(updates: &mut Updates, mut pred: impl FnMut(Update) -> Option<T>) -> T {
+    within(async {
+        loop {
+            let u = updates.recv().await.expect("the node is there");
+            if let Some(t) = pred(u) {
+                return t;
+            }
+        }
+    })
+    .await
+}
+
+fn ctl(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).arg("ctl").args(args).output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_socket_is_private_its_record_says_who_listens_and_ctl_reads_the_node() {
+    let backend = demo_backend().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut proc, addr, socket) =
+        node_with_control(dir.path(), &backend.routes(), &["--name", "alpha"]);
+    assert_eq!(mode(socket.parent().unwrap()), 0o700, "the directory");
+    assert_eq!(mode(&socket), 0o600, "the socket");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(socket.with_extension("json")).unwrap()).unwrap();
+    assert_eq!(record["name"], "alpha");
+    assert_eq!(record["pid"], proc.0.id());
+    let peer = crate::common::peer_id_of(&addr).to_string();
+    assert_eq!(record["peer_id"], peer.as_str());
+
+    let out = ctl(&["status", socket.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["peer_id"], peer.as_str());
+    assert_eq!(status["name"], "alpha");
+    assert_eq!(status["routes"], backend.routes().len());
+    let out = ctl(&["routes", socket.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("inference"));
+
+    // SIGTERM: the node takes its socket and record away.
+    let pid = proc.0.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = proc.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!socket.exists() && !socket.with_extension("json").exists());
+}
+
+#[test]
+fn a_control_directory_open_to_others_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = dir.path().join("ctl");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let routes = dir.path().join("routes.json");
+    std::fs::write(&routes, "{}").unwrap();
+    let out = Command::new(BIN)
+        .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--routes"])
+        .arg(&routes)
+        .arg("--control")
+        .arg(open.join("n.sock"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("open to others (mode 755)") && err.contains("chmod 700"),
+        "{err}"
+    );
+    assert!(!open.join("n.sock").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_user_is_refused_even_where_the_file_modes_would_let_it_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_proc, _, socket) = node_with_control(dir.path(), &Default::default(), &[]);
+    // An operator's slip: the directory and socket opened to everyone.
+    // The credentials check still keeps another user out.
+    for (p, m) in [(dir.path(), 0o755), (socket.parent().unwrap(), 0o755), (&*socket, 0o666)] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", BIN, "ctl", "status"])
+        .arg(&socket)
+        .output()
+        .expect("setpriv (util-linux) runs a command as another user");
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("closed the connection"), "{err}");
+    // The node's own user is let in.
+    assert!(ctl(&["status", socket.to_str().unwrap()]).status.success());
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_an_oversized_frame_and_a_thousand_reconnects_leave_the_node_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let (proc, _, socket) = node_with_control(dir.path(), &Default::default(), &[]);
+    let pid = proc.0.id();
+    let closed = |mut s: tokio::net::UnixStream| async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    // Not a frame of a message.
+    let mut s = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    s.write_all(b"\x00\x00\x00\x10GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    within(closed(s)).await;
+    // A frame announcing 100 MiB: dropped at its length, nothing buffered.
+    let mut s = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    s.write_all(&(100u32 << 20).to_be_bytes()).await.unwrap();
+    let _ = s.write_all(&vec![b'x'; 1 << 20]).await;
+    within(closed(s)).await;
+
+    let before = open_fds(pid);
+    for _ in 0..1000 {
+        let (l, u) = link(&socket, Role::Observe).await;
+        drop((l, u));
+    }
+    // Each connection is closed by the node once its client is gone.
+    let after = within(async {
+        loop {
+            let n = open_fds(pid);
+            if n <= before + 2 {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(after <= before + 2, "fds {before} -> {after}");
+    let out = ctl(&["status", socket.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_through_an_attached_link_are_made_by_the_node_and_edits_reach_every_client() {
+    let backend = demo_backend().await;
+    let dir_b = tempfile::tempdir().unwrap();
+    // B serves the demo backend; A is the node we attach to.
+    let (_b, b_addr, b_socket) = node_with_control(dir_b.path(), &backend.routes(), &[]);
+    let dir_a = tempfile::tempdir().unwrap();
+    let (_a, a_addr, a_socket) = node_with_control(dir_a.path(), &Default::default(), &[]);
+    let (one, _one_updates) = link(&a_socket, Role::Full).await;
+    let (two, mut two_updates) = link(&a_socket, Role::Full).await;
+    assert_eq!(one.role(), Role::Full);
+
+    let spec = peerapi::control::CallSpec {
+        target: b_addr.to_string(),
+        request: peerapi::node::CallRequest::from_parts(
+            "inference",
+            "POST",
+            [("content-type".to_string(), "application/json".to_string())].into(),
+            r#"{"stream": true, "messages": [{"role": "user", "content": "hi"}]}"#,
+        ),
+        stream: true,
+    };
+    let mut pending = one.request(Request::Call(spec));
+    let mut body = Vec::new();
+    let mut head = None;
+    let ended = within(async {
+        loop {
+            match pending.next().await.expect("an answer") {
+                Answer::Part(Part::Head(h)) => head = Some(h),
+                Answer::Part(Part::Bytes(b)) => body.extend_from_slice(&b),
+                Answer::Part(_) => {}
+                Answer::Done(reply) => return reply,
+            }
+        }
+    })
+    .await;
+    assert!(
+        matches!(ended, Reply::CallEnded { error: None, .. }),
+        "{ended:?}"
+    );
+    assert_eq!(head.expect("a head").status, Some(200));
+    assert!(String::from_utf8_lossy(&body).contains("data:"), "tokens");
+    // B saw the call come from A's identity: A made it.
+    let peers = ctl(&["peers", b_socket.to_str().unwrap(), "--json"]);
+    let a_peer = crate::common::peer_id_of(&a_addr).to_string();
+    assert!(
+        String::from_utf8_lossy(&peers.stdout).contains(&a_peer),
+        "{peers:?}"
+    );
+
+    // One client adds a route; the other sees A's table change.
+    let written = one
+        .request(Request::UpsertRoute {
+            name: "chat".into(),
+            url: "http://127.0.0.1:9/v1".into(),
+            stream: true,
+            version: None,
+        })
+        .reply();
+    assert!(
+        matches!(within(written).await, Reply::Text(Ok(_))),
+        "route written"
+    );
+    until(&mut two_updates, |u| match u {
+        Update::Routes(t) if t.table.contains_key("chat") => Some(()),
+        _ => None,
+    })
+    .await;
+    let file = std::fs::read_to_string(dir_a.path().join("routes.json")).unwrap();
+    assert!(file.contains("\"chat\""), "{file}");
+    drop(two);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_may_not_call_dial_or_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_proc, addr, socket) =
+        node_with_control(dir.path(), &Default::default(), &["--control-role", "observe"]);
+    let (observer, _u) = link(&socket, Role::Full).await;
+    assert_eq!(observer.role(), Role::Observe, "the node caps the role");
+    for request in [
+        Request::Dial {
+            addr: addr.to_string(),
+        },
+        Request::RemoveRoute {
+            name: "x".into(),
+            version: None,
+        },
+    ] {
+        let reply = within(observer.request(request).reply()).await;
+        assert!(matches!(reply, Reply::Refused(_)), "{reply:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_skipped_with_a_gap_and_the_node_keeps_serving() {
+    let backend = demo_backend().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_proc, addr, socket) =
+        node_with_control(dir.path(), &backend.routes(), &["--control-queue", "16"]);
+    // Says hello, then reads nothing.
+    let mut stuck = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let hello = peerapi::control::frame::encode(&peerapi::control::ToNode::Hello {
+        version: peerapi::control::CONTROL_VERSION,
+        role: Role::Observe,
+    })
+    .unwrap();
+    stuck
+        .write_all(&(hello.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    stuck.write_all(&hello).await.unwrap();
+
+    // Enough served calls to overflow the socket's buffer and the queue.
+    let caller = crate::common::client().await;
+    for _ in 0..400 {
+        let body = within(caller.handle().call_remote(
+            &addr,
+            "health",
+            "GET",
+            Default::default(),
+            Vec::new(),
+        ))
+        .await
+        .expect("the node serves while a control client is stuck");
+        assert!(!body.is_empty());
+    }
+    // Reading now, the client finds the gap the node marked.
+    let mut frames = tokio_util::codec::FramedRead::new(
+        stuck,
+        tokio_util::codec::LengthDelimitedCodec::new(),
+    );
+    let gap = within(async {
+        use futures::StreamExt;
+        while let Some(frame) = frames.next().await {
+            let message: peerapi::control::FromNode =
+                peerapi::control::frame::decode(&frame.unwrap()).unwrap();
+            if let peerapi::control::FromNode::Update(Update::Gap { missed }) = message {
+                return Some(missed);
+            }
+        }
+        None
+    })
+    .await;
+    assert!(gap.is_some_and(|m| m > 0), "a gap is marked: {gap:?}");
+}
