@@ -145,9 +145,10 @@ async fn console(node: &Node, sink: Sink) -> (Console<Fixed>, tokio::sync::mpsc:
     let (tx, rx) = tokio::sync::mpsc::channel(64 * 1024);
     let terminal = Terminal::new(Fixed(CrosstermBackend::new(sink))).expect("terminal");
     let dir = std::env::temp_dir().join(format!("peerapi-console-scale-{}", std::process::id()));
-    let (link, updates) = peerapi::control::NodeLink::in_process(&node.handle(), peerapi::control::Role::Full)
-        .await
-        .expect("the console reaches its node");
+    let (link, updates) =
+        peerapi::control::NodeLink::in_process(&node.handle(), peerapi::control::Role::Full)
+            .await
+            .expect("the console reaches its node");
     let c = Console::new(terminal, link, updates, tx, &dir, None);
     (c, rx)
 }

@@ -34,4 +34,16 @@ if ! command -v tmux >/dev/null; then
   fi
 fi
 
+# The attach tests reach a node through a real sshd on 127.0.0.1.
+if [ ! -x /usr/sbin/sshd ]; then
+  echo "== installing openssh-server (the attach tests go through a real sshd)"
+  if command -v apt-get >/dev/null; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    ($SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends openssh-server openssh-client) >/dev/null
+  else
+    echo "sshd is missing and there is no apt-get here: install openssh-server, then run this again" >&2
+    exit 1
+  fi
+fi
+
 cargo test --locked "$@"

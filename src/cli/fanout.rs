@@ -49,7 +49,11 @@ pub(crate) async fn run(
     let mut out = std::io::stdout().lock();
     if json {
         for r in &results {
-            let _ = writeln!(out, "{}", serde_json::to_string(&r.json()).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&r.json()).unwrap_or_default()
+            );
         }
     } else {
         let _ = writeln!(

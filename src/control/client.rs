@@ -49,7 +49,9 @@ impl Target {
                 None => (host_part.to_string(), None),
             };
             if destination.is_empty() || destination.starts_with('-') {
-                return Err(format!("no host in {text:?}: ssh://[user@]host[:port][/name]"));
+                return Err(format!(
+                    "no host in {text:?}: ssh://[user@]host[:port][/name]"
+                ));
             }
             return Ok(Target::Ssh {
                 destination,

@@ -11,12 +11,10 @@ use tokio::sync::mpsc;
 
 use super::message::{
     FromNode, NodeInfo, Part, Reply, Request, RequestId, Role, ToNode, Update, CONTROL_VERSION,
+    HELLO_WITHIN,
 };
 use super::service::{self, ClientLimits};
 use crate::node::NodeHandle;
-
-/// How long a node has to answer a hello.
-pub const HELLO_WITHIN: Duration = Duration::from_secs(10);
 
 /// Parts of one answer queued for the client before the node waits.
 const PARTS_QUEUE: usize = 256;

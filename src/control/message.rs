@@ -18,6 +18,9 @@ use crate::wire::RouteInfo;
 /// The version of this message set; a hello with another is refused.
 pub const CONTROL_VERSION: u32 = 1;
 
+/// How long either side waits for the other's hello.
+pub const HELLO_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A request's number on its connection, chosen by the client.
 pub type RequestId = u64;
 
@@ -202,7 +205,9 @@ pub enum Update {
     Subnet(SubnetStats),
     /// This many updates were not sent because the client read too
     /// slowly; a snapshot follows.
-    Gap { missed: u64 },
+    Gap {
+        missed: u64,
+    },
 }
 
 /// The node's state in one message.

@@ -22,8 +22,8 @@ mod work;
 
 pub use link::{Answer, LinkError, NodeLink, Pending, Updates};
 pub use message::{
-    CallSpec, FromNode, NodeInfo, Part, Reply, Request, RequestId, Role, RoutesSnapshot,
-    Snapshot, SubnetStats, ToNode, Update, CONTROL_VERSION,
+    CallSpec, FromNode, NodeInfo, Part, Reply, Request, RequestId, Role, RoutesSnapshot, Snapshot,
+    SubnetStats, ToNode, Update, CONTROL_VERSION,
 };
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::message::{
-    FromNode, NodeInfo, Part, Reply, RequestId, Role, RoutesSnapshot, Snapshot,
-    SubnetStats, ToNode, Update, CONTROL_VERSION,
+    FromNode, NodeInfo, Reply, RequestId, Role, RoutesSnapshot, Snapshot, SubnetStats, ToNode,
+    Update, CONTROL_VERSION,
 };
 use super::work;
 use crate::node::{NodeEvent, NodeHandle};
@@ -130,7 +130,7 @@ pub async fn serve_client(
     out: mpsc::Sender<FromNode>,
     limits: ClientLimits,
 ) {
-    let hello = tokio::time::timeout(super::link::HELLO_WITHIN, from.recv()).await;
+    let hello = tokio::time::timeout(super::message::HELLO_WITHIN, from.recv()).await;
     let Ok(Some(ToNode::Hello { version, role })) = hello else {
         return;
     };
@@ -182,7 +182,7 @@ pub async fn serve_client(
                     running.insert(id, cancel.clone());
                     let (context, out, done_tx) = (context.clone(), out.clone(), done_tx.clone());
                     tokio::spawn(tracing::Instrument::instrument(async move {
-                        let parts = PartSender { id, out: out.clone() };
+                        let parts = work::PartSender::new(id, out.clone());
                         let reply = work::carry_out(&context, *request, cancel, parts).await;
                         let _ = out.send(FromNode::Done { id, reply }).await;
                         let _ = done_tx.send(id);
@@ -239,28 +239,5 @@ pub async fn serve_client(
     // A client that went away leaves nothing running on the node.
     for cancel in running.values() {
         cancel.cancel();
-    }
-}
-
-/// Sends one request's parts; waits for room, as a call's body must not be lost.
-#[derive(Clone)]
-pub struct PartSender {
-    id: RequestId,
-    out: mpsc::Sender<FromNode>,
-}
-
-impl PartSender {
-    /// Every part arrives, in order (the request waits for room).
-    pub async fn send(&self, part: Part) -> bool {
-        self.out
-            .send(FromNode::Part { id: self.id, part })
-            .await
-            .is_ok()
-    }
-
-    /// A progress part that may be skipped when the client is behind (the
-    /// next one, or the last word, says more).
-    pub fn offer(&self, part: Part) {
-        let _ = self.out.try_send(FromNode::Part { id: self.id, part });
     }
 }

@@ -138,7 +138,10 @@ impl Drop for ControlSocket {
 }
 
 /// Listens for control clients of `handle`'s node.
-pub async fn listen(handle: NodeHandle, options: ControlOptions) -> Result<ControlSocket, ControlError> {
+pub async fn listen(
+    handle: NodeHandle,
+    options: ControlOptions,
+) -> Result<ControlSocket, ControlError> {
     let path = options.socket.clone();
     let dir = path
         .parent()

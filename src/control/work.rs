@@ -6,8 +6,7 @@ use std::sync::{Arc, OnceLock};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::message::{CallSpec, Part, Reply, Request};
-use super::service::PartSender;
+use super::message::{CallSpec, FromNode, Part, Reply, Request, RequestId};
 use crate::node::{parse_peer_addr, CallError, NodeHandle};
 
 /// What requests share on one connection.
@@ -93,17 +92,15 @@ pub async fn carry_out(
                 None => Err(NO_ROUTE_FILE.into()),
             })
         }
-        Request::RemoteRoutes { target } => {
-            Reply::RemoteRoutes(match parse_peer_addr(&target) {
-                Ok(addr) => handle.list_routes(&addr).await.map_err(|e| match e {
-                    CallError::Unsupported { .. } => {
-                        "the peer does not list its routes (a 1.0.0-only node)".to_string()
-                    }
-                    other => other.to_string(),
-                }),
-                Err(e) => Err(e.to_string()),
-            })
-        }
+        Request::RemoteRoutes { target } => Reply::RemoteRoutes(match parse_peer_addr(&target) {
+            Ok(addr) => handle.list_routes(&addr).await.map_err(|e| match e {
+                CallError::Unsupported { .. } => {
+                    "the peer does not list its routes (a 1.0.0-only node)".to_string()
+                }
+                other => other.to_string(),
+            }),
+            Err(e) => Err(e.to_string()),
+        }),
         Request::FanOut { spec, peers } => {
             let addrs: Vec<_> = peers
                 .iter()
@@ -236,5 +233,32 @@ async fn call(handle: &NodeHandle, spec: CallSpec, parts: &PartSender) -> Reply 
                 server_timing: None,
             },
         }
+    }
+}
+
+/// Sends one request's parts; waits for room, as a call's body must not be lost.
+#[derive(Clone)]
+pub struct PartSender {
+    id: RequestId,
+    out: tokio::sync::mpsc::Sender<FromNode>,
+}
+
+impl PartSender {
+    pub fn new(id: RequestId, out: tokio::sync::mpsc::Sender<FromNode>) -> Self {
+        Self { id, out }
+    }
+
+    /// Every part arrives, in order (the request waits for room).
+    pub async fn send(&self, part: Part) -> bool {
+        self.out
+            .send(FromNode::Part { id: self.id, part })
+            .await
+            .is_ok()
+    }
+
+    /// A progress part that may be skipped when the client is behind (the
+    /// next one, or the last word, says more).
+    pub fn offer(&self, part: Part) {
+        let _ = self.out.try_send(FromNode::Part { id: self.id, part });
     }
 }

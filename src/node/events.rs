@@ -11,7 +11,9 @@ use crate::routes::{RouteDiff, RouteReload};
 pub const EVENT_CAPACITY: usize = 4096;
 
 /// Identifies one outgoing or served call for the node's lifetime.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct CallId(pub u64);
 
 impl std::fmt::Display for CallId {

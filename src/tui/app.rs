@@ -109,7 +109,6 @@ async fn run_linked(
     prefill: Option<Entry>,
     options: &ConsoleOptions,
 ) -> anyhow::Result<()> {
-
     // Keyboard and mouse in a thread of their own: crossterm's read blocks.
     let (key_tx, mut keys) = mpsc::unbounded_channel::<Event>();
     let stop_input = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -219,9 +218,7 @@ async fn pump_updates(mut updates: Updates, tx: mpsc::Sender<Action>) {
             }
         }
     }
-    let _ = tx
-        .send(Action::Notice("the node is gone".into()))
-        .await;
+    let _ = tx.send(Action::Notice("the node is gone".into())).await;
 }
 
 /// The console over any ratatui backend: state, effects and drawing. The

@@ -212,7 +212,9 @@ async fn follow_call(mut pending: Pending, tx: mpsc::Sender<Action>, id: LocalId
                 server_timing,
             })) => break (error, server_timing),
             Some(Answer::Done(Reply::Refused(why))) => break (Some(why), None),
-            Some(Answer::Done(other)) => break (Some(format!("unexpected answer: {other:?}")), None),
+            Some(Answer::Done(other)) => {
+                break (Some(format!("unexpected answer: {other:?}")), None)
+            }
             None => break (Some("the node is gone".into()), None),
         }
     };
@@ -242,7 +244,9 @@ async fn follow_run(mut pending: Pending, tx: mpsc::Sender<Action>) {
                 let _ = tx.try_send(Action::Runs(update));
                 continue;
             }
-            Answer::Done(Reply::FanOutDone(results)) => Action::Runs(RunsAction::FanOutDone(results)),
+            Answer::Done(Reply::FanOutDone(results)) => {
+                Action::Runs(RunsAction::FanOutDone(results))
+            }
             Answer::Done(Reply::LoadDone(summary)) => Action::Runs(RunsAction::LoadDone(summary)),
             Answer::Done(Reply::HopVsDirectDone(result)) => {
                 Action::Runs(RunsAction::HopVsDirectDone(result))

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_peerapi");
 
-struct Session(String);
+pub(crate) struct Session(pub(crate) String);
 
 impl Session {
-    fn capture(&self) -> String {
+    pub(crate) fn capture(&self) -> String {
         let out = Command::new("tmux")
             .args(["capture-pane", "-p", "-t", &self.0])
             .output()
@@ -18,7 +18,7 @@ impl Session {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn keys(&self, keys: &[&str]) {
+    pub(crate) fn keys(&self, keys: &[&str]) {
         let status = Command::new("tmux")
             .args(["send-keys", "-t", &self.0])
             .args(keys)
@@ -28,7 +28,12 @@ impl Session {
     }
 
     /// Polls the screen until `pred` holds, for at most `limit`.
-    fn wait_for(&self, what: &str, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         let start = Instant::now();
         loop {
             let screen = self.capture();
@@ -55,15 +60,22 @@ impl Drop for Session {
 impl Session {
     /// `peerapi demo` with `args` in a new 100x30 tmux session named `name`.
     fn demo(name: String, args: &str) -> Session {
+        Self::run(name, &format!("{BIN} demo {args}"), (100, 30))
+    }
+
+    /// `command` in a new tmux session of `size`; the screen says
+    /// PEERAPI-EXITED once it ends.
+    pub(crate) fn run(name: String, command: &str, size: (u16, u16)) -> Session {
         // A missing tmux fails the test with the way to get it, never skips it.
         assert!(
             Command::new("tmux").arg("-V").output().is_ok(),
             "tmux is not installed: run the tests with `bash tests/run.sh`, which installs it \
              (or: apt-get install tmux)"
         );
-        let cmd = format!("{BIN} demo {args}; echo PEERAPI-EXITED; sleep 5");
+        let cmd = format!("{command}; echo PEERAPI-EXITED; sleep 5");
+        let (w, h) = (size.0.to_string(), size.1.to_string());
         let status = Command::new("tmux")
-            .args(["new-session", "-d", "-s", &name, "-x", "100", "-y", "30"])
+            .args(["new-session", "-d", "-s", &name, "-x", &w, "-y", &h])
             .arg(cmd)
             .env("NO_COLOR", "1")
             .status()

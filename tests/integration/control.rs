@@ -14,7 +14,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::common::{demo_backend, node_process_with, within, Proc, BIN};
 
 fn mode(path: &Path) -> u32 {
-    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 /// A node process with a route file for `routes` and its control socket
@@ -131,11 +135,22 @@ async fn another_user_is_refused_even_where_the_file_modes_would_let_it_in() {
     let (_proc, _, socket) = node_with_control(dir.path(), &Default::default(), &[]);
     // An operator's slip: the directory and socket opened to everyone.
     // The credentials check still keeps another user out.
-    for (p, m) in [(dir.path(), 0o755), (socket.parent().unwrap(), 0o755), (&*socket, 0o666)] {
+    for (p, m) in [
+        (dir.path(), 0o755),
+        (socket.parent().unwrap(), 0o755),
+        (&*socket, 0o666),
+    ] {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
     }
     let out = Command::new("setpriv")
-        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", BIN, "ctl", "status"])
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            BIN,
+            "ctl",
+            "status",
+        ])
         .arg(&socket)
         .output()
         .expect("setpriv (util-linux) runs a command as another user");
@@ -147,7 +162,9 @@ async fn another_user_is_refused_even_where_the_file_modes_would_let_it_in() {
 }
 
 fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,7 +183,9 @@ async fn garbage_an_oversized_frame_and_a_thousand_reconnects_leave_the_node_ser
     };
     // Not a frame of a message.
     let mut s = tokio::net::UnixStream::connect(&socket).await.unwrap();
-    s.write_all(b"\x00\x00\x00\x10GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    s.write_all(b"\x00\x00\x00\x10GET / HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
     within(closed(s)).await;
     // A frame announcing 100 MiB: dropped at its length, nothing buffered.
     let mut s = tokio::net::UnixStream::connect(&socket).await.unwrap();
@@ -271,8 +290,11 @@ async fn calls_through_an_attached_link_are_made_by_the_node_and_edits_reach_eve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_observer_may_not_call_dial_or_edit() {
     let dir = tempfile::tempdir().unwrap();
-    let (_proc, addr, socket) =
-        node_with_control(dir.path(), &Default::default(), &["--control-role", "observe"]);
+    let (_proc, addr, socket) = node_with_control(
+        dir.path(),
+        &Default::default(),
+        &["--control-role", "observe"],
+    );
     let (observer, _u) = link(&socket, Role::Full).await;
     assert_eq!(observer.role(), Role::Observe, "the node caps the role");
     for request in [
@@ -323,10 +345,8 @@ async fn a_client_that_never_reads_is_skipped_with_a_gap_and_the_node_keeps_serv
         assert!(!body.is_empty());
     }
     // Reading now, the client finds the gap the node marked.
-    let mut frames = tokio_util::codec::FramedRead::new(
-        stuck,
-        tokio_util::codec::LengthDelimitedCodec::new(),
-    );
+    let mut frames =
+        tokio_util::codec::FramedRead::new(stuck, tokio_util::codec::LengthDelimitedCodec::new());
     let gap = within(async {
         use futures::StreamExt;
         while let Some(frame) = frames.next().await {

@@ -1,6 +1,7 @@
 //! Integration tests: real libp2p swarms over TCP on 127.0.0.1 and real HTTP
 //! backends on loopback. Every wait is bounded.
 
+mod attach;
 mod cli;
 mod common;
 #[cfg(feature = "console")]
