@@ -80,8 +80,9 @@ pub enum ControlError {
     },
 }
 
-/// Makes `dir` (0700) unless it exists, and checks that it is ours alone.
-pub fn private_dir(dir: &Path) -> Result<(), ControlError> {
+/// Makes `dir` (0700) unless it exists, and checks that it is ours alone
+/// (or ours and `group`'s, when the operator admits a group).
+pub fn private_dir(dir: &Path, group: Option<u32>) -> Result<(), ControlError> {
     match std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -112,7 +113,8 @@ pub fn private_dir(dir: &Path) -> Result<(), ControlError> {
         )));
     }
     let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    let group_may = group.is_some_and(|g| g == meta.gid()) && mode & 0o020 == 0;
+    if mode & 0o007 != 0 || (mode & 0o070 != 0 && !group_may) {
         return Err(unsafe_dir(format!("it is open to others (mode {mode:o})")));
     }
     Ok(())
@@ -147,7 +149,7 @@ pub async fn listen(
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    private_dir(dir)?;
+    private_dir(dir, options.group)?;
     if path.exists() {
         // A socket nobody answers on was left by a node that died.
         if UnixStream::connect(&path).await.is_ok() {
@@ -160,7 +162,12 @@ pub async fn listen(
         source,
     })?;
     // The directory already keeps others out; the socket says so too.
-    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    let mode = if options.group.is_some() {
+        0o660
+    } else {
+        0o600
+    };
+    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode));
     let task = tokio::spawn(accept(listener, handle, options));
     Ok(ControlSocket { path, task })
 }

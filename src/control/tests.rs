@@ -101,3 +101,34 @@ fn a_frame_that_is_not_a_message_is_an_error_not_a_panic() {
         assert!(decode::<ToNode>(garbage).is_err(), "{garbage:?}");
     }
 }
+
+#[test]
+fn a_control_directory_is_ours_alone_or_ours_and_the_admitted_groups() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let top = tempfile::tempdir().unwrap();
+    let dir = top.path().join("ctl");
+    super::socket::private_dir(&dir, None).expect("made private");
+    let meta = std::fs::metadata(&dir).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    let gid = meta.gid();
+    let with_mode = |m: u32| {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    for (mode, group, ok) in [
+        (0o755, None, false),
+        (0o701, None, false),
+        (0o750, None, false),
+        (0o750, Some(gid), true),
+        (0o750, Some(gid.wrapping_add(1)), false),
+        (0o770, Some(gid), false),
+        (0o751, Some(gid), false),
+    ] {
+        with_mode(mode);
+        let result = super::socket::private_dir(&dir, group);
+        assert_eq!(
+            result.is_ok(),
+            ok,
+            "mode {mode:o} group {group:?}: {result:?}"
+        );
+    }
+}
