@@ -66,30 +66,19 @@ pub(crate) struct AttachCmd {
     read_only: bool,
 }
 
-/// A link to the node `target` names; the ssh child, if any, lives as long as it.
-async fn connect(
-    target: Option<&str>,
-    role: Role,
-) -> Result<(NodeLink, Updates, Option<tokio::process::Child>), String> {
-    match Target::parse(target)? {
-        Target::Socket(path) => {
-            let (l, u) = client::connect_socket(&path, role).await?;
-            Ok((l, u, None))
-        }
+/// A link to the node `target` names.
+async fn connect(target: &Target, role: Role) -> Result<(NodeLink, Updates), String> {
+    match target {
+        Target::Socket(path) => client::connect_socket(path, role).await,
         Target::Local(query) => {
             let node = client::find_local(&client::search_dirs(), query.as_deref())?;
-            let (l, u) = client::connect_socket(&node.socket, role).await?;
-            Ok((l, u, None))
+            client::connect_socket(&node.socket, role).await
         }
         Target::Ssh {
             destination,
             port,
             name,
-        } => {
-            let (l, u, child) =
-                client::connect_ssh(&destination, port, name.as_deref(), role).await?;
-            Ok((l, u, Some(child)))
-        }
+        } => client::connect_ssh(destination, *port, name.as_deref(), role).await,
     }
 }
 
@@ -118,7 +107,11 @@ pub(crate) async fn run(cmd: CtlCmd) -> ExitCode {
         CtlCmd::Peers { target, json } => (target, json, "peers"),
         CtlCmd::Routes { target, json } => (target, json, "routes"),
     };
-    let (link, mut updates, _ssh) = match connect(target.target.as_deref(), Role::Observe).await {
+    let connected = match Target::parse(target.target.as_deref()) {
+        Ok(t) => connect(&t, Role::Observe).await,
+        Err(e) => return fail(2, e),
+    };
+    let (link, mut updates) = match connected {
         Ok(c) => c,
         Err(e) => return fail(3, e),
     };
@@ -274,13 +267,27 @@ pub(crate) async fn attach(cmd: AttachCmd) -> ExitCode {
     } else {
         Role::Full
     };
-    let (link, updates, _ssh) = match connect(cmd.target.target.as_deref(), role).await {
+    let target = match Target::parse(cmd.target.target.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return fail(2, e),
+    };
+    let (link, updates) = match connect(&target, role).await {
         Ok(c) => c,
         Err(e) => return fail(3, e),
     };
+    let name = link.info().name.clone().unwrap_or_else(|| match &target {
+        Target::Socket(p) => p.display().to_string(),
+        Target::Ssh { destination, .. } => destination.clone(),
+        Target::Local(_) => link.info().peer_id.to_string(),
+    });
     let options = peerapi::tui::ConsoleOptions {
         read_only: link.role() == Role::Observe,
         ..Default::default()
     };
-    super::console_result(peerapi::tui::run_attached(link, updates, options).await)
+    let again: peerapi::tui::Reconnect = std::sync::Arc::new(move || {
+        let target = target.clone();
+        Box::pin(async move { connect(&target, role).await })
+    });
+    let attached = peerapi::tui::run_attached(link, updates, name, Some(again), options);
+    super::console_result(attached.await)
 }

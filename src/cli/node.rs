@@ -422,6 +422,9 @@ async fn serve(args: NodeArgs, control: ControlArgs, json: bool) -> anyhow::Resu
         .await
         .context("cannot start the node")?;
     let handle = node.handle();
+    // Ready before anything is printed: a script that read our address
+    // finds the socket there.
+    let control = control.start(&handle).await?;
     let say = |event: &str, key: &str, value: String, text: &str| {
         if json {
             println!("{}", serde_json::json!({"event": event, key: value}));
@@ -438,7 +441,6 @@ async fn serve(args: NodeArgs, control: ControlArgs, json: bool) -> anyhow::Resu
     for addr in handle.listen_addrs().await? {
         say("listening", "addr", addr.to_string(), "listening on");
     }
-    let control = control.start(&handle).await?;
     if let Some((socket, _)) = &control {
         say(
             "control",

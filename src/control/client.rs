@@ -129,7 +129,7 @@ pub async fn connect_ssh(
     port: Option<u16>,
     name: Option<&str>,
     role: Role,
-) -> Result<(NodeLink, Updates, tokio::process::Child), String> {
+) -> Result<(NodeLink, Updates), String> {
     let mut cmd = tokio::process::Command::new(
         std::env::var_os("PEERAPI_SSH").unwrap_or_else(|| "ssh".into()),
     );
@@ -171,7 +171,13 @@ pub async fn connect_ssh(
         }
     });
     match over_stream(tokio::io::join(stdout, stdin), role).await {
-        Ok((link, updates)) => Ok((link, updates, child)),
+        Ok((link, updates)) => {
+            // ssh lives as long as the link: it ends when its stdin closes.
+            tokio::spawn(async move {
+                let _ = child.wait().await;
+            });
+            Ok((link, updates))
+        }
         Err(e) => {
             // ssh's own words say more than a closed pipe.
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), child.wait()).await;

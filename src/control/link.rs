@@ -51,6 +51,15 @@ pub struct NodeLink {
     next_id: Arc<AtomicU64>,
 }
 
+impl std::fmt::Debug for NodeLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeLink")
+            .field("node", &self.info.peer_id)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The node's changes, in order: `None` once the node is gone.
 pub type Updates = mpsc::Receiver<Update>;
 

@@ -200,6 +200,10 @@ pub enum Action {
     Peers(Vec<crate::node::PeerInfo>),
     /// Our listen addresses.
     Listening(Vec<String>),
+    /// An attached console's node went away (it keeps what it showed).
+    NodeGone,
+    /// ... and is back, through this link (its snapshot follows).
+    Relinked(crate::control::NodeLink),
     /// The node's route table and file, as it has them now.
     Routes(Box<crate::control::RoutesSnapshot>),
     /// A peer's route listing (or why it could not be had).

@@ -21,7 +21,7 @@ use super::runner::Runner;
 use super::state::{Field, State};
 use super::terminal::{data_dir, init_logging, restore_terminal, TerminalGuard};
 use super::view::{self, Theme};
-use crate::control::{NodeLink, Role, Update, Updates};
+use crate::control::{NodeLink, Role, Updates};
 use crate::node::{Node, NodeConfig};
 
 /// Frames are drawn at most this often.
@@ -65,15 +65,37 @@ pub async fn run_console(config: NodeConfig, options: ConsoleOptions) -> anyhow:
 
 /// Opens the console over a node that already runs, reached through
 /// `link`: quitting detaches and leaves the node running.
+/// `name` says which node it is; `reconnect` links again when it goes away.
 pub async fn run_attached(
     link: NodeLink,
     updates: Updates,
+    name: String,
+    reconnect: Option<super::link_pump::Reconnect>,
     options: ConsoleOptions,
 ) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(LOG_QUEUE);
     let dir = options.log_dir.clone().unwrap_or_else(data_dir);
     let _log = init_logging(&dir, options.max_log_files, tx.clone());
-    run_linked(&dir, link, updates, rx, tx, None, &options).await
+    let attached = super::state::Attached {
+        name,
+        role: link.role(),
+        gone: false,
+    };
+    let linked = Linked {
+        link,
+        updates,
+        reconnect,
+        attached: Some(attached),
+    };
+    run_linked(&dir, linked, rx, tx, None, &options).await
+}
+
+/// A console's way to its node.
+struct Linked {
+    link: NodeLink,
+    updates: Updates,
+    reconnect: Option<super::link_pump::Reconnect>,
+    attached: Option<super::state::Attached>,
 }
 
 /// The console over `node` in this terminal, until the operator quits.
@@ -93,7 +115,13 @@ pub(super) async fn run_app(
     let (link, updates) = NodeLink::in_process(&node.handle(), role)
         .await
         .context("cannot reach the console's node")?;
-    let result = run_linked(data_dir, link, updates, actions, tx, prefill, options).await;
+    let linked = Linked {
+        link,
+        updates,
+        reconnect: None,
+        attached: None,
+    };
+    let result = run_linked(data_dir, linked, actions, tx, prefill, options).await;
     node.shutdown().await;
     result
 }
@@ -102,8 +130,7 @@ pub(super) async fn run_app(
 /// operator quits.
 async fn run_linked(
     data_dir: &Path,
-    link: NodeLink,
-    updates: Updates,
+    linked: Linked,
     mut actions: mpsc::Receiver<Action>,
     tx: mpsc::Sender<Action>,
     prefill: Option<Entry>,
@@ -146,7 +173,14 @@ async fn run_linked(
     let backend = ratatui::backend::CrosstermBackend::new(std::io::stdout());
     let mut terminal = Terminal::new(backend)?;
     terminal.clear()?;
-    let mut console = Console::new(terminal, link, updates, tx, data_dir, prefill);
+    let Linked {
+        link,
+        updates,
+        reconnect,
+        attached,
+    } = linked;
+    let mut console = Console::linked(terminal, link, updates, tx, data_dir, prefill, reconnect);
+    console.state.attached = attached;
     console.set_read_only(options.read_only);
     let keys_file = options
         .keys_file
@@ -187,40 +221,6 @@ async fn run_linked(
     result.map_err(|e| anyhow::anyhow!("the terminal failed: {e}"))
 }
 
-/// The node's updates, as actions; says so when the node is gone.
-async fn pump_updates(mut updates: Updates, tx: mpsc::Sender<Action>) {
-    while let Some(update) = updates.recv().await {
-        let actions = match update {
-            Update::Event(ev) => vec![Action::Node(ev)],
-            Update::Peers(peers) => vec![Action::Peers(peers)],
-            Update::Routes(table) => vec![Action::Routes(table)],
-            Update::Subnet(s) => vec![Action::SubnetStats {
-                mesh: s.mesh,
-                dag: s.dag,
-            }],
-            Update::Snapshot(snap) => vec![
-                Action::Listening(snap.listen.iter().map(|a| a.to_string()).collect()),
-                Action::Peers(snap.peers),
-                Action::Routes(Box::new(snap.routes)),
-                Action::SubnetStats {
-                    mesh: snap.subnet.mesh,
-                    dag: snap.subnet.dag,
-                },
-            ],
-            Update::Gap { missed } => vec![Action::Log(
-                format!("console fell behind: {missed} node updates skipped, views resynchronised"),
-                tracing::Level::WARN,
-            )],
-        };
-        for action in actions {
-            if tx.send(action).await.is_err() {
-                return;
-            }
-        }
-    }
-    let _ = tx.send(Action::Notice("the node is gone".into())).await;
-}
-
 /// The console over any ratatui backend: state, effects and drawing. The
 /// loop (`run`) only feeds it; tests feed it directly.
 pub struct Console<B: Backend> {
@@ -250,6 +250,20 @@ impl<B: Backend> Console<B> {
         data_dir: &Path,
         prefill: Option<Entry>,
     ) -> Self {
+        Self::linked(terminal, link, updates, tx, data_dir, prefill, None)
+    }
+
+    /// A console over `link`'s node, linking again through `reconnect`
+    /// when the node goes away (an attached console).
+    pub(super) fn linked(
+        terminal: Terminal<B>,
+        link: NodeLink,
+        updates: Updates,
+        tx: mpsc::Sender<Action>,
+        data_dir: &Path,
+        prefill: Option<Entry>,
+        reconnect: Option<super::link_pump::Reconnect>,
+    ) -> Self {
         let info = link.info();
         let mut state = State::new(info.peer_id.to_string(), DEFAULT_OUTPUT_CAP_BYTES);
         if let Some(entry) = prefill {
@@ -263,7 +277,7 @@ impl<B: Backend> Console<B> {
         let history_file = super::history::path_in(data_dir);
         state.composer.history = super::history::load(&history_file);
         let read_only = link.role() == Role::Observe;
-        let pump = tokio::spawn(pump_updates(updates, tx.clone()));
+        let pump = tokio::spawn(super::link_pump::pump(updates, tx.clone(), reconnect));
         let mut console = Self {
             terminal,
             state,
@@ -304,6 +318,31 @@ impl<B: Backend> Console<B> {
     /// An action from the node or a call task.
     pub fn on_action(&mut self, action: Action) {
         self.state.now = Instant::now();
+        match action {
+            Action::NodeGone => {
+                if let Some(a) = &mut self.state.attached {
+                    a.gone = true;
+                }
+                let text = "the node is gone: what it showed stays; re-attaching when it is back";
+                self.apply(Action::Notice(text.into()));
+                return;
+            }
+            Action::Relinked(link) => {
+                let info = link.info().clone();
+                let role = link.role();
+                self.runner.link = link;
+                self.set_read_only(role == Role::Observe);
+                self.state.me = info.peer_id.to_string();
+                self.state.telemetry_addr = info.telemetry.map(|a| a.to_string());
+                if let Some(a) = &mut self.state.attached {
+                    a.gone = false;
+                    a.role = role;
+                }
+                self.apply(Action::Notice(format!("re-attached to {}", info.peer_id)));
+                return;
+            }
+            _ => {}
+        }
         match &action {
             Action::CallBytes { id, bytes, .. } => self.runner.tee(*id, bytes),
             Action::CallEnded { id, .. } => {

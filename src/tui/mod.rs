@@ -20,6 +20,7 @@ pub mod jq;
 pub mod keymap;
 pub mod layout;
 pub mod line_keys;
+mod link_pump;
 mod runner;
 pub mod state;
 mod terminal;
@@ -28,4 +29,5 @@ pub mod view;
 
 pub use app::{run_attached, run_console, Console, ConsoleOptions};
 pub use demo::{run_demo, DemoOptions};
+pub use link_pump::Reconnect;
 pub use terminal::data_dir;

@@ -148,3 +148,128 @@ async fn attach_over_ssh_streams_a_call_made_by_the_node_and_detaching_leaves_it
         .unwrap();
     assert!(status.status.success(), "{status:?}");
 }
+
+fn attach_session(name: &str, socket: &Path) -> Session {
+    Session::run(
+        format!("peerapi-{name}-{}", std::process::id()),
+        &format!("{BIN} attach {}", socket.display()),
+        (80, 24),
+    )
+}
+
+/// The listen port shown in the status line, e.g. `/ip4/127.0.0.1/tcp/40123`.
+fn shown_port(screen: &str) -> Option<String> {
+    let line = screen.lines().next()?;
+    let at = line.find("/tcp/")?;
+    Some(
+        line[at + 5..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect(),
+    )
+}
+
+#[test]
+fn a_node_restarted_under_an_attached_console_is_gone_then_attached_again_with_fresh_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.json");
+    std::fs::write(&routes, "{}").unwrap();
+    let key = dir.path().join("node.key");
+    let socket = dir.path().join("ctl").join("n.sock");
+    let flags = [
+        "--control",
+        socket.to_str().unwrap(),
+        "--name",
+        "restarted",
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    let (first, _) = node_process_with(&routes, &flags);
+    let s = attach_session("restart", &socket);
+    let before = s.wait_for("the attached console", Duration::from_secs(30), |t| {
+        t.contains("attached restarted · full")
+    });
+    let port_before = shown_port(&before).expect("a listen port on screen");
+    let pid = first.0.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let gone = s.wait_for("the node gone", Duration::from_secs(20), |t| {
+        t.contains("restarted GONE")
+    });
+    assert!(gone.contains("Composer"), "what it showed stays:\n{gone}");
+    drop(first);
+    // The same identity and socket, a new port.
+    let (_second, _) = node_process_with(&routes, &flags);
+    let again = s.wait_for("re-attached", Duration::from_secs(30), |t| {
+        t.contains("attached restarted · full") && shown_port(t).is_some_and(|p| p != port_before)
+    });
+    assert!(!again.contains("GONE"), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_consoles_attached_at_once_see_each_others_route_edits_and_one_leaving_stops_nothing() {
+    use crate::console_backend::{key, screen, typed};
+    use ratatui::crossterm::event::KeyCode;
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.json");
+    std::fs::write(&routes, "{}").unwrap();
+    let socket = dir.path().join("ctl").join("n.sock");
+    let (mut node, _) = node_process_with(&routes, &["--control", socket.to_str().unwrap()]);
+    // One console in this test over a TestBackend, one in tmux.
+    let (link, updates) = crate::common::within(peerapi::control::client::connect_socket(
+        &socket,
+        peerapi::control::Role::Full,
+    ))
+    .await
+    .expect("the node answers");
+    let (tx, mut actions) = tokio::sync::mpsc::channel(4096);
+    let terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(100, 30)).unwrap();
+    let mut console = peerapi::tui::Console::new(terminal, link, updates, tx, dir.path(), None);
+    let s = attach_session("two", &socket);
+    s.wait_for("the tmux console", Duration::from_secs(30), |t| {
+        t.contains("Routes (0)")
+    });
+    s.keys(&["2", "a"]);
+    s.wait_for("the add-route prompt", Duration::from_secs(5), |t| {
+        t.contains("Add route")
+    });
+    s.keys(&["-l", "chat http://127.0.0.1:9/v1 stream"]);
+    s.keys(&["Enter"]);
+    s.wait_for("the edit in tmux", Duration::from_secs(10), |t| {
+        t.contains("Routes (1)")
+    });
+    // The other console sees it within a second of the node's reload.
+    crate::common::within(async {
+        while console.state.routes.len() != 1 {
+            let action = actions.recv().await.expect("the node's updates");
+            console.on_action(action);
+        }
+    })
+    .await;
+    assert!(screen(&mut console).contains("chat"));
+    // An edit from this console reaches tmux too.
+    console.on_event(key(KeyCode::Char('2')));
+    console.on_event(key(KeyCode::Char('a')));
+    typed(&mut console, "health http://127.0.0.1:9/health");
+    console.on_event(key(KeyCode::Enter));
+    s.wait_for("the other console's edit", Duration::from_secs(10), |t| {
+        t.contains("Routes (2)") && t.contains("health")
+    });
+    // q in tmux detaches that console only.
+    s.keys(&["q"]);
+    s.wait_for("tmux's console to leave", Duration::from_secs(20), |t| {
+        t.contains("PEERAPI-EXITED")
+    });
+    assert!(node.0.try_wait().unwrap().is_none(), "the node still runs");
+    crate::common::within(async {
+        while console.state.peers.list.is_empty() && console.state.routes.len() == 2 {
+            // Still linked: the node's per-second refresh keeps arriving.
+            let action = actions.recv().await.expect("still linked");
+            if matches!(action, peerapi::tui::action::Action::Peers(_)) {
+                break;
+            }
+            console.on_action(action);
+        }
+    })
+    .await;
+    let _ = node.0.kill();
+}

@@ -13,17 +13,17 @@ use tokio::sync::mpsc;
 
 use crate::common::{config, demo_backend, serving_node, start, within};
 
-fn key(code: KeyCode) -> Event {
+pub(crate) fn key(code: KeyCode) -> Event {
     Event::Key(KeyEvent::new(code, KeyModifiers::NONE))
 }
 
-fn typed(console: &mut Console<TestBackend>, text: &str) {
+pub(crate) fn typed(console: &mut Console<TestBackend>, text: &str) {
     for c in text.chars() {
         console.on_event(key(KeyCode::Char(c)));
     }
 }
 
-fn screen(console: &mut Console<TestBackend>) -> String {
+pub(crate) fn screen(console: &mut Console<TestBackend>) -> String {
     console.draw().unwrap_or_else(|never| match never {});
     console.terminal.backend().to_string()
 }

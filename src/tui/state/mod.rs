@@ -10,6 +10,7 @@ mod calls;
 mod clipboard;
 mod composer;
 mod events;
+mod node;
 mod output_view;
 mod peers;
 mod prompt;
@@ -30,13 +31,14 @@ pub use output_view::{OutputMode, OutputView};
 pub use peers::{peer_multiaddr, PeerFilter, PeerSort, PeersView};
 pub use prompt::{Prompt, PromptKind, Question};
 pub use routes::RoutesView;
+
+pub use node::Attached;
 pub use runs::{Direct, FanOut, Load, RunsView, SortBy};
 pub use subnet::SubnetView;
 
 use super::action::{Action, Pane};
 use super::effect::{CallSpec, Effect};
 use super::layout::pane_at;
-use crate::node::NodeEvent;
 
 /// Most log lines kept in the Log pane.
 pub const MAX_LOG_LINES: usize = 2000;
@@ -78,6 +80,8 @@ pub struct State {
     pub quit: bool,
     /// Watch only (`--read-only`): see `read_only.rs`.
     pub read_only: bool,
+    /// The node this console is attached to (None: its own node).
+    pub attached: Option<Attached>,
     /// The focused pane has the whole screen (`z`).
     pub zoom: bool,
     /// Keys of the operator's own (`keys.json`), over the defaults.
@@ -117,6 +121,7 @@ impl State {
             screen: Rect::new(0, 0, 80, 24),
             quit: false,
             read_only: false,
+            attached: None,
             zoom: false,
             user_keys: Default::default(),
             now: Instant::now(),
@@ -417,6 +422,8 @@ impl State {
             }
             Action::Listening(addrs) => self.listen = addrs,
             Action::Routes(table) => self.routes.set_table(*table),
+            // The console's link to its node: the console itself takes them.
+            Action::NodeGone | Action::Relinked(_) => {}
             Action::RemoteRoutes { target, routes } => {
                 self.routes.remote.insert(target, routes);
             }
@@ -461,37 +468,6 @@ impl State {
                 self.composer.armed = false;
                 vec![]
             }
-        }
-    }
-
-    fn on_node_event(&mut self, ev: NodeEvent) {
-        self.subnet.on_node_event(&ev);
-        match ev {
-            NodeEvent::Telemetry(t) => self.events.push(*t),
-            NodeEvent::RoutesReloaded { diff, routes, .. } => {
-                self.routes.change = Some((self.wall, format!("{diff} ({routes} routes)")));
-                self.routes.sel = self.routes.sel.min(routes.saturating_sub(1));
-            }
-            NodeEvent::RoutesRejected { error } => {
-                self.routes.change = Some((self.wall, format!("rejected: {error}")));
-            }
-            NodeEvent::ServeStarted {
-                id,
-                peer,
-                route,
-                method,
-                stream,
-            } => {
-                self.calls
-                    .on_serve_started(id, peer.to_string(), &route, &method, stream, self.now)
-            }
-            NodeEvent::ServeFinished {
-                id,
-                outcome,
-                bytes,
-                elapsed,
-            } => self.calls.on_serve_finished(id, outcome, bytes, elapsed),
-            _ => {}
         }
     }
 }

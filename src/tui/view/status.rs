@@ -36,6 +36,20 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
                 .add_modifier(ratatui::style::Modifier::REVERSED),
         ));
     }
+    if let Some(a) = &state.attached {
+        let (text, style) = if a.gone {
+            (format!(" {} GONE: re-attaching ", a.name), theme.err())
+        } else {
+            (
+                format!(" attached {} · {} ", a.name, a.role.as_str()),
+                theme.ok(),
+            )
+        };
+        spans.push(Span::styled(
+            text,
+            style.add_modifier(ratatui::style::Modifier::REVERSED),
+        ));
+    }
     spans.extend([
         Span::styled(
             " peerapi ",
