@@ -37,6 +37,7 @@ pub mod fsutil;
 pub mod gate;
 pub mod keys;
 pub mod load;
+pub mod log_lines;
 pub mod logs;
 pub mod node;
 pub mod protocol;

@@ -12,6 +12,16 @@ pub(crate) struct LogGuard(#[allow(dead_code)] Option<tracing_appender::non_bloc
 
 /// `default_level` applies when RUST_LOG is not set.
 pub(crate) fn init(default_level: &str, log_dir: Option<&Path>, max_files: usize) -> LogGuard {
+    init_with_tap(default_level, log_dir, max_files, false)
+}
+
+/// [`init`]; with `tap`, lines are also published for attached consoles.
+pub(crate) fn init_with_tap(
+    default_level: &str,
+    log_dir: Option<&Path>,
+    max_files: usize,
+    tap: bool,
+) -> LogGuard {
     let filter =
         || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let stderr = fmt::layer()
@@ -37,9 +47,11 @@ pub(crate) fn init(default_level: &str, log_dir: Option<&Path>, max_files: usize
         }
         None => (None, None),
     };
+    let tap = tap.then(|| peerapi::log_lines::tap_layer().with_filter(filter()));
     let _ = tracing_subscriber::registry()
         .with(stderr)
         .with(file)
+        .with(tap)
         .try_init();
     LogGuard(guard)
 }

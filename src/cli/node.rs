@@ -394,7 +394,12 @@ impl ControlArgs {
 }
 
 pub(crate) async fn run(cmd: NodeCmd) -> ExitCode {
-    let _guard = super::logging::init("info", cmd.node.log_dir.as_deref(), cmd.node.max_log_files);
+    let _guard = super::logging::init_with_tap(
+        "info",
+        cmd.node.log_dir.as_deref(),
+        cmd.node.max_log_files,
+        !cmd.control.no_control,
+    );
     super::trim::spawn(std::time::Duration::from_secs(cmd.trim_interval));
     match serve(cmd.node, cmd.control, cmd.json).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -203,6 +203,11 @@ pub enum Update {
     Peers(Vec<PeerInfo>),
     Routes(Box<RoutesSnapshot>),
     Subnet(SubnetStats),
+    /// One of the node's log lines (when its process publishes them).
+    Log {
+        level: crate::log_lines::LogLevel,
+        line: String,
+    },
     /// This many updates were not sent because the client read too
     /// slowly; a snapshot follows.
     Gap {

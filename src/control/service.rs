@@ -156,6 +156,7 @@ pub async fn serve_client(
     let mut running: HashMap<RequestId, CancellationToken> = HashMap::new();
     let (done_tx, mut done) = mpsc::unbounded_channel::<RequestId>();
     let context = Arc::new(work::Context::new(handle.clone()));
+    let mut log_lines = crate::log_lines::tap();
     let mut refresh = tokio::time::interval(REFRESH_EVERY);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -225,6 +226,22 @@ pub async fn serve_client(
                     break;
                 }
             }
+            line = next_line(&mut log_lines) => {
+                let update = match line {
+                    Ok((level, line)) => Update::Log { level, line },
+                    Err(broadcast::error::RecvError::Lagged(n)) => Update::Log {
+                        level: crate::log_lines::LogLevel::Warn,
+                        line: format!("{n} of the node's log lines skipped (this console read too slowly)"),
+                    },
+                    Err(broadcast::error::RecvError::Closed) => {
+                        log_lines = None;
+                        continue;
+                    }
+                };
+                if !updates.push(update) {
+                    break;
+                }
+            }
             _ = refresh.tick() => {
                 updates.catch_up(&handle).await;
                 let peers = handle.peers().await.unwrap_or_default();
@@ -239,5 +256,15 @@ pub async fn serve_client(
     // A client that went away leaves nothing running on the node.
     for cancel in running.values() {
         cancel.cancel();
+    }
+}
+
+/// The next log line, or never when the process publishes none.
+async fn next_line(
+    tap: &mut Option<broadcast::Receiver<(crate::log_lines::LogLevel, String)>>,
+) -> Result<(crate::log_lines::LogLevel, String), broadcast::error::RecvError> {
+    match tap {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

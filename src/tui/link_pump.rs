@@ -82,6 +82,7 @@ fn actions_of(update: Update) -> Vec<Action> {
                 dag: snap.subnet.dag,
             },
         ],
+        Update::Log { level, line } => vec![Action::Log(line, level.into())],
         Update::Gap { missed } => vec![Action::Log(
             format!("console fell behind: {missed} node updates skipped, views resynchronised"),
             tracing::Level::WARN,

@@ -28,74 +28,13 @@ pub fn data_dir() -> PathBuf {
 }
 
 /// Routes tracing events to the Log pane (and never to the terminal).
-struct PaneLayer {
-    tx: mpsc::Sender<Action>,
-}
-
-/// The `name` of a `node` span: which node of a process wrote a line.
-struct NodeName(String);
-
-impl<S> Layer<S> for PaneLayer
+fn pane_layer<S>(tx: mpsc::Sender<Action>) -> impl Layer<S>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
-    fn on_new_span(
-        &self,
-        attrs: &tracing::span::Attributes<'_>,
-        id: &tracing::span::Id,
-        ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        if attrs.metadata().name() != "node" {
-            return;
-        }
-        struct Name(Option<String>);
-        impl tracing::field::Visit for Name {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "name" {
-                    self.0 = Some(format!("{value:?}"));
-                }
-            }
-        }
-        let mut name = Name(None);
-        attrs.record(&mut name);
-        if let (Some(span), Some(name)) = (ctx.span(id), name.0) {
-            span.extensions_mut().insert(NodeName(name));
-        }
-    }
-
-    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
-        struct Visit(String);
-        impl tracing::field::Visit for Visit {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    self.0.insert_str(0, &format!("{value:?} "));
-                } else {
-                    self.0.push_str(&format!("{}={value:?} ", field.name()));
-                }
-            }
-            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-                if field.name() == "message" {
-                    self.0.insert_str(0, &format!("{value} "));
-                } else {
-                    self.0.push_str(&format!("{}={value} ", field.name()));
-                }
-            }
-        }
-        let mut v = Visit(String::new());
-        event.record(&mut v);
-        let node = ctx.event_scope(event).and_then(|scope| {
-            scope
-                .into_iter()
-                .find_map(|span| span.extensions().get::<NodeName>().map(|n| n.0.clone()))
-        });
-        if let Some(node) = node {
-            v.0.insert_str(0, &format!("[{node}] "));
-        }
-        let _ = self.tx.try_send(Action::Log(
-            v.0.trim_end().to_string(),
-            *event.metadata().level(),
-        ));
-    }
+    crate::log_lines::LineLayer::new(move |level: tracing::Level, line: String| {
+        let _ = tx.try_send(Action::Log(line, level));
+    })
 }
 
 pub(super) fn init_logging(
@@ -125,7 +64,7 @@ pub(super) fn init_logging(
     };
     let _ = tracing_subscriber::registry()
         .with(file_layer)
-        .with(PaneLayer { tx }.with_filter(filter()))
+        .with(pane_layer(tx).with_filter(filter()))
         .try_init();
     guard
 }
@@ -166,7 +105,7 @@ mod tests {
     #[test]
     fn a_line_written_inside_a_node_span_names_the_node() {
         let (tx, mut rx) = mpsc::channel(8);
-        let subscriber = tracing_subscriber::registry().with(PaneLayer { tx });
+        let subscriber = tracing_subscriber::registry().with(pane_layer(tx));
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("node", name = %"peer A");
             span.in_scope(|| tracing::info!(peer = "p", "served"));

@@ -277,9 +277,15 @@ async fn calls_through_an_attached_link_are_made_by_the_node_and_edits_reach_eve
         matches!(within(written).await, Reply::Text(Ok(_))),
         "route written"
     );
-    until(&mut two_updates, |u| match u {
-        Update::Routes(t) if t.table.contains_key("chat") => Some(()),
-        _ => None,
+    // ... and the node's own log line saying so (the Log pane's feed).
+    let (mut table_seen, mut log_seen) = (false, false);
+    until(&mut two_updates, |u| {
+        match u {
+            Update::Routes(t) if t.table.contains_key("chat") => table_seen = true,
+            Update::Log { line, .. } if line.contains("route file reloaded") => log_seen = true,
+            _ => {}
+        }
+        (table_seen && log_seen).then_some(())
     })
     .await;
     let file = std::fs::read_to_string(dir_a.path().join("routes.json")).unwrap();
