@@ -6,10 +6,9 @@ use std::process::ExitCode;
 use clap::Args;
 use futures::StreamExt;
 use peerapi::node::{
-    classify_v1_body, parse_peer_addr, CallError, CallRequest, ResponseHead, V1ErrorClass,
-    V1ErrorText,
+    classify_v1_body, parse_peer_addr, CallRequest, ResponseHead, V1ErrorClass, V1ErrorText,
 };
-use peerapi::wire::frame::{Code, ServerTiming};
+use peerapi::wire::frame::ServerTiming;
 use peerapi::wire::v1::{V1Detector, V1Ending};
 
 use super::say::fail;
@@ -61,38 +60,8 @@ pub(crate) struct CallCmd {
     json: bool,
 }
 
-fn exit_code_of(e: &CallError) -> u8 {
-    match e {
-        CallError::BadAddress { .. } => 3,
-        CallError::DialFailed { .. } => 4,
-        CallError::Unsupported { .. } => 5,
-        CallError::Timeout { .. } => 6,
-        CallError::LikelyOversizeRequest { .. } => 7,
-        CallError::Stream { .. } | CallError::NodeStopped => 8,
-        CallError::Truncated { .. } | CallError::BadFrame(_) => 8,
-        CallError::TooLarge { .. } => 9,
-        CallError::Remote { code, .. } => exit_code_of_remote(*code),
-    }
-}
-
-fn exit_code_of_remote(code: Code) -> u8 {
-    match code {
-        Code::Forbidden => 10,
-        Code::Overloaded => 11,
-        Code::UpstreamUnavailable
-        | Code::UpstreamTimeout
-        | Code::UpstreamFailed
-        | Code::Internal => 12,
-        Code::RouteNotFound
-        | Code::StreamNotSupported
-        | Code::MethodNotAllowed
-        | Code::BadRequest
-        | Code::TooLarge => 7,
-    }
-}
-
 /// The exit code of a 1.0.0 error text.
-fn exit_code_of_v1(err: &V1ErrorText) -> u8 {
+pub(crate) fn exit_code_of_v1(err: &V1ErrorText) -> u8 {
     match err.class() {
         V1ErrorClass::Refused => 7,
         V1ErrorClass::Forbidden => 10,
@@ -194,16 +163,16 @@ async fn run_unary(
             flags.timing(&response.head, None, false);
             status_exit(&response.head, flags)
         }
-        Err(e) => fail(exit_code_of(&e), e),
+        Err(e) => fail(e.exit_code(), e),
     }
 }
 
 #[derive(Clone, Copy)]
-struct Flags {
-    include: bool,
-    fail: bool,
-    verbose: bool,
-    started: std::time::Instant,
+pub(crate) struct Flags {
+    pub(crate) include: bool,
+    pub(crate) fail: bool,
+    pub(crate) verbose: bool,
+    pub(crate) started: std::time::Instant,
 }
 
 impl Flags {
@@ -258,12 +227,29 @@ async fn run_stream(
     req: CallRequest,
     flags: Flags,
 ) -> ExitCode {
-    let (head, mut chunks) = match handle.stream_full(addr, req).await {
+    let (head, chunks) = match handle.stream_full(addr, req).await {
         Ok(s) => s,
-        Err(e) => return fail(exit_code_of(&e), e),
+        Err(e) => return fail(e.exit_code(), e),
     };
+    let timing = chunks.end_timing_cell();
+    let chunks = chunks.map(|c| c.map_err(|e| (e.exit_code(), e.to_string())));
+    print_stream(&head, chunks, flags, move || timing.get().copied()).await
+}
+
+/// Writes a response's chunks to stdout as they come and says how it
+/// ended: `chunks` fail with an exit code and a text; `end_timing` gives
+/// the serving node's final timings, once the chunks are done.
+pub(crate) async fn print_stream<S>(
+    head: &ResponseHead,
+    mut chunks: S,
+    flags: Flags,
+    end_timing: impl FnOnce() -> Option<ServerTiming>,
+) -> ExitCode
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, (u8, String)>> + Unpin,
+{
     if flags.include {
-        print_head(&head);
+        print_head(head);
     }
     if head.status.is_some() {
         // 2.0.0: errors are frames, never body text.
@@ -275,11 +261,11 @@ async fn run_stream(
                         return ExitCode::from(1);
                     }
                 }
-                Err(e) => return fail(exit_code_of(&e), e),
+                Err((code, e)) => return fail(code, e),
             }
         }
-        flags.timing(&head, chunks.server_timing(), true);
-        return status_exit(&head, flags);
+        flags.timing(head, end_timing(), true);
+        return status_exit(head, flags);
     }
     // The 1.0.0 error texts: a whole-body one is held back until it can be
     // told from a body; a stream that fails mid-way ends in `Error
@@ -289,10 +275,10 @@ async fn run_stream(
     while let Some(chunk) = chunks.next().await {
         let chunk = match chunk {
             Ok(c) => c,
-            Err(e) => {
+            Err((code, e)) => {
                 let (rest, _) = detector.finish();
                 let _ = out.write_all(&rest);
-                return fail(exit_code_of(&e), e);
+                return fail(code, e);
             }
         };
         let ready = detector.push(&chunk);

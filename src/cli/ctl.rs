@@ -35,11 +35,27 @@ pub(crate) enum CtlCmd {
         #[arg(long)]
         json: bool,
     },
-    /// The node's route table (names, URLs stay on the node's screen only
-    /// when --json is not given: the table is the operator's).
-    Routes {
+    /// The node's route table; `routes set|remove` edit its route file.
+    Routes(RoutesCtl),
+    /// A call made by the node (its identity and connections); output and
+    /// exit codes as `peerapi call`'s.
+    Call(super::ctl_follow::CtlCallCmd),
+    /// A streaming call made by the node, printed as it arrives.
+    Stream(super::ctl_follow::CtlCallCmd),
+    /// Follow the node's log lines (-f is implied).
+    Log {
         #[command(flatten)]
-        target: TargetArg,
+        node: super::ctl_follow::NodeOpt,
+        /// Accepted for habit: the log is always followed.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow the calls the node serves and makes, as they start and end.
+    Calls {
+        #[command(flatten)]
+        node: super::ctl_follow::NodeOpt,
         #[arg(long)]
         json: bool,
     },
@@ -54,6 +70,38 @@ pub(crate) enum CtlCmd {
         /// A socket path, name or peer-id prefix (default: the one local node).
         #[arg(value_name = "NODE")]
         node: Option<String>,
+    },
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct RoutesCtl {
+    #[command(subcommand)]
+    action: Option<RoutesAction>,
+    #[command(flatten)]
+    target: TargetArg,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum RoutesAction {
+    /// Add or replace a route in the node's route file (atomically; the
+    /// node reloads it).
+    Set {
+        #[command(flatten)]
+        node: super::ctl_follow::NodeOpt,
+        name: String,
+        url: String,
+        /// The route streams.
+        #[arg(long)]
+        stream: bool,
+    },
+    /// Remove a route from the node's route file.
+    Remove {
+        #[command(flatten)]
+        node: super::ctl_follow::NodeOpt,
+        name: String,
     },
 }
 
@@ -82,6 +130,15 @@ async fn connect(target: &Target, role: Role) -> Result<(NodeLink, Updates), Str
     }
 }
 
+/// A link to the node `target` names, or an exit code and what to say.
+pub(crate) async fn connect_to(
+    target: Option<&str>,
+    role: Role,
+) -> Result<(NodeLink, Updates), (u8, String)> {
+    let target = Target::parse(target).map_err(|e| (2, e))?;
+    connect(&target, role).await.map_err(|e| (3, e))
+}
+
 /// The node's first snapshot (it follows the hello).
 async fn snapshot(updates: &mut Updates) -> Result<peerapi::control::Snapshot, String> {
     let wait = tokio::time::timeout(std::time::Duration::from_secs(10), async {
@@ -100,12 +157,44 @@ async fn snapshot(updates: &mut Updates) -> Result<peerapi::control::Snapshot, S
 }
 
 pub(crate) async fn run(cmd: CtlCmd) -> ExitCode {
+    use super::ctl_follow::{self as act, Follow};
     let (target, json, what) = match cmd {
         CtlCmd::DialStdio { node } => return dial_stdio(node.as_deref()).await,
         CtlCmd::List { json } => return list(json),
         CtlCmd::Status { target, json } => (target, json, "status"),
         CtlCmd::Peers { target, json } => (target, json, "peers"),
-        CtlCmd::Routes { target, json } => (target, json, "routes"),
+        CtlCmd::Call(c) => return act::call(c, false).await,
+        CtlCmd::Stream(c) => return act::call(c, true).await,
+        CtlCmd::Log { node, json, .. } => {
+            return act::follow(node.node.as_deref(), Follow::Log, json).await
+        }
+        CtlCmd::Calls { node, json } => {
+            return act::follow(node.node.as_deref(), Follow::Calls, json).await
+        }
+        CtlCmd::Routes(r) => match r.action {
+            None => (r.target, r.json, "routes"),
+            Some(RoutesAction::Set {
+                node,
+                name,
+                url,
+                stream,
+            }) => {
+                let request = peerapi::control::Request::UpsertRoute {
+                    name,
+                    url,
+                    stream,
+                    version: None,
+                };
+                return act::edit_route(node.node.as_deref(), request).await;
+            }
+            Some(RoutesAction::Remove { node, name }) => {
+                let request = peerapi::control::Request::RemoveRoute {
+                    name,
+                    version: None,
+                };
+                return act::edit_route(node.node.as_deref(), request).await;
+            }
+        },
     };
     let connected = match Target::parse(target.target.as_deref()) {
         Ok(t) => connect(&t, Role::Observe).await,

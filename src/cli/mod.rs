@@ -3,6 +3,7 @@
 mod bench;
 mod call;
 mod ctl;
+mod ctl_follow;
 #[cfg(feature = "console")]
 mod demo;
 mod fanout;

@@ -211,7 +211,7 @@ impl RequestArgs {
     }
 }
 
-fn parse_headers(raw: &[String]) -> Result<HashMap<String, String>, String> {
+pub(crate) fn parse_headers(raw: &[String]) -> Result<HashMap<String, String>, String> {
     let mut headers = HashMap::new();
     for h in raw {
         let (name, value) =
@@ -221,7 +221,7 @@ fn parse_headers(raw: &[String]) -> Result<HashMap<String, String>, String> {
     Ok(headers)
 }
 
-fn read_body(data: &Option<String>) -> Result<Bytes, String> {
+pub(crate) fn read_body(data: &Option<String>) -> Result<Bytes, String> {
     match data.as_deref() {
         None => Ok(Bytes::new()),
         Some("@-") => {

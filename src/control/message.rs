@@ -158,6 +158,8 @@ pub enum Part {
 pub enum Reply {
     CallEnded {
         error: Option<String>,
+        /// What `peerapi call` would exit with for the error.
+        exit_code: Option<u8>,
         server_timing: Option<ServerTiming>,
     },
     /// What happened, for the operator (Err: it failed, and why).

@@ -52,6 +52,7 @@ pub async fn carry_out(
                 // Dropping the call's stream resets it: the serving peer stops too.
                 () = cancel.cancelled() => Reply::CallEnded {
                     error: Some("cancelled".into()),
+                    exit_code: Some(1),
                     server_timing: None,
                 },
             }
@@ -186,6 +187,7 @@ async fn call(handle: &NodeHandle, spec: CallSpec, parts: &PartSender) -> Reply 
         Err(e) => {
             return Reply::CallEnded {
                 error: Some(e.to_string()),
+                exit_code: Some(3),
                 server_timing: None,
             }
         }
@@ -203,18 +205,20 @@ async fn call(handle: &NodeHandle, spec: CallSpec, parts: &PartSender) -> Reply 
                             }
                         }
                         Err(e) => {
-                            error = Some(e.to_string());
+                            error = Some(e);
                             break;
                         }
                     }
                 }
                 Reply::CallEnded {
-                    error,
+                    exit_code: error.as_ref().map(CallError::exit_code),
+                    error: error.map(|e| e.to_string()),
                     server_timing: chunks.server_timing(),
                 }
             }
             Err(e) => Reply::CallEnded {
                 error: Some(e.to_string()),
+                exit_code: Some(e.exit_code()),
                 server_timing: None,
             },
         }
@@ -225,11 +229,13 @@ async fn call(handle: &NodeHandle, spec: CallSpec, parts: &PartSender) -> Reply 
                 parts.send(Part::Bytes(body)).await;
                 Reply::CallEnded {
                     error: None,
+                    exit_code: None,
                     server_timing: None,
                 }
             }
             Err(e) => Reply::CallEnded {
                 error: Some(e.to_string()),
+                exit_code: Some(e.exit_code()),
                 server_timing: None,
             },
         }

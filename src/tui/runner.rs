@@ -210,6 +210,7 @@ async fn follow_call(mut pending: Pending, tx: mpsc::Sender<Action>, id: LocalId
             Some(Answer::Done(Reply::CallEnded {
                 error,
                 server_timing,
+                ..
             })) => break (error, server_timing),
             Some(Answer::Done(Reply::Refused(why))) => break (Some(why), None),
             Some(Answer::Done(other)) => {

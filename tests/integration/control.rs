@@ -367,3 +367,72 @@ async fn a_client_that_never_reads_is_skipped_with_a_gap_and_the_node_keeps_serv
     .await;
     assert!(gap.is_some_and(|m| m > 0), "a gap is marked: {gap:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_calls_through_the_node_with_call_exit_codes_edits_its_routes_and_follows_its_log() {
+    let backend = demo_backend().await;
+    let dir_b = tempfile::tempdir().unwrap();
+    let served = dir_b.path().join("routes.json");
+    crate::common::write_routes_file(&served, &backend.routes());
+    let (_b, b_addr) = node_process_with(&served, &["--no-control"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (_a, _, socket) = node_with_control(dir.path(), &Default::default(), &[]);
+    let node = socket.to_str().unwrap();
+    let b = b_addr.to_string();
+
+    // The log, followed from now on.
+    let mut log = Command::new(BIN)
+        .args(["ctl", "log", "--node", node])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let body = r#"{"stream": true, "messages": [{"role": "user", "content": "hi"}]}"#;
+    let out = ctl(&["stream", "--node", node, &b, "inference", "-d", body]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("data:"));
+    let out = ctl(&["call", "--node", node, &b, "no-such-route"]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "as `peerapi call` exits: {out:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("route"),
+        "{out:?}"
+    );
+
+    let out = ctl(&[
+        "routes",
+        "set",
+        "--node",
+        node,
+        "chat",
+        "http://127.0.0.1:9/v1",
+        "--stream",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let file = std::fs::read_to_string(dir.path().join("routes.json")).unwrap();
+    assert!(file.contains("\"chat\""), "{file}");
+    // The node's own line about the reload reaches the follower.
+    let lines = std::io::BufReader::new(log.stdout.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        lines
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.contains("route file reloaded"))
+    });
+    let start = std::time::Instant::now();
+    while !reader.is_finished() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = log.kill();
+    let _ = log.wait();
+    assert!(
+        reader.join().unwrap().is_some(),
+        "ctl log showed the reload"
+    );
+    let out = ctl(&["routes", "remove", "--node", node, "chat"]);
+    assert!(out.status.success(), "{out:?}");
+}

@@ -54,6 +54,12 @@ impl CallStream {
     pub fn server_timing(&self) -> Option<wire::frame::ServerTiming> {
         self.end_timing.get().copied()
     }
+
+    /// Where the final timings land once the stream ends, for a reader
+    /// that hands the stream itself on.
+    pub fn end_timing_cell(&self) -> Arc<std::sync::OnceLock<wire::frame::ServerTiming>> {
+        self.end_timing.clone()
+    }
 }
 
 impl Stream for CallStream {

@@ -256,6 +256,35 @@ pub fn parse_peer_addr(text: &str) -> Result<Multiaddr, CallError> {
 
 impl CallError {
     /// The failure's class, stable for scripts, tables and metrics.
+    /// The exit code `peerapi call` (and `ctl call`) ends with for it,
+    /// as the CLI's help lists them.
+    pub fn exit_code(&self) -> u8 {
+        use crate::wire::frame::Code;
+        match self {
+            CallError::BadAddress { .. } => 3,
+            CallError::DialFailed { .. } => 4,
+            CallError::Unsupported { .. } => 5,
+            CallError::Timeout { .. } => 6,
+            CallError::LikelyOversizeRequest { .. } => 7,
+            CallError::Stream { .. } | CallError::NodeStopped => 8,
+            CallError::Truncated { .. } | CallError::BadFrame(_) => 8,
+            CallError::TooLarge { .. } => 9,
+            CallError::Remote { code, .. } => match code {
+                Code::Forbidden => 10,
+                Code::Overloaded => 11,
+                Code::UpstreamUnavailable
+                | Code::UpstreamTimeout
+                | Code::UpstreamFailed
+                | Code::Internal => 12,
+                Code::RouteNotFound
+                | Code::StreamNotSupported
+                | Code::MethodNotAllowed
+                | Code::BadRequest
+                | Code::TooLarge => 7,
+            },
+        }
+    }
+
     pub fn class(&self) -> &'static str {
         use crate::wire::frame::Code;
         match self {
