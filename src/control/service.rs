@@ -105,9 +105,10 @@ impl Updates {
         }
     }
 
-    /// After a gap, once there is room again: the gap, then a snapshot.
+    /// After a gap, once half the queue is free again (so a client just
+    /// behind is not sent a snapshot per event): the gap, then a snapshot.
     async fn catch_up(&mut self, handle: &NodeHandle) {
-        if self.missed == 0 || self.out.capacity() < 2 {
+        if self.missed == 0 || self.out.capacity() < (self.out.max_capacity() / 2).max(2) {
             return;
         }
         let gap = Update::Gap {
@@ -160,6 +161,7 @@ pub async fn serve_client(
     let mut refresh = tokio::time::interval(REFRESH_EVERY);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
+        updates.catch_up(&handle).await;
         tokio::select! {
             message = from.recv() => match message {
                 Some(ToNode::Request { id, request }) => {
@@ -243,7 +245,6 @@ pub async fn serve_client(
                 }
             }
             _ = refresh.tick() => {
-                updates.catch_up(&handle).await;
                 let peers = handle.peers().await.unwrap_or_default();
                 let alive = updates.push(Update::Peers(peers))
                     && updates.push(Update::Subnet(subnet_stats(&handle).await));

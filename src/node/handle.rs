@@ -92,6 +92,13 @@ impl NodeHandle {
         self.shared.client.subscribe()
     }
 
+    /// Publishes `event` as if the node had: for benchmarks of what
+    /// subscribers (consoles, attached or not) take.
+    #[cfg(feature = "test-util")]
+    pub fn emit_for_bench(&self, event: NodeEvent) {
+        self.shared.client.emit(event);
+    }
+
     /// The DAG this node holds (verified nodes only).
     pub fn dag(&self) -> &Arc<std::sync::Mutex<crate::subnet::DagStore>> {
         &self.shared.dag

@@ -16,6 +16,13 @@ pub use backend::{start_backend, PACED_EVENTS, SMALL_BODY};
 pub struct TempDir(PathBuf);
 
 impl TempDir {
+    /// A fresh directory `peerapi-bench-<tag>` in the system's temporary one.
+    pub fn new(tag: &str) -> Result<Self, String> {
+        let dir = std::env::temp_dir().join(format!("peerapi-bench-{tag}"));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(Self(dir))
+    }
+
     pub fn path(&self) -> &Path {
         &self.0
     }

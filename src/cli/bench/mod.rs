@@ -14,6 +14,7 @@
 //! call), `process` (first call, one-shot CLI, memory), `limits` (the
 //! ChaCha20-Poly1305 and loopback TCP reference rows).
 
+mod attach;
 mod hop;
 mod limits;
 mod measure;
@@ -66,6 +67,11 @@ pub(crate) struct BenchCmd {
     /// connection timeout and 30 s; none with --quick).
     #[arg(long, value_name = "SECS")]
     settle: Option<f64>,
+    /// Instead of the hop: what attaching a console costs (latency per
+    /// event, events per second before a gap, a node's memory with 4
+    /// attached clients), against the in-process link in the same run.
+    #[arg(long)]
+    attach: bool,
 }
 
 pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
@@ -83,6 +89,22 @@ pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
     };
     if !cmd.subnet.is_empty() {
         return subnets(exe, cmd, size).await;
+    }
+    if cmd.attach {
+        let quick = cmd.quick;
+        let result = tokio::spawn(async move { attach::run(&exe, quick).await })
+            .await
+            .unwrap_or_else(|e| Err(format!("the bench task failed: {e}")));
+        return match result {
+            Ok(table) => {
+                print!("{table}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("peerapi: bench --attach failed: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let filter = BenchFilter {
         sections: cmd.only,
