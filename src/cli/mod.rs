@@ -45,6 +45,8 @@ pub(crate) struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     node: NodeArgs,
+    #[command(flatten)]
+    control: node::ControlArgs,
     /// Console only: watch without changing anything (no calls, route
     /// edits, dials or disconnects).
     #[arg(long)]
@@ -129,7 +131,7 @@ pub fn main() -> ExitCode {
                 Ok(options) => peerapi::tui::run_demo(options).await,
                 Err(e) => Err(e),
             }),
-            None => open_console(cli.node, cli.read_only).await,
+            None => open_console(cli.node, cli.control, cli.read_only).await,
         }
     });
     // Calls still running in detached tasks must not keep the process alive.
@@ -149,7 +151,7 @@ fn console_result(r: anyhow::Result<()>) -> ExitCode {
 }
 
 #[cfg(feature = "console")]
-async fn open_console(args: NodeArgs, read_only: bool) -> ExitCode {
+async fn open_console(args: NodeArgs, control: node::ControlArgs, read_only: bool) -> ExitCode {
     let config = match args.into_config(node::CONSOLE_LISTEN) {
         Ok(c) => c,
         Err(e) => {
@@ -157,6 +159,7 @@ async fn open_console(args: NodeArgs, read_only: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let peer_id = config.node.keypair.public().to_peer_id();
     if let Err(e) = config.serve_metrics().await {
         eprintln!("peerapi: {e:#}");
         return ExitCode::FAILURE;
@@ -169,6 +172,7 @@ async fn open_console(args: NodeArgs, read_only: bool) -> ExitCode {
                 max_log_files: config.max_log_files,
                 read_only,
                 keys_file: None,
+                control: control.options(&peer_id),
             },
         )
         .await,
@@ -176,7 +180,7 @@ async fn open_console(args: NodeArgs, read_only: bool) -> ExitCode {
 }
 
 #[cfg(not(feature = "console"))]
-async fn open_console(_args: NodeArgs, _read_only: bool) -> ExitCode {
+async fn open_console(_args: NodeArgs, _control: node::ControlArgs, _read_only: bool) -> ExitCode {
     eprintln!("peerapi: this build has no console (built without the `console` feature); see `peerapi --help`");
     ExitCode::from(2)
 }

@@ -341,22 +341,25 @@ pub(crate) struct ControlArgs {
     control_requests: usize,
 }
 
-/// The control socket and its endpoint record, kept until the node stops.
-type Control = (
-    peerapi::control::socket::ControlSocket,
-    peerapi::control::endpoint::EndpointRecord,
-);
-
 impl ControlArgs {
-    async fn start(self, handle: &peerapi::NodeHandle) -> anyhow::Result<Option<Control>> {
-        use peerapi::control::{endpoint, socket, Role};
+    pub(crate) fn name(&self) -> Option<String> {
+        self.name.clone()
+    }
+
+    /// How to offer control for the node with `peer_id`, and its name
+    /// (None: --no-control).
+    pub(crate) fn options(
+        &self,
+        peer_id: &libp2p::PeerId,
+    ) -> Option<(peerapi::control::socket::ControlOptions, String)> {
+        use peerapi::control::{socket, Role};
         if self.no_control {
-            return Ok(None);
+            return None;
         }
-        let peer_id = handle.local_peer_id().to_string();
-        let name = self.name.unwrap_or_else(|| peer_id.clone());
+        let name = self.name.clone().unwrap_or_else(|| peer_id.to_string());
         let path = self
             .control
+            .clone()
             .unwrap_or_else(|| socket::default_dir().join(format!("{name}.sock")));
         let mut options = socket::ControlOptions::at(path);
         options.group = self.control_group;
@@ -369,27 +372,7 @@ impl ControlArgs {
         options.max_message_bytes = self.max_control_message_bytes.max(1024);
         options.client.queued_messages = self.control_queue.max(16);
         options.client.requests_in_flight = self.control_requests.max(1);
-        let listening = socket::listen(handle.clone(), options).await?;
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let record = endpoint::write(&endpoint::Endpoint {
-            name,
-            peer_id,
-            pid: std::process::id(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            socket: listening.path().to_path_buf(),
-            started,
-            listen: handle
-                .listen_addrs()
-                .await?
-                .iter()
-                .map(|a| a.to_string())
-                .collect(),
-        })
-        .context("cannot write the node's endpoint record")?;
-        Ok(Some((listening, record)))
+        Some((options, name))
     }
 }
 
@@ -419,7 +402,7 @@ async fn serve(args: NodeArgs, control: ControlArgs, json: bool) -> anyhow::Resu
     if config.route_file.is_none() {
         tracing::warn!("no --routes file: this node serves no routes (it can still call others)");
     }
-    if let Some(name) = &control.name {
+    if let Some(name) = &control.name() {
         config.log_label = Some(name.clone());
     }
     let grace = config.shutdown_grace;
@@ -429,7 +412,14 @@ async fn serve(args: NodeArgs, control: ControlArgs, json: bool) -> anyhow::Resu
     let handle = node.handle();
     // Ready before anything is printed: a script that read our address
     // finds the socket there.
-    let control = control.start(&handle).await?;
+    let control = match control.options(&handle.local_peer_id()) {
+        Some((options, name)) => Some(
+            peerapi::control::endpoint::offer(&handle, options, name)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?,
+        ),
+        None => None,
+    };
     let say = |event: &str, key: &str, value: String, text: &str| {
         if json {
             println!("{}", serde_json::json!({"event": event, key: value}));
@@ -446,7 +436,7 @@ async fn serve(args: NodeArgs, control: ControlArgs, json: bool) -> anyhow::Resu
     for addr in handle.listen_addrs().await? {
         say("listening", "addr", addr.to_string(), "listening on");
     }
-    if let Some((socket, _)) = &control {
+    if let Some(socket) = &control {
         say(
             "control",
             "socket",

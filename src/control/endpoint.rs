@@ -125,3 +125,47 @@ pub fn pick<'a>(nodes: &'a [Endpoint], query: Option<&str>) -> Result<&'a Endpoi
         )),
     }
 }
+
+/// A node's control socket and its endpoint record, kept while it runs.
+pub struct Offered {
+    socket: super::socket::ControlSocket,
+    _record: EndpointRecord,
+}
+
+impl Offered {
+    pub fn path(&self) -> &Path {
+        self.socket.path()
+    }
+}
+
+/// Listens for control clients of `handle`'s node as `options` say, then
+/// writes its record under `name`.
+#[cfg(unix)]
+pub async fn offer(
+    handle: &crate::node::NodeHandle,
+    options: super::socket::ControlOptions,
+    name: String,
+) -> Result<Offered, String> {
+    let socket = super::socket::listen(handle.clone(), options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let listen = handle.listen_addrs().await.unwrap_or_default();
+    let record = write(&Endpoint {
+        name,
+        peer_id: handle.local_peer_id().to_string(),
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        socket: socket.path().to_path_buf(),
+        started,
+        listen: listen.iter().map(|a| a.to_string()).collect(),
+    })
+    .map_err(|e| format!("cannot write the node's endpoint record: {e}"))?;
+    Ok(Offered {
+        socket,
+        _record: record,
+    })
+}

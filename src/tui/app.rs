@@ -41,6 +41,9 @@ pub struct ConsoleOptions {
     pub read_only: bool,
     /// Keys of one's own (default: `keys.json` in the config directory).
     pub keys_file: Option<std::path::PathBuf>,
+    /// The console's node offers control here, under this name, so that
+    /// `peerapi ctl` and other consoles can attach to it (None: not).
+    pub control: Option<(crate::control::socket::ControlOptions, String)>,
 }
 
 impl Default for ConsoleOptions {
@@ -50,6 +53,7 @@ impl Default for ConsoleOptions {
             max_log_files: crate::logs::DEFAULT_MAX_LOG_FILES,
             read_only: false,
             keys_file: None,
+            control: None,
         }
     }
 }
@@ -60,6 +64,16 @@ pub async fn run_console(config: NodeConfig, options: ConsoleOptions) -> anyhow:
     let dir = options.log_dir.clone().unwrap_or_else(data_dir);
     let _log = init_logging(&dir, options.max_log_files, tx.clone());
     let node = Node::start(config).await.context("cannot start the node")?;
+    let _offered = match options.control.clone() {
+        Some((control, name)) => {
+            let offered = crate::control::endpoint::offer(&node.handle(), control, name)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            tracing::info!(socket = %offered.path().display(), "control on");
+            Some(offered)
+        }
+        None => None,
+    };
     run_app(&dir, node, rx, tx, None, &options).await
 }
 

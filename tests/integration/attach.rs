@@ -273,3 +273,38 @@ async fn two_consoles_attached_at_once_see_each_others_route_edits_and_one_leavi
     .await;
     let _ = node.0.kill();
 }
+
+#[test]
+fn the_consoles_own_node_offers_control_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("ctl").join("console.sock");
+    let s = Session::run(
+        format!("peerapi-own-{}", std::process::id()),
+        &format!(
+            "{BIN} --listen /ip4/127.0.0.1/tcp/0 --log-dir {} --control {}",
+            dir.path().display(),
+            socket.display()
+        ),
+        (80, 24),
+    );
+    s.wait_for("the console", Duration::from_secs(30), |t| {
+        t.contains("Composer")
+    });
+    let out = Command::new(BIN)
+        .args(["ctl", "status", "--json", socket.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let peer = status["peer_id"].as_str().unwrap().to_string();
+    let screen = s.capture();
+    assert!(
+        screen.contains(&peer[peer.len() - 6..]),
+        "the console shows the node ctl reached:\n{screen}"
+    );
+    s.keys(&["q"]);
+    s.wait_for("the console to exit", Duration::from_secs(20), |t| {
+        t.contains("PEERAPI-EXITED")
+    });
+    assert!(!socket.exists(), "the socket goes with the console");
+}
