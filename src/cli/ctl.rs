@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use peerapi::control::client::{self, Target};
-use peerapi::control::{NodeLink, Role, Update, Updates};
+use peerapi::control::{Role, Update, Updates};
 
+use super::ctl_follow::connect;
 use super::say::fail;
 
 #[derive(Args)]
@@ -112,31 +113,6 @@ pub(crate) struct AttachCmd {
     /// Watch only: no calls, route edits, dials, disconnects or taps.
     #[arg(long)]
     read_only: bool,
-}
-
-/// A link to the node `target` names.
-async fn connect(target: &Target, role: Role) -> Result<(NodeLink, Updates), String> {
-    match target {
-        Target::Socket(path) => client::connect_socket(path, role).await,
-        Target::Local(query) => {
-            let node = client::find_local(&client::search_dirs(), query.as_deref())?;
-            client::connect_socket(&node.socket, role).await
-        }
-        Target::Ssh {
-            destination,
-            port,
-            name,
-        } => client::connect_ssh(destination, *port, name.as_deref(), role).await,
-    }
-}
-
-/// A link to the node `target` names, or an exit code and what to say.
-pub(crate) async fn connect_to(
-    target: Option<&str>,
-    role: Role,
-) -> Result<(NodeLink, Updates), (u8, String)> {
-    let target = Target::parse(target).map_err(|e| (2, e))?;
-    connect(&target, role).await.map_err(|e| (3, e))
 }
 
 /// The node's first snapshot (it follows the hello).

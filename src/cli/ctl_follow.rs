@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use futures::StreamExt;
+use peerapi::control::client::{self, Target};
 use peerapi::control::{Answer, CallSpec, NodeLink, Part, Reply, Request, Role, Update, Updates};
 use peerapi::node::{CallRequest, NodeEvent};
 
@@ -61,8 +62,7 @@ pub(crate) async fn call(cmd: CtlCallCmd, stream: bool) -> ExitCode {
     let method = cmd
         .method
         .unwrap_or_else(|| if cmd.data.is_some() { "POST" } else { "GET" }.to_string());
-    let (link, _updates) = match super::ctl::connect_to(cmd.node.node.as_deref(), Role::Full).await
-    {
+    let (link, _updates) = match connect_to(cmd.node.node.as_deref(), Role::Full).await {
         Ok(c) => c,
         Err((code, e)) => return fail(code, e),
     };
@@ -126,7 +126,7 @@ fn ended_before_head(reply: Reply) -> ExitCode {
 
 /// `ctl routes set|remove`: the node writes its own route file.
 pub(crate) async fn edit_route(node: Option<&str>, request: Request) -> ExitCode {
-    let (link, _updates) = match super::ctl::connect_to(node, Role::Full).await {
+    let (link, _updates) = match connect_to(node, Role::Full).await {
         Ok(c) => c,
         Err((code, e)) => return fail(code, e),
     };
@@ -150,11 +150,10 @@ pub(crate) enum Follow {
 /// Prints the node's log lines or its calls as they happen, until the
 /// node goes away or the reader stops.
 pub(crate) async fn follow(node: Option<&str>, what: Follow, json: bool) -> ExitCode {
-    let (link, updates): (NodeLink, Updates) =
-        match super::ctl::connect_to(node, Role::Observe).await {
-            Ok(c) => c,
-            Err((code, e)) => return fail(code, e),
-        };
+    let (link, updates): (NodeLink, Updates) = match connect_to(node, Role::Observe).await {
+        Ok(c) => c,
+        Err((code, e)) => return fail(code, e),
+    };
     let _keep = link;
     let mut updates = updates;
     let mut out = std::io::stdout();
@@ -239,4 +238,29 @@ fn call_line(ev: &NodeEvent, json: bool) -> Option<String> {
             .unwrap_or_default();
         format!("{kind} {}", text.join(" "))
     })
+}
+
+/// A link to the node `target` names.
+pub(crate) async fn connect(target: &Target, role: Role) -> Result<(NodeLink, Updates), String> {
+    match target {
+        Target::Socket(path) => client::connect_socket(path, role).await,
+        Target::Local(query) => {
+            let node = client::find_local(&client::search_dirs(), query.as_deref())?;
+            client::connect_socket(&node.socket, role).await
+        }
+        Target::Ssh {
+            destination,
+            port,
+            name,
+        } => client::connect_ssh(destination, *port, name.as_deref(), role).await,
+    }
+}
+
+/// A link to the node `target` names, or an exit code and what to say.
+pub(crate) async fn connect_to(
+    target: Option<&str>,
+    role: Role,
+) -> Result<(NodeLink, Updates), (u8, String)> {
+    let target = Target::parse(target).map_err(|e| (2, e))?;
+    connect(&target, role).await.map_err(|e| (3, e))
 }
