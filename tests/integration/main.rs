@@ -31,6 +31,7 @@ mod reload;
 mod results;
 mod side_listeners;
 mod silent;
+mod strict;
 mod subnet;
 mod subnet_dag;
 mod subnet_telemetry;

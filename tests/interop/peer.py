@@ -133,6 +133,12 @@ async def serve(args):
     routes = load_routes(args.routes)
 
     async def handler(stream):
+        caller = getattr(getattr(stream, "muxed_conn", None), "peer_id", None)
+        if args.keep and (caller is None or caller.to_base58() not in args.keep):
+            # Not on the roster: not served, and dropped.
+            print(f"REFUSED {caller}", flush=True)
+            await stream.reset()
+            return
         # One read of up to 4 GiB, as the deployed nodes do: it returns what
         # has arrived (a bare read() would wait for EOF on py-libp2p 0.6.0).
         data = await stream.read(MAX_READ_LEN)
@@ -176,16 +182,18 @@ async def serve(args):
         print(f"READY {addr}", flush=True)
         async with trio.open_nursery() as nursery:
             if args.evict_every:
-                nursery.start_soon(evict, host, args.evict_every)
+                nursery.start_soon(evict, host, args.evict_every, set(args.keep))
             await commands(host)
 
 
-async def evict(host, every):
-    """A strict subnet's connection maintenance with nobody registered:
-    every tick, disconnect every connected peer."""
+async def evict(host, every, keep):
+    """A strict subnet's connection maintenance: every tick, disconnect
+    every connected peer that is not registered (`keep`)."""
     while True:
         await trio.sleep(every)
         for peer in list(host.get_connected_peers()):
+            if peer.to_base58() in keep:
+                continue
             try:
                 await host.disconnect(peer)
                 print(f"EVICTED {peer}", flush=True)
@@ -279,6 +287,8 @@ def main():
     s.add_argument("--security", default="noise", choices=["noise", "pos", "both"])
     s.add_argument("--no-ping", action="store_true")
     s.add_argument("--evict-every", type=float, default=0.0)
+    # A strict subnet's roster: only these peer ids are served and kept.
+    s.add_argument("--keep", action="append", default=[])
     c = sub.add_parser("call")
     c.add_argument("addr")
     c.add_argument("route")
