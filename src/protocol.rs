@@ -124,6 +124,7 @@ pub struct ApiProtocol {
     behaviour: api::Behaviour,
     server: Server,
     client: ApiClient,
+    taps: Arc<crate::node::tap::Taps>,
 }
 
 impl ApiProtocol {
@@ -141,6 +142,7 @@ impl ApiProtocol {
         call_ids: Arc<AtomicU64>,
     ) -> Result<Self, UpstreamError> {
         let upstream = Upstream::new(config.upstream)?;
+        let taps = Arc::new(crate::node::tap::Taps::default());
         let server = Server::new(
             config.routes,
             upstream,
@@ -151,6 +153,7 @@ impl ApiProtocol {
                 call_ids: call_ids.clone(),
                 metrics: config.metrics.clone(),
                 log_span: config.log_span,
+                taps: taps.clone(),
             },
         );
         let connections = Connections::default();
@@ -171,6 +174,7 @@ impl ApiProtocol {
             behaviour,
             server,
             client,
+            taps,
         })
     }
 
@@ -178,6 +182,11 @@ impl ApiProtocol {
     /// before the swarm owns the behaviour.
     pub fn client(&self) -> ApiClient {
         self.client.clone()
+    }
+
+    /// Taps on the bodies this protocol serves (see [`crate::node::tap`]).
+    pub fn taps(&self) -> Arc<crate::node::tap::Taps> {
+        self.taps.clone()
     }
 
     /// Served and made calls, as events, from now on.

@@ -53,6 +53,9 @@ pub(crate) enum CtlCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Show the bodies the node serves (one route or one call) as its
+    /// callers get them: explicit, bounded, never on by default.
+    Tap(super::ctl_follow::CtlTapCmd),
     /// Follow the calls the node serves and makes, as they start and end.
     Calls {
         #[command(flatten)]
@@ -140,6 +143,7 @@ pub(crate) async fn run(cmd: CtlCmd) -> ExitCode {
         CtlCmd::Status { target, json } => (target, json, "status"),
         CtlCmd::Peers { target, json } => (target, json, "peers"),
         CtlCmd::Call(c) => return act::call(c, false).await,
+        CtlCmd::Tap(c) => return act::tap(c).await,
         CtlCmd::Stream(c) => return act::call(c, true).await,
         CtlCmd::Log { node, json, .. } => {
             return act::follow(node.node.as_deref(), Follow::Log, json).await

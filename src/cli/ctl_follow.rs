@@ -264,3 +264,77 @@ pub(crate) async fn connect_to(
     let target = Target::parse(target).map_err(|e| (2, e))?;
     connect(&target, role).await.map_err(|e| (3, e))
 }
+
+#[derive(Args)]
+pub(crate) struct CtlTapCmd {
+    #[command(flatten)]
+    node: NodeOpt,
+    /// Show the bodies the node serves for this route.
+    #[arg(
+        long,
+        value_name = "ROUTE",
+        required_unless_present = "call",
+        conflicts_with = "call"
+    )]
+    route: Option<String>,
+    /// Show the body of this served call (its number, as `ctl calls` gives it).
+    #[arg(long, value_name = "ID")]
+    call: Option<u64>,
+    /// Stop after this many body bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = peerapi::node::tap::DEFAULT_TAP_BYTES)]
+    max_bytes: u64,
+}
+
+/// Writes the bodies the node serves (one route or one call) to stdout as
+/// its callers get them, until Ctrl-C or the byte limit.
+pub(crate) async fn tap(cmd: CtlTapCmd) -> ExitCode {
+    use peerapi::node::tap::TapOn;
+    let on = match (cmd.route, cmd.call) {
+        (Some(r), _) => TapOn::Route(r),
+        (None, Some(id)) => TapOn::Call(peerapi::node::CallId(id)),
+        (None, None) => return fail(2, "--route or --call says what to tap"),
+    };
+    let (link, _updates) = match connect_to(cmd.node.node.as_deref(), Role::Full).await {
+        Ok(c) => c,
+        Err((code, e)) => return fail(code, e),
+    };
+    eprintln!(
+        "peerapi: tapping {on:?} (at most {} bytes; Ctrl-C stops)",
+        cmd.max_bytes
+    );
+    let mut pending = link.request(Request::Tap {
+        on,
+        max_bytes: Some(cmd.max_bytes),
+    });
+    let mut out = std::io::stdout();
+    loop {
+        let answer = tokio::select! {
+            a = pending.next() => a,
+            _ = tokio::signal::ctrl_c() => {
+                link.cancel(pending.id());
+                pending.next().await
+            }
+        };
+        match answer {
+            Some(Answer::Part(Part::Tapped(chunk))) => {
+                if out
+                    .write_all(&chunk.bytes)
+                    .and_then(|_| out.flush())
+                    .is_err()
+                {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            Some(Answer::Part(_)) => {}
+            Some(Answer::Done(Reply::Text(Ok(text)))) => {
+                eprintln!("peerapi: {text}");
+                return ExitCode::SUCCESS;
+            }
+            Some(Answer::Done(Reply::Refused(why))) => {
+                return fail(10, format!("the node refused: {why}"))
+            }
+            Some(Answer::Done(other)) => return fail(1, format!("unexpected answer: {other:?}")),
+            None => return fail(1, "the node went away"),
+        }
+    }
+}

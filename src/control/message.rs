@@ -121,6 +121,13 @@ pub enum Request {
     },
     /// Remove a route from the route file, under the same rule: `Text`.
     RemoveRoute { name: String, version: Option<u64> },
+    /// The bodies the node serves for one route or one call, as its
+    /// callers get them: `Tapped` parts until cancelled or `max_bytes`
+    /// (default 4 MiB) have passed, then `Text`. Explicit, never on by default.
+    Tap {
+        on: crate::node::tap::TapOn,
+        max_bytes: Option<u64>,
+    },
     /// A peer's route listing: `RemoteRoutes`.
     RemoteRoutes { target: String },
     /// The same call to these peers at once: `FanOutRow` parts, then `FanOutDone`.
@@ -148,9 +155,15 @@ impl Request {
 pub enum Part {
     Head(ResponseHead),
     Bytes(Bytes),
-    FanOutRow { index: usize, update: RowUpdate },
+    FanOutRow {
+        index: usize,
+        update: RowUpdate,
+    },
     LoadProgress(Box<Progress>),
     HopVsDirectRound(usize),
+    /// The tap is open: what is served from now on is shown.
+    TapOpen,
+    Tapped(crate::node::tap::TapChunk),
 }
 
 /// A request's last word.

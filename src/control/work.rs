@@ -93,6 +93,35 @@ pub async fn carry_out(
                 None => Err(NO_ROUTE_FILE.into()),
             })
         }
+        Request::Tap { on, max_bytes } => {
+            let max = max_bytes.unwrap_or(crate::node::tap::DEFAULT_TAP_BYTES);
+            let mut reader = handle.tap(on, max);
+            parts.send(Part::TapOpen).await;
+            let mut passed = 0u64;
+            while !reader.full() {
+                tokio::select! {
+                    chunk = reader.chunks.recv() => match chunk {
+                        Some(c) => {
+                            passed += c.bytes.len() as u64;
+                            if !parts.send(Part::Tapped(c)).await {
+                                break;
+                            }
+                        }
+                        None => break,
+                    },
+                    () = cancel.cancelled() => break,
+                }
+            }
+            let full = if reader.full() {
+                " (its byte limit reached)"
+            } else {
+                ""
+            };
+            Reply::Text(Ok(format!(
+                "tap closed{full}: {passed} bytes shown, {} not (reader behind or limit)",
+                reader.dropped()
+            )))
+        }
         Request::RemoteRoutes { target } => Reply::RemoteRoutes(match parse_peer_addr(&target) {
             Ok(addr) => handle.list_routes(&addr).await.map_err(|e| match e {
                 CallError::Unsupported { .. } => {

@@ -57,6 +57,7 @@ pub(crate) struct Shared {
     pub(crate) log_span: tracing::Span,
     /// The node's log label, which names it to operators too.
     pub(crate) name: Option<String>,
+    pub(crate) taps: Arc<super::tap::Taps>,
 }
 
 /// A cheap, cloneable handle to a running node.
@@ -80,6 +81,12 @@ impl NodeHandle {
     /// The node's name (its log label), if it has one.
     pub fn name(&self) -> Option<&str> {
         self.shared.name.as_deref()
+    }
+
+    /// Opens a tap on the bodies this node serves for `on` (at most
+    /// `max_bytes`): an operator's explicit request, never on by default.
+    pub fn tap(&self, on: super::tap::TapOn, max_bytes: u64) -> super::tap::TapReader {
+        self.shared.taps.open(on, max_bytes)
     }
 
     /// The live route table this node serves.

@@ -28,6 +28,7 @@ mod replication;
 pub(crate) mod serve;
 mod subnet_events;
 mod subnet_parts;
+pub mod tap;
 pub mod transport;
 mod walks;
 
@@ -61,8 +62,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use libp2p::identity::Keypair;
-use libp2p::Multiaddr;
+use libp2p::{identity::Keypair, Multiaddr};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::protocol::{ApiProtocol, ApiProtocolConfig, DrainHandle};
@@ -326,7 +326,7 @@ impl Node {
             events.clone(),
             call_ids,
         )?;
-        let drain = api.drain_handle();
+        let (drain, taps) = (api.drain_handle(), api.taps());
         let dag = Arc::new(std::sync::Mutex::new(crate::subnet::DagStore::new(
             config.subnet.dag.clone(),
         )));
@@ -367,6 +367,7 @@ impl Node {
             telemetry: telemetry_counters.clone(),
             log_span: log_span.clone(),
             name: config.log_label.clone(),
+            taps,
         });
         let replicator = replication::Replicator::new(
             dag.clone(),

@@ -240,7 +240,7 @@ async fn follow_run(mut pending: Pending, tx: mpsc::Sender<Action>) {
                     Part::FanOutRow { index, update } => RunsAction::FanOutRow(index, update),
                     Part::LoadProgress(p) => RunsAction::LoadProgress(*p),
                     Part::HopVsDirectRound(n) => RunsAction::HopVsDirectRound(n),
-                    Part::Head(_) | Part::Bytes(_) => continue,
+                    Part::Head(_) | Part::Bytes(_) | Part::TapOpen | Part::Tapped(_) => continue,
                 };
                 let _ = tx.try_send(Action::Runs(update));
                 continue;

@@ -311,6 +311,10 @@ async fn an_observer_may_not_call_dial_or_edit() {
             name: "x".into(),
             version: None,
         },
+        Request::Tap {
+            on: peerapi::node::tap::TapOn::Route("inference".into()),
+            max_bytes: None,
+        },
     ] {
         let reply = within(observer.request(request).reply()).await;
         assert!(matches!(reply, Reply::Refused(_)), "{reply:?}");
@@ -435,4 +439,73 @@ async fn ctl_calls_through_the_node_with_call_exit_codes_edits_its_routes_and_fo
     );
     let out = ctl(&["routes", "remove", "--node", node, "chat"]);
     assert!(out.status.success(), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tap_shows_the_tokens_the_node_serves_to_a_caller_bounded_and_only_when_asked() {
+    let backend = demo_backend().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_a, a_addr, socket) = node_with_control(dir.path(), &backend.routes(), &[]);
+    let (operator, _u) = link(&socket, Role::Full).await;
+    let caller = crate::common::client().await;
+    let body = r#"{"stream": true, "messages": [{"role": "user", "content": "hi"}]}"#;
+    let call = || async {
+        let (_, chunks) = within(caller.handle().stream_full(
+            &a_addr,
+            peerapi::node::CallRequest::from_parts(
+                "inference",
+                "POST",
+                [("content-type".to_string(), "application/json".to_string())].into(),
+                body,
+            ),
+        ))
+        .await
+        .expect("the node serves the call");
+        let got: Vec<_> = within(chunks.collect::<Vec<_>>()).await;
+        got.into_iter()
+            .flat_map(|c| c.expect("a chunk").to_vec())
+            .collect::<Vec<u8>>()
+    };
+    use futures::StreamExt;
+
+    // With no tap, nothing is shown: the operator's link sees no body.
+    let first = call().await;
+    assert!(String::from_utf8_lossy(&first).contains("data:"));
+
+    let mut tap = operator.request(Request::Tap {
+        on: peerapi::node::tap::TapOn::Route("inference".into()),
+        max_bytes: Some(first.len() as u64 + 10_000),
+    });
+    // What is served once the node says the tap is open is shown.
+    let opened = within(tap.next()).await;
+    assert!(
+        matches!(opened, Some(Answer::Part(Part::TapOpen))),
+        "{opened:?}"
+    );
+    let served = call().await;
+    let mut shown = Vec::new();
+    within(async {
+        while shown.len() < served.len() {
+            match tap.next().await.expect("tapped bytes") {
+                Answer::Part(Part::Tapped(c)) => {
+                    assert_eq!(c.route, "inference");
+                    shown.extend_from_slice(&c.bytes);
+                }
+                Answer::Part(_) => {}
+                Answer::Done(r) => panic!("the tap ended early: {r:?}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        shown, served,
+        "the tap shows what the caller got, byte for byte"
+    );
+    // Stopping the tap: its last word says what it showed.
+    operator.cancel(tap.id());
+    let last = within(tap.reply()).await;
+    assert!(
+        matches!(&last, Reply::Text(Ok(t)) if t.contains("bytes shown")),
+        "{last:?}"
+    );
 }

@@ -20,6 +20,7 @@ impl Server {
         out: &mut Responder<W>,
         peer: PeerId,
         req: &wire::ApiRequest,
+        id: crate::node::CallId,
     ) -> ServeOutcome {
         let name = req.route.as_str();
         let method = req.method_or_default();
@@ -70,10 +71,13 @@ impl Server {
                 Err(e) => Err(e),
             };
             match result {
-                Ok((status, headers, body)) => match out.unary(status, headers, body).await {
-                    Ok(()) => ServeOutcome::Ok { status },
-                    Err(error) => ServeOutcome::CallerGone { error },
-                },
+                Ok((status, headers, body)) => {
+                    self.inner.taps.offer(id, name, std::slice::from_ref(&body));
+                    match out.unary(status, headers, body).await {
+                        Ok(()) => ServeOutcome::Ok { status },
+                        Err(error) => ServeOutcome::CallerGone { error },
+                    }
+                }
                 Err(e) => self.refused(out, upstream_refusal(name, &e)).await,
             }
         } else {
@@ -97,6 +101,7 @@ impl Server {
             loop {
                 let after = chunks.next_batch(&mut batch, MAX_COALESCED_BYTES).await;
                 if !batch.is_empty() {
+                    self.inner.taps.offer(id, name, &batch);
                     if let Err(error) = out.data(&batch).await {
                         return ServeOutcome::CallerGone { error };
                     }

@@ -67,6 +67,7 @@ struct Inner {
     call_ids: Arc<AtomicU64>,
     metrics: Option<Arc<NodeMetrics>>,
     log_span: tracing::Span,
+    taps: Arc<crate::node::tap::Taps>,
 }
 
 /// Counts one live inbound stream until dropped.
@@ -90,6 +91,8 @@ pub(crate) struct Reports {
     pub(crate) call_ids: Arc<AtomicU64>,
     pub(crate) metrics: Option<Arc<NodeMetrics>>,
     pub(crate) log_span: tracing::Span,
+    /// Where served bodies go when an operator taps them.
+    pub(crate) taps: Arc<crate::node::tap::Taps>,
 }
 
 impl Server {
@@ -105,6 +108,7 @@ impl Server {
             call_ids,
             metrics,
             log_span,
+            taps,
         } = reports;
         let max_live_streams = limits
             .max_concurrent_calls
@@ -142,6 +146,7 @@ impl Server {
                 call_ids,
                 metrics,
                 log_span,
+                taps,
             }),
         }
     }
@@ -362,7 +367,7 @@ impl Server {
         }
         // The backend request lives only as long as the caller wants it.
         let outcome = {
-            let respond = std::pin::pin!(self.respond(&mut out, peer, &req));
+            let respond = std::pin::pin!(self.respond(&mut out, peer, &req, id));
             let gone = std::pin::pin!(caller_gone(&mut reader, v2));
             match futures::future::select(respond, gone).await {
                 futures::future::Either::Left((outcome, _)) => outcome,
