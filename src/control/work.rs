@@ -95,11 +95,18 @@ pub async fn carry_out(
         }
         Request::Tap { on, max_bytes } => {
             let max = max_bytes.unwrap_or(crate::node::tap::DEFAULT_TAP_BYTES);
+            // A tap on one call ends with it (its last bytes first).
+            let call = match &on {
+                crate::node::tap::TapOn::Call(id) => Some(*id),
+                crate::node::tap::TapOn::Route(_) => None,
+            };
+            let mut events = handle.subscribe();
             let mut reader = handle.tap(on, max);
             parts.send(Part::TapOpen).await;
             let mut passed = 0u64;
             while !reader.full() {
                 tokio::select! {
+                    biased;
                     chunk = reader.chunks.recv() => match chunk {
                         Some(c) => {
                             passed += c.bytes.len() as u64;
@@ -110,6 +117,17 @@ pub async fn carry_out(
                         None => break,
                     },
                     () = cancel.cancelled() => break,
+                    ev = events.recv(), if call.is_some() => match ev {
+                        Ok(crate::node::NodeEvent::ServeFinished { id, .. }) if Some(id) == call => {
+                            while let Ok(c) = reader.chunks.try_recv() {
+                                passed += c.bytes.len() as u64;
+                                parts.send(Part::Tapped(c)).await;
+                            }
+                            break;
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                        _ => {}
+                    },
                 }
             }
             let full = if reader.full() {

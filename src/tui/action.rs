@@ -200,6 +200,8 @@ pub enum Action {
     Peers(Vec<crate::node::PeerInfo>),
     /// Our listen addresses.
     Listening(Vec<String>),
+    /// Show the selected served call's body as the node sends it (a tap).
+    TapCall,
     /// An attached console's node went away (it keeps what it showed).
     NodeGone,
     /// ... and is back, through this link (its snapshot follows).

@@ -47,6 +47,11 @@ pub enum Effect {
         route: Box<Route>,
         rounds: usize,
     },
+    /// Tap a served call: its body shows in its output as it is sent.
+    TapServed {
+        local: LocalId,
+        call: crate::node::CallId,
+    },
     /// Stop the load run or comparison, if one runs.
     StopLoad,
     /// Leave the console.
@@ -67,6 +72,7 @@ impl Effect {
                 | Effect::FanOut { .. }
                 | Effect::Load { .. }
                 | Effect::HopVsDirect { .. }
+                | Effect::TapServed { .. }
         )
     }
 }

@@ -238,6 +238,13 @@ pub static BINDINGS: &[Binding] = &[
     ),
     b!(
         In(Pane::Calls),
+        [(Char('t'), NONE)],
+        "t",
+        "tap a served call's body",
+        Action::TapCall
+    ),
+    b!(
+        In(Pane::Calls),
         [(Char('y'), NONE)],
         "y",
         "copy as command line",

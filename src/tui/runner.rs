@@ -185,6 +185,31 @@ impl Runner {
                 });
                 tokio::spawn(follow_run(pending, self.tx.clone()));
             }
+            Effect::TapServed { local, call } => {
+                let on = crate::node::tap::TapOn::Call(call);
+                let mut pending = self.link.request(Request::Tap {
+                    on,
+                    max_bytes: None,
+                });
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    while let Some(answer) = pending.next().await {
+                        let action = match answer {
+                            Answer::Part(Part::Tapped(c)) => Action::CallBytes {
+                                id: local,
+                                bytes: c.bytes,
+                                at: Instant::now(),
+                            },
+                            Answer::Part(_) => continue,
+                            Answer::Done(Reply::Text(Ok(t) | Err(t)) | Reply::Refused(t)) => {
+                                Action::Notice(t)
+                            }
+                            Answer::Done(_) => continue,
+                        };
+                        let _ = tx.send(action).await;
+                    }
+                });
+            }
             Effect::StopLoad => {
                 if let Some(id) = self.run.take() {
                     self.link.cancel(id);

@@ -308,3 +308,91 @@ fn the_consoles_own_node_offers_control_too() {
     });
     assert!(!socket.exists(), "the socket goes with the console");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t_on_a_served_call_taps_the_tokens_the_node_streams_to_its_caller() {
+    use crate::console_backend::{key, screen};
+    use ratatui::crossterm::event::KeyCode;
+    // A paced backend: the served call lasts seconds, time to tap it.
+    let backend = peerapi::demo::DemoBackend::start(
+        "127.0.0.1:0".parse().unwrap(),
+        peerapi::demo::DemoPace {
+            first_token: Duration::from_millis(200),
+            per_token: Duration::from_millis(20),
+        },
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.json");
+    write_routes_file(&routes, &backend.routes());
+    let socket = dir.path().join("ctl").join("n.sock");
+    let (_node, addr) = node_process_with(&routes, &["--control", socket.to_str().unwrap()]);
+    let (link, updates) = crate::common::within(peerapi::control::client::connect_socket(
+        &socket,
+        peerapi::control::Role::Full,
+    ))
+    .await
+    .expect("the node answers");
+    let (tx, mut actions) = tokio::sync::mpsc::channel(4096);
+    let terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(100, 30)).unwrap();
+    let mut console = peerapi::tui::Console::new(terminal, link, updates, tx, dir.path(), None);
+
+    // A remote caller streams from the node.
+    let caller = crate::common::client().await;
+    let handle = caller.handle();
+    let call = tokio::spawn(async move {
+        let (_, chunks) = handle
+            .stream_full(
+                &addr,
+                peerapi::node::CallRequest::from_parts(
+                    "inference",
+                    "POST",
+                    [("content-type".to_string(), "application/json".to_string())].into(),
+                    r#"{"stream": true, "messages": [{"role": "user", "content": "hi"}]}"#,
+                ),
+            )
+            .await
+            .expect("served");
+        use futures::StreamExt;
+        chunks.collect::<Vec<_>>().await.len()
+    });
+    crate::common::within(async {
+        while !console.state.calls.list.iter().any(|c| !c.outgoing) {
+            console.on_action(actions.recv().await.expect("updates"));
+        }
+    })
+    .await;
+    assert!(
+        console
+            .state
+            .calls
+            .list
+            .iter()
+            .all(|c| c.output.raw.is_empty()),
+        "nothing of a served body shows before it is tapped"
+    );
+    console.on_event(key(KeyCode::Char('3')));
+    console.on_event(key(KeyCode::Char('t')));
+    crate::common::within(async {
+        loop {
+            let served = console
+                .state
+                .calls
+                .list
+                .iter()
+                .find(|c| !c.outgoing)
+                .unwrap();
+            if String::from_utf8_lossy(&served.output.raw).contains("subnet") {
+                break;
+            }
+            console.on_action(actions.recv().await.expect("updates"));
+        }
+    })
+    .await;
+    assert!(
+        screen(&mut console).contains("subnet"),
+        "the tapped tokens on screen"
+    );
+    assert!(crate::common::within(call).await.unwrap() > 0);
+}

@@ -243,9 +243,26 @@ impl Calls {
         }
     }
 
+    /// The selected call, when it is a served call still in flight: its
+    /// local id and the node's number for it, to tap.
+    pub fn tap_selected(&self) -> Result<(LocalId, CallId), &'static str> {
+        let c = self.list.get(self.sel).ok_or("no call selected")?;
+        if c.outgoing {
+            return Err("t taps a call this node serves; this one it made");
+        }
+        self.served
+            .iter()
+            .find(|(_, local)| **local == c.id)
+            .map(|(id, local)| (*local, *id))
+            .ok_or("that served call has ended: nothing left to tap")
+    }
+
     pub fn on_bytes(&mut self, id: LocalId, bytes: &Bytes, at: Instant) {
         let Some(c) = self.get_mut(id) else { return };
-        if c.state.in_flight() {
+        if !c.outgoing {
+            // A tapped served call: its bytes may trail its end.
+            c.output.push(bytes, at);
+        } else if c.state.in_flight() {
             c.state = if c.stream {
                 CallState::Streaming
             } else {

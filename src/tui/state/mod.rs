@@ -308,6 +308,16 @@ impl State {
                     return vec![Effect::Cancel(id)];
                 }
             }
+            Action::TapCall => {
+                match self.calls.tap_selected() {
+                    Ok((local, call)) => {
+                        self.output.follow = true;
+                        self.notice("tapping: the body this node sends shows in Output as it goes (bounded)");
+                        return vec![Effect::TapServed { local, call }];
+                    }
+                    Err(why) => self.notice(why),
+                }
+            }
             Action::RerunCall => {
                 if let Some(spec) = self.selected_call().and_then(|c| c.spec.clone()) {
                     return self.new_call(spec);
