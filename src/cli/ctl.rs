@@ -337,6 +337,10 @@ pub(crate) async fn attach(cmd: AttachCmd) -> ExitCode {
         Role::Full
     };
     let target = match Target::parse(cmd.target.target.as_deref()) {
+        Ok(Target::Local(None)) => match pick_local() {
+            Ok(t) => t,
+            Err(e) => return fail(3, e),
+        },
         Ok(t) => t,
         Err(e) => return fail(2, e),
     };
@@ -359,4 +363,38 @@ pub(crate) async fn attach(cmd: AttachCmd) -> ExitCode {
     });
     let attached = peerapi::tui::run_attached(link, updates, name, Some(again), options);
     super::console_result(attached.await)
+}
+
+/// With no target: the one local node, or (on a terminal) the one the
+/// operator picks from the list of them.
+#[cfg(feature = "console")]
+fn pick_local() -> Result<Target, String> {
+    use std::io::IsTerminal;
+    let nodes: Vec<_> = client::search_dirs()
+        .iter()
+        .flat_map(|d| peerapi::control::endpoint::list(d))
+        .collect();
+    if nodes.len() < 2 || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        // One node, none (the error names where it looked), or no one to ask.
+        return Ok(Target::Local(None));
+    }
+    let mut err = std::io::stderr();
+    let _ = writeln!(err, "{} nodes run here:", nodes.len());
+    for (i, n) in nodes.iter().enumerate() {
+        let listen = n.listen.first().map(String::as_str).unwrap_or("-");
+        let _ = writeln!(err, "  {}  {:<20} {}  {listen}", i + 1, n.name, n.peer_id);
+    }
+    let _ = write!(err, "attach to which (1-{})? ", nodes.len());
+    let _ = err.flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the choice: {e}"))?;
+    let n: usize = line
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| (1..=nodes.len()).contains(n))
+        .ok_or_else(|| format!("{:?} is not one of 1-{}", line.trim(), nodes.len()))?;
+    Ok(Target::Socket(nodes[n - 1].socket.clone()))
 }

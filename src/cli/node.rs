@@ -182,6 +182,7 @@ impl Resolved {
     }
 }
 
+#[cfg_attr(not(feature = "console"), allow(unused_imports))]
 pub(crate) use peerapi::node::transport::{CONSOLE_LISTEN, NODE_LISTEN};
 
 impl NodeArgs {

@@ -509,3 +509,59 @@ async fn a_tap_shows_the_tokens_the_node_serves_to_a_caller_bounded_and_only_whe
         "{last:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_out_and_load_runs_requested_over_the_socket_run_in_the_node_and_stream_progress() {
+    let backend = demo_backend().await;
+    let dir_b = tempfile::tempdir().unwrap();
+    let (_b, b_addr, _) = node_with_control(dir_b.path(), &backend.routes(), &[]);
+    let dir_c = tempfile::tempdir().unwrap();
+    let (_c, c_addr, _) = node_with_control(dir_c.path(), &backend.routes(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (_a, _, socket) = node_with_control(dir.path(), &Default::default(), &[]);
+    let (link, _u) = link(&socket, Role::Full).await;
+    let spec = peerapi::control::CallSpec {
+        target: b_addr.to_string(),
+        request: peerapi::node::CallRequest::from_parts("echo", "POST", Default::default(), "same"),
+        stream: false,
+    };
+
+    let mut fan = link.request(Request::FanOut {
+        spec: spec.clone(),
+        peers: vec![b_addr.to_string(), c_addr.to_string()],
+    });
+    let mut rows = 0;
+    let results = within(async {
+        loop {
+            match fan.next().await.expect("an answer") {
+                Answer::Part(Part::FanOutRow { .. }) => rows += 1,
+                Answer::Part(_) => {}
+                Answer::Done(Reply::FanOutDone(r)) => return r,
+                Answer::Done(other) => panic!("{other:?}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(results.len(), 2);
+    assert!(results.iter().all(|r| r.sample.ok()), "{results:?}");
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r.same_as_majority == Some(true))
+            .count(),
+        2,
+        "both echo the same body"
+    );
+    assert!(rows >= 2, "rows streamed while it ran: {rows}");
+
+    let plan = peerapi::load::LoadPlan {
+        stop: peerapi::load::Stop::Requests(50),
+        concurrency: 4,
+        ..Default::default()
+    };
+    let summary = within(link.request(Request::Load { spec, plan }).reply()).await;
+    let Reply::LoadDone(summary) = summary else {
+        panic!("{summary:?}")
+    };
+    assert_eq!((summary.requests, summary.ok), (50, 50), "{summary:?}");
+}
