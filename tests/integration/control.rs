@@ -194,6 +194,14 @@ async fn garbage_an_oversized_frame_and_a_thousand_reconnects_leave_the_node_ser
     within(closed(s)).await;
 
     let before = open_fds(pid);
+    let rss =
+        || peerapi::testkit::proc_kb(&format!("/proc/{pid}/status"), "VmRSS:").expect("VmRSS");
+    // A first round warms the allocator; the second must not grow it.
+    for _ in 0..200 {
+        let (l, u) = link(&socket, Role::Observe).await;
+        drop((l, u));
+    }
+    let rss_before = rss();
     for _ in 0..1000 {
         let (l, u) = link(&socket, Role::Observe).await;
         drop((l, u));
@@ -210,6 +218,14 @@ async fn garbage_an_oversized_frame_and_a_thousand_reconnects_leave_the_node_ser
     })
     .await;
     assert!(after <= before + 2, "fds {before} -> {after}");
+    let rss_after = rss();
+    eprintln!(
+        "1000 control reconnects: fds {before} -> {after}, VmRSS {rss_before} -> {rss_after} kB"
+    );
+    assert!(
+        rss_after < rss_before + 8.0 * 1024.0,
+        "resident memory grew from {rss_before} kB to {rss_after} kB over 1000 reconnects"
+    );
     let out = ctl(&["status", socket.to_str().unwrap()]);
     assert!(out.status.success(), "{out:?}");
 }

@@ -66,6 +66,43 @@ async fn count(mut updates: Updates, stop: Instant) -> (u64, u64) {
     (events, missed)
 }
 
+/// The p50 of `n` unary calls from `calling` to `addr`.
+async fn served_p50(
+    calling: &peerapi::Node,
+    addr: &libp2p::Multiaddr,
+    n: usize,
+) -> Result<Duration, String> {
+    let mut took = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        calling
+            .handle()
+            .call_remote(addr, "small", "GET", Default::default(), Vec::new())
+            .await
+            .map_err(|e| e.to_string())?;
+        took.push(started.elapsed());
+    }
+    took.sort();
+    Ok(took[took.len() / 2])
+}
+
+/// A control client that says hello and then never reads.
+async fn stuck_client(path: &std::path::Path) -> Result<tokio::net::UnixStream, String> {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::UnixStream::connect(path)
+        .await
+        .map_err(|e| e.to_string())?;
+    let hello = peerapi::control::frame::encode(&peerapi::control::ToNode::Hello {
+        version: peerapi::control::CONTROL_VERSION,
+        role: Role::Observe,
+    })?;
+    s.write_all(&(hello.len() as u32).to_be_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    s.write_all(&hello).await.map_err(|e| e.to_string())?;
+    Ok(s)
+}
+
 /// Publishes `rate` events a second for one second (a batch each
 /// millisecond) and counts what `updates` delivers.
 async fn paced(
@@ -202,7 +239,30 @@ pub(crate) async fn run(exe: &std::path::Path, quick: bool) -> Result<String, St
         }
     }
 
-    // 3. A node process's memory with 4 attached clients against none.
+    // 3. Served calls beside a client that never reads, interleaved with
+    // rounds without it.
+    eprintln!("bench: served calls beside a control client that never reads…");
+    let rounds = if quick { 1 } else { 3 };
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        without.push(served_p50(&calling, &addr, calls / 3).await?);
+        let stuck = stuck_client(&path).await?;
+        with.push(served_p50(&calling, &addr, calls / 3).await?);
+        drop(stuck);
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (w, wo) = (median(&mut with), median(&mut without));
+    out.push_str(&format!(
+        "  served-call p50 beside a client that never reads: {:.1} µs, without: {:.1} µs (ratio {:.2}; {rounds} interleaved rounds)\n",
+        w.as_secs_f64() * 1e6,
+        wo.as_secs_f64() * 1e6,
+        w.as_secs_f64() / wo.as_secs_f64().max(1e-9),
+    ));
+
+    // 4. A node process's memory with 4 attached clients against none.
     eprintln!("bench: attach memory (a node process, 0 then 4 clients)…");
     let ctl = dir.path().join("ctl2").join("p.sock");
     let ctl_arg = ctl.to_string_lossy().into_owned();
