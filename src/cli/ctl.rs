@@ -63,6 +63,13 @@ pub(crate) enum CtlCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The subnet's roster as the node knows it (from the peer states it holds).
+    Roster {
+        #[command(flatten)]
+        target: TargetArg,
+        #[arg(long)]
+        json: bool,
+    },
     /// The running nodes on this machine.
     List {
         #[arg(long)]
@@ -142,6 +149,9 @@ pub(crate) async fn run(cmd: CtlCmd) -> ExitCode {
         CtlCmd::List { json } => return list(json),
         CtlCmd::Status { target, json } => (target, json, "status"),
         CtlCmd::Peers { target, json } => (target, json, "peers"),
+        CtlCmd::Roster { target, json } => {
+            return act::roster(target.target.as_deref(), json).await
+        }
         CtlCmd::Call(c) => return act::call(c, false).await,
         CtlCmd::Tap(c) => return act::tap(c).await,
         CtlCmd::Stream(c) => return act::call(c, true).await,

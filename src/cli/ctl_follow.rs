@@ -338,3 +338,36 @@ pub(crate) async fn tap(cmd: CtlTapCmd) -> ExitCode {
         }
     }
 }
+
+/// `ctl roster`: the subnet nodes the node knows, from their peer states.
+pub(crate) async fn roster(node: Option<&str>, json: bool) -> ExitCode {
+    let (link, _updates) = match connect_to(node, Role::Observe).await {
+        Ok(c) => c,
+        Err((code, e)) => return fail(code, e),
+    };
+    let entries = match link.request(Request::Roster).reply().await {
+        Reply::Roster(e) => e,
+        Reply::Refused(why) => return fail(10, format!("the node refused: {why}")),
+        other => return fail(1, format!("unexpected answer: {other:?}")),
+    };
+    let mut out = std::io::stdout().lock();
+    if !json {
+        let _ = writeln!(
+            out,
+            "{:<7} {:<5} {:<8} {:<52} MULTIADDR",
+            "SUBNET", "NODE", "STATE", "PEER"
+        );
+    }
+    for e in &entries {
+        let line = if json {
+            serde_json::to_string(e).unwrap_or_default()
+        } else {
+            format!(
+                "{:<7} {:<5} {:<8} {:<52} {}",
+                e.subnet_id, e.subnet_node_id, e.state, e.peer_id, e.multiaddr
+            )
+        };
+        let _ = writeln!(out, "{line}");
+    }
+    ExitCode::SUCCESS
+}

@@ -128,6 +128,8 @@ pub enum Request {
         on: crate::node::tap::TapOn,
         max_bytes: Option<u64>,
     },
+    /// The subnet's roster from the peer states the node holds: `Roster`.
+    Roster,
     /// A peer's route listing: `RemoteRoutes`.
     RemoteRoutes { target: String },
     /// The same call to these peers at once: `FanOutRow` parts, then `FanOutDone`.
@@ -146,7 +148,7 @@ pub enum Request {
 impl Request {
     /// Whether it calls, dials, disconnects or edits: what an observer may not do.
     pub fn changes_something(&self) -> bool {
-        !matches!(self, Request::RemoteRoutes { .. })
+        !matches!(self, Request::RemoteRoutes { .. } | Request::Roster)
     }
 }
 
@@ -178,6 +180,7 @@ pub enum Reply {
     /// What happened, for the operator (Err: it failed, and why).
     Text(Result<String, String>),
     RemoteRoutes(Result<Vec<RouteInfo>, String>),
+    Roster(Vec<crate::subnet::roster::RosterEntry>),
     FanOutDone(Vec<PeerResult>),
     LoadDone(Box<Summary>),
     HopVsDirectDone(Box<HopVsDirect>),

@@ -11,7 +11,7 @@ use serde_json::Value;
 pub const DEFAULT_MAX_ROSTER: usize = 10_000;
 
 /// One subnet node, from its latest peer state.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RosterEntry {
     pub subnet_id: u64,
     pub subnet_node_id: u64,

@@ -581,3 +581,51 @@ async fn fan_out_and_load_runs_requested_over_the_socket_run_in_the_node_and_str
     };
     assert_eq!((summary.requests, summary.ok), (50, 50), "{summary:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_roster_reads_the_subnet_from_the_peer_states_the_node_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    // Real peer-state DAG nodes that template nodes signed.
+    let dag = dir.path().join("dag.json");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/vectors/peer_state_dag.json"
+        ),
+        &dag,
+    )
+    .unwrap();
+    let (_proc, _, socket) = node_with_control(
+        dir.path(),
+        &Default::default(),
+        &["--dag-file", dag.to_str().unwrap()],
+    );
+    let out = ctl(&["roster", socket.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let entries: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let nodes: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["subnet_id"].as_u64(),
+                e["subnet_node_id"].as_u64(),
+                e["state"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        nodes,
+        [
+            (Some(1), Some(1), Some("JOINING")),
+            (Some(1), Some(2), Some("JOINING"))
+        ],
+        "{entries:?}"
+    );
+    assert_eq!(
+        entries[1]["peer_id"],
+        "12D3KooWM5J4zS17XR2LHGZgRpmzbeqg4Eibyq8sbRLwRuWxJqsV"
+    );
+}
