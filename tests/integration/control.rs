@@ -629,3 +629,34 @@ async fn ctl_roster_reads_the_subnet_from_the_peer_states_the_node_holds() {
         "12D3KooWM5J4zS17XR2LHGZgRpmzbeqg4Eibyq8sbRLwRuWxJqsV"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_killed_mid_call_has_its_call_cancelled_by_the_node() {
+    use std::io::BufRead;
+    let backend = crate::common::StreamBackend::start().await;
+    let mut routes = peerapi::RouteTable::new();
+    routes.insert(
+        "slow".into(),
+        peerapi::Route::new(backend.url("/slow"), true),
+    );
+    let dir_b = tempfile::tempdir().unwrap();
+    let (_b, b_addr, _) = node_with_control(dir_b.path(), &routes, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (_a, _, socket) = node_with_control(dir.path(), &Default::default(), &[]);
+    // A client in its own process, killed (no cancel sent) mid-stream.
+    let mut client = Command::new(BIN)
+        .args(["ctl", "stream", "--node", socket.to_str().unwrap()])
+        .arg(b_addr.to_string())
+        .arg("slow")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(client.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a first chunk").unwrap();
+    assert!(first.starts_with("data: "), "{first}");
+    assert_eq!(backend.dropped_streams(), 0, "the stream is still running");
+    client.kill().unwrap();
+    let _ = client.wait();
+    // The node cancels the call: B's backend request is dropped.
+    within(backend.wait_dropped_beyond(0)).await;
+}
