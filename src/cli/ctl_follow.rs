@@ -211,9 +211,10 @@ fn call_line(ev: &NodeEvent, json: bool) -> Option<String> {
             route,
             method,
             stream,
+            by,
         } => (
             "call_started",
-            serde_json::json!({"id": id.0, "peer": peer.to_string(), "route": route, "method": method, "stream": stream}),
+            serde_json::json!({"id": id.0, "peer": peer.to_string(), "route": route, "method": method, "stream": stream, "by": by}),
         ),
         NodeEvent::CallFinished {
             id, bytes, elapsed, ..

@@ -46,6 +46,7 @@ type Waiting = Arc<Mutex<HashMap<RequestId, mpsc::Sender<Answer>>>>;
 pub struct NodeLink {
     info: NodeInfo,
     role: Role,
+    client: String,
     to: mpsc::Sender<ToNode>,
     waiting: Waiting,
     next_id: Arc<AtomicU64>,
@@ -71,6 +72,7 @@ impl NodeLink {
         let (to_client, from_node) = mpsc::channel(limits.queued_messages);
         tokio::spawn(service::serve_client(
             handle.clone(),
+            service::client_label("in-process"),
             Role::Full,
             from_client,
             to_client,
@@ -94,7 +96,7 @@ impl NodeLink {
         let first = tokio::time::timeout(HELLO_WITHIN, from.recv())
             .await
             .map_err(|_| LinkError::NoHello(HELLO_WITHIN))?;
-        let (info, role) = match first {
+        let (info, role, client) = match first {
             None => return Err(LinkError::Closed),
             Some(FromNode::Hello { version, .. }) if version != CONTROL_VERSION => {
                 return Err(LinkError::Version {
@@ -102,7 +104,9 @@ impl NodeLink {
                     ours: CONTROL_VERSION,
                 })
             }
-            Some(FromNode::Hello { role, node, .. }) => (node, role),
+            Some(FromNode::Hello {
+                role, node, client, ..
+            }) => (node, role, client),
             Some(_) => return Err(LinkError::NotHello),
         };
         let waiting: Waiting = Arc::default();
@@ -111,6 +115,7 @@ impl NodeLink {
         let link = Self {
             info,
             role,
+            client,
             to,
             waiting,
             next_id: Arc::new(AtomicU64::new(1)),
@@ -120,6 +125,11 @@ impl NodeLink {
 
     pub fn info(&self) -> &NodeInfo {
         &self.info
+    }
+
+    /// How the node names this client on the calls it makes for it.
+    pub fn client(&self) -> &str {
+        &self.client
     }
 
     /// What the node granted.

@@ -93,6 +93,10 @@ pub enum FromNode {
         version: u32,
         role: Role,
         node: NodeInfo,
+        /// How the node names this client on the calls it makes for it
+        /// (`CallStarted`'s `by`): a client knows its own calls' events.
+        #[serde(default)]
+        client: String,
     },
     /// A change of the node's state (after a snapshot, in order).
     Update(Update),
@@ -155,6 +159,9 @@ impl Request {
 /// Part of an answer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Part {
+    /// A call's number on the node, sent before the call starts: the
+    /// client knows its own call among the node's `CallStarted` events.
+    CallStarted(crate::node::CallId),
     Head(ResponseHead),
     Bytes(Bytes),
     FanOutRow {

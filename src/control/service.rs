@@ -42,6 +42,14 @@ impl Default for ClientLimits {
     }
 }
 
+/// A number for each client this process serves, so that two clients of
+/// one process (two consoles in one test, say) have different labels.
+pub fn client_label(who: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("client {n} ({who})")
+}
+
 /// Who the node is, for a hello.
 pub async fn node_info(handle: &NodeHandle) -> NodeInfo {
     NodeInfo {
@@ -123,9 +131,11 @@ impl Updates {
 }
 
 /// Serves one client until it hangs up or the node stops: `from` is what
-/// it sends, `out` where its messages go, `cap` the most it may do.
+/// it sends, `out` where its messages go, `cap` the most it may do;
+/// `client` names it on the calls it has the node make.
 pub async fn serve_client(
     handle: NodeHandle,
+    client: String,
     cap: Role,
     mut from: mpsc::Receiver<ToNode>,
     out: mpsc::Sender<FromNode>,
@@ -140,6 +150,7 @@ pub async fn serve_client(
         version: CONTROL_VERSION,
         role,
         node: node_info(&handle).await,
+        client: client.clone(),
     };
     // Subscribed before the snapshot is taken: nothing falls between them.
     let mut events = handle.subscribe();
@@ -156,7 +167,7 @@ pub async fn serve_client(
     };
     let mut running: HashMap<RequestId, CancellationToken> = HashMap::new();
     let (done_tx, mut done) = mpsc::unbounded_channel::<RequestId>();
-    let context = Arc::new(work::Context::new(handle.clone()));
+    let context = Arc::new(work::Context::new(handle.clone(), client));
     let mut log_lines = crate::log_lines::tap();
     let mut refresh = tokio::time::interval(REFRESH_EVERY);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);

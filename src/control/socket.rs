@@ -172,8 +172,9 @@ pub async fn listen(
     Ok(ControlSocket { path, task })
 }
 
-/// Whether the process at the other end may control the node.
-fn admitted(stream: &UnixStream, group: Option<u32>) -> Result<(), String> {
+/// Whether the process at the other end may control the node; if so, who
+/// it is (its pid and uid), to label the calls it has the node make.
+fn admitted(stream: &UnixStream, group: Option<u32>) -> Result<String, String> {
     let cred = stream
         .peer_cred()
         .map_err(|e| format!("no peer credentials: {e}"))?;
@@ -181,7 +182,10 @@ fn admitted(stream: &UnixStream, group: Option<u32>) -> Result<(), String> {
     let me = unsafe { libc::geteuid() };
     let (uid, gid) = (cred.uid(), cred.gid());
     if uid == me || uid == 0 || group.is_some_and(|g| g == gid) {
-        Ok(())
+        Ok(super::service::client_label(&match cred.pid() {
+            Some(pid) => format!("pid {pid} uid {uid}"),
+            None => format!("uid {uid}"),
+        }))
     } else {
         Err(format!("uid {uid} (gid {gid}) is not this node's user"))
     }
@@ -198,10 +202,13 @@ async fn accept(listener: UnixListener, handle: NodeHandle, options: ControlOpti
                 continue;
             }
         };
-        if let Err(why) = admitted(&stream, options.group) {
-            tracing::warn!("control connection refused: {why}");
-            continue;
-        }
+        let client = match admitted(&stream, options.group) {
+            Ok(who) => who,
+            Err(why) => {
+                tracing::warn!("control connection refused: {why}");
+                continue;
+            }
+        };
         if open.load(Ordering::Relaxed) >= options.max_connections {
             tracing::warn!(
                 limit = options.max_connections,
@@ -212,15 +219,19 @@ async fn accept(listener: UnixListener, handle: NodeHandle, options: ControlOpti
         open.fetch_add(1, Ordering::Relaxed);
         let (handle, options, open) = (handle.clone(), options.clone(), open.clone());
         tokio::spawn(async move {
-            serve_stream(stream, handle, &options).await;
+            serve_stream(stream, client, handle, &options).await;
             open.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }
 
 /// One client on a byte stream, until either side is done.
-pub async fn serve_stream<S>(stream: S, handle: NodeHandle, options: &ControlOptions)
-where
+pub async fn serve_stream<S>(
+    stream: S,
+    client: String,
+    handle: NodeHandle,
+    options: &ControlOptions,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
     let (read, write) = tokio::io::split(stream);
@@ -232,6 +243,7 @@ where
     let reader = frame::read_messages(read, max, to_service);
     let mut service = tokio::spawn(service::serve_client(
         handle,
+        client,
         options.role,
         from_client,
         to_client,

@@ -7,11 +7,13 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::message::{CallSpec, FromNode, Part, Reply, Request, RequestId};
-use crate::node::{parse_peer_addr, CallError, NodeHandle};
+use crate::node::{parse_peer_addr, CallError, CallTag, NodeHandle};
 
 /// What requests share on one connection.
 pub struct Context {
     pub handle: NodeHandle,
+    /// Who this client is, as calls made for it are labelled.
+    pub client: String,
     /// For calls straight to the node's backends: kept across
     /// comparisons, so later ones reuse its connections as the serving
     /// node's forwarder does.
@@ -19,9 +21,10 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(handle: NodeHandle) -> Self {
+    pub fn new(handle: NodeHandle, client: String) -> Self {
         Self {
             handle,
+            client,
             direct: OnceLock::new(),
         }
     }
@@ -48,7 +51,7 @@ pub async fn carry_out(
     match request {
         Request::Call(spec) => {
             tokio::select! {
-                reply = call(handle, spec, &parts) => reply,
+                reply = call(cx, spec, &parts) => reply,
                 // Dropping the call's stream resets it: the serving peer stops too.
                 () = cancel.cancelled() => Reply::CallEnded {
                     error: Some("cancelled".into()),
@@ -247,7 +250,8 @@ pub async fn carry_out(
 }
 
 /// One call made by the node: the head, the body as it arrives, the end.
-async fn call(handle: &NodeHandle, spec: CallSpec, parts: &PartSender) -> Reply {
+async fn call(cx: &Context, spec: CallSpec, parts: &PartSender) -> Reply {
+    let handle = &cx.handle;
     let addr = match parse_peer_addr(&spec.target) {
         Ok(a) => a,
         Err(e) => {
@@ -258,8 +262,15 @@ async fn call(handle: &NodeHandle, spec: CallSpec, parts: &PartSender) -> Reply 
             }
         }
     };
+    // The number goes out before the node's CallStarted event does: the
+    // client reads it first and so knows that event as its own.
+    let tag = CallTag {
+        id: handle.next_call_id(),
+        by: Some(cx.client.clone()),
+    };
+    parts.send(Part::CallStarted(tag.id)).await;
     if spec.stream {
-        match handle.stream_full(&addr, spec.request).await {
+        match handle.stream_tagged(&addr, spec.request, tag).await {
             Ok((head, mut chunks)) => {
                 parts.send(Part::Head(head)).await;
                 let mut error = None;
@@ -289,7 +300,7 @@ async fn call(handle: &NodeHandle, spec: CallSpec, parts: &PartSender) -> Reply 
             },
         }
     } else {
-        match handle.call_full(&addr, spec.request).await {
+        match handle.call_tagged(&addr, spec.request, tag).await {
             Ok(crate::node::Response { head, body }) => {
                 parts.send(Part::Head(head)).await;
                 parts.send(Part::Bytes(body)).await;

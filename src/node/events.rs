@@ -187,6 +187,10 @@ pub enum NodeEvent {
         route: String,
         method: String,
         stream: bool,
+        /// Who asked the node for it, when a control client did (an
+        /// attached console, `ctl call`): so that other consoles list it.
+        #[serde(default)]
+        by: Option<String>,
     },
     /// One of our calls got its response head.
     CallResponding {

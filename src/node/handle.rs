@@ -10,8 +10,10 @@ use futures::channel::oneshot;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, mpsc};
 
-use super::call::{self, ApiClient, CallError, CallRequest, CallStream, Response, ResponseHead};
-use super::events::{NodeEvent, PeerInfo};
+use super::call::{
+    self, ApiClient, CallError, CallRequest, CallStream, CallTag, Response, ResponseHead,
+};
+use super::events::{CallId, NodeEvent, PeerInfo};
 use super::NodeError;
 use crate::routes::Routes;
 use crate::wire;
@@ -228,9 +230,27 @@ impl NodeHandle {
         addr: &Multiaddr,
         req: CallRequest,
     ) -> Result<Response, CallError> {
+        let tag = self.shared.client.own_tag();
+        self.call_tagged(addr, req, tag).await
+    }
+
+    /// A number for a call made on someone's behalf (see [`CallTag`]).
+    pub fn next_call_id(&self) -> CallId {
+        self.shared.client.next_call_id()
+    }
+
+    /// [`call_full`](Self::call_full) under `tag`'s number and origin.
+    pub async fn call_tagged(
+        &self,
+        addr: &Multiaddr,
+        req: CallRequest,
+        tag: CallTag,
+    ) -> Result<Response, CallError> {
         let peer = call::peer_of(addr)?;
         let client = &self.shared.client;
-        client.call_after(peer, req, self.dial_within(addr)).await
+        client
+            .call_after(peer, req, self.dial_within(addr), tag)
+            .await
     }
 
     /// Calls a streaming route and yields chunks as they arrive. Chunk
@@ -251,9 +271,22 @@ impl NodeHandle {
         addr: &Multiaddr,
         req: CallRequest,
     ) -> Result<(ResponseHead, CallStream), CallError> {
+        let tag = self.shared.client.own_tag();
+        self.stream_tagged(addr, req, tag).await
+    }
+
+    /// [`stream_full`](Self::stream_full) under `tag`'s number and origin.
+    pub async fn stream_tagged(
+        &self,
+        addr: &Multiaddr,
+        req: CallRequest,
+        tag: CallTag,
+    ) -> Result<(ResponseHead, CallStream), CallError> {
         let peer = call::peer_of(addr)?;
         let client = &self.shared.client;
-        client.stream_after(peer, req, self.dial_within(addr)).await
+        client
+            .stream_after(peer, req, self.dial_within(addr), tag)
+            .await
     }
 
     /// Opens a raw stream on `protocol` to the peer at `addr`, for tools and

@@ -39,8 +39,8 @@ pub use admission::{
 pub use api::{OpenError, PeerAccess, DEFAULT_INBOUND_QUEUE_DEPTH};
 pub use call::{
     parse_header_line, parse_peer_addr, peer_of, ApiClient, ApiVersion, Breakdown, CallError,
-    CallOptions, CallRequest, CallStream, ProtocolChoice, Response, ResponseHead, Timeline,
-    DEFAULT_MAX_RESPONSE_BYTES,
+    CallOptions, CallRequest, CallStream, CallTag, ProtocolChoice, Response, ResponseHead,
+    Timeline, DEFAULT_MAX_RESPONSE_BYTES,
 };
 // The 1.0.0 texts live in `wire::v1`; re-exported where callers met them.
 pub use crate::wire::v1::{

@@ -173,6 +173,14 @@ pub enum Action {
     Confirm(bool),
     /// An event of our node (served calls, route reloads).
     Node(NodeEvent),
+    /// The node's number for one of our calls, sent as it starts.
+    CallNumbered {
+        id: LocalId,
+        node_call: crate::node::CallId,
+    },
+    /// The console fell behind its node: this many updates were skipped
+    /// (a fresh snapshot follows).
+    NodeEventsMissed(u64),
     /// The response head: protocol, and (2.0.0) status and headers.
     CallHead {
         id: LocalId,

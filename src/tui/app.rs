@@ -280,6 +280,7 @@ impl<B: Backend> Console<B> {
     ) -> Self {
         let info = link.info();
         let mut state = State::new(info.peer_id.to_string(), DEFAULT_OUTPUT_CAP_BYTES);
+        state.calls.me = Some(link.client().to_string());
         if let Some(entry) = prefill {
             state.composer.fill(&entry);
             state.composer.field = Field::Body;
@@ -337,6 +338,7 @@ impl<B: Backend> Console<B> {
                 if let Some(a) = &mut self.state.attached {
                     a.gone = true;
                 }
+                self.state.calls.lost_track_of_others(self.state.now);
                 let text = "the node is gone: what it showed stays; re-attaching when it is back";
                 self.apply(Action::Notice(text.into()));
                 return;
@@ -344,6 +346,7 @@ impl<B: Backend> Console<B> {
             Action::Relinked(link) => {
                 let info = link.info().clone();
                 let role = link.role();
+                self.state.calls.me = Some(link.client().to_string());
                 self.runner.link = link;
                 self.set_read_only(role == Role::Observe);
                 self.state.me = info.peer_id.to_string();

@@ -83,9 +83,6 @@ fn actions_of(update: Update) -> Vec<Action> {
             },
         ],
         Update::Log { level, line } => vec![Action::Log(line, level.into())],
-        Update::Gap { missed } => vec![Action::Log(
-            format!("console fell behind: {missed} node updates skipped, views resynchronised"),
-            tracing::Level::WARN,
-        )],
+        Update::Gap { missed } => vec![Action::NodeEventsMissed(missed)],
     }
 }

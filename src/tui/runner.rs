@@ -224,6 +224,9 @@ impl Runner {
 async fn follow_call(mut pending: Pending, tx: mpsc::Sender<Action>, id: LocalId) {
     let (error, server_timing) = loop {
         match pending.next().await {
+            Some(Answer::Part(Part::CallStarted(node_call))) => {
+                let _ = tx.send(Action::CallNumbered { id, node_call }).await;
+            }
             Some(Answer::Part(Part::Head(head))) => {
                 let _ = tx.send(Action::CallHead { id, head }).await;
             }
@@ -265,7 +268,11 @@ async fn follow_run(mut pending: Pending, tx: mpsc::Sender<Action>) {
                     Part::FanOutRow { index, update } => RunsAction::FanOutRow(index, update),
                     Part::LoadProgress(p) => RunsAction::LoadProgress(*p),
                     Part::HopVsDirectRound(n) => RunsAction::HopVsDirectRound(n),
-                    Part::Head(_) | Part::Bytes(_) | Part::TapOpen | Part::Tapped(_) => continue,
+                    Part::CallStarted(_)
+                    | Part::Head(_)
+                    | Part::Bytes(_)
+                    | Part::TapOpen
+                    | Part::Tapped(_) => continue,
                 };
                 let _ = tx.try_send(Action::Runs(update));
                 continue;

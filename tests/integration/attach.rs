@@ -396,3 +396,99 @@ async fn t_on_a_served_call_taps_the_tokens_the_node_streams_to_its_caller() {
     );
     assert!(crate::common::within(call).await.unwrap() > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_another_client_has_the_node_make_are_listed_once_and_the_consoles_own_only_once() {
+    use crate::console_backend::{key, screen};
+    use peerapi::tui::state::CallState;
+    use ratatui::crossterm::event::KeyCode;
+    let backend = demo_backend().await;
+    let dir_b = tempfile::tempdir().unwrap();
+    let served = dir_b.path().join("routes.json");
+    write_routes_file(&served, &backend.routes());
+    let (_b, b_addr) = node_process_with(&served, &["--no-control"]);
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.json");
+    std::fs::write(&routes, "{}").unwrap();
+    let socket = dir.path().join("ctl").join("n.sock");
+    let (_node, _) = node_process_with(&routes, &["--control", socket.to_str().unwrap()]);
+    let (link, updates) = crate::common::within(peerapi::control::client::connect_socket(
+        &socket,
+        peerapi::control::Role::Full,
+    ))
+    .await
+    .expect("the node answers");
+    let (tx, mut actions) = tokio::sync::mpsc::channel(4096);
+    let terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 30)).unwrap();
+    let prefill = peerapi::tui::history::Entry {
+        target: b_addr.to_string(),
+        route: "inference".into(),
+        method: "POST".into(),
+        headers: "content-type: application/json".into(),
+        body: r#"{"stream": true, "messages": [{"role": "user", "content": "hi"}]}"#.into(),
+        stream: true,
+    };
+    let mut console =
+        peerapi::tui::Console::new(terminal, link, updates, tx, dir.path(), Some(prefill));
+
+    // Another client (a script) has the node make a call.
+    let body = r#"{"stream": true, "messages": [{"role": "user", "content": "hi"}]}"#;
+    let out = Command::new(BIN)
+        .args(["ctl", "stream", "--node", socket.to_str().unwrap()])
+        .args([&b_addr.to_string(), "inference", "-d", body])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    crate::common::within(async {
+        while !console
+            .state
+            .calls
+            .list
+            .iter()
+            .any(|c| c.by.is_some() && c.state == CallState::Done)
+        {
+            console.on_action(actions.recv().await.expect("updates"));
+        }
+    })
+    .await;
+    let theirs = &console.state.calls.list[0];
+    assert_eq!(theirs.route, "inference");
+    assert!(
+        theirs.bytes > 0,
+        "the node's figures for it: {} bytes",
+        theirs.bytes
+    );
+    assert!(
+        theirs.by.as_deref().unwrap().contains("pid"),
+        "{:?}",
+        theirs.by
+    );
+    let shown = screen(&mut console);
+    assert!(shown.contains("⇢1"), "{shown}");
+
+    // The console's own call: one row, not a second for the node's event.
+    console.on_event(key(KeyCode::Char('s')));
+    crate::common::within(async {
+        while console.state.calls.list.iter().any(|c| c.state.in_flight()) {
+            console.on_action(actions.recv().await.expect("updates"));
+        }
+    })
+    .await;
+    // The node's CallFinished for ours went out before its reply: any
+    // duplicate row would be listed by now.
+    assert_eq!(
+        console.state.calls.list.len(),
+        2,
+        "{:?}",
+        console
+            .state
+            .calls
+            .list
+            .iter()
+            .map(|c| (&c.route, &c.by))
+            .collect::<Vec<_>>()
+    );
+    let ours = &console.state.calls.list[1];
+    assert!(ours.by.is_none() && ours.state == CallState::Done);
+    assert!(screen(&mut console).contains("→2"));
+}

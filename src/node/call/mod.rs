@@ -94,6 +94,14 @@ impl ApiClient {
         CallId(self.ids.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// A fresh number for a call made by the node for itself.
+    pub(crate) fn own_tag(&self) -> CallTag {
+        CallTag {
+            id: self.next_call_id(),
+            by: None,
+        }
+    }
+
     pub(crate) fn emit(&self, event: NodeEvent) {
         let _ = self.events.send(event);
     }
@@ -137,18 +145,21 @@ impl ApiClient {
     /// [`crate::wire::v1::classify_v1_body`]); on 2.0.0 they are
     /// [`CallError::Remote`].
     pub async fn call(&self, peer: PeerId, req: CallRequest) -> Result<Response, CallError> {
-        self.call_after(peer, req, connected()).await
+        self.call_after(peer, req, connected(), self.own_tag())
+            .await
     }
 
-    /// [`call`](Self::call) after `connect` (a dial), all within the call timeout.
+    /// [`call`](Self::call) after `connect` (a dial), all within the call
+    /// timeout, under the number and origin `tag` gives it.
     pub(crate) async fn call_after(
         &self,
         peer: PeerId,
         req: CallRequest,
         connect: impl Future<Output = Result<(), CallError>>,
+        tag: CallTag,
     ) -> Result<Response, CallError> {
         let options = self.options.clone();
-        let id = self.next_call_id();
+        let id = tag.id;
         let started = Instant::now();
         self.emit(NodeEvent::CallStarted {
             id,
@@ -156,6 +167,7 @@ impl ApiClient {
             route: req.route.clone(),
             method: req.method.clone(),
             stream: false,
+            by: tag.by,
         });
         let mut record = self.record(&req.route);
         let mut wire_req = req.to_wire(ResponseType::Unary, options.timeout);
@@ -300,18 +312,21 @@ impl ApiClient {
         peer: PeerId,
         req: CallRequest,
     ) -> Result<(ResponseHead, CallStream), CallError> {
-        self.stream_after(peer, req, connected()).await
+        self.stream_after(peer, req, connected(), self.own_tag())
+            .await
     }
 
-    /// [`stream`](Self::stream) after `connect`, within the call timeout.
+    /// [`stream`](Self::stream) after `connect`, within the call timeout,
+    /// under the number and origin `tag` gives it.
     pub(crate) async fn stream_after(
         &self,
         peer: PeerId,
         req: CallRequest,
         connect: impl Future<Output = Result<(), CallError>>,
+        tag: CallTag,
     ) -> Result<(ResponseHead, CallStream), CallError> {
         let options = self.options.clone();
-        let id = self.next_call_id();
+        let id = tag.id;
         let started = Instant::now();
         self.emit(NodeEvent::CallStarted {
             id,
@@ -319,6 +334,7 @@ impl ApiClient {
             route: req.route.clone(),
             method: req.method.clone(),
             stream: true,
+            by: tag.by,
         });
         let mut record = self.record(&req.route);
         let mut wire_req = req.to_wire(ResponseType::Stream, options.stream_idle_timeout);

@@ -99,6 +99,15 @@ impl ResponseHead {
     }
 }
 
+/// A call's number on the node and who asked for it: taken before the
+/// call starts, so that whoever asked can tell its call's events apart.
+#[derive(Clone, Debug)]
+pub struct CallTag {
+    pub id: crate::node::CallId,
+    /// `None` for the node's own calls (load runs, the library's callers).
+    pub by: Option<String>,
+}
+
 /// A whole response.
 #[derive(Clone, Debug)]
 pub struct Response {

@@ -67,6 +67,10 @@ pub struct CallView {
     pub head: Option<ResponseHead>,
     /// The serving node's final timings, when it sent them.
     pub end_timing: Option<crate::wire::frame::ServerTiming>,
+    /// The node's number for this call, once known.
+    pub node_call: Option<CallId>,
+    /// Who had the node make it, for calls another client asked for.
+    pub by: Option<String>,
 }
 
 impl CallView {
@@ -80,7 +84,7 @@ impl CallView {
 
 impl CallView {
     /// A served call that has just started; outgoing calls adjust it.
-    fn new(
+    pub(super) fn new(
         id: LocalId,
         peer: String,
         route: &str,
@@ -105,6 +109,8 @@ impl CallView {
             spec: None,
             head: None,
             end_timing: None,
+            node_call: None,
+            by: None,
             output,
         }
     }
@@ -115,6 +121,11 @@ pub struct Calls {
     pub list: Vec<CallView>,
     pub sel: usize,
     served: HashMap<CallId, LocalId>,
+    /// How the node names this console on the calls it makes for it
+    /// (its own calls are followed through their answers, not events).
+    pub me: Option<String>,
+    /// Calls other clients had the node make, by the node's number.
+    pub(super) others: HashMap<CallId, LocalId>,
     next_id: LocalId,
     /// Bytes of output an outgoing call keeps.
     pub output_cap: usize,
@@ -133,6 +144,8 @@ impl Calls {
             list: Vec::new(),
             sel: 0,
             served: HashMap::new(),
+            me: None,
+            others: HashMap::new(),
             next_id: 1,
             output_cap,
             output_budget: MAX_KEPT_OUTPUT_BYTES,
@@ -159,20 +172,20 @@ impl Calls {
         self.list.get_mut(self.sel)
     }
 
-    fn get_mut(&mut self, id: LocalId) -> Option<&mut CallView> {
+    pub(super) fn get_mut(&mut self, id: LocalId) -> Option<&mut CallView> {
         // Ids grow as calls are listed, so the list is sorted by id: this
         // runs for every chunk of every call, against up to MAX_CALLS.
         let i = self.list.binary_search_by_key(&id, |c| c.id).ok()?;
         self.list.get_mut(i)
     }
 
-    fn next_id(&mut self) -> LocalId {
+    pub(super) fn next_id(&mut self) -> LocalId {
         let id = self.next_id;
         self.next_id += 1;
         id
     }
 
-    fn push(&mut self, call: CallView) {
+    pub(super) fn push(&mut self, call: CallView) {
         if self.list.len() >= MAX_CALLS {
             if let Some(pos) = self.list.iter().position(|c| !c.state.in_flight()) {
                 self.list.remove(pos);

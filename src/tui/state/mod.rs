@@ -7,6 +7,7 @@
 //! the selected call), `routes` (our table, peers' listings), `prompt`.
 
 mod calls;
+mod calls_others;
 mod clipboard;
 mod composer;
 mod events;
@@ -405,6 +406,14 @@ impl State {
                 };
             }
             Action::Node(ev) => self.on_node_event(ev),
+            Action::CallNumbered { id, node_call } => self.calls.on_numbered(id, node_call),
+            Action::NodeEventsMissed(missed) => {
+                self.calls.lost_track_of_others(self.now);
+                let line = format!(
+                    "console fell behind: {missed} node updates skipped, views resynchronised"
+                );
+                self.update(Action::Log(line, tracing::Level::WARN));
+            }
             Action::CallHead { id, head } => self.calls.on_head(id, head),
             Action::CallBytes { id, bytes, at } => self.calls.on_bytes(id, &bytes, at),
             Action::CallEnded {

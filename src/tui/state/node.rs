@@ -1,5 +1,6 @@
 //! What the node tells the console: its events, and which node it is.
 
+use super::calls_others::Started;
 use super::State;
 use crate::node::NodeEvent;
 
@@ -33,6 +34,36 @@ impl State {
             } => {
                 self.calls
                     .on_serve_started(id, peer.to_string(), &route, &method, stream, self.now)
+            }
+            NodeEvent::CallStarted {
+                id,
+                peer,
+                route,
+                method,
+                stream,
+                by,
+            } => {
+                let started = Started {
+                    id,
+                    peer,
+                    route: &route,
+                    method: &method,
+                    stream,
+                    by,
+                };
+                self.calls.on_node_call_started(started, self.now)
+            }
+            NodeEvent::CallResponding { id, status, .. } => {
+                self.calls.on_node_call_responding(id, status)
+            }
+            NodeEvent::CallFinished {
+                id,
+                bytes,
+                chunks,
+                elapsed,
+            } => self.calls.on_node_call_finished(id, bytes, chunks, elapsed),
+            NodeEvent::CallFailed { id, error } => {
+                self.calls.on_node_call_failed(id, error, self.now)
             }
             NodeEvent::ServeFinished {
                 id,

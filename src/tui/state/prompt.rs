@@ -112,6 +112,8 @@ impl State {
         let news = matches!(
             action,
             Action::Node(_)
+                | Action::CallNumbered { .. }
+                | Action::NodeEventsMissed(_)
                 | Action::CallHead { .. }
                 | Action::CallBytes { .. }
                 | Action::CallEnded { .. }

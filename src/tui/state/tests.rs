@@ -406,3 +406,71 @@ fn the_calls_list_stays_within_its_count_and_its_body_budget() {
     });
     assert_eq!(s.calls.list.last().unwrap().bytes, 10 * 1024);
 }
+
+#[test]
+fn calls_other_clients_have_the_node_make_get_rows_and_ours_do_not_twice() {
+    use crate::node::CallId;
+    let mut s = state();
+    aim(&mut s, "chat");
+    let peer = libp2p::PeerId::random();
+    let started = |id: u64, by: Option<&str>| {
+        Action::Node(crate::NodeEvent::CallStarted {
+            id: CallId(id),
+            peer,
+            route: "chat".into(),
+            method: "POST".into(),
+            stream: true,
+            by: by.map(str::to_string),
+        })
+    };
+    s.calls.me = Some("client 3 (pid 1 uid 0)".into());
+    // Ours: its event may come before or after the node's number for it.
+    s.update(Action::Send);
+    let ours = s.calls.list[0].id;
+    s.update(started(7, Some("client 3 (pid 1 uid 0)")));
+    s.update(Action::CallNumbered {
+        id: ours,
+        node_call: CallId(7),
+    });
+    assert_eq!(s.calls.list.len(), 1, "our own call is listed once");
+    assert_eq!(s.calls.list[0].node_call, Some(CallId(7)));
+    // The node's own calls (a load run's) are not listed.
+    s.update(started(8, None));
+    assert_eq!(s.calls.list.len(), 1);
+    // Another client's: a row that follows the node's events.
+    s.update(started(9, Some("pid 42 uid 0")));
+    assert_eq!(s.calls.list.len(), 2);
+    s.update(Action::Node(crate::NodeEvent::CallResponding {
+        id: CallId(9),
+        protocol: "/peerapi/api/2.0.0".into(),
+        status: Some(200),
+    }));
+    assert_eq!(s.calls.list[1].state, CallState::Streaming);
+    s.update(Action::Node(crate::NodeEvent::CallFinished {
+        id: CallId(9),
+        bytes: 120,
+        chunks: 4,
+        elapsed: std::time::Duration::from_millis(30),
+    }));
+    let theirs = &s.calls.list[1];
+    assert_eq!(
+        (theirs.state, theirs.status, theirs.bytes),
+        (CallState::Done, Some(200), 120)
+    );
+    assert_eq!(theirs.by.as_deref(), Some("pid 42 uid 0"));
+    // One still open when the console falls behind: its end is unknown.
+    s.update(started(10, Some("pid 42 uid 0")));
+    s.update(Action::NodeEventsMissed(5));
+    let lost = &s.calls.list[2];
+    assert_eq!(lost.state, CallState::Failed);
+    assert!(lost.error.as_deref().unwrap().contains("not seen"));
+    // Ours ends as its answer says.
+    s.update(Action::CallEnded {
+        id: ours,
+        error: None,
+        at: s.now,
+        server_timing: None,
+    });
+    assert_eq!(s.calls.list[0].state, CallState::Done);
+    assert_eq!(s.calls.list.len(), 3);
+}

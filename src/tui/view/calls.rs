@@ -34,7 +34,12 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         .skip(offset)
         .take(visible)
         .map(|c| {
-            let dir = if c.outgoing { "→" } else { "←" };
+            // ⇢: made by the node for another client (another console, a script).
+            let dir = match (c.outgoing, &c.by) {
+                (true, Some(_)) => "⇢",
+                (true, None) => "→",
+                (false, _) => "←",
+            };
             let style = match c.state {
                 CallState::Failed => theme.err(),
                 CallState::Cancelled => theme.warn(),

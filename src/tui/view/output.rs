@@ -187,6 +187,11 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             }
         }
     }
+    if let Some(by) = &call.by {
+        lines.push(format!(
+            "made by the node for another client ({by}): its response went there"
+        ));
+    }
     if let Some(err) = &call.error {
         lines.push(String::new());
         lines.push(format!("✖ {err}"));
