@@ -164,7 +164,7 @@ fn fill(c: &mut Console<Fixed>) {
     let body = bytes::Bytes::from_static(br#"{"ok": true, "tokens": 12}"#);
     for _ in 0..CALLS - 1 {
         c.state.update(Action::Send);
-        let id = c.state.calls.list.last().expect("a call").id;
+        let id = c.state.calls.list.back().expect("a call").id;
         c.state.update(Action::CallBytes {
             id,
             bytes: body.clone(),
@@ -209,7 +209,7 @@ fn main() {
         let t = Instant::now();
         fill(&mut c);
         let fill_time = t.elapsed();
-        let stream_id = c.state.calls.list.last().expect("the stream").id;
+        let stream_id = c.state.calls.list.back().expect("the stream").id;
         let rss_filled = rss_mb();
 
         println!("peerapi console at scale ({PEERS} peers, {CALLS} calls, {EVENTS_PER_SEC} events/s, {WIDTH}x{HEIGHT}, crossterm to a sink)");
@@ -312,7 +312,7 @@ fn main() {
             percentile(latencies.clone(), 0.99),
             latencies.iter().max().copied().unwrap_or_default()
         );
-        let stream = c.state.calls.list.last().expect("the stream");
+        let stream = c.state.calls.list.back().expect("the stream");
         println!(
             "  the loop took {} chunks in {ran:.2?} ({:.0}/s) and wrote {:.1} MB to the terminal",
             stream.output.events.len() as u64 + stream.output.events_dropped,

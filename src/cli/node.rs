@@ -320,8 +320,9 @@ pub(crate) struct ControlArgs {
     /// Offer no control socket.
     #[arg(long)]
     no_control: bool,
-    /// Also admit members of this group (a gid) on the control socket.
-    #[arg(long, value_name = "GID")]
+    /// Also admit this group (a name or gid) on the control socket: its
+    /// directory becomes 0750 and the socket 0660, both of that group.
+    #[arg(long, value_name = "GROUP", value_parser = peerapi::control::socket::group_id)]
     control_group: Option<u32>,
     /// The most a control client may do: full, or observe (no calls,
     /// edits, dials or disconnects).

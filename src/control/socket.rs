@@ -78,6 +78,52 @@ pub enum ControlError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot hand {path} to group {gid} (--control-group): {source}; the node's user must be a member of that group")]
+    Group {
+        path: PathBuf,
+        gid: u32,
+        source: std::io::Error,
+    },
+}
+
+/// A group by name or number, as `--control-group` takes it.
+pub fn group_id(name: &str) -> Result<u32, String> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    let c_name = std::ffi::CString::new(name).map_err(|_| format!("no group named {name:?}"))?;
+    let mut group: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call, buf's length is passed,
+    // and `found` is only read as null or not.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            c_name.as_ptr(),
+            &mut group,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return Err(format!(
+            "no group named {name:?} (see /etc/group, or give a gid)"
+        ));
+    }
+    Ok(group.gr_gid)
+}
+
+/// Hands `path` to `gid` with `mode`: what a group admitted on the
+/// control socket needs to reach it.
+fn share_with_group(path: &Path, gid: u32, mode: u32) -> Result<(), ControlError> {
+    let failed = |source| ControlError::Group {
+        path: path.into(),
+        gid,
+        source,
+    };
+    std::os::unix::fs::chown(path, None, Some(gid)).map_err(failed)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(failed)
 }
 
 /// Makes `dir` (0700) unless it exists, and checks that it is ours alone
@@ -150,6 +196,10 @@ pub async fn listen(
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     private_dir(dir, options.group)?;
+    // Checked first: an admitted group may reach the directory, no one else.
+    if let Some(gid) = options.group {
+        share_with_group(dir, gid, 0o750)?;
+    }
     if path.exists() {
         // A socket nobody answers on was left by a node that died.
         if UnixStream::connect(&path).await.is_ok() {
@@ -162,12 +212,12 @@ pub async fn listen(
         source,
     })?;
     // The directory already keeps others out; the socket says so too.
-    let mode = if options.group.is_some() {
-        0o660
-    } else {
-        0o600
-    };
-    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode));
+    match options.group {
+        Some(gid) => share_with_group(&path, gid, 0o660)?,
+        None => {
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        }
+    }
     let task = tokio::spawn(accept(listener, handle, options));
     Ok(ControlSocket { path, task })
 }

@@ -161,6 +161,45 @@ async fn another_user_is_refused_even_where_the_file_modes_would_let_it_in() {
     assert!(ctl(&["status", socket.to_str().unwrap()]).status.success());
 }
 
+/// `peerapi ctl status SOCKET` as `nobody` with `group` as its group.
+fn ctl_as_nobody_in(group: &str, socket: &Path) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid=nobody", &format!("--regid={group}"), "--clear-groups"])
+        .args([BIN, "ctl", "status"])
+        .arg(socket)
+        .output()
+        .expect("setpriv (util-linux) runs a command as another user")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_named_by_control_group_is_let_in_and_other_users_are_not() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    // The test's own directory is 0700: let other users through to ctl/.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_proc, _, socket) =
+        node_with_control(dir.path(), &Default::default(), &["--control-group", "users"]);
+    let ctl_dir = socket.parent().unwrap();
+    let users = peerapi::control::socket::group_id("users").expect("Debian has a users group");
+    let (dir_meta, sock_meta) = (
+        std::fs::metadata(ctl_dir).unwrap(),
+        std::fs::metadata(&socket).unwrap(),
+    );
+    assert_eq!((mode(ctl_dir), dir_meta.gid()), (0o750, users));
+    assert_eq!((mode(&socket), sock_meta.gid()), (0o660, users));
+    let member = ctl_as_nobody_in("users", &socket);
+    assert!(
+        member.status.success(),
+        "a member of the group is admitted: {member:?}"
+    );
+    let status: String = String::from_utf8_lossy(&member.stdout).into();
+    assert!(status.contains("peer"), "{status}");
+    let other = ctl_as_nobody_in("nogroup", &socket);
+    assert!(!other.status.success(), "{other:?}");
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(err.contains("ermission denied"), "{err}");
+}
+
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()

@@ -239,6 +239,17 @@ pub(crate) async fn run(exe: &std::path::Path, quick: bool) -> Result<String, St
         }
     }
 
+    #[cfg(feature = "console")]
+    {
+        eprintln!("bench: events a console drawing at 160x48 takes…");
+        let rates: &[u64] = if quick {
+            &[10_000, 100_000]
+        } else {
+            &[10_000, 30_000, 100_000, 300_000]
+        };
+        out.push_str(&super::attach_console::rates(&handle, &path, rates).await?);
+    }
+
     // 3. Served calls beside a client that never reads, interleaved with
     // rounds without it.
     eprintln!("bench: served calls beside a control client that never reads…");

@@ -15,6 +15,8 @@
 //! ChaCha20-Poly1305 and loopback TCP reference rows).
 
 mod attach;
+#[cfg(feature = "console")]
+mod attach_console;
 mod hop;
 mod limits;
 mod measure;

@@ -1,7 +1,7 @@
 //! The Calls list: outgoing and served calls, newest last, bounded; the
 //! selected one is what Output shows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -118,7 +118,9 @@ impl CallView {
 
 /// The list, its selection, and which served call is which row.
 pub struct Calls {
-    pub list: Vec<CallView>,
+    /// A deque: the oldest go from the front as the newest arrive, and a
+    /// flood of served calls must not move the whole list each time.
+    pub list: VecDeque<CallView>,
     pub sel: usize,
     served: HashMap<CallId, LocalId>,
     /// How the node names this console on the calls it makes for it
@@ -141,7 +143,7 @@ pub struct Calls {
 impl Calls {
     pub fn new(output_cap: usize) -> Self {
         Self {
-            list: Vec::new(),
+            list: VecDeque::new(),
             sel: 0,
             served: HashMap::new(),
             me: None,
@@ -185,6 +187,10 @@ impl Calls {
         id
     }
 
+    /// Lists `call`, the oldest finished one going when the list is full.
+    /// Served calls and others' keep at most a KiB each, so only this
+    /// console's own calls are weighed against the body budget (it sums
+    /// the whole list, too slow for every call of a flood).
     pub(super) fn push(&mut self, call: CallView) {
         if self.list.len() >= MAX_CALLS {
             if let Some(pos) = self.list.iter().position(|c| !c.state.in_flight()) {
@@ -192,8 +198,7 @@ impl Calls {
                 self.sel = self.sel.saturating_sub(usize::from(pos <= self.sel));
             }
         }
-        self.list.push(call);
-        self.keep_within_budget();
+        self.list.push_back(call);
     }
 
     /// Releases the bodies of the oldest finished calls while all together
@@ -234,6 +239,7 @@ impl Calls {
         call.state = CallState::Connecting;
         call.spec = Some(spec);
         self.push(call);
+        self.keep_within_budget();
         self.sel = self.list.len() - 1;
         id
     }

@@ -364,7 +364,7 @@ fn the_calls_list_stays_within_its_count_and_its_body_budget() {
     // 20 calls of 10 KiB each: the oldest let go of their bodies.
     for _ in 0..20 {
         s.update(Action::Send);
-        let id = s.calls.list.last().unwrap().id;
+        let id = s.calls.list.back().unwrap().id;
         s.update(Action::CallBytes {
             id,
             bytes: body.clone(),
@@ -388,7 +388,7 @@ fn the_calls_list_stays_within_its_count_and_its_body_budget() {
     // does); chunks still find their call among many.
     for _ in 0..crate::tui::state::MAX_CALLS {
         s.update(Action::Send);
-        let id = s.calls.list.last().unwrap().id;
+        let id = s.calls.list.back().unwrap().id;
         s.update(Action::CallEnded {
             id,
             error: None,
@@ -398,13 +398,13 @@ fn the_calls_list_stays_within_its_count_and_its_body_budget() {
     }
     s.update(Action::Send);
     assert_eq!(s.calls.list.len(), crate::tui::state::MAX_CALLS);
-    let newest = s.calls.list.last().unwrap().id;
+    let newest = s.calls.list.back().unwrap().id;
     s.update(Action::CallBytes {
         id: newest,
         bytes: body.clone(),
         at,
     });
-    assert_eq!(s.calls.list.last().unwrap().bytes, 10 * 1024);
+    assert_eq!(s.calls.list.back().unwrap().bytes, 10 * 1024);
 }
 
 #[test]

@@ -25,7 +25,7 @@ fn render(state: &mut State) -> String {
 /// The whole screen at `width` x `height`.
 pub(super) fn render_at(state: &mut State, width: u16, height: u16) -> String {
     // A fixed clock: 10 ms after the newest call started.
-    if let Some(c) = state.calls.list.last() {
+    if let Some(c) = state.calls.list.back() {
         state.now = c.started + Duration::from_millis(10);
     }
     state.wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
