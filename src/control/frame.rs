@@ -66,31 +66,46 @@ where
 }
 
 /// Writes the messages from `from` to `write` until `from` ends or the
-/// stream breaks.
+/// stream breaks. Whatever is queued goes out together, flushed once the
+/// queue is empty: a burst of events costs a few writes, not one each.
 pub async fn write_messages<W, T>(write: W, max_message_bytes: usize, mut from: mpsc::Receiver<T>)
 where
     W: AsyncWrite + Unpin,
     T: Serialize,
 {
     let mut frames = FramedWrite::new(write, codec(max_message_bytes));
-    while let Some(message) = from.recv().await {
-        let bytes = match encode(&message) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!("control message not sent: {e}");
-                continue;
+    'connection: while let Some(first) = from.recv().await {
+        let mut next = Some(first);
+        while let Some(message) = next {
+            if let Some(bytes) = frame_of(&message, max_message_bytes) {
+                if frames.feed(bytes).await.is_err() {
+                    break 'connection;
+                }
             }
-        };
-        if bytes.len() > max_message_bytes {
-            tracing::warn!(
-                bytes = bytes.len(),
-                "control message over the limit, not sent"
-            );
-            continue;
+            next = from.try_recv().ok();
         }
-        if frames.send(bytes::Bytes::from(bytes)).await.is_err() {
+        if SinkExt::<bytes::Bytes>::flush(&mut frames).await.is_err() {
             break;
         }
     }
     let _ = SinkExt::<bytes::Bytes>::close(&mut frames).await;
+}
+
+/// `message` as a frame's contents; `None` (logged) when it cannot be sent.
+fn frame_of<T: Serialize>(message: &T, max_message_bytes: usize) -> Option<bytes::Bytes> {
+    let bytes = match encode(message) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!("control message not sent: {e}");
+            return None;
+        }
+    };
+    if bytes.len() > max_message_bytes {
+        tracing::warn!(
+            bytes = bytes.len(),
+            "control message over the limit, not sent"
+        );
+        return None;
+    }
+    Some(bytes::Bytes::from(bytes))
 }
