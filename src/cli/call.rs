@@ -5,9 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use futures::StreamExt;
-use peerapi::node::{
-    classify_v1_body, parse_peer_addr, CallRequest, ResponseHead, V1ErrorClass, V1ErrorText,
-};
+use peerapi::node::{classify_v1_body, parse_peer_addr, CallRequest, ResponseHead, V1ErrorText};
 use peerapi::wire::frame::ServerTiming;
 use peerapi::wire::v1::{V1Detector, V1Ending};
 
@@ -62,12 +60,7 @@ pub(crate) struct CallCmd {
 
 /// The exit code of a 1.0.0 error text.
 pub(crate) fn exit_code_of_v1(err: &V1ErrorText) -> u8 {
-    match err.class() {
-        V1ErrorClass::Refused => 7,
-        V1ErrorClass::Forbidden => 10,
-        V1ErrorClass::Overloaded => 11,
-        V1ErrorClass::BackendFailed => 12,
-    }
+    err.failure().exit_code()
 }
 
 /// `-i`: the protocol, the status line and the headers, then a blank line.

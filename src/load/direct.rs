@@ -18,14 +18,16 @@ pub const DIRECT_LABEL: &str = "direct";
 /// Default rounds of a comparison (each: one direct call, one through the hop).
 pub const DEFAULT_HOP_VS_DIRECT_ROUNDS: usize = 3;
 
-/// The class of a failed direct call, named like the hop's backend classes.
+/// The class of a failed direct call, labelled as the hop's would be.
 fn class_of(e: &UpstreamError) -> &'static str {
+    use crate::wire::Failure;
     match e {
-        UpstreamError::Timeout { .. } => "backend_timeout",
-        UpstreamError::Unavailable { .. } => "backend_unavailable",
-        UpstreamError::TooLarge { .. } => "too_large",
-        _ => "backend_failed",
+        UpstreamError::Timeout { .. } => Failure::BackendTimeout,
+        UpstreamError::Unavailable { .. } => Failure::BackendUnavailable,
+        UpstreamError::TooLarge { .. } => Failure::ResponseTooLarge,
+        _ => Failure::BackendFailed,
     }
+    .label()
 }
 
 /// One request straight to the route's backend, as this node would forward

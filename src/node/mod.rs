@@ -43,9 +43,7 @@ pub use call::{
     Timeline, DEFAULT_MAX_RESPONSE_BYTES,
 };
 // The 1.0.0 texts live in `wire::v1`; re-exported where callers met them.
-pub use crate::wire::v1::{
-    classify_v1_body, V1ErrorClass, V1ErrorText, V1StreamTail, MAX_V1_TRAILER_BYTES,
-};
+pub use crate::wire::v1::{classify_v1_body, V1ErrorText, V1StreamTail, MAX_V1_TRAILER_BYTES};
 pub use events::{CallId, Direction, Discovery, NodeEvent, PeerInfo, ServeOutcome, EVENT_CAPACITY};
 pub use handle::NodeHandle;
 pub(crate) use handle::{Command, Shared};

@@ -2,11 +2,13 @@
 //! and the 1.0.0 response texts. Everything here is generic over
 //! `AsyncRead`/`AsyncWrite`, so it is tested without a swarm.
 
+pub mod failure;
 pub mod frame;
 mod listing;
 mod request;
 mod varint;
 
+pub use failure::Failure;
 pub use listing::{RouteInfo, RouteList};
 pub use request::{ApiRequest, ResponseType};
 pub use varint::{encode_varint, MAX_VARINT_BYTES};

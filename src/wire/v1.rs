@@ -50,20 +50,6 @@ pub mod v1_text {
     }
 }
 
-/// What a 1.0.0 error text means, for exit codes and the console: the
-/// Python nodes put everything else after `Error processing request: `, so
-/// peerapi's own refusals are told apart by the words it writes there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum V1ErrorClass {
-    /// Route not found, stream not supported, method not allowed, too large.
-    Refused,
-    Forbidden,
-    Overloaded,
-    /// The backend failed, timed out or was unavailable (or anything else
-    /// after `Error processing request: `).
-    BackendFailed,
-}
-
 /// An in-band 1.0.0 error text, recognised in a response body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum V1ErrorText {
@@ -228,26 +214,16 @@ impl V1Detector {
 }
 
 impl V1ErrorText {
-    /// What the text means.
-    pub fn class(&self) -> V1ErrorClass {
+    /// What the text means (see [`crate::wire::failure`]): the Python
+    /// nodes put everything else after `Error processing request: `, so
+    /// peerapi's own refusals are told apart by the words it writes there.
+    pub fn failure(&self) -> crate::wire::Failure {
+        use crate::wire::Failure;
         match self {
-            V1ErrorText::RouteNotFound | V1ErrorText::StreamNotSupported(_) => {
-                V1ErrorClass::Refused
-            }
-            V1ErrorText::Forbidden => V1ErrorClass::Forbidden,
-            V1ErrorText::Processing(m) if m.starts_with(v1_text::OVERLOADED) => {
-                V1ErrorClass::Overloaded
-            }
-            // "exceed the limit": the header limit's words before 0.1.x
-            // nodes wrote them through `exceeds_limit`.
-            V1ErrorText::Processing(m)
-                if m.contains(v1_text::NOT_ALLOWED)
-                    || m.contains(v1_text::EXCEEDS_LIMIT)
-                    || m.contains("exceed the limit") =>
-            {
-                V1ErrorClass::Refused
-            }
-            V1ErrorText::Processing(_) => V1ErrorClass::BackendFailed,
+            V1ErrorText::RouteNotFound => Failure::RouteNotFound,
+            V1ErrorText::StreamNotSupported(_) => Failure::StreamNotSupported,
+            V1ErrorText::Forbidden => Failure::Forbidden,
+            V1ErrorText::Processing(m) => Failure::of_v1_processing(m),
         }
     }
 }
@@ -332,28 +308,34 @@ mod tests {
 
     #[test]
     fn each_text_has_its_class() {
-        let class = |body: &str| classify_v1_body(body.as_bytes()).map(|e| e.class());
-        assert_eq!(class("Route not found"), Some(V1ErrorClass::Refused));
+        use crate::wire::Failure;
+        let class = |body: &str| classify_v1_body(body.as_bytes()).map(|e| e.failure());
+        assert_eq!(class("Route not found"), Some(Failure::RouteNotFound));
         assert_eq!(
             class("Route does not support streaming: x"),
-            Some(V1ErrorClass::Refused)
+            Some(Failure::StreamNotSupported)
         );
-        assert_eq!(class("Forbidden"), Some(V1ErrorClass::Forbidden));
+        assert_eq!(class("Forbidden"), Some(Failure::Forbidden));
         assert_eq!(
             class("Error processing request: node overloaded: 256 calls in flight; retry later"),
-            Some(V1ErrorClass::Overloaded)
+            Some(Failure::Overloaded)
         );
         assert_eq!(
             class("Error processing request: method DELETE is not allowed on route 'x' (allowed: GET)"),
-            Some(V1ErrorClass::Refused)
+            Some(Failure::MethodNotAllowed)
+        );
+        assert_eq!(
+            class("Error processing request: the request body exceed the limit of 1 MiB"),
+            Some(Failure::RequestTooLarge),
+            "an older node's words"
         );
         assert_eq!(
             class("Error processing request: backend unavailable: connection refused"),
-            Some(V1ErrorClass::BackendFailed)
+            Some(Failure::BackendFailed)
         );
         assert_eq!(
             class("Error processing request: "),
-            Some(V1ErrorClass::BackendFailed),
+            Some(Failure::BackendFailed),
             "the Python nodes' timeout text is empty"
         );
         assert_eq!(class("{\"status\":\"ok\"}"), None);

@@ -164,7 +164,11 @@ async fn another_user_is_refused_even_where_the_file_modes_would_let_it_in() {
 /// `peerapi ctl status SOCKET` as `nobody` with `group` as its group.
 fn ctl_as_nobody_in(group: &str, socket: &Path) -> std::process::Output {
     Command::new("setpriv")
-        .args(["--reuid=nobody", &format!("--regid={group}"), "--clear-groups"])
+        .args([
+            "--reuid=nobody",
+            &format!("--regid={group}"),
+            "--clear-groups",
+        ])
         .args([BIN, "ctl", "status"])
         .arg(socket)
         .output()
@@ -177,8 +181,11 @@ async fn a_group_named_by_control_group_is_let_in_and_other_users_are_not() {
     let dir = tempfile::tempdir().unwrap();
     // The test's own directory is 0700: let other users through to ctl/.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let (_proc, _, socket) =
-        node_with_control(dir.path(), &Default::default(), &["--control-group", "users"]);
+    let (_proc, _, socket) = node_with_control(
+        dir.path(),
+        &Default::default(),
+        &["--control-group", "users"],
+    );
     let ctl_dir = socket.parent().unwrap();
     let users = peerapi::control::socket::group_id("users").expect("Debian has a users group");
     let (dir_meta, sock_meta) = (

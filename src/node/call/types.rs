@@ -264,57 +264,30 @@ pub fn parse_peer_addr(text: &str) -> Result<Multiaddr, CallError> {
 }
 
 impl CallError {
-    /// The failure's class, stable for scripts, tables and metrics.
-    /// The exit code `peerapi call` (and `ctl call`) ends with for it,
-    /// as the CLI's help lists them.
-    pub fn exit_code(&self) -> u8 {
-        use crate::wire::frame::Code;
+    /// The failure's class (see [`crate::wire::failure`]).
+    pub fn failure(&self) -> crate::wire::Failure {
+        use crate::wire::Failure;
         match self {
-            CallError::BadAddress { .. } => 3,
-            CallError::DialFailed { .. } => 4,
-            CallError::Unsupported { .. } => 5,
-            CallError::Timeout { .. } => 6,
-            CallError::LikelyOversizeRequest { .. } => 7,
-            CallError::Stream { .. } | CallError::NodeStopped => 8,
-            CallError::Truncated { .. } | CallError::BadFrame(_) => 8,
-            CallError::TooLarge { .. } => 9,
-            CallError::Remote { code, .. } => match code {
-                Code::Forbidden => 10,
-                Code::Overloaded => 11,
-                Code::UpstreamUnavailable
-                | Code::UpstreamTimeout
-                | Code::UpstreamFailed
-                | Code::Internal => 12,
-                Code::RouteNotFound
-                | Code::StreamNotSupported
-                | Code::MethodNotAllowed
-                | Code::BadRequest
-                | Code::TooLarge => 7,
-            },
+            CallError::BadAddress { .. } => Failure::BadAddress,
+            CallError::DialFailed { .. } => Failure::Dial,
+            CallError::Unsupported { .. } => Failure::Unsupported,
+            CallError::Stream { .. } | CallError::NodeStopped => Failure::Stream,
+            CallError::Timeout { .. } => Failure::Timeout,
+            CallError::TooLarge { .. } => Failure::ResponseTooLarge,
+            CallError::LikelyOversizeRequest { .. } => Failure::OversizeRequest,
+            CallError::Truncated { .. } => Failure::Truncated,
+            CallError::BadFrame(_) => Failure::BadFrame,
+            CallError::Remote { code, .. } => Failure::of_code(*code),
         }
     }
 
+    /// The exit code `peerapi call` (and `ctl call`) ends with for it.
+    pub fn exit_code(&self) -> u8 {
+        self.failure().exit_code()
+    }
+
+    /// The failure's label, stable for scripts, tables and metrics.
     pub fn class(&self) -> &'static str {
-        use crate::wire::frame::Code;
-        match self {
-            CallError::BadAddress { .. } => "bad_address",
-            CallError::DialFailed { .. } => "dial",
-            CallError::Unsupported { .. } => "unsupported",
-            CallError::Stream { .. } | CallError::NodeStopped => "stream",
-            CallError::Timeout { .. } => "timeout",
-            CallError::TooLarge { .. } => "too_large",
-            CallError::LikelyOversizeRequest { .. } => "oversize_request",
-            CallError::Truncated { .. } => "truncated",
-            CallError::BadFrame(_) => "bad_frame",
-            CallError::Remote { code, .. } => match code {
-                Code::Overloaded => "overloaded",
-                Code::UpstreamTimeout => "backend_timeout",
-                Code::UpstreamUnavailable => "backend_unavailable",
-                Code::UpstreamFailed => "backend_failed",
-                Code::RouteNotFound => "route_not_found",
-                Code::Forbidden => "forbidden",
-                _ => "refused",
-            },
-        }
+        self.failure().label()
     }
 }

@@ -14,7 +14,7 @@ use crate::wire::frame::{
     encode_data, encode_data_header, encode_frame, ApiResponseFrame, Code, ServerTiming,
     MAX_DATA_FRAME_BYTES,
 };
-use crate::wire::v1_text;
+use crate::wire::Failure;
 
 /// Why a call was not forwarded, as both protocols say it.
 #[derive(Debug)]
@@ -42,24 +42,17 @@ impl Refusal {
         self.detail.as_deref().unwrap_or(&self.message)
     }
 
-    /// The 1.0.0 in-band text.
+    /// The 1.0.0 in-band text, from the failure table by code.
     pub(super) fn v1_text(&self) -> String {
-        match self.code {
-            Code::RouteNotFound => v1_text::ROUTE_NOT_FOUND.to_string(),
-            Code::StreamNotSupported => v1_text::stream_not_supported(&self.route),
-            Code::Forbidden => v1_text::FORBIDDEN.to_string(),
-            _ => v1_text::error(&self.message),
-        }
+        Failure::of_code(self.code).v1_text(&self.route, &self.message)
     }
 
     pub(super) fn outcome(&self) -> ServeOutcome {
-        match self.code {
-            Code::RouteNotFound => ServeOutcome::RouteNotFound,
-            Code::StreamNotSupported => ServeOutcome::StreamNotSupported,
-            Code::UpstreamFailed
-            | Code::UpstreamTimeout
-            | Code::UpstreamUnavailable
-            | Code::Internal => ServeOutcome::Failed {
+        let failure = Failure::of_code(self.code);
+        match failure {
+            Failure::RouteNotFound => ServeOutcome::RouteNotFound,
+            Failure::StreamNotSupported => ServeOutcome::StreamNotSupported,
+            _ if failure.is_backend() => ServeOutcome::Failed {
                 error: format!("{}: {}", self.code, self.detail()),
             },
             _ => ServeOutcome::Refused {
