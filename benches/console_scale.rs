@@ -172,6 +172,7 @@ fn fill(c: &mut Console<Fixed>) {
         });
         c.state.update(Action::CallEnded {
             id,
+            failure: None,
             error: None,
             at,
             server_timing: None,

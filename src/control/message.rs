@@ -180,6 +180,9 @@ pub enum Part {
 pub enum Reply {
     CallEnded {
         error: Option<String>,
+        /// The error's class (none for a cancelled call).
+        #[serde(default)]
+        failure: Option<crate::wire::Failure>,
         /// What `peerapi call` would exit with for the error.
         exit_code: Option<u8>,
         server_timing: Option<ServerTiming>,

@@ -55,6 +55,7 @@ pub async fn carry_out(
                 // Dropping the call's stream resets it: the serving peer stops too.
                 () = cancel.cancelled() => Reply::CallEnded {
                     error: Some("cancelled".into()),
+                    failure: None,
                     exit_code: Some(1),
                     server_timing: None,
                 },
@@ -256,6 +257,7 @@ async fn call(cx: &Context, spec: CallSpec, parts: &PartSender) -> Reply {
         Ok(a) => a,
         Err(e) => {
             return Reply::CallEnded {
+                failure: Some(e.failure()),
                 error: Some(e.to_string()),
                 exit_code: Some(3),
                 server_timing: None,
@@ -289,11 +291,13 @@ async fn call(cx: &Context, spec: CallSpec, parts: &PartSender) -> Reply {
                 }
                 Reply::CallEnded {
                     exit_code: error.as_ref().map(CallError::exit_code),
+                    failure: error.as_ref().map(CallError::failure),
                     error: error.map(|e| e.to_string()),
                     server_timing: chunks.server_timing(),
                 }
             }
             Err(e) => Reply::CallEnded {
+                failure: Some(e.failure()),
                 error: Some(e.to_string()),
                 exit_code: Some(e.exit_code()),
                 server_timing: None,
@@ -306,11 +310,13 @@ async fn call(cx: &Context, spec: CallSpec, parts: &PartSender) -> Reply {
                 parts.send(Part::Bytes(body)).await;
                 Reply::CallEnded {
                     error: None,
+                    failure: None,
                     exit_code: None,
                     server_timing: None,
                 }
             }
             Err(e) => Reply::CallEnded {
+                failure: Some(e.failure()),
                 error: Some(e.to_string()),
                 exit_code: Some(e.exit_code()),
                 server_timing: None,

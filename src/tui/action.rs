@@ -196,6 +196,8 @@ pub enum Action {
     CallEnded {
         id: LocalId,
         error: Option<String>,
+        /// The error's class, when the node named it.
+        failure: Option<crate::wire::Failure>,
         at: Instant,
         /// The serving node's final timings (2.0.0 streams send them at the end).
         server_timing: Option<crate::wire::frame::ServerTiming>,

@@ -287,13 +287,19 @@ impl Output {
 
     /// Whether the body is (or ends with) one of the 1.0.0 error texts.
     pub fn v1_error(&self) -> Option<String> {
+        self.v1_error_text().map(|e| e.to_string())
+    }
+
+    /// The 1.0.0 error text the body is or ends with, read as a whole
+    /// body when it was all kept, else by the one trailer rule (as the CLI
+    /// and load runs read it).
+    pub fn v1_error_text(&self) -> Option<crate::wire::v1::V1ErrorText> {
         if self.dropped == 0 {
             if let Some(e) = crate::node::classify_v1_body(&self.raw) {
-                return Some(e.to_string());
+                return Some(e);
             }
         }
-        // The one trailer rule, as the CLI and load runs read it.
-        crate::wire::v1::trailer_of(&self.raw).map(|e| e.to_string())
+        crate::wire::v1::trailer_of(&self.raw)
     }
 }
 

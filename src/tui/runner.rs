@@ -222,7 +222,7 @@ impl Runner {
 
 /// A call's answer from the node, as the console's actions.
 async fn follow_call(mut pending: Pending, tx: mpsc::Sender<Action>, id: LocalId) {
-    let (error, server_timing) = loop {
+    let (error, failure, server_timing) = loop {
         match pending.next().await {
             Some(Answer::Part(Part::CallStarted(node_call))) => {
                 let _ = tx.send(Action::CallNumbered { id, node_call }).await;
@@ -237,20 +237,22 @@ async fn follow_call(mut pending: Pending, tx: mpsc::Sender<Action>, id: LocalId
             Some(Answer::Part(_)) => {}
             Some(Answer::Done(Reply::CallEnded {
                 error,
+                failure,
                 server_timing,
                 ..
-            })) => break (error, server_timing),
-            Some(Answer::Done(Reply::Refused(why))) => break (Some(why), None),
+            })) => break (error, failure, server_timing),
+            Some(Answer::Done(Reply::Refused(why))) => break (Some(why), None, None),
             Some(Answer::Done(other)) => {
-                break (Some(format!("unexpected answer: {other:?}")), None)
+                break (Some(format!("unexpected answer: {other:?}")), None, None)
             }
-            None => break (Some("the node is gone".into()), None),
+            None => break (Some("the node is gone".into()), None, None),
         }
     };
     let at = Instant::now();
     let ended = Action::CallEnded {
         id,
         error,
+        failure,
         at,
         server_timing,
     };

@@ -71,6 +71,8 @@ pub struct CallView {
     pub node_call: Option<CallId>,
     /// Who had the node make it, for calls another client asked for.
     pub by: Option<String>,
+    /// What kind of failure ended it (the table's class), when known.
+    pub failure: Option<crate::wire::Failure>,
 }
 
 impl CallView {
@@ -111,6 +113,7 @@ impl CallView {
             end_timing: None,
             node_call: None,
             by: None,
+            failure: None,
             output,
         }
     }
@@ -293,10 +296,12 @@ impl Calls {
         }
     }
 
+    /// A call of ours ended: `error` says why it failed, with its class
+    /// when the node named one.
     pub fn on_ended(
         &mut self,
         id: LocalId,
-        error: Option<String>,
+        (error, failure): (Option<String>, Option<crate::wire::Failure>),
         at: Instant,
         server_timing: Option<crate::wire::frame::ServerTiming>,
     ) {
@@ -313,11 +318,13 @@ impl Calls {
             .head
             .as_ref()
             .is_some_and(|h| h.version == crate::node::ApiVersion::V1);
-        let inband = if v1 { c.output.v1_error() } else { None };
-        match error.or(inband) {
-            Some(e) => {
+        let inband = if v1 { c.output.v1_error_text() } else { None };
+        let inband = inband.map(|e| (e.to_string(), Some(e.failure())));
+        match error.map(|e| (e, failure)).or(inband) {
+            Some((e, failure)) => {
                 c.state = CallState::Failed;
                 c.error = Some(e);
+                c.failure = failure;
             }
             None => c.state = CallState::Done,
         }

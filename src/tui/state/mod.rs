@@ -419,9 +419,10 @@ impl State {
             Action::CallEnded {
                 id,
                 error,
+                failure,
                 at,
                 server_timing,
-            } => self.calls.on_ended(id, error, at, server_timing),
+            } => self.calls.on_ended(id, (error, failure), at, server_timing),
             Action::Log(line, level) => {
                 if self.log.lines.len() >= MAX_LOG_LINES {
                     self.log.lines.pop_front();

@@ -136,6 +136,7 @@ fn only_a_1_0_0_body_is_read_as_an_error_text() {
         });
         s.update(Action::CallEnded {
             id,
+            failure: None,
             error: None,
             at,
             server_timing: None,
@@ -372,6 +373,7 @@ fn the_calls_list_stays_within_its_count_and_its_body_budget() {
         });
         s.update(Action::CallEnded {
             id,
+            failure: None,
             error: None,
             at,
             server_timing: None,
@@ -391,6 +393,7 @@ fn the_calls_list_stays_within_its_count_and_its_body_budget() {
         let id = s.calls.list.back().unwrap().id;
         s.update(Action::CallEnded {
             id,
+            failure: None,
             error: None,
             at,
             server_timing: None,
@@ -467,6 +470,7 @@ fn calls_other_clients_have_the_node_make_get_rows_and_ours_do_not_twice() {
     // Ours ends as its answer says.
     s.update(Action::CallEnded {
         id: ours,
+        failure: None,
         error: None,
         at: s.now,
         server_timing: None,

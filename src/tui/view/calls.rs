@@ -59,11 +59,13 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             } else {
                 String::new()
             };
-            // A finished 2.0.0 call shows its HTTP status; the rest their state.
-            let state_text = match (c.state, c.status) {
-                (CallState::Done, Some(s)) => format!("done {s}"),
-                (state, Some(s)) if state.in_flight() => format!("{} {s}", state.label()),
-                (state, _) => state.label().to_string(),
+            // A finished 2.0.0 call shows its HTTP status, a failed one
+            // what failed (the failure table's wording); the rest their state.
+            let state_text = match (c.state, c.status, c.failure) {
+                (CallState::Done, Some(s), _) => format!("done {s}"),
+                (CallState::Failed, _, Some(f)) => f.wording().to_string(),
+                (state, Some(s), _) if state.in_flight() => format!("{} {s}", state.label()),
+                (state, _, _) => state.label().to_string(),
             };
             let kind = if c.stream {
                 "strm".into()

@@ -115,6 +115,7 @@ pub(super) fn with_finished_stream_of(s: &mut State, tokens: &[&str]) {
     });
     s.update(Action::CallEnded {
         id,
+        failure: None,
         error: None,
         at: t0 + Duration::from_millis(561),
         server_timing: None,
@@ -202,6 +203,7 @@ fn failed_call_and_quit_question() {
     });
     s.update(Action::CallEnded {
         id: 1,
+        failure: None,
         error: None,
         at: s.calls.list[0].started + Duration::from_millis(4),
         server_timing: None,
@@ -250,6 +252,7 @@ fn response_head_of_a_2_0_0_call() {
     });
     s.update(Action::CallEnded {
         id: 1,
+        failure: None,
         error: None,
         at,
         server_timing: None,
