@@ -385,6 +385,10 @@ impl<B: Backend> Console<B> {
         self.state.wall = std::time::SystemTime::now();
         let (state, theme) = (&self.state, &self.theme);
         self.terminal.draw(|f| view::draw(f, state, theme))?;
+        if self.state.help {
+            let max = view::help::max_scroll(self.state.screen, &self.state, &self.theme);
+            self.state.help_scroll_max = max;
+        }
         Ok(())
     }
 

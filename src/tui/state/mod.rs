@@ -56,7 +56,8 @@ pub struct State {
     pub help: bool,
     /// Help overlay scroll; the view (which knows the width) sets the max.
     pub help_scroll: usize,
-    pub help_scroll_max: std::cell::Cell<usize>,
+    /// How far the help scrolls at the screen's size (set after each frame).
+    pub help_scroll_max: usize,
     /// Our peer id and listen addresses.
     pub me: String,
     pub listen: Vec<String>,
@@ -98,7 +99,7 @@ impl State {
             focus: Pane::Composer,
             help: false,
             help_scroll: 0,
-            help_scroll_max: std::cell::Cell::new(usize::MAX),
+            help_scroll_max: usize::MAX,
             me,
             listen: Vec::new(),
             telemetry_addr: None,
@@ -222,7 +223,7 @@ impl State {
                 self.help_scroll = 0;
             }
             Action::HelpScroll(delta) => {
-                let max = self.help_scroll_max.get();
+                let max = self.help_scroll_max;
                 self.help_scroll =
                     (self.help_scroll as isize + delta).clamp(0, max as isize) as usize;
             }

@@ -17,14 +17,25 @@ pub(super) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     h
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
+/// The help's box on a screen of `area`, its lines, and how far they scroll.
+fn laid_out(area: Rect, state: &State, theme: &Theme) -> (Rect, Vec<Line<'static>>, usize) {
     let rect = centered(area, 78, area.height);
-    frame.render_widget(Clear, rect);
     let width = rect.width.saturating_sub(4).max(10) as usize;
     let lines = help_lines(state, width, theme);
     let visible = rect.height.saturating_sub(2) as usize;
     let max_scroll = lines.len().saturating_sub(visible);
-    state.help_scroll_max.set(max_scroll);
+    (rect, lines, max_scroll)
+}
+
+/// How far the help scrolls on a screen of `area`: the console tells the
+/// state after each frame (a view only reads state).
+pub fn max_scroll(area: Rect, state: &State, theme: &Theme) -> usize {
+    laid_out(area, state, theme).2
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
+    let (rect, lines, max_scroll) = laid_out(area, state, theme);
+    frame.render_widget(Clear, rect);
     let scroll = state.help_scroll.min(max_scroll);
     let mut block = Block::default()
         .borders(Borders::ALL)

@@ -4,7 +4,7 @@ mod calls;
 mod composer;
 mod events;
 mod footer;
-mod help;
+pub(super) mod help;
 mod hop_direct;
 mod log;
 mod output;

@@ -145,7 +145,7 @@ fn a_help_longer_than_the_screen_scrolls_to_its_last_line() {
     s.update(Action::HelpScroll(-1));
     render_at(&mut s, 80, 24);
     assert!(
-        s.help_scroll + 1 == s.help_scroll_max.get(),
+        s.help_scroll + 1 == s.help_scroll_max,
         "{}",
         s.help_scroll
     );

@@ -31,9 +31,10 @@ pub(super) fn render_at(state: &mut State, width: u16, height: u16) -> String {
     state.wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     state.screen = ratatui::layout::Rect::new(0, 0, width, height);
-    terminal
-        .draw(|f| super::draw(f, state, &Theme { color: false }))
-        .unwrap();
+    let theme = Theme { color: false };
+    terminal.draw(|f| super::draw(f, state, &theme)).unwrap();
+    // As the console does after each frame.
+    state.help_scroll_max = super::help::max_scroll(state.screen, state, &theme);
     terminal.backend().to_string()
 }
 
