@@ -27,7 +27,7 @@ use super::api::{Connections, OpenError};
 use super::events::{CallId, NodeEvent};
 use super::outbound::OutboundStream;
 use crate::wire::{self, ResponseType, PROTOCOL_V1, PROTOCOL_V2};
-use reader::{for_version, read_body_frame, read_head, BodyFrame};
+use reader::{for_version, read_body_frame, read_head, read_v1_chunk, read_v1_whole, BodyFrame};
 // One write (a Python server reads the request with one read), and our side
 // stays open, as the Python callers do: dropping an open yamux stream resets
 // it, which is how the server learns of a cancel (yamux 0.14 does not reset
@@ -35,8 +35,6 @@ use reader::{for_version, read_body_frame, read_head, BodyFrame};
 // it as a cancel.
 use wire::write_request;
 
-/// Read buffer for streamed responses.
-const STREAM_READ_BYTES: usize = 64 * 1024;
 /// A 1.0.0 server that closes without replying to a request at least this
 /// large probably dropped it for its size (Python servers read once).
 const LIKELY_OVERSIZE_REQUEST_BYTES: usize = 60 * 1024;
@@ -190,24 +188,13 @@ impl ApiClient {
                 let read = std::pin::pin!(async {
                     match version {
                         ApiVersion::V1 => {
-                            let mut body = Vec::new();
-                            (&mut reader)
-                                .take((limit as u64).saturating_add(1))
-                                .read_to_end(&mut body)
-                                .await
-                                .map_err(|e| CallError::Stream {
-                                    peer,
-                                    message: e.to_string(),
-                                })?;
-                            if body.len() > limit {
-                                return Err(CallError::TooLarge { limit });
-                            }
+                            let body = read_v1_whole(&mut reader, peer, limit).await?;
                             Ok(Response {
                                 head: ResponseHead::v1(Timeline {
                                     head: started.elapsed(),
                                     ..Timeline::default()
                                 }),
-                                body: Bytes::from(body),
+                                body,
                             })
                         }
                         ApiVersion::V2 => {
@@ -417,24 +404,13 @@ impl ApiClient {
                 return None;
             }
             let next = match st.version {
-                ApiVersion::V1 => {
-                    let mut buf = BytesMut::zeroed(STREAM_READ_BYTES);
-                    match tokio::time::timeout(idle, st.stream.read(&mut buf)).await {
-                        Ok(Ok(0)) => {
-                            let _ = st.stream.close().await;
-                            Ok(None)
-                        }
-                        Ok(Ok(n)) => {
-                            buf.truncate(n);
-                            Ok(Some(buf.freeze()))
-                        }
-                        Ok(Err(e)) => Err(CallError::Stream {
-                            peer,
-                            message: e.to_string(),
-                        }),
-                        Err(_) => Err(CallError::Timeout { after: idle }),
+                ApiVersion::V1 => match read_v1_chunk(&mut st.stream, peer, idle).await {
+                    Ok(None) => {
+                        let _ = st.stream.close().await;
+                        Ok(None)
                     }
-                }
+                    other => other,
+                },
                 ApiVersion::V2 => {
                     match tokio::time::timeout(
                         idle,

@@ -1,5 +1,6 @@
 //! The response codec of the calling side: the request written once, 2.0.0
-//! frames read up to the head and then frame by frame.
+//! frames read up to the head and then frame by frame, 1.0.0 bytes read
+//! whole or as they arrive.
 
 use bytes::Bytes;
 use libp2p::PeerId;
@@ -7,6 +8,53 @@ use libp2p::PeerId;
 use super::types::{ApiVersion, CallError, ResponseHead};
 use crate::wire::frame::{self, Code};
 use crate::wire::{self, ApiRequest};
+
+/// Most bytes one read of a 1.0.0 stream takes.
+const V1_READ_BYTES: usize = 64 * 1024;
+
+/// A whole 1.0.0 response: every byte up to the close, at most `limit`.
+pub(super) async fn read_v1_whole<R: futures::AsyncRead + Unpin>(
+    io: &mut R,
+    peer: PeerId,
+    limit: usize,
+) -> Result<Bytes, CallError> {
+    use futures::AsyncReadExt;
+    let mut body = Vec::new();
+    io.take((limit as u64).saturating_add(1))
+        .read_to_end(&mut body)
+        .await
+        .map_err(|e| CallError::Stream {
+            peer,
+            message: e.to_string(),
+        })?;
+    if body.len() > limit {
+        return Err(CallError::TooLarge { limit });
+    }
+    Ok(Bytes::from(body))
+}
+
+/// The next bytes of a 1.0.0 stream as they arrived (`None`: closed),
+/// waiting at most `idle` for them.
+pub(super) async fn read_v1_chunk<R: futures::AsyncRead + Unpin>(
+    io: &mut R,
+    peer: PeerId,
+    idle: std::time::Duration,
+) -> Result<Option<Bytes>, CallError> {
+    use futures::AsyncReadExt;
+    let mut buf = bytes::BytesMut::zeroed(V1_READ_BYTES);
+    match tokio::time::timeout(idle, io.read(&mut buf)).await {
+        Ok(Ok(0)) => Ok(None),
+        Ok(Ok(n)) => {
+            buf.truncate(n);
+            Ok(Some(buf.freeze()))
+        }
+        Ok(Err(e)) => Err(CallError::Stream {
+            peer,
+            message: e.to_string(),
+        }),
+        Err(_) => Err(CallError::Timeout { after: idle }),
+    }
+}
 
 /// 1.0.0 requests carry fields 1-5 only, byte for byte as the Python
 /// callers send them: the deadline (field 6) is ours, in 2.0.0.
@@ -183,5 +231,42 @@ mod tests {
         let body_first =
             read_all(frames(&[ApiResponseFrame::data(Bytes::from_static(b"x"))])).unwrap_err();
         assert!(matches!(body_first, CallError::BadFrame(_)), "{body_first}");
+    }
+}
+
+#[cfg(test)]
+mod v1_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_whole_1_0_0_response_is_every_byte_up_to_its_limit() {
+        let peer = PeerId::random();
+        let mut io = futures::io::Cursor::new(b"hello".to_vec());
+        let body = read_v1_whole(&mut io, peer, 5).await.unwrap();
+        assert_eq!(&body[..], b"hello");
+        let mut io = futures::io::Cursor::new(b"hello!".to_vec());
+        let err = read_v1_whole(&mut io, peer, 5).await.unwrap_err();
+        assert!(matches!(err, CallError::TooLarge { limit: 5 }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_1_0_0_stream_is_read_as_it_comes_until_it_closes() {
+        let peer = PeerId::random();
+        let mut io = futures::io::Cursor::new(b"data: a\n\n".to_vec());
+        let idle = Duration::from_secs(5);
+        let first = read_v1_chunk(&mut io, peer, idle).await.unwrap();
+        assert_eq!(first.as_deref(), Some(&b"data: a\n\n"[..]));
+        assert_eq!(read_v1_chunk(&mut io, peer, idle).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_silent_1_0_0_stream_times_out_after_its_idle_limit() {
+        let peer = PeerId::random();
+        let (_keep, mut silent) = tokio::io::duplex(64);
+        let mut silent = tokio_util::compat::TokioAsyncReadCompatExt::compat(&mut silent);
+        let idle = Duration::from_millis(20);
+        let err = read_v1_chunk(&mut silent, peer, idle).await.unwrap_err();
+        assert!(matches!(err, CallError::Timeout { .. }), "{err}");
     }
 }

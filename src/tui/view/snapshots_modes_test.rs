@@ -144,11 +144,7 @@ fn a_help_longer_than_the_screen_scrolls_to_its_last_line() {
     s.update(Action::HelpScroll(100));
     s.update(Action::HelpScroll(-1));
     render_at(&mut s, 80, 24);
-    assert!(
-        s.help_scroll + 1 == s.help_scroll_max,
-        "{}",
-        s.help_scroll
-    );
+    assert!(s.help_scroll + 1 == s.help_scroll_max, "{}", s.help_scroll);
     // At 160x48 all of it fits: nothing to scroll, nothing said.
     s.update(Action::ToggleHelp);
     s.update(Action::ToggleHelp);
