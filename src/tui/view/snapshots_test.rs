@@ -33,8 +33,7 @@ pub(super) fn render_at(state: &mut State, width: u16, height: u16) -> String {
     state.screen = ratatui::layout::Rect::new(0, 0, width, height);
     let theme = Theme { color: false };
     terminal.draw(|f| super::draw(f, state, &theme)).unwrap();
-    // As the console does after each frame.
-    state.help_scroll_max = super::help::max_scroll(state.screen, state, &theme);
+    state.help_scroll_max = super::help::max_scroll(state.screen, state, &theme); // as the console does
     terminal.backend().to_string()
 }
 
