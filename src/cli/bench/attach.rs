@@ -103,36 +103,44 @@ async fn stuck_client(path: &std::path::Path) -> Result<tokio::net::UnixStream, 
     Ok(s)
 }
 
-/// Publishes `rate` events a second for one second (a batch each
-/// millisecond) and counts what `updates` delivers.
-async fn paced(
-    handle: &peerapi::NodeHandle,
-    updates: Updates,
-    rate: u64,
-) -> Result<(u64, u64, f64), String> {
-    let period = Duration::from_secs(1);
-    let counter = tokio::spawn(count(
-        updates,
-        Instant::now() + period + Duration::from_millis(500),
-    ));
-    let per_tick = (rate / 1000).max(1);
+/// Publishes `rate` events a second for one second, a batch each
+/// millisecond: `emit(n)` publishes `per_item` events numbered from `n`.
+/// Returns the seconds it took (at least one).
+pub(super) async fn publish_paced(rate: u64, per_item: u64, mut emit: impl FnMut(u64)) -> f64 {
+    let per_tick = (rate / 1000).max(per_item);
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
     let mut published = 0u64;
     while published < rate {
         tick.tick().await;
-        for _ in 0..per_tick.min(rate - published) {
-            handle.emit_for_bench(NodeEvent::ServeFinished {
-                id: CallId(published),
-                outcome: ServeOutcome::Ok { status: 200 },
-                bytes: 80,
-                elapsed: Duration::from_micros(90),
-            });
-            published += 1;
+        let mut this_tick = 0;
+        while this_tick < per_tick && published < rate {
+            emit(published);
+            published += per_item;
+            this_tick += per_item;
         }
     }
-    let secs = started.elapsed().as_secs_f64().max(period.as_secs_f64());
+    started.elapsed().as_secs_f64().max(1.0)
+}
+
+/// Publishes `rate` events a second for one second and counts what
+/// `updates` delivers.
+async fn paced(
+    handle: &peerapi::NodeHandle,
+    updates: Updates,
+    rate: u64,
+) -> Result<(u64, u64, f64), String> {
+    let counter = tokio::spawn(count(updates, Instant::now() + Duration::from_millis(1500)));
+    let secs = publish_paced(rate, 1, |n| {
+        handle.emit_for_bench(NodeEvent::ServeFinished {
+            id: CallId(n),
+            outcome: ServeOutcome::Ok { status: 200 },
+            bytes: 80,
+            elapsed: Duration::from_micros(90),
+        })
+    })
+    .await;
     let (taken, missed) = counter.await.map_err(|e| e.to_string())?;
     Ok((taken, missed, secs))
 }

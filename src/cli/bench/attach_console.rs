@@ -5,7 +5,7 @@
 //! back, fills its link and makes the node mark a gap.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use peerapi::control::{client, NodeLink, Role};
 use peerapi::node::{CallId, NodeEvent, ServeOutcome};
@@ -93,32 +93,23 @@ async fn one(
 }
 
 /// `rate` events a second for one second, as pairs of a served call's
-/// start and end, a batch each millisecond; the seconds it took.
+/// start and end; the seconds it took.
 async fn publish(handle: &peerapi::NodeHandle, rate: u64) -> f64 {
-    let per_tick = (rate / 1000).max(2);
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let started = Instant::now();
-    let mut published = 0u64;
-    while published < rate {
-        tick.tick().await;
-        for _ in 0..(per_tick / 2) {
-            let id = CallId(published);
-            handle.emit_for_bench(NodeEvent::ServeStarted {
-                id,
-                peer: libp2p::PeerId::random(),
-                route: "inference".into(),
-                method: "POST".into(),
-                stream: true,
-            });
-            handle.emit_for_bench(NodeEvent::ServeFinished {
-                id,
-                outcome: ServeOutcome::Ok { status: 200 },
-                bytes: 80,
-                elapsed: Duration::from_micros(90),
-            });
-            published += 2;
-        }
-    }
-    started.elapsed().as_secs_f64().max(1.0)
+    super::attach::publish_paced(rate, 2, |n| {
+        let id = CallId(n);
+        handle.emit_for_bench(NodeEvent::ServeStarted {
+            id,
+            peer: libp2p::PeerId::random(),
+            route: "inference".into(),
+            method: "POST".into(),
+            stream: true,
+        });
+        handle.emit_for_bench(NodeEvent::ServeFinished {
+            id,
+            outcome: ServeOutcome::Ok { status: 200 },
+            bytes: 80,
+            elapsed: Duration::from_micros(90),
+        });
+    })
+    .await
 }
