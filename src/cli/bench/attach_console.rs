@@ -95,7 +95,7 @@ async fn one(
 /// `rate` events a second for one second, as pairs of a served call's
 /// start and end; the seconds it took.
 async fn publish(handle: &peerapi::NodeHandle, rate: u64) -> f64 {
-    super::attach::publish_paced(rate, 2, |n| {
+    super::paced::publish_paced(rate, 2, |n| {
         let id = CallId(n);
         handle.emit_for_bench(NodeEvent::ServeStarted {
             id,

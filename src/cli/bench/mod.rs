@@ -20,6 +20,7 @@ mod attach_console;
 mod hop;
 mod limits;
 mod measure;
+mod paced;
 mod process;
 mod report;
 mod subnet;
