@@ -129,7 +129,7 @@ pub enum Request {
     /// callers get them: `Tapped` parts until cancelled or `max_bytes`
     /// (default 4 MiB) have passed, then `Text`. Explicit, never on by default.
     Tap {
-        on: crate::node::tap::TapOn,
+        on: crate::protocol::tap::TapOn,
         max_bytes: Option<u64>,
     },
     /// The subnet's roster from the peer states the node holds: `Roster`.
@@ -172,7 +172,7 @@ pub enum Part {
     HopVsDirectRound(usize),
     /// The tap is open: what is served from now on is shown.
     TapOpen,
-    Tapped(crate::node::tap::TapChunk),
+    Tapped(crate::protocol::tap::TapChunk),
 }
 
 /// A request's last word.

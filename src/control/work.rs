@@ -98,11 +98,11 @@ pub async fn carry_out(
             })
         }
         Request::Tap { on, max_bytes } => {
-            let max = max_bytes.unwrap_or(crate::node::tap::DEFAULT_TAP_BYTES);
+            let max = max_bytes.unwrap_or(crate::protocol::tap::DEFAULT_TAP_BYTES);
             // A tap on one call ends with it (its last bytes first).
             let call = match &on {
-                crate::node::tap::TapOn::Call(id) => Some(*id),
-                crate::node::tap::TapOn::Route(_) => None,
+                crate::protocol::tap::TapOn::Call(id) => Some(*id),
+                crate::protocol::tap::TapOn::Route(_) => None,
             };
             let mut events = handle.subscribe();
             let mut reader = handle.tap(on, max);

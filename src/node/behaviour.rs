@@ -6,9 +6,9 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{identify, kad, ping};
 
-use super::lazy::Confirmed;
-use super::metrics::NodeMetrics;
+use crate::protocol::metrics::NodeMetrics;
 use crate::protocol::ApiProtocol;
+use crate::streams::lazy::Confirmed;
 
 /// The Kademlia protocol id the Python subnet nodes use (py-libp2p's default).
 pub const KAD_PROTOCOL: &str = "/ipfs/kad/1.0.0";
@@ -17,10 +17,10 @@ pub const KAD_PROTOCOL: &str = "/ipfs/kad/1.0.0";
 pub(crate) struct Behaviour {
     // Limits first: a connection they refuse gets no handler from the rest.
     pub(super) limits: libp2p::connection_limits::Behaviour,
-    pub(super) ip_limit: super::ip_limit::PerIpLimit,
+    pub(super) ip_limit: crate::streams::ip_limit::PerIpLimit,
     pub(super) api: ApiProtocol,
     /// `/subnet/merkle_dag_sync_protocol/1.0.0`, when served.
-    pub(super) dag_sync: Toggle<super::api::Behaviour>,
+    pub(super) dag_sync: Toggle<crate::streams::behaviour::Behaviour>,
     /// Gossipsub on `/meshsub/2.0.0`, when joined.
     pub(super) gossip: Toggle<Confirmed<libp2p::gossipsub::Behaviour>>,
     pub(super) identify: Confirmed<identify::Behaviour>,

@@ -15,12 +15,12 @@ use libp2p::{identify, kad, ping, Multiaddr, PeerId, StreamProtocol, Swarm};
 use tokio::sync::{broadcast, mpsc};
 
 use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
-use super::call::ApiClient;
 use super::events::{Direction, Discovery, NodeEvent, PeerInfo};
-use super::lazy::Confirmed;
 use super::muxer::YamuxUpgrade;
 use super::{Command, NodeConfig, NodeError};
+use crate::protocol::call::ApiClient;
 use crate::protocol::ApiProtocol;
+use crate::streams::lazy::Confirmed;
 
 /// RTT samples kept per peer for average and jitter.
 const RTT_SAMPLES: usize = 32;
@@ -75,14 +75,15 @@ impl EventLoop {
         let gossip_config = config.subnet.gossip.clone();
         // Serving takes inbound streams; replicating opens outbound ones.
         let dag_sync = (subnet.dag_sync.is_some() || config.subnet.replicate.enabled).then(|| {
-            let (inbound, dispatch): (_, super::api::Dispatch) = match &subnet.dag_sync {
-                Some(server) => (
-                    vec![StreamProtocol::new(crate::subnet::PROTOCOL_DAG_SYNC)],
-                    server.dispatcher(),
-                ),
-                None => (Vec::new(), std::sync::Arc::new(|_| {})),
-            };
-            super::api::Behaviour::new(
+            let (inbound, dispatch): (_, crate::streams::behaviour::Dispatch) =
+                match &subnet.dag_sync {
+                    Some(server) => (
+                        vec![StreamProtocol::new(crate::subnet::PROTOCOL_DAG_SYNC)],
+                        server.dispatcher(),
+                    ),
+                    None => (Vec::new(), std::sync::Arc::new(|_| {})),
+                };
+            crate::streams::behaviour::Behaviour::new(
                 config.access.clone(),
                 inbound,
                 dispatch,
@@ -113,7 +114,7 @@ impl EventLoop {
                 let kad = super::walks::kademlia(peer, kad_bootstrap, dht_walks, subnet_member);
                 Ok(Behaviour {
                     limits: libp2p::connection_limits::Behaviour::new(limits),
-                    ip_limit: super::ip_limit::PerIpLimit::new(conn.max_per_ip),
+                    ip_limit: crate::streams::ip_limit::PerIpLimit::new(conn.max_per_ip),
                     api,
                     dag_sync,
                     gossip: Toggle::from(gossip),

@@ -4,67 +4,21 @@ use std::time::{Duration, SystemTime};
 
 use libp2p::{Multiaddr, PeerId};
 
+use tokio::sync::broadcast;
+
+use crate::protocol::events::{ApiEvent, EventSink};
+pub use crate::protocol::events::{CallId, ServeOutcome};
 use crate::routes::{RouteDiff, RouteReload};
 
 /// Capacity of the event broadcast; a subscriber that falls further behind
 /// misses events (and is told how many).
 pub const EVENT_CAPACITY: usize = 4096;
 
-/// Identifies one outgoing or served call for the node's lifetime.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub struct CallId(pub u64);
-
-impl std::fmt::Display for CallId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "#{}", self.0)
-    }
-}
-
 /// Who opened a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Direction {
     Inbound,
     Outbound,
-}
-
-/// How a served call ended.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum ServeOutcome {
-    /// The backend's response was relayed (its status, as far as we know it).
-    Ok {
-        status: u16,
-    },
-    RouteNotFound,
-    StreamNotSupported,
-    /// The node refused the call because of a limit (too many calls, too large).
-    Refused {
-        reason: String,
-    },
-    /// Forwarding failed; the caller got an error text.
-    Failed {
-        error: String,
-    },
-    /// The caller went away before the response was written.
-    CallerGone {
-        error: String,
-    },
-}
-
-/// What we know of a connected peer.
-impl std::fmt::Display for ServeOutcome {
-    /// As an operator reads it in a log line: `ok 200`, `refused: why`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ServeOutcome::Ok { status } => write!(f, "ok {status}"),
-            ServeOutcome::RouteNotFound => f.write_str("route not found"),
-            ServeOutcome::StreamNotSupported => f.write_str("stream not supported"),
-            ServeOutcome::Refused { reason } => write!(f, "refused: {reason}"),
-            ServeOutcome::Failed { error } => write!(f, "failed: {error}"),
-            ServeOutcome::CallerGone { error } => write!(f, "caller gone: {error}"),
-        }
-    }
 }
 
 impl std::fmt::Display for Direction {
@@ -76,6 +30,7 @@ impl std::fmt::Display for Direction {
     }
 }
 
+/// What we know of a connected peer.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct PeerInfo {
     pub peer: PeerId,
@@ -290,18 +245,88 @@ impl From<RouteReload> for NodeEvent {
     }
 }
 
+/// The protocol's call events, as the node reports them.
+impl From<ApiEvent> for NodeEvent {
+    fn from(event: ApiEvent) -> Self {
+        match event {
+            ApiEvent::CallStarted {
+                id,
+                peer,
+                route,
+                method,
+                stream,
+                by,
+            } => NodeEvent::CallStarted {
+                id,
+                peer,
+                route,
+                method,
+                stream,
+                by,
+            },
+            ApiEvent::CallResponding {
+                id,
+                protocol,
+                status,
+            } => NodeEvent::CallResponding {
+                id,
+                protocol,
+                status,
+            },
+            ApiEvent::CallFinished {
+                id,
+                bytes,
+                chunks,
+                elapsed,
+            } => NodeEvent::CallFinished {
+                id,
+                bytes,
+                chunks,
+                elapsed,
+            },
+            ApiEvent::CallFailed { id, error } => NodeEvent::CallFailed { id, error },
+            ApiEvent::ServeStarted {
+                id,
+                peer,
+                route,
+                method,
+                stream,
+            } => NodeEvent::ServeStarted {
+                id,
+                peer,
+                route,
+                method,
+                stream,
+            },
+            ApiEvent::ServeFinished {
+                id,
+                outcome,
+                bytes,
+                elapsed,
+            } => NodeEvent::ServeFinished {
+                id,
+                outcome,
+                bytes,
+                elapsed,
+            },
+        }
+    }
+}
+
+/// A node's protocol reports into the node's own event stream.
+impl EventSink for broadcast::Sender<NodeEvent> {
+    fn send(&self, event: ApiEvent) {
+        let _ = broadcast::Sender::send(self, NodeEvent::from(event));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn outcomes_read_as_words_in_log_lines() {
-        assert_eq!(ServeOutcome::Ok { status: 200 }.to_string(), "ok 200");
-        let refused = ServeOutcome::Refused {
-            reason: "method not allowed".into(),
-        };
-        assert_eq!(refused.to_string(), "refused: method not allowed");
-        assert_eq!(ServeOutcome::RouteNotFound.to_string(), "route not found");
+    fn directions_read_as_words() {
         assert_eq!(Direction::Inbound.to_string(), "inbound");
+        assert_eq!(Direction::Outbound.to_string(), "outbound");
     }
 }

@@ -10,11 +10,11 @@ use futures::channel::oneshot;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, mpsc};
 
-use super::call::{
-    self, ApiClient, CallError, CallRequest, CallStream, CallTag, Response, ResponseHead,
-};
 use super::events::{CallId, NodeEvent, PeerInfo};
 use super::NodeError;
+use crate::protocol::call::{
+    self, ApiClient, CallError, CallRequest, CallStream, CallTag, Response, ResponseHead,
+};
 use crate::routes::Routes;
 use crate::wire;
 
@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     pub(crate) local_peer_id: PeerId,
     pub(crate) commands: mpsc::UnboundedSender<Command>,
     pub(crate) client: ApiClient,
+    /// The node's events; the protocol's own are folded into them.
+    pub(crate) events: broadcast::Sender<NodeEvent>,
     pub(crate) routes: Routes,
     pub(crate) dag: Arc<std::sync::Mutex<crate::subnet::DagStore>>,
     pub(crate) dag_sync: Option<crate::subnet::DagSyncServer>,
@@ -59,7 +61,7 @@ pub(crate) struct Shared {
     pub(crate) log_span: tracing::Span,
     /// The node's log label, which names it to operators too.
     pub(crate) name: Option<String>,
-    pub(crate) taps: Arc<super::tap::Taps>,
+    pub(crate) taps: Arc<crate::protocol::tap::Taps>,
 }
 
 /// A cheap, cloneable handle to a running node.
@@ -87,7 +89,11 @@ impl NodeHandle {
 
     /// Opens a tap on the bodies this node serves for `on` (at most
     /// `max_bytes`): an operator's explicit request, never on by default.
-    pub fn tap(&self, on: super::tap::TapOn, max_bytes: u64) -> super::tap::TapReader {
+    pub fn tap(
+        &self,
+        on: crate::protocol::tap::TapOn,
+        max_bytes: u64,
+    ) -> crate::protocol::tap::TapReader {
         self.shared.taps.open(on, max_bytes)
     }
 
@@ -98,14 +104,14 @@ impl NodeHandle {
 
     /// Node events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
-        self.shared.client.subscribe()
+        self.shared.events.subscribe()
     }
 
     /// Publishes `event` as if the node had: for benchmarks of what
     /// subscribers (consoles, attached or not) take.
     #[cfg(feature = "test-util")]
     pub fn emit_for_bench(&self, event: NodeEvent) {
-        self.shared.client.emit(event);
+        let _ = self.shared.events.send(event);
     }
 
     /// The DAG this node holds (verified nodes only).
@@ -155,7 +161,7 @@ impl NodeHandle {
 
     /// The protocol's client, for calls on peers already connected.
     /// The node's metrics, when its config asked for them.
-    pub fn metrics(&self) -> Option<&Arc<super::metrics::NodeMetrics>> {
+    pub fn metrics(&self) -> Option<&Arc<crate::protocol::metrics::NodeMetrics>> {
         self.shared.client.metrics.as_ref()
     }
 
@@ -295,7 +301,7 @@ impl NodeHandle {
         &self,
         addr: &Multiaddr,
         protocol: &'static str,
-    ) -> Result<super::outbound::OutboundStream, CallError> {
+    ) -> Result<crate::streams::outbound::OutboundStream, CallError> {
         self.dial_within(addr).await?;
         self.shared
             .client

@@ -1,59 +1,57 @@
 //! The node: a tokio task that owns the libp2p `Swarm`, a cheap cloneable
-//! [`NodeHandle`] that talks to it, and the serve/call halves of the protocol.
+//! [`NodeHandle`] that talks to it, and the subnet behaviours. The API
+//! protocol itself ([`crate::protocol`]) sits below: the node adds it to
+//! its swarm like any embedder and folds its events into [`NodeEvent`].
 //!
 //! ```text
 //!  NodeHandle ──Command──▶ event_loop (owns Swarm) ──NodeEvent──▶ subscribers
-//!      │                        │ api::Behaviour (connection registry, handlers)
+//!      │                        │ protocol::ApiProtocol, subnet behaviours
 //!      │ call/stream            ▼
-//!      └─opens stream (api::Connections) ──▶ connection handler
-//!                      inbound stream ──▶ Server::dispatcher ──▶ task per call ──▶ Upstream (reqwest)
+//!      └─opens stream (streams::Connections) ──▶ connection handler
+//!          inbound stream ──▶ protocol::serve ──▶ task per call ──▶ Upstream (reqwest)
 //! ```
 
-mod admission;
-pub(crate) mod api;
 mod behaviour;
-pub(crate) mod call;
 mod dial_error;
 mod event_loop;
 pub(crate) mod events;
 pub mod evictions;
 mod handle;
-pub mod ip_limit;
-mod lazy;
-pub mod metrics;
 pub mod muxer;
 mod one_shot;
-pub mod outbound;
 mod replication;
-pub(crate) mod serve;
 mod subnet_events;
 mod subnet_parts;
-pub mod tap;
 pub mod transport;
 mod walks;
 
-pub use admission::{
+// The protocol and the stream behaviour live below the node; these keep
+// the paths embedders and the console already use.
+pub use crate::protocol::{metrics, tap};
+pub use crate::streams::{ip_limit, outbound};
+
+pub use crate::protocol::admission::{
     ReadingLimits, DEFAULT_MAX_READING, DEFAULT_MAX_READING_PER_IP, DEFAULT_MAX_READING_PER_PEER,
     DEFAULT_REQUEST_FIRST_BYTE_TIMEOUT,
 };
-pub use api::{OpenError, PeerAccess, DEFAULT_INBOUND_QUEUE_DEPTH};
-pub use call::{
+pub use crate::protocol::call::{
     parse_header_line, parse_peer_addr, peer_of, ApiClient, ApiVersion, Breakdown, CallError,
     CallOptions, CallRequest, CallStream, CallTag, ProtocolChoice, Response, ResponseHead,
     Timeline, DEFAULT_MAX_RESPONSE_BYTES,
 };
+pub use crate::streams::behaviour::{OpenError, PeerAccess, DEFAULT_INBOUND_QUEUE_DEPTH};
 // The 1.0.0 texts live in `wire::v1`; re-exported where callers met them.
+pub use crate::protocol::serve::{
+    ServeLimits, DEFAULT_MAX_CALLS_PER_PEER, DEFAULT_MAX_CONCURRENT_CALLS,
+    DEFAULT_MAX_REQUEST_HEADERS, DEFAULT_READ_AHEAD_BYTES, DEFAULT_READ_AHEAD_BYTES_PER_CALL,
+    DEFAULT_REQUEST_READ_TIMEOUT, DEFAULT_RESPONSE_WRITE_TIMEOUT,
+};
 pub use crate::wire::v1::{classify_v1_body, V1ErrorText, V1StreamTail, MAX_V1_TRAILER_BYTES};
 pub use events::{CallId, Direction, Discovery, NodeEvent, PeerInfo, ServeOutcome, EVENT_CAPACITY};
 pub use handle::NodeHandle;
 pub(crate) use handle::{Command, Shared};
 pub use one_shot::ONE_SHOT_CLOSE_WITHIN;
 pub use replication::ReplicationCounters;
-pub use serve::{
-    ServeLimits, DEFAULT_MAX_CALLS_PER_PEER, DEFAULT_MAX_CONCURRENT_CALLS,
-    DEFAULT_MAX_REQUEST_HEADERS, DEFAULT_READ_AHEAD_BYTES, DEFAULT_READ_AHEAD_BYTES_PER_CALL,
-    DEFAULT_REQUEST_READ_TIMEOUT, DEFAULT_RESPONSE_WRITE_TIMEOUT,
-};
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -321,7 +319,7 @@ impl Node {
                 metrics: metrics.clone(),
                 log_span: log_span.clone(),
             },
-            events.clone(),
+            Arc::new(events.clone()),
             call_ids,
         )?;
         let (drain, taps) = (api.drain_handle(), api.taps());
@@ -356,6 +354,7 @@ impl Node {
             local_peer_id,
             commands,
             client: api.client(),
+            events: events.clone(),
             routes,
             dag: dag.clone(),
             dag_sync: dag_sync.clone(),

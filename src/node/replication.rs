@@ -12,8 +12,8 @@ use futures::AsyncWriteExt;
 use libp2p::PeerId;
 use tokio::sync::{broadcast, Semaphore};
 
-use super::api::Connections;
 use super::events::NodeEvent;
+use crate::streams::behaviour::Connections;
 use crate::subnet::replicate::{replicate, ReplicateConfig};
 use crate::subnet::{DagStore, GossipCounters, Ingest, VerifiedNode, PROTOCOL_DAG_SYNC};
 use crate::wire;

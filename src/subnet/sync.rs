@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use super::canonical;
 use super::store::{snapshot, DagStore};
 use crate::logs::Untrusted;
-use crate::node::api::{Dispatch, InboundStream};
+use crate::streams::behaviour::{Dispatch, InboundStream};
 use crate::wire;
 
 pub const PROTOCOL_DAG_SYNC: &str = "/subnet/merkle_dag_sync_protocol/1.0.0";

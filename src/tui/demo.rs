@@ -24,7 +24,7 @@ pub struct DemoOptions {
     /// The console node's metrics, and where they are served (the caller
     /// serves them: the endpoint is the binary's).
     pub metrics: Option<(
-        std::sync::Arc<crate::node::metrics::NodeMetrics>,
+        std::sync::Arc<crate::protocol::metrics::NodeMetrics>,
         std::net::SocketAddr,
     )>,
 }

@@ -186,7 +186,7 @@ impl Runner {
                 tokio::spawn(follow_run(pending, self.tx.clone()));
             }
             Effect::TapServed { local, call } => {
-                let on = crate::node::tap::TapOn::Call(call);
+                let on = crate::protocol::tap::TapOn::Call(call);
                 let mut pending = self.link.request(Request::Tap {
                     on,
                     max_bytes: None,

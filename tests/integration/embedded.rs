@@ -98,7 +98,9 @@ async fn api_protocol_serves_and_calls_from_a_plain_swarm() {
     }
     let started = within(async {
         loop {
-            if let Ok(peerapi::NodeEvent::ServeStarted { route, .. }) = served.recv().await {
+            if let Ok(peerapi::protocol::events::ApiEvent::ServeStarted { route, .. }) =
+                served.recv().await
+            {
                 return route;
             }
         }

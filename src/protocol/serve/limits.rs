@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use libp2p::PeerId;
 
-use crate::node::admission::ReadingLimits;
+use crate::protocol::admission::ReadingLimits;
 use crate::wire;
 
 /// Default most calls served at once; past it new calls are refused at once.

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use libp2p::PeerId;
 
-use super::types::{ApiVersion, CallError, ResponseHead};
+use crate::protocol::call::types::{ApiVersion, CallError, ResponseHead};
 use crate::wire::frame::{self, Code};
 use crate::wire::{self, ApiRequest};
 
@@ -13,7 +13,7 @@ use crate::wire::{self, ApiRequest};
 const V1_READ_BYTES: usize = 64 * 1024;
 
 /// A whole 1.0.0 response: every byte up to the close, at most `limit`.
-pub(super) async fn read_v1_whole<R: futures::AsyncRead + Unpin>(
+pub(in crate::protocol) async fn read_v1_whole<R: futures::AsyncRead + Unpin>(
     io: &mut R,
     peer: PeerId,
     limit: usize,
@@ -35,7 +35,7 @@ pub(super) async fn read_v1_whole<R: futures::AsyncRead + Unpin>(
 
 /// The next bytes of a 1.0.0 stream as they arrived (`None`: closed),
 /// waiting at most `idle` for them.
-pub(super) async fn read_v1_chunk<R: futures::AsyncRead + Unpin>(
+pub(in crate::protocol) async fn read_v1_chunk<R: futures::AsyncRead + Unpin>(
     io: &mut R,
     peer: PeerId,
     idle: std::time::Duration,
@@ -58,13 +58,13 @@ pub(super) async fn read_v1_chunk<R: futures::AsyncRead + Unpin>(
 
 /// 1.0.0 requests carry fields 1-5 only, byte for byte as the Python
 /// callers send them: the deadline (field 6) is ours, in 2.0.0.
-pub(super) fn for_version(req: &mut ApiRequest, version: ApiVersion) {
+pub(in crate::protocol) fn for_version(req: &mut ApiRequest, version: ApiVersion) {
     if version == ApiVersion::V1 {
         req.timeout_ms = 0;
     }
 }
 
-pub(super) fn frame_error(peer: PeerId, e: wire::WireError) -> CallError {
+pub(in crate::protocol) fn frame_error(peer: PeerId, e: wire::WireError) -> CallError {
     match e {
         wire::WireError::Io(e) => CallError::Stream {
             peer,
@@ -75,7 +75,7 @@ pub(super) fn frame_error(peer: PeerId, e: wire::WireError) -> CallError {
 }
 
 /// Reads 2.0.0 frames up to and including the head (or an error frame).
-pub(super) async fn read_head<R: futures::AsyncRead + Unpin>(
+pub(in crate::protocol) async fn read_head<R: futures::AsyncRead + Unpin>(
     io: &mut R,
     peer: PeerId,
     max_frame: usize,
@@ -105,13 +105,13 @@ pub(super) async fn read_head<R: futures::AsyncRead + Unpin>(
 }
 
 /// What one body frame of 2.0.0 means to the reader.
-pub(super) enum BodyFrame {
+pub(in crate::protocol) enum BodyFrame {
     Data(Bytes),
     /// With the serving node's final timings, when it sends them.
     End(Option<frame::ServerTiming>),
 }
 
-pub(super) async fn read_body_frame<R: futures::AsyncRead + Unpin>(
+pub(in crate::protocol) async fn read_body_frame<R: futures::AsyncRead + Unpin>(
     io: &mut R,
     peer: PeerId,
     max_frame: usize,

@@ -122,7 +122,7 @@ impl Breakdown {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::call::types::{ApiVersion, Timeline};
+    use crate::protocol::call::types::{ApiVersion, Timeline};
 
     fn head(timing: Option<ServerTiming>) -> ResponseHead {
         ResponseHead {

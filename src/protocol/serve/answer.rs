@@ -7,10 +7,11 @@ use libp2p::PeerId;
 use std::time::{Duration, Instant};
 
 use super::read_ahead::{AfterBatch, ReadAhead, MAX_COALESCED_BYTES};
-use super::responder::{upstream_refusal, Refusal, Responder};
 use super::{micros, Server};
 use crate::logs::{Untrusted, UntrustedDetail};
-use crate::node::events::ServeOutcome;
+use crate::protocol::codec::write::{Refusal, Responder};
+use crate::protocol::events::ServeOutcome;
+use crate::upstream::UpstreamError;
 use crate::wire::{self, frame::Code};
 
 impl Server {
@@ -20,7 +21,7 @@ impl Server {
         out: &mut Responder<W>,
         peer: PeerId,
         req: &wire::ApiRequest,
-        id: crate::node::CallId,
+        id: crate::protocol::events::CallId,
     ) -> ServeOutcome {
         let name = req.route.as_str();
         let method = req.method_or_default();
@@ -165,5 +166,21 @@ fn policy_refusal(name: &str, method: &str, peer: &PeerId, why: crate::routes::R
                 format_args!("{limit} bytes of route '{name}'"),
             ),
         ),
+    }
+}
+
+fn upstream_refusal(route: &str, e: &UpstreamError) -> Refusal {
+    let code = match e {
+        UpstreamError::BadMethod(_) => Code::MethodNotAllowed,
+        UpstreamError::BadHeader(_) => Code::BadRequest,
+        UpstreamError::BadUrl { .. } => Code::Internal,
+        UpstreamError::Unavailable { .. } => Code::UpstreamUnavailable,
+        UpstreamError::Timeout { .. } => Code::UpstreamTimeout,
+        UpstreamError::Failed { .. } => Code::UpstreamFailed,
+        UpstreamError::TooLarge { .. } => Code::TooLarge,
+    };
+    Refusal {
+        detail: Some(e.to_string()),
+        ..Refusal::new(code, route, e.public_message())
     }
 }

@@ -9,18 +9,12 @@ use futures::AsyncWriteExt;
 use libp2p::PeerId;
 
 use super::{connected, ApiClient, CallError, CallOptions, CallRequest, CallStream};
-use crate::node::events::NodeEvent;
 use crate::wire;
 
 impl ApiClient {
     /// What this client's calls are bounded by.
     pub fn options(&self) -> &CallOptions {
         &self.options
-    }
-
-    /// Call events (`CallStarted` … `CallFinished`) from now on.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<NodeEvent> {
-        self.events.subscribe()
     }
 
     /// Records the protocols identify reported for `peer`, so that calls
@@ -36,9 +30,9 @@ impl ApiClient {
     }
 
     /// The call's metrics record, when the node keeps metrics.
-    pub(super) fn record(&self, route: &str) -> Option<crate::node::metrics::CallRecord> {
+    pub(super) fn record(&self, route: &str) -> Option<crate::protocol::metrics::CallRecord> {
         let metrics = self.metrics.clone()?;
-        Some(crate::node::metrics::CallRecord::start(metrics, route))
+        Some(crate::protocol::metrics::CallRecord::start(metrics, route))
     }
 
     /// Opens a raw stream on `protocol` to a connected `peer`, for tools
@@ -47,7 +41,7 @@ impl ApiClient {
         &self,
         peer: PeerId,
         protocol: &'static str,
-    ) -> Result<crate::node::outbound::OutboundStream, CallError> {
+    ) -> Result<crate::streams::outbound::OutboundStream, CallError> {
         self.open(peer, vec![protocol]).await.map(|(s, _)| s)
     }
 

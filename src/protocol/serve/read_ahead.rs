@@ -11,9 +11,6 @@ use crate::upstream::UpstreamError;
 
 /// Most bytes of ready stream chunks joined into one write.
 pub(super) const MAX_COALESCED_BYTES: usize = 64 * 1024;
-/// Chunks at least this large are written as they are; smaller ones are
-/// copied together first, so many tokens make one yamux frame.
-pub(super) const GATHER_COPY_BELOW: usize = 4096;
 /// Backend chunks read ahead of the caller. hyper hands a response body over
 /// one chunk at a time, so a writer that read the body itself would send one
 /// frame per chunk; reading ahead on a task of its own lets chunks pile up

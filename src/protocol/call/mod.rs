@@ -7,9 +7,8 @@
 //! dialing by address in front of it (`handle.rs`).
 
 mod extras;
-mod reader;
 mod timing;
-mod types;
+pub(in crate::protocol) mod types;
 
 pub use timing::Breakdown;
 pub use types::*;
@@ -23,11 +22,13 @@ use bytes::{Bytes, BytesMut};
 use futures::{AsyncReadExt, AsyncWriteExt, Stream};
 use libp2p::{PeerId, StreamProtocol};
 
-use super::api::{Connections, OpenError};
-use super::events::{CallId, NodeEvent};
-use super::outbound::OutboundStream;
+use crate::protocol::codec::read::{
+    for_version, read_body_frame, read_head, read_v1_chunk, read_v1_whole, BodyFrame,
+};
+use crate::protocol::events::{ApiEvent, CallId};
+use crate::streams::behaviour::{Connections, OpenError};
+use crate::streams::outbound::OutboundStream;
 use crate::wire::{self, ResponseType, PROTOCOL_V1, PROTOCOL_V2};
-use reader::{for_version, read_body_frame, read_head, read_v1_chunk, read_v1_whole, BodyFrame};
 // One write (a Python server reads the request with one read), and our side
 // stays open, as the Python callers do: dropping an open yamux stream resets
 // it, which is how the server learns of a cancel (yamux 0.14 does not reset
@@ -77,9 +78,9 @@ impl Stream for CallStream {
 pub struct ApiClient {
     pub(crate) connections: Connections,
     pub(crate) options: CallOptions,
-    pub(crate) events: tokio::sync::broadcast::Sender<NodeEvent>,
+    pub(crate) events: crate::protocol::events::Events,
     pub(crate) ids: Arc<AtomicU64>,
-    pub(crate) metrics: Option<Arc<super::metrics::NodeMetrics>>,
+    pub(crate) metrics: Option<Arc<crate::protocol::metrics::NodeMetrics>>,
 }
 
 /// The connect step of a call on a peer already connected.
@@ -100,8 +101,8 @@ impl ApiClient {
         }
     }
 
-    pub(crate) fn emit(&self, event: NodeEvent) {
-        let _ = self.events.send(event);
+    pub(crate) fn emit(&self, event: ApiEvent) {
+        self.events.send(event);
     }
 
     async fn open(
@@ -159,7 +160,7 @@ impl ApiClient {
         let options = self.options.clone();
         let id = tag.id;
         let started = Instant::now();
-        self.emit(NodeEvent::CallStarted {
+        self.emit(ApiEvent::CallStarted {
             id,
             peer,
             route: req.route.clone(),
@@ -269,19 +270,19 @@ impl ApiClient {
         }
         match &result {
             Ok(r) => {
-                self.emit(NodeEvent::CallResponding {
+                self.emit(ApiEvent::CallResponding {
                     id,
                     protocol: r.head.version.id().into(),
                     status: r.head.status,
                 });
-                self.emit(NodeEvent::CallFinished {
+                self.emit(ApiEvent::CallFinished {
                     id,
                     bytes: r.body.len() as u64,
                     chunks: 1,
                     elapsed: started.elapsed(),
                 })
             }
-            Err(e) => self.emit(NodeEvent::CallFailed {
+            Err(e) => self.emit(ApiEvent::CallFailed {
                 id,
                 error: e.to_string(),
             }),
@@ -315,7 +316,7 @@ impl ApiClient {
         let options = self.options.clone();
         let id = tag.id;
         let started = Instant::now();
-        self.emit(NodeEvent::CallStarted {
+        self.emit(ApiEvent::CallStarted {
             id,
             peer,
             route: req.route.clone(),
@@ -360,7 +361,7 @@ impl ApiClient {
                 if let Some(rec) = record.as_mut() {
                     rec.end(e.class(), 0);
                 }
-                self.emit(NodeEvent::CallFailed {
+                self.emit(ApiEvent::CallFailed {
                     id,
                     error: e.to_string(),
                 });
@@ -370,7 +371,7 @@ impl ApiClient {
         if let Some(rec) = record.as_mut() {
             rec.head(head.version == ApiVersion::V2, head.status);
         }
-        self.emit(NodeEvent::CallResponding {
+        self.emit(ApiEvent::CallResponding {
             id,
             protocol: head.version.id().into(),
             status: head.status,
@@ -385,7 +386,7 @@ impl ApiClient {
             chunks: u64,
             done: bool,
             /// Counted when the stream ends, or as cancelled when dropped.
-            record: Option<super::metrics::CallRecord>,
+            record: Option<crate::protocol::metrics::CallRecord>,
         }
         let state = State {
             end_timing: end_timing.clone(),
@@ -442,7 +443,7 @@ impl ApiClient {
                     if let Some(rec) = st.record.as_mut() {
                         rec.end("ok", st.bytes);
                     }
-                    st.client.emit(NodeEvent::CallFinished {
+                    st.client.emit(ApiEvent::CallFinished {
                         id,
                         bytes: st.bytes,
                         chunks: st.chunks,
@@ -455,7 +456,7 @@ impl ApiClient {
                     if let Some(rec) = st.record.as_mut() {
                         rec.end(err.class(), st.bytes);
                     }
-                    st.client.emit(NodeEvent::CallFailed {
+                    st.client.emit(ApiEvent::CallFailed {
                         id,
                         error: err.to_string(),
                     });

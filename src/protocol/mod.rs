@@ -43,6 +43,14 @@
 //! # }
 //! ```
 
+pub mod admission;
+pub mod call;
+mod codec;
+pub mod events;
+pub mod metrics;
+pub mod serve;
+pub mod tap;
+
 use std::convert::Infallible;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -58,15 +66,15 @@ use libp2p::swarm::{
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::broadcast;
 
-use crate::node::api::{self, Connections};
-use crate::node::serve::Server;
-// From the files that define them, not `node`'s re-exports: the node is
-// built on this behaviour, never the other way round.
-use crate::node::api::{PeerAccess, DEFAULT_INBOUND_QUEUE_DEPTH};
-pub use crate::node::call::ApiClient;
-use crate::node::call::CallOptions;
-use crate::node::events::{NodeEvent, EVENT_CAPACITY};
-use crate::node::serve::ServeLimits;
+use crate::streams::behaviour::{self, Connections, PeerAccess, DEFAULT_INBOUND_QUEUE_DEPTH};
+pub use call::ApiClient;
+use call::CallOptions;
+use events::{ApiEvent, Events};
+use serve::{ServeLimits, Server};
+
+/// Capacity of an embedded protocol's own event broadcast; a subscriber
+/// that falls further behind misses events (and is told how many).
+pub const EVENT_CAPACITY: usize = 4096;
 use crate::routes::Routes;
 use crate::upstream::{Upstream, UpstreamConfig, UpstreamError};
 use crate::wire::{PROTOCOL_ROUTES, PROTOCOL_V1, PROTOCOL_V2};
@@ -89,7 +97,7 @@ pub struct ApiProtocolConfig {
     pub inbound_queue_depth: usize,
     /// Counts calls served and made, for `NodeMetrics::encode` (None: no
     /// counting, no cost).
-    pub metrics: Option<Arc<crate::node::metrics::NodeMetrics>>,
+    pub metrics: Option<Arc<metrics::NodeMetrics>>,
     /// The span served calls log in (`Span::none()`: none).
     pub log_span: tracing::Span,
 }
@@ -121,34 +129,39 @@ pub fn served_protocols() -> Vec<StreamProtocol> {
 
 /// The API protocol as a behaviour: add it to a swarm's behaviour struct.
 pub struct ApiProtocol {
-    behaviour: api::Behaviour,
+    behaviour: behaviour::Behaviour,
     server: Server,
     client: ApiClient,
-    taps: Arc<crate::node::tap::Taps>,
+    taps: Arc<tap::Taps>,
+    /// Its own events; empty when a node took them into its own stream.
+    events: broadcast::Sender<ApiEvent>,
 }
 
 impl ApiProtocol {
     /// The protocol with its own event channel.
     pub fn new(config: ApiProtocolConfig) -> Result<Self, UpstreamError> {
-        let (events, _) = broadcast::channel(EVENT_CAPACITY);
-        Self::with_events(config, events, Arc::new(AtomicU64::new(1)))
+        let (own, _) = broadcast::channel(EVENT_CAPACITY);
+        let mut protocol =
+            Self::with_events(config, Arc::new(own.clone()), Arc::new(AtomicU64::new(1)))?;
+        protocol.events = own;
+        Ok(protocol)
     }
 
     /// The protocol reporting to `events`, numbering calls from `call_ids`
     /// (a node shares both with its swarm's own events).
     pub(crate) fn with_events(
         config: ApiProtocolConfig,
-        events: broadcast::Sender<NodeEvent>,
+        events: Events,
         call_ids: Arc<AtomicU64>,
     ) -> Result<Self, UpstreamError> {
         let upstream = Upstream::new(config.upstream)?;
-        let taps = Arc::new(crate::node::tap::Taps::default());
+        let taps = Arc::new(tap::Taps::default());
         let server = Server::new(
             config.routes,
             upstream,
             config.serve,
             config.inbound_queue_depth,
-            crate::node::serve::Reports {
+            serve::Reports {
                 events: events.clone(),
                 call_ids: call_ids.clone(),
                 metrics: config.metrics.clone(),
@@ -157,7 +170,7 @@ impl ApiProtocol {
             },
         );
         let connections = Connections::default();
-        let behaviour = api::Behaviour::new(
+        let behaviour = behaviour::Behaviour::new(
             config.access,
             served_protocols(),
             server.dispatcher(),
@@ -175,6 +188,7 @@ impl ApiProtocol {
             server,
             client,
             taps,
+            events: broadcast::channel(1).0,
         })
     }
 
@@ -184,14 +198,14 @@ impl ApiProtocol {
         self.client.clone()
     }
 
-    /// Taps on the bodies this protocol serves (see [`crate::node::tap`]).
-    pub fn taps(&self) -> Arc<crate::node::tap::Taps> {
+    /// Taps on the bodies this protocol serves (see [`tap`]).
+    pub fn taps(&self) -> Arc<tap::Taps> {
         self.taps.clone()
     }
 
     /// Served and made calls, as events, from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
-        self.client.subscribe()
+    pub fn subscribe(&self) -> broadcast::Receiver<ApiEvent> {
+        self.events.subscribe()
     }
 
     /// A handle that stops taking calls and waits for those in flight.
@@ -213,7 +227,7 @@ impl DrainHandle {
 }
 
 impl NetworkBehaviour for ApiProtocol {
-    type ConnectionHandler = api::Handler;
+    type ConnectionHandler = behaviour::Handler;
     type ToSwarm = Infallible;
 
     fn handle_established_inbound_connection(

@@ -1,34 +1,37 @@
-//! Answers in the caller's protocol: 1.0.0 raw bytes and in-band texts, or
-//! 2.0.0 frames; and the refusals both protocols can give.
+//! The response codec of the serving side: answers in the caller's
+//! protocol, 1.0.0 raw bytes and in-band texts or 2.0.0 frames, and the
+//! refusals both protocols can give.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::{AsyncWrite, AsyncWriteExt};
 
-use super::read_ahead::GATHER_COPY_BELOW;
-use crate::node::events::ServeOutcome;
-use crate::upstream::UpstreamError;
+use crate::protocol::events::ServeOutcome;
 use crate::wire::frame::{
     encode_data, encode_data_header, encode_frame, ApiResponseFrame, Code, ServerTiming,
     MAX_DATA_FRAME_BYTES,
 };
 use crate::wire::Failure;
 
+/// Chunks at least this large are written as they are; smaller ones are
+/// copied together first, so many tokens make one yamux frame.
+const GATHER_COPY_BELOW: usize = 4096;
+
 /// Why a call was not forwarded, as both protocols say it.
 #[derive(Debug)]
-pub(super) struct Refusal {
-    pub(super) code: Code,
+pub(in crate::protocol) struct Refusal {
+    pub(in crate::protocol) code: Code,
     /// What the caller is told.
-    pub(super) message: String,
-    pub(super) route: String,
+    pub(in crate::protocol) message: String,
+    pub(in crate::protocol) route: String,
     /// The full story for our own log and events (may name the backend).
-    pub(super) detail: Option<String>,
+    pub(in crate::protocol) detail: Option<String>,
 }
 
 impl Refusal {
-    pub(super) fn new(code: Code, route: &str, message: impl Into<String>) -> Self {
+    pub(in crate::protocol) fn new(code: Code, route: &str, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -38,16 +41,16 @@ impl Refusal {
     }
 
     /// What our own log and console show.
-    pub(super) fn detail(&self) -> &str {
+    pub(in crate::protocol) fn detail(&self) -> &str {
         self.detail.as_deref().unwrap_or(&self.message)
     }
 
     /// The 1.0.0 in-band text, from the failure table by code.
-    pub(super) fn v1_text(&self) -> String {
+    pub(in crate::protocol) fn v1_text(&self) -> String {
         Failure::of_code(self.code).v1_text(&self.route, &self.message)
     }
 
-    pub(super) fn outcome(&self) -> ServeOutcome {
+    pub(in crate::protocol) fn outcome(&self) -> ServeOutcome {
         let failure = Failure::of_code(self.code);
         match failure {
             Failure::RouteNotFound => ServeOutcome::RouteNotFound,
@@ -62,36 +65,20 @@ impl Refusal {
     }
 }
 
-pub(super) fn upstream_refusal(route: &str, e: &UpstreamError) -> Refusal {
-    let code = match e {
-        UpstreamError::BadMethod(_) => Code::MethodNotAllowed,
-        UpstreamError::BadHeader(_) => Code::BadRequest,
-        UpstreamError::BadUrl { .. } => Code::Internal,
-        UpstreamError::Unavailable { .. } => Code::UpstreamUnavailable,
-        UpstreamError::Timeout { .. } => Code::UpstreamTimeout,
-        UpstreamError::Failed { .. } => Code::UpstreamFailed,
-        UpstreamError::TooLarge { .. } => Code::TooLarge,
-    };
-    Refusal {
-        detail: Some(e.to_string()),
-        ..Refusal::new(code, route, e.public_message())
-    }
-}
-
 /// Writes a response in the caller's protocol.
-pub(super) struct Responder<W> {
-    pub(super) io: W,
-    pub(super) v2: bool,
-    pub(super) write_timeout: Duration,
-    pub(super) body_bytes: u64,
+pub(in crate::protocol) struct Responder<W> {
+    pub(in crate::protocol) io: W,
+    pub(in crate::protocol) v2: bool,
+    pub(in crate::protocol) write_timeout: Duration,
+    pub(in crate::protocol) body_bytes: u64,
     /// Sent in the 2.0.0 head and end.
-    pub(super) timing: ServerTiming,
+    pub(in crate::protocol) timing: ServerTiming,
     /// Counts the error answers, when the node keeps metrics.
-    pub(super) metrics: Option<std::sync::Arc<crate::node::metrics::NodeMetrics>>,
+    pub(in crate::protocol) metrics: Option<std::sync::Arc<crate::protocol::metrics::NodeMetrics>>,
 }
 
 impl<W: AsyncWrite + Unpin> Responder<W> {
-    pub(super) async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+    pub(in crate::protocol) async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
         let io = &mut self.io;
         tokio::time::timeout(self.write_timeout, async {
             io.write_all(bytes).await?;
@@ -102,7 +89,7 @@ impl<W: AsyncWrite + Unpin> Responder<W> {
         .map_err(|e| e.to_string())
     }
 
-    pub(super) async fn refuse(&mut self, refusal: &Refusal) -> Result<(), String> {
+    pub(in crate::protocol) async fn refuse(&mut self, refusal: &Refusal) -> Result<(), String> {
         if let Some(m) = &self.metrics {
             m.refused(refusal.code);
         }
@@ -119,7 +106,7 @@ impl<W: AsyncWrite + Unpin> Responder<W> {
     }
 
     /// A whole response in one write (a Python caller reads it with one read).
-    pub(super) async fn unary(
+    pub(in crate::protocol) async fn unary(
         &mut self,
         status: u16,
         headers: HashMap<String, String>,
@@ -144,7 +131,7 @@ impl<W: AsyncWrite + Unpin> Responder<W> {
         }
     }
 
-    pub(super) async fn head(
+    pub(in crate::protocol) async fn head(
         &mut self,
         status: u16,
         headers: HashMap<String, String>,
@@ -163,7 +150,7 @@ impl<W: AsyncWrite + Unpin> Responder<W> {
     /// Sends chunks that were ready together: in 2.0.0 as few data frames
     /// as the frame limit allows. Small chunks are copied together, large
     /// ones written without a copy.
-    pub(super) async fn data(&mut self, chunks: &[Bytes]) -> Result<(), String> {
+    pub(in crate::protocol) async fn data(&mut self, chunks: &[Bytes]) -> Result<(), String> {
         // No piece larger than a data frame may carry.
         let pieces = chunks.iter().flat_map(|c| {
             (0..c.len())
@@ -214,7 +201,7 @@ impl<W: AsyncWrite + Unpin> Responder<W> {
             .map_err(|e| e.to_string())
     }
 
-    pub(super) async fn end(&mut self) -> Result<(), String> {
+    pub(in crate::protocol) async fn end(&mut self) -> Result<(), String> {
         if self.v2 {
             let mut buf = BytesMut::new();
             encode_frame(
@@ -224,19 +211,5 @@ impl<W: AsyncWrite + Unpin> Responder<W> {
             self.write(&buf).await?;
         }
         Ok(())
-    }
-}
-
-/// Resolves when the caller gives up: a reset, or (2.0.0) closing its side.
-pub(super) async fn caller_gone<R: AsyncRead + Unpin>(mut io: R, v2: bool) {
-    let mut buf = [0u8; 64];
-    loop {
-        match io.read(&mut buf).await {
-            // A 1.0.0 caller may half-close after its request; that is no cancel.
-            Ok(0) if !v2 => return futures::future::pending().await,
-            Ok(_) if !v2 => continue,
-            // 2.0.0: the caller keeps its side open until it has the end.
-            Ok(_) | Err(_) => return,
-        }
     }
 }

@@ -19,7 +19,6 @@ mod limits;
 mod read_ahead;
 pub use read_ahead::{DEFAULT_READ_AHEAD_BYTES, DEFAULT_READ_AHEAD_BYTES_PER_CALL};
 mod answer;
-mod responder;
 
 pub use limits::{
     ServeLimits, DEFAULT_MAX_CALLS_PER_PEER, DEFAULT_MAX_CONCURRENT_CALLS,
@@ -31,29 +30,29 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::PeerId;
-use tokio::sync::{broadcast, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
-use super::admission::{read_request_within, ReadFailure, Reading};
-use super::api::{Dispatch, InboundStream};
-use super::events::{CallId, NodeEvent, ServeOutcome};
-use super::metrics::NodeMetrics;
 use crate::logs::{Throttle, Untrusted};
+use crate::protocol::admission::{read_request_within, ReadFailure, Reading};
+use crate::protocol::codec::write::{Refusal, Responder};
+use crate::protocol::events::{ApiEvent, CallId, ServeOutcome};
+use crate::protocol::metrics::NodeMetrics;
 use crate::routes::Routes;
+use crate::streams::behaviour::{Dispatch, InboundStream};
 use crate::upstream::Upstream;
 use crate::wire::frame::Code;
 use crate::wire::{self, WireError};
 use limits::PerPeer;
-use responder::{caller_gone, Refusal, Responder};
 
 struct Inner {
     read_ahead: read_ahead::ReadAheadBudget,
     routes: Routes,
     upstream: Upstream,
     limits: ServeLimits,
-    events: broadcast::Sender<NodeEvent>,
+    events: crate::protocol::events::Events,
     permits: Arc<Semaphore>,
     per_peer: PerPeer,
     reading: Reading,
@@ -67,7 +66,7 @@ struct Inner {
     call_ids: Arc<AtomicU64>,
     metrics: Option<Arc<NodeMetrics>>,
     log_span: tracing::Span,
-    taps: Arc<crate::node::tap::Taps>,
+    taps: Arc<crate::protocol::tap::Taps>,
 }
 
 /// Counts one live inbound stream until dropped.
@@ -87,12 +86,12 @@ pub(crate) struct Server {
 /// Where a server reports what it serves: events, call ids it shares
 /// with the node, metrics and the log span.
 pub(crate) struct Reports {
-    pub(crate) events: broadcast::Sender<NodeEvent>,
+    pub(crate) events: crate::protocol::events::Events,
     pub(crate) call_ids: Arc<AtomicU64>,
     pub(crate) metrics: Option<Arc<NodeMetrics>>,
     pub(crate) log_span: tracing::Span,
     /// Where served bodies go when an operator taps them.
-    pub(crate) taps: Arc<crate::node::tap::Taps>,
+    pub(crate) taps: Arc<crate::protocol::tap::Taps>,
 }
 
 impl Server {
@@ -229,8 +228,8 @@ impl Server {
             .is_ok()
     }
 
-    fn emit(&self, event: NodeEvent) {
-        let _ = self.inner.events.send(event);
+    fn emit(&self, event: ApiEvent) {
+        self.inner.events.send(event);
     }
 
     async fn serve(self, inbound: InboundStream) {
@@ -354,7 +353,7 @@ impl Server {
         out.timing.queue_us = micros(queued.elapsed());
         let id = CallId(self.inner.call_ids.fetch_add(1, Ordering::Relaxed));
         let started = Instant::now();
-        self.emit(NodeEvent::ServeStarted {
+        self.emit(ApiEvent::ServeStarted {
             id,
             peer,
             // Peer text: escaped and capped for the console as for the log.
@@ -387,7 +386,7 @@ impl Server {
                 .then(|| Duration::from_micros(out.timing.backend_head_us));
             m.serve_finished(&req.route, known, v2, &outcome, bytes, elapsed, first_byte);
         }
-        self.emit(NodeEvent::ServeFinished {
+        self.emit(ApiEvent::ServeFinished {
             id,
             outcome,
             bytes,
@@ -426,6 +425,20 @@ impl Server {
 }
 
 /// Microseconds of `d`, saturating.
+/// Resolves when the caller gives up: a reset, or (2.0.0) closing its side.
+async fn caller_gone<R: AsyncRead + Unpin>(mut io: R, v2: bool) {
+    let mut buf = [0u8; 64];
+    loop {
+        match io.read(&mut buf).await {
+            // A 1.0.0 caller may half-close after its request; that is no cancel.
+            Ok(0) if !v2 => return futures::future::pending().await,
+            Ok(_) if !v2 => continue,
+            // 2.0.0: the caller keeps its side open until it has the end.
+            Ok(_) | Err(_) => return,
+        }
+    }
+}
+
 pub(super) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }

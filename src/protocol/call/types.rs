@@ -103,7 +103,7 @@ impl ResponseHead {
 /// call starts, so that whoever asked can tell its call's events apart.
 #[derive(Clone, Debug)]
 pub struct CallTag {
-    pub id: crate::node::CallId,
+    pub id: crate::protocol::events::CallId,
     /// `None` for the node's own calls (load runs, the library's callers).
     pub by: Option<String>,
 }
