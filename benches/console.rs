@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use peerapi::tui::action::{Action, Pane};
-use peerapi::tui::state::{Field, State};
+use peerapi::tui::history::Entry;
+use peerapi::tui::state::State;
 use peerapi::tui::view::{draw, Theme};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -25,10 +26,14 @@ fn streaming_state() -> State {
     let peer = libp2p::identity::Keypair::generate_ed25519()
         .public()
         .to_peer_id();
-    s.composer
-        .set(Field::Peer, &format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}"));
-    s.composer.set(Field::Route, "inference");
-    s.composer.stream = true;
+    s.prefill(&Entry {
+        target: format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}"),
+        route: "inference".into(),
+        method: "POST".into(),
+        headers: String::new(),
+        body: String::new(),
+        stream: true,
+    });
     s.update(Action::Send);
     s
 }
@@ -51,13 +56,14 @@ fn main() {
             at: t0,
         });
     }
-    s.screen = ratatui::layout::Rect::new(0, 0, 160, 48);
+    let screen = ratatui::layout::Rect::new(0, 0, 160, 48);
+    s.before_frame(screen, Instant::now(), std::time::SystemTime::now());
     println!(
         "console frame time, 160x48, {LINES} events in Output ({} bytes kept)",
-        s.calls.list[0].output.raw.len()
+        s.selected_output_bytes()
     );
     for (name, presses) in [("text", 0), ("raw", 1), ("events", 2)] {
-        s.focus = Pane::Output;
+        s.update(Action::Focus(Pane::Output));
         for _ in 0..presses {
             s.update(Action::CycleView);
         }
@@ -75,7 +81,7 @@ fn main() {
         s = {
             // Back to the text view for the next round.
             let mut fresh = s;
-            while fresh.output.mode != peerapi::tui::state::OutputMode::Text {
+            while fresh.output_mode() != peerapi::tui::state::OutputMode::Text {
                 fresh.update(Action::CycleView);
             }
             fresh
@@ -85,7 +91,7 @@ fn main() {
     // 2. Key-to-screen latency while 100,000 chunks/s arrive: each 16 ms
     // frame carries 1,600 chunks queued ahead of the key, as in the app loop.
     let mut s = streaming_state();
-    s.focus = Pane::Calls;
+    s.update(Action::Focus(Pane::Calls));
     let per_frame = CHUNKS_PER_SEC * FRAME.as_millis() as usize / 1000;
     let mut latencies = Vec::new();
     let mut i = 0;

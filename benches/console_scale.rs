@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use peerapi::node::{Direction, Node, NodeConfig, PeerInfo};
 use peerapi::tui::action::{Action, Pane};
-use peerapi::tui::state::Field;
+use peerapi::tui::history::Entry;
 use peerapi::tui::Console;
 use ratatui::backend::{Backend, ClearType, CrosstermBackend, WindowSize};
 use ratatui::buffer::Cell;
@@ -157,14 +157,21 @@ async fn console(node: &Node, sink: Sink) -> (Console<Fixed>, tokio::sync::mpsc:
 /// flight, selected.
 fn fill(c: &mut Console<Fixed>) {
     c.on_action(Action::Peers(peers()));
-    let target = format!("/ip4/127.0.0.1/tcp/1/p2p/{}", c.state.me);
-    c.state.composer.set(Field::Peer, &target);
-    c.state.composer.set(Field::Route, "inference");
+    let call = |stream| Entry {
+        target: format!("/ip4/127.0.0.1/tcp/1/p2p/{}", c.state.me()),
+        route: "inference".into(),
+        method: "POST".into(),
+        headers: String::new(),
+        body: String::new(),
+        stream,
+    };
+    let (unary, stream) = (call(false), call(true));
+    c.state.prefill(&unary);
     let at = Instant::now();
     let body = bytes::Bytes::from_static(br#"{"ok": true, "tokens": 12}"#);
     for _ in 0..CALLS - 1 {
         c.state.update(Action::Send);
-        let id = c.state.calls.list.back().expect("a call").id;
+        let id = c.state.calls().list.back().expect("a call").id;
         c.state.update(Action::CallBytes {
             id,
             bytes: body.clone(),
@@ -178,7 +185,7 @@ fn fill(c: &mut Console<Fixed>) {
             server_timing: None,
         });
     }
-    c.state.composer.stream = true;
+    c.state.prefill(&stream);
     c.state.update(Action::Send);
 }
 
@@ -202,7 +209,7 @@ fn main() {
 
         // Baseline: the same console, empty, in this run.
         let (mut empty, _rx0) = console(&node, Sink::default()).await;
-        empty.state.focus = Pane::Calls;
+        empty.state.update(Action::Focus(Pane::Calls));
         let base = frame_times(&mut empty, 300);
 
         let sink = Sink::default();
@@ -210,7 +217,7 @@ fn main() {
         let t = Instant::now();
         fill(&mut c);
         let fill_time = t.elapsed();
-        let stream_id = c.state.calls.list.back().expect("the stream").id;
+        let stream_id = c.state.calls().list.back().expect("the stream").id;
         let rss_filled = rss_mb();
 
         println!("peerapi console at scale ({PEERS} peers, {CALLS} calls, {EVENTS_PER_SEC} events/s, {WIDTH}x{HEIGHT}, crossterm to a sink)");
@@ -226,7 +233,7 @@ fn main() {
         };
         row("empty console (baseline)", base.clone());
         for (pane, name) in [(Pane::Peers, "Peers focused, sorted by rtt"), (Pane::Calls, "Calls focused, last selected"), (Pane::Output, "Output following the stream")] {
-            c.state.focus = pane;
+            c.state.update(Action::Focus(pane));
             if pane == Pane::Peers {
                 for _ in 0..3 {
                     c.on_action(Action::SortPeers);
@@ -251,7 +258,7 @@ fn main() {
         // 100,000 events/s on the action channel while keys come in.
         let (keys_tx, mut keys_rx) = tokio::sync::mpsc::unbounded_channel();
         let (act_tx, mut act_rx) = tokio::sync::mpsc::channel(64 * 1024);
-        c.state.focus = Pane::Calls;
+        c.state.update(Action::Focus(Pane::Calls));
         let producer = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(1));
             let mut i = 0;
@@ -313,7 +320,7 @@ fn main() {
             percentile(latencies.clone(), 0.99),
             latencies.iter().max().copied().unwrap_or_default()
         );
-        let stream = c.state.calls.list.back().expect("the stream");
+        let stream = c.state.calls().list.back().expect("the stream");
         println!(
             "  the loop took {} chunks in {ran:.2?} ({:.0}/s) and wrote {:.1} MB to the terminal",
             stream.output.events.len() as u64 + stream.output.events_dropped,

@@ -18,7 +18,7 @@ use super::call_response::DEFAULT_OUTPUT_CAP_BYTES;
 use super::history::Entry;
 use super::input;
 use super::runner::Runner;
-use super::state::{Field, State};
+use super::state::{LinkInfo, State};
 use super::terminal::{data_dir, init_logging, restore_terminal, TerminalGuard};
 use super::view::{self, Theme};
 use crate::control::{NodeLink, Role, Updates};
@@ -194,7 +194,7 @@ async fn run_linked(
         attached,
     } = linked;
     let mut console = Console::linked(terminal, link, updates, tx, data_dir, prefill, reconnect);
-    console.state.attached = attached;
+    console.state.set_attached(attached);
     console.set_read_only(options.read_only);
     let keys_file = options
         .keys_file
@@ -202,7 +202,7 @@ async fn run_linked(
         .or_else(super::user_keys::default_path);
     if let Some(path) = keys_file {
         match super::user_keys::UserKeys::load(&path) {
-            Ok(keys) => console.state.user_keys = keys,
+            Ok(keys) => console.state.set_user_keys(keys),
             Err(e) => {
                 // The defaults stay; the operator sees why their keys do not.
                 tracing::warn!("keymap not used, defaults kept: {e}");
@@ -280,17 +280,15 @@ impl<B: Backend> Console<B> {
     ) -> Self {
         let info = link.info();
         let mut state = State::new(info.peer_id.to_string(), DEFAULT_OUTPUT_CAP_BYTES);
-        state.calls.me = Some(link.client().to_string());
+        state.linked(link_info(&link));
         if let Some(entry) = prefill {
-            state.composer.fill(&entry);
-            state.composer.field = Field::Body;
+            state.prefill(&entry);
         }
         state.update(Action::Listening(
             info.listen.iter().map(|a| a.to_string()).collect(),
         ));
-        state.telemetry_addr = info.telemetry.map(|a| a.to_string());
         let history_file = super::history::path_in(data_dir);
-        state.composer.history = super::history::load(&history_file);
+        state.set_history(super::history::load(&history_file));
         let read_only = link.role() == Role::Observe;
         let pump = tokio::spawn(super::link_pump::pump(updates, tx.clone(), reconnect));
         let mut console = Self {
@@ -318,13 +316,13 @@ impl<B: Backend> Console<B> {
     /// Watch only: the state refuses what would change the subnet or
     /// the route file, and the runner never carries such an effect out.
     pub fn set_read_only(&mut self, on: bool) {
-        self.state.read_only = on;
+        self.state.set_read_only(on);
         self.runner.read_only = on;
     }
 
     /// A terminal event (key, mouse, paste).
     pub fn on_event(&mut self, ev: Event) {
-        self.state.now = Instant::now();
+        self.state.tick(Instant::now());
         if let Some(action) = input::action_for(&self.state, ev) {
             self.apply(action);
         }
@@ -332,30 +330,21 @@ impl<B: Backend> Console<B> {
 
     /// An action from the node or a call task.
     pub fn on_action(&mut self, action: Action) {
-        self.state.now = Instant::now();
+        self.state.tick(Instant::now());
         match action {
             Action::NodeGone => {
-                if let Some(a) = &mut self.state.attached {
-                    a.gone = true;
-                }
-                self.state.calls.lost_track_of_others(self.state.now);
+                self.state.node_gone();
                 let text = "the node is gone: what it showed stays; re-attaching when it is back";
                 self.apply(Action::Notice(text.into()));
                 return;
             }
             Action::Relinked(link) => {
-                let info = link.info().clone();
-                let role = link.role();
-                self.state.calls.me = Some(link.client().to_string());
+                let (info, role) = (link_info(&link), link.role());
+                let notice = format!("re-attached to {}", info.peer_id);
+                self.state.relinked(info, role);
                 self.runner.link = link;
                 self.set_read_only(role == Role::Observe);
-                self.state.me = info.peer_id.to_string();
-                self.state.telemetry_addr = info.telemetry.map(|a| a.to_string());
-                if let Some(a) = &mut self.state.attached {
-                    a.gone = false;
-                    a.role = role;
-                }
-                self.apply(Action::Notice(format!("re-attached to {}", info.peer_id)));
+                self.apply(Action::Notice(notice));
                 return;
             }
             _ => {}
@@ -380,14 +369,14 @@ impl<B: Backend> Console<B> {
     /// Draws one frame of the state as it is now.
     pub fn draw(&mut self) -> Result<(), B::Error> {
         let size = self.terminal.size()?;
-        self.state.screen = ratatui::layout::Rect::new(0, 0, size.width, size.height);
-        self.state.now = Instant::now();
-        self.state.wall = std::time::SystemTime::now();
+        let screen = ratatui::layout::Rect::new(0, 0, size.width, size.height);
+        self.state
+            .before_frame(screen, Instant::now(), std::time::SystemTime::now());
         let (state, theme) = (&self.state, &self.theme);
         self.terminal.draw(|f| view::draw(f, state, theme))?;
         if self.state.help {
             let max = view::help::max_scroll(self.state.screen, &self.state, &self.theme);
-            self.state.help_scroll_max = max;
+            self.state.after_frame(max);
         }
         Ok(())
     }
@@ -442,5 +431,15 @@ impl<B: Backend> Console<B> {
             }
         }
         Ok(())
+    }
+}
+
+/// Who the console is to the node at the other end of `link`.
+fn link_info(link: &NodeLink) -> LinkInfo {
+    let info = link.info();
+    LinkInfo {
+        peer_id: info.peer_id.to_string(),
+        client: link.client().to_string(),
+        telemetry: info.telemetry.map(|a| a.to_string()),
     }
 }

@@ -239,7 +239,7 @@ async fn two_consoles_attached_at_once_see_each_others_route_edits_and_one_leavi
     });
     // The other console sees it within a second of the node's reload.
     crate::common::within(async {
-        while console.state.routes.len() != 1 {
+        while console.state.routes().len() != 1 {
             let action = actions.recv().await.expect("the node's updates");
             console.on_action(action);
         }
@@ -261,7 +261,7 @@ async fn two_consoles_attached_at_once_see_each_others_route_edits_and_one_leavi
     });
     assert!(node.0.try_wait().unwrap().is_none(), "the node still runs");
     crate::common::within(async {
-        while console.state.peers.list.is_empty() && console.state.routes.len() == 2 {
+        while console.state.peers().list.is_empty() && console.state.routes().len() == 2 {
             // Still linked: the node's per-second refresh keeps arriving.
             let action = actions.recv().await.expect("still linked");
             if matches!(action, peerapi::tui::action::Action::Peers(_)) {
@@ -358,7 +358,7 @@ async fn t_on_a_served_call_taps_the_tokens_the_node_streams_to_its_caller() {
         chunks.collect::<Vec<_>>().await.len()
     });
     crate::common::within(async {
-        while !console.state.calls.list.iter().any(|c| !c.outgoing) {
+        while !console.state.calls().list.iter().any(|c| !c.outgoing) {
             console.on_action(actions.recv().await.expect("updates"));
         }
     })
@@ -366,7 +366,7 @@ async fn t_on_a_served_call_taps_the_tokens_the_node_streams_to_its_caller() {
     assert!(
         console
             .state
-            .calls
+            .calls()
             .list
             .iter()
             .all(|c| c.output.raw.is_empty()),
@@ -378,7 +378,7 @@ async fn t_on_a_served_call_taps_the_tokens_the_node_streams_to_its_caller() {
         loop {
             let served = console
                 .state
-                .calls
+                .calls()
                 .list
                 .iter()
                 .find(|c| !c.outgoing)
@@ -442,7 +442,7 @@ async fn calls_another_client_has_the_node_make_are_listed_once_and_the_consoles
     crate::common::within(async {
         while !console
             .state
-            .calls
+            .calls()
             .list
             .iter()
             .any(|c| c.by.is_some() && c.state == CallState::Done)
@@ -451,7 +451,7 @@ async fn calls_another_client_has_the_node_make_are_listed_once_and_the_consoles
         }
     })
     .await;
-    let theirs = &console.state.calls.list[0];
+    let theirs = &console.state.calls().list[0];
     assert_eq!(theirs.route, "inference");
     assert!(
         theirs.bytes > 0,
@@ -469,7 +469,13 @@ async fn calls_another_client_has_the_node_make_are_listed_once_and_the_consoles
     // The console's own call: one row, not a second for the node's event.
     console.on_event(key(KeyCode::Char('s')));
     crate::common::within(async {
-        while console.state.calls.list.iter().any(|c| c.state.in_flight()) {
+        while console
+            .state
+            .calls()
+            .list
+            .iter()
+            .any(|c| c.state.in_flight())
+        {
             console.on_action(actions.recv().await.expect("updates"));
         }
     })
@@ -477,18 +483,18 @@ async fn calls_another_client_has_the_node_make_are_listed_once_and_the_consoles
     // The node's CallFinished for ours went out before its reply: any
     // duplicate row would be listed by now.
     assert_eq!(
-        console.state.calls.list.len(),
+        console.state.calls().list.len(),
         2,
         "{:?}",
         console
             .state
-            .calls
+            .calls()
             .list
             .iter()
             .map(|c| (&c.route, &c.by))
             .collect::<Vec<_>>()
     );
-    let ours = &console.state.calls.list[1];
+    let ours = &console.state.calls().list[1];
     assert!(ours.by.is_none() && ours.state == CallState::Done);
     assert!(screen(&mut console).contains("→2"));
 }

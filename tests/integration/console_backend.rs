@@ -56,9 +56,9 @@ async fn the_console_streams_tokens_edits_a_route_and_quits_on_a_test_backend() 
 
     // `s` sends the pre-filled call; its task's actions come back here.
     console.on_event(key(KeyCode::Char('s')));
-    assert_eq!(console.state.calls.list.len(), 1, "one call started");
+    assert_eq!(console.state.calls().list.len(), 1, "one call started");
     within(async {
-        while console.state.calls.list[0].state.in_flight() {
+        while console.state.calls().list[0].state.in_flight() {
             let action = actions.recv().await.expect("the call task reports");
             console.on_action(action);
         }
@@ -66,7 +66,7 @@ async fn the_console_streams_tokens_edits_a_route_and_quits_on_a_test_backend() 
     .await;
     let shown = screen(&mut console);
     assert_eq!(
-        console.state.calls.list[0].state,
+        console.state.calls().list[0].state,
         CallState::Done,
         "{shown}"
     );
@@ -89,7 +89,7 @@ async fn the_console_streams_tokens_edits_a_route_and_quits_on_a_test_backend() 
     typed(&mut console, "chat http://127.0.0.1:9/v1 stream");
     console.on_event(key(KeyCode::Enter));
     within(async {
-        while console.state.routes.len() != 1 {
+        while console.state.routes().len() != 1 {
             let action = actions.recv().await.expect("the node's updates");
             console.on_action(action);
         }
@@ -105,6 +105,6 @@ async fn the_console_streams_tokens_edits_a_route_and_quits_on_a_test_backend() 
 
     // Quit with nothing in flight: no question, the loop would end.
     console.on_event(key(KeyCode::Char('q')));
-    assert!(console.state.quit);
+    assert!(console.state.quitting());
     node.abort();
 }

@@ -13,6 +13,7 @@ mod composer;
 mod events;
 mod node;
 mod output_view;
+mod outside;
 mod peers;
 mod prompt;
 mod read_only;
@@ -34,6 +35,7 @@ pub use prompt::{Prompt, PromptKind, Question};
 pub use routes::RoutesView;
 
 pub use node::Attached;
+pub use outside::LinkInfo;
 pub use runs::{Direct, FanOut, Load, RunsView, SortBy};
 pub use subnet::SubnetView;
 
@@ -52,45 +54,45 @@ pub struct LogView {
 }
 
 pub struct State {
-    pub focus: Pane,
-    pub help: bool,
+    pub(in crate::tui) focus: Pane,
+    pub(in crate::tui) help: bool,
     /// Help overlay scroll; the view (which knows the width) sets the max.
-    pub help_scroll: usize,
+    pub(in crate::tui) help_scroll: usize,
     /// How far the help scrolls at the screen's size (set after each frame).
-    pub help_scroll_max: usize,
+    pub(in crate::tui) help_scroll_max: usize,
     /// Our peer id and listen addresses.
-    pub me: String,
-    pub listen: Vec<String>,
+    pub(in crate::tui) me: String,
+    pub(in crate::tui) listen: Vec<String>,
     /// Where telemetry is accepted, when it is.
-    pub telemetry_addr: Option<String>,
-    pub peers: PeersView,
-    pub routes: RoutesView,
-    pub calls: Calls,
-    pub composer: Composer,
-    pub output: OutputView,
-    pub log: LogView,
-    pub subnet: SubnetView,
-    pub events: EventsView,
-    pub runs: RunsView,
+    pub(in crate::tui) telemetry_addr: Option<String>,
+    pub(in crate::tui) peers: PeersView,
+    pub(in crate::tui) routes: RoutesView,
+    pub(in crate::tui) calls: Calls,
+    pub(in crate::tui) composer: Composer,
+    pub(in crate::tui) output: OutputView,
+    pub(in crate::tui) log: LogView,
+    pub(in crate::tui) subnet: SubnetView,
+    pub(in crate::tui) events: EventsView,
+    pub(in crate::tui) runs: RunsView,
     /// The last load run's shape, offered again by the next.
-    pub load_plan: crate::load::LoadPlan,
-    pub prompt: Option<Prompt>,
-    pub question: Option<Question>,
-    pub notice: Option<(String, Instant)>,
+    pub(in crate::tui) load_plan: crate::load::LoadPlan,
+    pub(in crate::tui) prompt: Option<Prompt>,
+    pub(in crate::tui) question: Option<Question>,
+    pub(in crate::tui) notice: Option<(String, Instant)>,
     /// The whole screen, as last drawn (for mouse hit tests).
-    pub screen: Rect,
-    pub quit: bool,
+    pub(in crate::tui) screen: Rect,
+    pub(in crate::tui) quit: bool,
     /// Watch only (`--read-only`): see `read_only.rs`.
-    pub read_only: bool,
+    pub(in crate::tui) read_only: bool,
     /// The node this console is attached to (None: its own node).
-    pub attached: Option<Attached>,
+    pub(in crate::tui) attached: Option<Attached>,
     /// The focused pane has the whole screen (`z`).
-    pub zoom: bool,
+    pub(in crate::tui) zoom: bool,
     /// Keys of the operator's own (`keys.json`), over the defaults.
-    pub user_keys: crate::tui::user_keys::UserKeys,
+    pub(in crate::tui) user_keys: crate::tui::user_keys::UserKeys,
     /// The clock, set by the app before each update and frame (tests set it).
-    pub now: Instant,
-    pub wall: SystemTime,
+    pub(in crate::tui) now: Instant,
+    pub(in crate::tui) wall: SystemTime,
 }
 
 impl State {
