@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{demo_backend, node_process_with, write_routes_file, BIN};
+use crate::common::{node_process_with, served_peer, write_routes_file, BIN};
 use crate::console::Session;
 
 const SSHD: &str = "/usr/sbin/sshd";
@@ -90,11 +90,9 @@ fn sshd(dir: &Path) -> Sshd {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attach_over_ssh_streams_a_call_made_by_the_node_and_detaching_leaves_it_running() {
-    let backend = demo_backend().await;
+    let peer = served_peer().await;
+    let b_addr = &peer.addr;
     let dir = tempfile::tempdir().unwrap();
-    let served = dir.path().join("served.json");
-    write_routes_file(&served, &backend.routes());
-    let (_b, b_addr) = node_process_with(&served, &["--no-control"]);
     let own = dir.path().join("own.json");
     std::fs::write(&own, "{}").unwrap();
     let socket = dir.path().join("ctl").join("a.sock");
@@ -402,11 +400,8 @@ async fn calls_another_client_has_the_node_make_are_listed_once_and_the_consoles
     use crate::console_backend::{key, screen};
     use peerapi::tui::state::CallState;
     use ratatui::crossterm::event::KeyCode;
-    let backend = demo_backend().await;
-    let dir_b = tempfile::tempdir().unwrap();
-    let served = dir_b.path().join("routes.json");
-    write_routes_file(&served, &backend.routes());
-    let (_b, b_addr) = node_process_with(&served, &["--no-control"]);
+    let peer = served_peer().await;
+    let b_addr = &peer.addr;
     let dir = tempfile::tempdir().unwrap();
     let routes = dir.path().join("routes.json");
     std::fs::write(&routes, "{}").unwrap();

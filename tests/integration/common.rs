@@ -339,6 +339,30 @@ pub fn node_process(routes: &std::path::Path) -> (Proc, Multiaddr) {
 }
 
 /// Like [`node_process`], with more `peerapi node` flags.
+/// A `peerapi node` process serving the demo backend's routes, with no
+/// control socket: the peer a test's own node calls. Hold it as long as
+/// the peer is needed (its backend, node and route file go with it).
+pub struct ServedPeer {
+    pub addr: Multiaddr,
+    _node: Proc,
+    _backend: DemoBackend,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn served_peer() -> ServedPeer {
+    let backend = demo_backend().await;
+    let dir = tempfile::tempdir().unwrap();
+    let served = dir.path().join("routes.json");
+    write_routes_file(&served, &backend.routes());
+    let (node, addr) = node_process_with(&served, &["--no-control"]);
+    ServedPeer {
+        addr,
+        _node: node,
+        _backend: backend,
+        _dir: dir,
+    }
+}
+
 pub fn node_process_with(routes: &std::path::Path, flags: &[&str]) -> (Proc, Multiaddr) {
     let (child, addr) = peerapi::testkit::spawn_node(
         std::path::Path::new(BIN),

@@ -436,11 +436,8 @@ async fn a_client_that_never_reads_is_skipped_with_a_gap_and_the_node_keeps_serv
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctl_calls_through_the_node_with_call_exit_codes_edits_its_routes_and_follows_its_log() {
-    let backend = demo_backend().await;
-    let dir_b = tempfile::tempdir().unwrap();
-    let served = dir_b.path().join("routes.json");
-    crate::common::write_routes_file(&served, &backend.routes());
-    let (_b, b_addr) = node_process_with(&served, &["--no-control"]);
+    let peer = crate::common::served_peer().await;
+    let b_addr = &peer.addr;
     let dir = tempfile::tempdir().unwrap();
     let (_a, _, socket) = node_with_control(dir.path(), &Default::default(), &[]);
     let node = socket.to_str().unwrap();
