@@ -201,9 +201,11 @@ fn call_line(ev: &NodeEvent, json: bool) -> Option<String> {
             outcome,
             bytes,
             elapsed,
+            backend_first_byte,
         } => (
             "serve_finished",
-            serde_json::json!({"id": id.0, "outcome": outcome.to_string(), "bytes": bytes, "ms": elapsed.as_secs_f64() * 1e3}),
+            serde_json::json!({"id": id.0, "outcome": outcome.to_string(), "bytes": bytes, "ms": elapsed.as_secs_f64() * 1e3,
+                "backend_first_byte_ms": backend_first_byte.map(|d| d.as_secs_f64() * 1e3)}),
         ),
         NodeEvent::CallStarted {
             id,

@@ -57,6 +57,7 @@ fn every_kind_of_message_comes_back_as_it_went() {
         },
         bytes: 12,
         elapsed: Duration::from_micros(1500),
+        backend_first_byte: Some(Duration::from_micros(700)),
     })));
     round_trip(&FromNode::Update(Update::Event(NodeEvent::DagNode {
         namespace: "ns".into(),

@@ -2,6 +2,7 @@
 //! events go out on the broadcast; nothing else touches the swarm.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures::channel::oneshot;
@@ -34,6 +35,8 @@ pub(crate) struct EventLoop {
     pub(super) swarm: Swarm<Behaviour>,
     pub(super) subnet: super::subnet_parts::SubnetParts,
     pub(super) evictions: super::evictions::Evictions,
+    /// What the node did lately (evictions counted here).
+    recent: Arc<super::recent::Recent>,
     /// Peers we asked to disconnect (their closes are ours, not evictions).
     pub(super) closing: std::collections::HashSet<PeerId>,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -54,7 +57,7 @@ impl EventLoop {
         config: NodeConfig,
         api: ApiProtocol,
         subnet: super::subnet_parts::SubnetParts,
-        events: broadcast::Sender<NodeEvent>,
+        (events, recent): (broadcast::Sender<NodeEvent>, Arc<super::recent::Recent>),
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Result<(Self, Ready), NodeError> {
         let split = config.yamux_split_send_bytes;
@@ -173,6 +176,7 @@ impl EventLoop {
             client,
             subnet,
             evictions: Default::default(),
+            recent,
             closing: Default::default(),
             unready_listeners,
             walks: super::walks::WalkSchedule::new(discovery_interval, discovery_most)
@@ -192,6 +196,9 @@ impl EventLoop {
     }
 
     pub(super) fn emit(&self, event: NodeEvent) {
+        if matches!(event, NodeEvent::PeerEvicted { .. }) {
+            self.recent.evicted();
+        }
         let _ = self.events.send(event);
     }
 

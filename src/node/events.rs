@@ -177,6 +177,9 @@ pub enum NodeEvent {
         outcome: ServeOutcome,
         bytes: u64,
         elapsed: Duration,
+        /// How long the backend took to its response head, when it answered.
+        #[serde(default)]
+        backend_first_byte: Option<Duration>,
     },
     /// The route file was re-read: what changed.
     RoutesReloaded {
@@ -303,20 +306,37 @@ impl From<ApiEvent> for NodeEvent {
                 outcome,
                 bytes,
                 elapsed,
+                backend_first_byte,
             } => NodeEvent::ServeFinished {
                 id,
                 outcome,
                 bytes,
                 elapsed,
+                backend_first_byte,
             },
         }
     }
 }
 
-/// A node's protocol reports into the node's own event stream.
-impl EventSink for broadcast::Sender<NodeEvent> {
+/// A node's protocol reports into the node's own event stream, and its
+/// served calls into what the node keeps of the last minute.
+pub(crate) struct NodeSink {
+    pub(crate) events: broadcast::Sender<NodeEvent>,
+    pub(crate) recent: std::sync::Arc<super::recent::Recent>,
+}
+
+impl EventSink for NodeSink {
     fn send(&self, event: ApiEvent) {
-        let _ = broadcast::Sender::send(self, NodeEvent::from(event));
+        if let ApiEvent::ServeFinished {
+            outcome,
+            elapsed,
+            backend_first_byte,
+            ..
+        } = &event
+        {
+            self.recent.served(outcome, *elapsed, *backend_first_byte);
+        }
+        let _ = self.events.send(NodeEvent::from(event));
     }
 }
 

@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) client: ApiClient,
     /// The node's events; the protocol's own are folded into them.
     pub(crate) events: broadcast::Sender<NodeEvent>,
+    /// What the node did lately, for fleet views.
+    pub(crate) recent: Arc<super::recent::Recent>,
     pub(crate) routes: Routes,
     pub(crate) dag: Arc<std::sync::Mutex<crate::subnet::DagStore>>,
     pub(crate) dag_sync: Option<crate::subnet::DagSyncServer>,
@@ -100,6 +102,12 @@ impl NodeHandle {
     /// The live route table this node serves.
     pub fn routes(&self) -> &Routes {
         &self.shared.routes
+    }
+
+    /// What the node did lately: served calls of the last minute, the last
+    /// route reload, evictions, uptime.
+    pub fn recent(&self) -> &super::recent::Recent {
+        &self.shared.recent
     }
 
     /// Node events from now on.

@@ -102,6 +102,8 @@ pub enum ApiEvent {
         outcome: ServeOutcome,
         bytes: u64,
         elapsed: Duration,
+        /// How long the backend took to its response head, when it answered.
+        backend_first_byte: Option<Duration>,
     },
 }
 

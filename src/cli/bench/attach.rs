@@ -117,6 +117,7 @@ async fn paced(
             outcome: ServeOutcome::Ok { status: 200 },
             bytes: 80,
             elapsed: Duration::from_micros(90),
+            backend_first_byte: None,
         })
     })
     .await;

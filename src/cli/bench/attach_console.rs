@@ -109,6 +109,7 @@ async fn publish(handle: &peerapi::NodeHandle, rate: u64) -> f64 {
             outcome: ServeOutcome::Ok { status: 200 },
             bytes: 80,
             elapsed: Duration::from_micros(90),
+            backend_first_byte: None,
         });
     })
     .await

@@ -380,10 +380,10 @@ impl Server {
         let elapsed = started.elapsed();
         tracing::info!(%peer, route = %Untrusted(&req.route), v2, stream = req.is_stream(), %outcome, bytes, ?elapsed, "served");
         drop((permit, slot));
+        let first_byte = (out.timing.backend_head_us > 0)
+            .then(|| Duration::from_micros(out.timing.backend_head_us));
         if let Some(m) = &self.inner.metrics {
             let known = self.inner.routes.current().contains_key(&req.route);
-            let first_byte = (out.timing.backend_head_us > 0)
-                .then(|| Duration::from_micros(out.timing.backend_head_us));
             m.serve_finished(&req.route, known, v2, &outcome, bytes, elapsed, first_byte);
         }
         self.emit(ApiEvent::ServeFinished {
@@ -391,6 +391,7 @@ impl Server {
             outcome,
             bytes,
             elapsed,
+            backend_first_byte: first_byte,
         });
     }
 

@@ -70,6 +70,7 @@ impl State {
                 outcome,
                 bytes,
                 elapsed,
+                ..
             } => self.calls.on_serve_finished(id, outcome, bytes, elapsed),
             _ => {}
         }
