@@ -245,18 +245,7 @@ fn call_line(ev: &NodeEvent, json: bool) -> Option<String> {
 
 /// A link to the node `target` names.
 pub(crate) async fn connect(target: &Target, role: Role) -> Result<(NodeLink, Updates), String> {
-    match target {
-        Target::Socket(path) => client::connect_socket(path, role).await,
-        Target::Local(query) => {
-            let node = client::find_local(&client::search_dirs(), query.as_deref())?;
-            client::connect_socket(&node.socket, role).await
-        }
-        Target::Ssh {
-            destination,
-            port,
-            name,
-        } => client::connect_ssh(destination, *port, name.as_deref(), role).await,
-    }
+    client::connect(target, role).await
 }
 
 /// A link to the node `target` names, or an exit code and what to say.

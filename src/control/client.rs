@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::endpoint::{self, Endpoint};
 use super::frame::{self, DEFAULT_MAX_MESSAGE_BYTES};
 use super::link::{NodeLink, Updates};
-use super::message::Role;
+use super::message::Greeting;
 
 /// Which node to reach.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,7 +91,10 @@ pub fn search_dirs() -> Vec<PathBuf> {
 }
 
 /// A link over any byte stream to a node's control service.
-pub async fn over_stream<S>(stream: S, role: Role) -> Result<(NodeLink, Updates), String>
+pub async fn over_stream<S>(
+    stream: S,
+    role: impl Into<Greeting>,
+) -> Result<(NodeLink, Updates), String>
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -111,11 +114,33 @@ where
 }
 
 /// Connects to a local socket.
-pub async fn connect_socket(path: &Path, role: Role) -> Result<(NodeLink, Updates), String> {
+pub async fn connect_socket(
+    path: &Path,
+    role: impl Into<Greeting>,
+) -> Result<(NodeLink, Updates), String> {
     let stream = tokio::net::UnixStream::connect(path)
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", path.display()))?;
     over_stream(stream, role).await
+}
+
+/// A link to the node `target` names, however it is reached.
+pub async fn connect(
+    target: &Target,
+    role: impl Into<Greeting>,
+) -> Result<(NodeLink, Updates), String> {
+    match target {
+        Target::Socket(path) => connect_socket(path, role).await,
+        Target::Local(query) => {
+            let node = find_local(&search_dirs(), query.as_deref())?;
+            connect_socket(&node.socket, role).await
+        }
+        Target::Ssh {
+            destination,
+            port,
+            name,
+        } => connect_ssh(destination, *port, name.as_deref(), role).await,
+    }
 }
 
 /// What ssh said on its stderr, for when the connection fails.
@@ -128,7 +153,7 @@ pub async fn connect_ssh(
     destination: &str,
     port: Option<u16>,
     name: Option<&str>,
-    role: Role,
+    role: impl Into<Greeting>,
 ) -> Result<(NodeLink, Updates), String> {
     let mut cmd = tokio::process::Command::new(
         std::env::var_os("PEERAPI_SSH").unwrap_or_else(|| "ssh".into()),

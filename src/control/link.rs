@@ -86,11 +86,13 @@ impl NodeLink {
     pub async fn over(
         to: mpsc::Sender<ToNode>,
         mut from: mpsc::Receiver<FromNode>,
-        role: Role,
+        greeting: impl Into<super::message::Greeting>,
     ) -> Result<(Self, Updates), LinkError> {
+        let greeting = greeting.into();
         let hello = ToNode::Hello {
             version: CONTROL_VERSION,
-            role,
+            role: greeting.role,
+            quiet: greeting.quiet,
         };
         to.send(hello).await.map_err(|_| LinkError::Closed)?;
         let first = tokio::time::timeout(HELLO_WITHIN, from.recv())

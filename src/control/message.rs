@@ -72,11 +72,32 @@ pub struct CallSpec {
     pub stream: bool,
 }
 
+/// What a client asks for when it says hello.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Greeting {
+    pub role: Role,
+    /// Answers only, no updates (see `ToNode::Hello`).
+    pub quiet: bool,
+}
+
+impl From<Role> for Greeting {
+    fn from(role: Role) -> Self {
+        Self { role, quiet: false }
+    }
+}
+
 /// Client to node.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ToNode {
     /// First, once: the version spoken and the role asked for.
-    Hello { version: u32, role: Role },
+    Hello {
+        version: u32,
+        role: Role,
+        /// Answers only: no snapshot, events, log lines or refreshes (a
+        /// fleet view that polls `Stats` costs the node nothing between).
+        #[serde(default)]
+        quiet: bool,
+    },
     Request {
         id: RequestId,
         request: Box<Request>,
@@ -134,6 +155,8 @@ pub enum Request {
     },
     /// The subnet's roster from the peer states the node holds: `Roster`.
     Roster,
+    /// The node's figures in one answer (fleet views poll it): `Stats`.
+    Stats,
     /// A peer's route listing: `RemoteRoutes`.
     RemoteRoutes { target: String },
     /// The same call to these peers at once: `FanOutRow` parts, then `FanOutDone`.
@@ -152,7 +175,10 @@ pub enum Request {
 impl Request {
     /// Whether it calls, dials, disconnects or edits: what an observer may not do.
     pub fn changes_something(&self) -> bool {
-        !matches!(self, Request::RemoteRoutes { .. } | Request::Roster)
+        !matches!(
+            self,
+            Request::RemoteRoutes { .. } | Request::Roster | Request::Stats
+        )
     }
 }
 
@@ -191,6 +217,7 @@ pub enum Reply {
     Text(Result<String, String>),
     RemoteRoutes(Result<Vec<RouteInfo>, String>),
     Roster(Vec<crate::subnet::roster::RosterEntry>),
+    Stats(Box<super::stats::NodeStats>),
     FanOutDone(Vec<PeerResult>),
     LoadDone(Box<Summary>),
     HopVsDirectDone(Box<HopVsDirect>),

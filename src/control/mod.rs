@@ -18,6 +18,7 @@ pub mod message;
 pub mod service;
 #[cfg(unix)]
 pub mod socket;
+pub mod stats;
 mod work;
 
 pub use link::{Answer, LinkError, NodeLink, Pending, Updates};
@@ -25,6 +26,7 @@ pub use message::{
     CallSpec, FromNode, NodeInfo, Part, Reply, Request, RequestId, Role, RoutesSnapshot, Snapshot,
     SubnetStats, ToNode, Update, CONTROL_VERSION,
 };
+pub use stats::NodeStats;
 
 #[cfg(test)]
 mod tests;

@@ -142,7 +142,12 @@ pub async fn serve_client(
     limits: ClientLimits,
 ) {
     let hello = tokio::time::timeout(super::message::HELLO_WITHIN, from.recv()).await;
-    let Ok(Some(ToNode::Hello { version, role })) = hello else {
+    let Ok(Some(ToNode::Hello {
+        version,
+        role,
+        quiet,
+    })) = hello
+    else {
         return;
     };
     let role = role.capped_by(cap);
@@ -153,13 +158,21 @@ pub async fn serve_client(
         client: client.clone(),
     };
     // Subscribed before the snapshot is taken: nothing falls between them.
-    let mut events = handle.subscribe();
+    // A quiet client gets answers only: its channel never yields.
+    let (_none, unsubscribed) = broadcast::channel(1);
+    let mut events = if quiet {
+        unsubscribed
+    } else {
+        handle.subscribe()
+    };
     if out.send(hello).await.is_err() || version != CONTROL_VERSION {
         return;
     }
-    let first = Update::Snapshot(Box::new(snapshot(&handle).await));
-    if out.send(FromNode::Update(first)).await.is_err() {
-        return;
+    if !quiet {
+        let first = Update::Snapshot(Box::new(snapshot(&handle).await));
+        if out.send(FromNode::Update(first)).await.is_err() {
+            return;
+        }
     }
     let mut updates = Updates {
         out: out.clone(),
@@ -168,7 +181,7 @@ pub async fn serve_client(
     let mut running: HashMap<RequestId, CancellationToken> = HashMap::new();
     let (done_tx, mut done) = mpsc::unbounded_channel::<RequestId>();
     let context = Arc::new(work::Context::new(handle.clone(), client));
-    let mut log_lines = crate::log_lines::tap();
+    let mut log_lines = if quiet { None } else { crate::log_lines::tap() };
     let mut refresh = tokio::time::interval(REFRESH_EVERY);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -255,7 +268,7 @@ pub async fn serve_client(
                     break;
                 }
             }
-            _ = refresh.tick() => {
+            _ = refresh.tick(), if !quiet => {
                 let peers = handle.peers().await.unwrap_or_default();
                 let alive = updates.push(Update::Peers(peers))
                     && updates.push(Update::Subnet(subnet_stats(&handle).await));

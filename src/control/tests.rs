@@ -34,6 +34,7 @@ fn every_kind_of_message_comes_back_as_it_went() {
     round_trip(&ToNode::Hello {
         version: CONTROL_VERSION,
         role: Role::Observe,
+        quiet: true,
     });
     round_trip(&ToNode::Request {
         id: 7,

@@ -144,25 +144,8 @@ pub async fn carry_out(
                 reader.dropped()
             )))
         }
-        Request::Roster => {
-            // Every verified peer state the node holds, oldest first: the
-            // latest of each subnet node wins, as it does live.
-            let mut states: Vec<_> = {
-                let store = handle.dag().lock().unwrap_or_else(|e| e.into_inner());
-                store
-                    .namespaces()
-                    .iter()
-                    .flat_map(|ns| store.nodes(ns))
-                    .filter(|n| n.schema_id == "peer-state")
-                    .collect()
-            };
-            states.sort_by_key(|n| n.created_at_ms);
-            let mut roster = crate::subnet::roster::Roster::default();
-            for n in &states {
-                roster.apply(&n.author, n.created_at_ms, &n.payload);
-            }
-            Reply::Roster(roster.entries().cloned().collect())
-        }
+        Request::Roster => Reply::Roster(super::stats::roster_of(handle)),
+        Request::Stats => Reply::Stats(Box::new(super::stats::of(handle).await)),
         Request::RemoteRoutes { target } => Reply::RemoteRoutes(match parse_peer_addr(&target) {
             Ok(addr) => handle.list_routes(&addr).await.map_err(|e| match e {
                 CallError::Unsupported { .. } => {

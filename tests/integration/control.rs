@@ -394,6 +394,7 @@ async fn a_client_that_never_reads_is_skipped_with_a_gap_and_the_node_keeps_serv
     let hello = peerapi::control::frame::encode(&peerapi::control::ToNode::Hello {
         version: peerapi::control::CONTROL_VERSION,
         role: Role::Observe,
+        quiet: false,
     })
     .unwrap();
     stuck

@@ -95,6 +95,7 @@ async fn stuck_client(path: &std::path::Path) -> Result<tokio::net::UnixStream, 
     let hello = peerapi::control::frame::encode(&peerapi::control::ToNode::Hello {
         version: peerapi::control::CONTROL_VERSION,
         role: Role::Observe,
+        quiet: false,
     })?;
     s.write_all(&(hello.len() as u32).to_be_bytes())
         .await
