@@ -37,6 +37,8 @@ pub mod control;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod event_stream;
+#[cfg(all(unix, any(feature = "console", feature = "cli")))]
+pub mod fleet;
 pub mod fsutil;
 pub mod gate;
 pub mod keys;
