@@ -120,6 +120,11 @@ enum RoutesAction {
 pub(crate) struct AttachCmd {
     #[command(flatten)]
     target: TargetArg,
+    /// The node a context of contexts.toml names (its target, its read-only).
+    #[arg(long, value_name = "NAME", conflicts_with = "target")]
+    context: Option<String>,
+    #[command(flatten)]
+    contexts: super::fleet::ContextsFile,
     /// Watch only: no calls, route edits, dials, disconnects or taps.
     #[arg(long)]
     read_only: bool,
@@ -341,12 +346,28 @@ async fn dial_stdio(node: Option<&str>) -> ExitCode {
 
 #[cfg(feature = "console")]
 pub(crate) async fn attach(cmd: AttachCmd) -> ExitCode {
-    let role = if cmd.read_only {
-        Role::Observe
-    } else {
-        Role::Full
-    };
-    let target = match Target::parse(cmd.target.target.as_deref()) {
+    let mut read_only = cmd.read_only;
+    let mut named = cmd.target.target.clone();
+    if let Some(name) = &cmd.context {
+        let contexts = match cmd.contexts.load() {
+            Ok(c) => c,
+            Err(e) => return fail(2, e),
+        };
+        let Some(context) = contexts.into_iter().find(|c| &c.name == name) else {
+            return fail(
+                2,
+                format!("no context {name:?}: `peerapi context list` shows them"),
+            );
+        };
+        read_only |= context.read_only;
+        named = Some(match context.reach() {
+            Ok(Target::Socket(p)) => p.display().to_string(),
+            Ok(_) => context.target.clone(),
+            Err(e) => return fail(2, e),
+        });
+    }
+    let role = if read_only { Role::Observe } else { Role::Full };
+    let target = match Target::parse(named.as_deref()) {
         Ok(Target::Local(None)) => match pick_local() {
             Ok(t) => t,
             Err(e) => return fail(3, e),

@@ -7,6 +7,7 @@ mod ctl_follow;
 #[cfg(feature = "console")]
 mod demo;
 mod fanout;
+mod fleet;
 mod key;
 mod load;
 mod logging;
@@ -87,6 +88,12 @@ enum Command {
     /// over ssh); quitting leaves it running.
     #[cfg(feature = "console")]
     Attach(ctl::AttachCmd),
+    /// Every node in contexts.toml at once: one row per node, live
+    /// (`fleet status` prints the table once, for cron and alerts).
+    Fleet(fleet::FleetCmd),
+    /// The contexts file: a name, a target and labels for each node you run.
+    #[command(subcommand)]
+    Context(fleet::ContextCmd),
     /// Print a shell completion script: bash, zsh, fish, elvish, powershell.
     Completions(shell::CompletionsCmd),
     /// Print the man page (or write every page with --dir).
@@ -124,6 +131,8 @@ pub fn main() -> ExitCode {
             Some(Command::Ctl(cmd)) => ctl::run(cmd).await,
             #[cfg(feature = "console")]
             Some(Command::Attach(cmd)) => ctl::attach(cmd).await,
+            Some(Command::Fleet(cmd)) => fleet::run(cmd).await,
+            Some(Command::Context(cmd)) => fleet::context(cmd),
             Some(Command::Completions(cmd)) => shell::completions(cmd),
             Some(Command::Man(cmd)) => shell::man(cmd),
             #[cfg(feature = "console")]

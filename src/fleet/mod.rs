@@ -10,6 +10,7 @@
 pub mod contexts;
 pub mod probe;
 pub mod rows;
+pub mod table;
 
 use std::time::Instant;
 
@@ -86,10 +87,11 @@ impl Fleet {
         row.reach = reach;
     }
 
+    /// Rows whose node could not be reached (not those still being tried).
     pub fn down(&self) -> usize {
         self.rows
             .iter()
-            .filter(|r| !matches!(r.reach, Reach::Up))
+            .filter(|r| matches!(r.reach, Reach::Down(_)))
             .count()
     }
 }

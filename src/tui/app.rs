@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ratatui::backend::Backend;
-use ratatui::crossterm::event::{self, Event};
+use ratatui::crossterm::event::Event;
 use ratatui::Terminal;
 use tokio::sync::mpsc;
 
@@ -150,26 +150,7 @@ async fn run_linked(
     prefill: Option<Entry>,
     options: &ConsoleOptions,
 ) -> anyhow::Result<()> {
-    // Keyboard and mouse in a thread of their own: crossterm's read blocks.
-    let (key_tx, mut keys) = mpsc::unbounded_channel::<Event>();
-    let stop_input = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop = stop_input.clone();
-    let input = std::thread::spawn(move || {
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            match event::poll(Duration::from_millis(50)) {
-                Ok(true) => match event::read() {
-                    Ok(ev) => {
-                        if key_tx.send(ev).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => break,
-                },
-                Ok(false) => {}
-                Err(_) => break,
-            }
-        }
-    });
+    let (input, mut keys) = super::terminal::Input::start();
 
     // A panic in a worker (a task of the node) ends that task only: it goes
     // to the log pane and file, never over the screen. One on this thread
@@ -229,8 +210,7 @@ async fn run_linked(
     let sigterm = futures::future::pending::<()>();
     let result = console.run(&mut keys, &mut actions, sigterm).await;
     drop(guard);
-    stop_input.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = input.join();
+    input.stop();
     console.abort_calls();
     result.map_err(|e| anyhow::anyhow!("the terminal failed: {e}"))
 }

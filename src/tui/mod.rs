@@ -14,6 +14,7 @@ mod app;
 pub mod call_response;
 mod demo;
 pub mod effect;
+pub mod fleet;
 pub mod history;
 pub mod input;
 pub mod jq;

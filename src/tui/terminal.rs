@@ -69,6 +69,48 @@ pub(super) fn init_logging(
     guard
 }
 
+/// Keyboard and mouse in a thread of their own (crossterm's read blocks),
+/// stopped before anything else reads the terminal.
+pub(super) struct Input {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Input {
+    pub(super) fn start() -> (
+        Self,
+        mpsc::UnboundedReceiver<ratatui::crossterm::event::Event>,
+    ) {
+        use ratatui::crossterm::event;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                match event::poll(std::time::Duration::from_millis(50)) {
+                    Ok(true) => match event::read() {
+                        Ok(ev) => {
+                            if tx.send(ev).is_err() {
+                                break;
+                            }
+                        }
+                        Err(_) => break,
+                    },
+                    Ok(false) => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        (Self { stop, thread }, rx)
+    }
+
+    /// Stops reading and waits for the thread (at most one poll, 50 ms).
+    pub(super) fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
 /// Restores the terminal when dropped, whatever the exit path.
 pub(super) struct TerminalGuard;
 

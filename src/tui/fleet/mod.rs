@@ -1,0 +1,212 @@
+//! The fleet view: one row per node of contexts.toml, live. Enter
+//! attaches the whole console to the selected node; quitting that console
+//! comes back here. Probes run on their own tasks, so a node that is down
+//! or slow never holds up the screen or the other rows.
+
+mod view;
+
+use std::time::{Instant, SystemTime};
+
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui::Terminal;
+use tokio::sync::mpsc;
+
+use super::terminal::{data_dir, init_logging, Input, TerminalGuard};
+use crate::control::{client, Role};
+use crate::fleet::{probe, Context, Fleet, FleetFilter, FleetSort, ProbeOptions, Reach};
+
+pub use view::draw;
+
+/// What the fleet view shows and how.
+pub struct FleetView {
+    pub fleet: Fleet,
+    pub filter: FleetFilter,
+    pub sort: FleetSort,
+    /// Position in the shown rows.
+    pub selected: usize,
+    /// The filter being typed after `/`.
+    pub typing: Option<String>,
+    pub notice: Option<String>,
+    pub help: bool,
+}
+
+/// What a key asks the loop to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    Stay,
+    Quit,
+    /// Attach the console to this row (an index into `fleet.rows`).
+    Attach(usize),
+}
+
+impl FleetView {
+    pub fn new(fleet: Fleet) -> Self {
+        Self {
+            fleet,
+            filter: FleetFilter::default(),
+            sort: FleetSort::default(),
+            selected: 0,
+            typing: None,
+            notice: None,
+            help: false,
+        }
+    }
+
+    pub fn shown(&self) -> Vec<usize> {
+        self.fleet.order(&self.filter, self.sort)
+    }
+
+    pub fn key(&mut self, key: KeyEvent) -> Step {
+        if key.kind == KeyEventKind::Release {
+            return Step::Stay;
+        }
+        if let Some(text) = &mut self.typing {
+            match key.code {
+                KeyCode::Esc => self.typing = None,
+                KeyCode::Enter => {
+                    let text = text.clone();
+                    match FleetFilter::parse(&text) {
+                        Ok(f) => {
+                            self.filter = f;
+                            self.selected = 0;
+                            self.typing = None;
+                            self.notice = None;
+                        }
+                        Err(e) => self.notice = Some(e),
+                    }
+                }
+                KeyCode::Backspace => {
+                    text.pop();
+                }
+                KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => text.clear(),
+                KeyCode::Char(c) => text.push(c),
+                _ => {}
+            }
+            return Step::Stay;
+        }
+        let shown = self.shown().len();
+        match key.code {
+            KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                return Step::Quit
+            }
+            KeyCode::Char('q') => return Step::Quit,
+            KeyCode::Esc if self.help => self.help = false,
+            KeyCode::Esc if !self.filter.is_empty() => {
+                self.filter = FleetFilter::default();
+                self.selected = 0;
+            }
+            KeyCode::Char('?') => self.help = !self.help,
+            KeyCode::Char('j') | KeyCode::Down => {
+                self.selected = (self.selected + 1).min(shown.saturating_sub(1))
+            }
+            KeyCode::Char('k') | KeyCode::Up => self.selected = self.selected.saturating_sub(1),
+            KeyCode::Char('g') | KeyCode::Home => self.selected = 0,
+            KeyCode::Char('G') | KeyCode::End => self.selected = shown.saturating_sub(1),
+            KeyCode::Char('s') => self.sort = self.sort.next(),
+            KeyCode::Char('/') => self.typing = Some(self.filter.text().to_string()),
+            KeyCode::Enter => {
+                if let Some(&i) = self.shown().get(self.selected) {
+                    return Step::Attach(i);
+                }
+            }
+            _ => {}
+        }
+        Step::Stay
+    }
+}
+
+/// Opens the fleet view on `contexts` until the operator quits.
+pub async fn run(contexts: Vec<Context>, options: ProbeOptions) -> anyhow::Result<()> {
+    // Log lines go to the file only: nothing but the view writes to the
+    // terminal it owns.
+    let (log_tx, _log_rx) = mpsc::channel(1);
+    let _log = init_logging(&data_dir(), crate::logs::DEFAULT_MAX_LOG_FILES, log_tx);
+    let mut probes = probe::watch(&contexts, options);
+    let mut view = FleetView::new(Fleet::new(contexts, Instant::now()));
+    loop {
+        let step = {
+            let guard = TerminalGuard::enter()?;
+            let backend = ratatui::backend::CrosstermBackend::new(std::io::stdout());
+            let mut terminal = Terminal::new(backend)?;
+            terminal.clear()?;
+            let (input, mut keys) = Input::start();
+            let step = watch(&mut terminal, &mut view, &mut probes, &mut keys).await;
+            input.stop();
+            drop(terminal);
+            drop(guard);
+            step?
+        };
+        match step {
+            Step::Quit | Step::Stay => return Ok(()),
+            Step::Attach(i) => {
+                let context = view.fleet.rows[i].context.clone();
+                view.notice = match attach(&context).await {
+                    Ok(()) => Some(format!("back from {}", context.name)),
+                    Err(e) => Some(format!("{}: {e}", context.name)),
+                };
+            }
+        }
+    }
+}
+
+/// Draws on every change (a probe's word, a key) until a key leaves.
+async fn watch<B: ratatui::backend::Backend>(
+    terminal: &mut Terminal<B>,
+    view: &mut FleetView,
+    probes: &mut mpsc::Receiver<(usize, probe::Probe)>,
+    keys: &mut mpsc::UnboundedReceiver<Event>,
+) -> anyhow::Result<Step>
+where
+    B::Error: Send + Sync + 'static,
+{
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let theme = super::view::Theme::from_env();
+    loop {
+        terminal.draw(|f| draw(f, view, SystemTime::now(), &theme))?;
+        tokio::select! {
+            Some((i, p)) = probes.recv() => {
+                view.fleet.apply(i, p, Instant::now());
+                // Everything already waiting, then one frame.
+                while let Ok((i, p)) = probes.try_recv() {
+                    view.fleet.apply(i, p, Instant::now());
+                }
+            }
+            ev = keys.recv() => match ev {
+                Some(Event::Key(key)) => match view.key(key) {
+                    Step::Stay => {}
+                    other => return Ok(other),
+                },
+                Some(_) => {}
+                None => return Ok(Step::Quit),
+            },
+            _ = tick.tick() => {}
+        }
+    }
+}
+
+/// The whole console on one node of the fleet, until the operator quits it.
+async fn attach(context: &Context) -> Result<(), String> {
+    let target = context.reach()?;
+    let role = if context.read_only {
+        Role::Observe
+    } else {
+        Role::Full
+    };
+    let (link, updates) = client::connect(&target, role).await?;
+    let options = super::ConsoleOptions {
+        read_only: link.role() == Role::Observe,
+        ..Default::default()
+    };
+    let again: super::Reconnect = std::sync::Arc::new(move || {
+        let target = target.clone();
+        Box::pin(async move { client::connect(&target, role).await })
+    });
+    super::run_attached(link, updates, context.name.clone(), Some(again), options)
+        .await
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// Whether a row is down, for the view's colours.
+pub(crate) fn is_down(reach: &Reach) -> bool {
+    matches!(reach, Reach::Down(_))
+}

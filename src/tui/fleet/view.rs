@@ -1,0 +1,229 @@
+//! Drawing the fleet view: a status line, the table (as many columns as
+//! the width holds, most important first), and the keys.
+
+use std::time::SystemTime;
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row as TableRow, Table, TableState, Wrap};
+use ratatui::Frame;
+
+use super::{is_down, FleetView};
+use crate::fleet::table::{cells, COLUMNS};
+use crate::fleet::Reach;
+use crate::tui::view::Theme;
+
+const KEYS: &str =
+    "↑↓ select  Enter attach (q there comes back)  s sort  / filter  Esc clear  ? help  q quit";
+
+const HELP: &str = "The fleet: every node in contexts.toml, asked for its figures every 2 s.
+
+Enter    attach the whole console to the selected node; quitting it returns here
+s        sort: file order, name, down first, p99, calls/s, errors
+/        filter: words match names, labels, peer ids and reasons;
+         key=value matches a label or a column (subnet=3, state=down, own=ONLINE);
+         comparisons: errors>1%  p99>500ms  p50<20ms  ttfb>1s  rate>10
+                      peers<3  roster<5  routes=0  uptime<10m  evictions>0
+Esc      clear the filter
+q        quit
+
+Columns: CALLS/S, ERR, P99, P50 are calls this node served over the last minute
+(ERR: refusals, failures and backend 5xx); TTFB the backend's time to its response
+head, p50; ROSTER the subnet's roster size and this node's state in it; RELOAD the
+route file's last reload; EVICT peers that kept closing our connections.
+A node that is down shows why (ssh's own words where ssh failed) and is tried
+again every few seconds.";
+
+/// The columns that fit in `width`, with their widths, in display order.
+/// Most important first; the reason a node is down (WHY, the last column)
+/// comes third on wide screens, and is in the details line below anyway.
+fn fit(widths: &[usize], width: u16) -> Vec<(usize, u16)> {
+    let why = widths.len() - 1;
+    let mut priority: Vec<usize> = (0..widths.len()).collect();
+    if width >= 120 {
+        priority.retain(|&i| i != why);
+        priority.insert(2, why);
+    }
+    let mut used = 0usize;
+    let mut chosen = Vec::new();
+    for i in priority {
+        let w = widths[i].min(if i == why { 60 } else { 40 });
+        if used + w + 1 > width as usize {
+            continue;
+        }
+        chosen.push((i, w as u16));
+        used += w + 1;
+    }
+    chosen.sort_by_key(|(i, _)| *i);
+    chosen
+}
+
+pub fn draw(frame: &mut Frame, view: &FleetView, now: SystemTime, theme: &Theme) {
+    let area = frame.area();
+    let [top, body, details, bottom] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(2),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let shown = view.shown();
+    let total = view.fleet.rows.len();
+    let down = view.fleet.down();
+    let mut status = vec![
+        Span::styled(
+            " peerapi fleet ",
+            theme.fg(Color::Cyan).add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(format!("{total} nodes, ")),
+        Span::styled(
+            format!("{down} down"),
+            if down > 0 {
+                theme.fg(Color::Red).add_modifier(Modifier::BOLD)
+            } else {
+                Style::default()
+            },
+        ),
+        Span::raw(format!("  sort: {}", view.sort.label())),
+    ];
+    if !view.filter.is_empty() {
+        status.push(Span::raw(format!(
+            "  filter: {} ({} shown)",
+            view.filter.text(),
+            shown.len()
+        )));
+    }
+    frame.render_widget(Paragraph::new(Line::from(status)), top);
+
+    if view.help {
+        let help = Paragraph::new(HELP).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" fleet: help (Esc) "),
+        );
+        frame.render_widget(help, body);
+    } else {
+        table(frame, body, view, &shown, now, theme);
+    }
+
+    if let Some(&i) = shown.get(view.selected.min(shown.len().saturating_sub(1))) {
+        frame.render_widget(
+            Paragraph::new(selected_details(&view.fleet.rows[i], theme)).wrap(Wrap { trim: true }),
+            details,
+        );
+    }
+
+    let bottom_line = if let Some(text) = &view.typing {
+        Line::from(vec![
+            Span::styled("/", theme.fg(Color::Yellow)),
+            Span::raw(text.clone()),
+            Span::styled("▏", theme.fg(Color::Yellow)),
+            Span::raw("  Enter apply, Esc cancel"),
+        ])
+    } else if let Some(notice) = &view.notice {
+        Line::from(Span::styled(notice.clone(), theme.fg(Color::Yellow)))
+    } else {
+        Line::from(Span::styled(KEYS, theme.fg(Color::DarkGray)))
+    };
+    frame.render_widget(Paragraph::new(bottom_line), bottom);
+}
+
+/// The selected node in two lines: how it is reached, then why it is down
+/// (or who it is).
+fn selected_details<'a>(row: &'a crate::fleet::Row, theme: &Theme) -> Vec<Line<'a>> {
+    let labels: Vec<String> = row
+        .context
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let ro = if row.context.read_only {
+        "  read-only"
+    } else {
+        ""
+    };
+    let first = Line::from(vec![
+        Span::styled(
+            row.context.name.clone(),
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(format!(
+            "  {}  {}{ro}",
+            row.context.target,
+            labels.join(" ")
+        )),
+    ]);
+    let second = match &row.reach {
+        Reach::Down(why) => Line::from(Span::styled(format!("down: {why}"), theme.fg(Color::Red))),
+        Reach::Trying => Line::from("reaching it…"),
+        Reach::Up => Line::from(row.info.as_ref().map_or_else(String::new, |i| {
+            format!("{}  peerapi {}", i.peer_id, i.version)
+        })),
+    };
+    vec![first, second]
+}
+
+fn table(
+    frame: &mut Frame,
+    area: Rect,
+    view: &FleetView,
+    shown: &[usize],
+    now: SystemTime,
+    theme: &Theme,
+) {
+    let rows: Vec<Vec<String>> = shown
+        .iter()
+        .map(|&i| cells(&view.fleet.rows[i], now))
+        .collect();
+    let mut widths: Vec<usize> = COLUMNS.iter().map(|c| c.chars().count()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let inner_width = area.width.saturating_sub(2);
+    let columns = fit(&widths, inner_width);
+    let header = TableRow::new(
+        columns
+            .iter()
+            .map(|(i, _)| Cell::from(COLUMNS[*i]).style(theme.fg(Color::Cyan))),
+    );
+    let body: Vec<TableRow> = rows
+        .iter()
+        .zip(shown)
+        .map(|(r, &i)| {
+            let reach = &view.fleet.rows[i].reach;
+            let style = if is_down(reach) {
+                theme.fg(Color::Red)
+            } else if *reach == Reach::Trying {
+                theme.fg(Color::DarkGray)
+            } else {
+                Style::default()
+            };
+            TableRow::new(columns.iter().map(|(c, _)| Cell::from(r[*c].clone()))).style(style)
+        })
+        .collect();
+    let constraints: Vec<Constraint> = columns
+        .iter()
+        .map(|(_, w)| Constraint::Length(*w))
+        .collect();
+    let title = if rows.is_empty() && !view.filter.is_empty() {
+        " no node matches the filter (Esc clears it) ".to_string()
+    } else {
+        " nodes ".to_string()
+    };
+    let table = Table::new(body, constraints)
+        .header(header)
+        .column_spacing(1)
+        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+        .block(Block::default().borders(Borders::ALL).title(title));
+    let mut state = TableState::default();
+    if !rows.is_empty() {
+        state.select(Some(view.selected.min(rows.len() - 1)));
+    }
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+#[cfg(test)]
+mod tests;
