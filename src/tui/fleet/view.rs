@@ -14,8 +14,7 @@ use crate::fleet::table::{cells, COLUMNS};
 use crate::fleet::Reach;
 use crate::tui::view::Theme;
 
-const KEYS: &str =
-    "↑↓ select  Enter attach (q there comes back)  s sort  / filter  Esc clear  ? help  q quit";
+const KEYS: &str = "↑↓ select  Enter attach  s sort  / filter  Esc clear  ? help  q quit";
 
 const HELP: &str = "The fleet: every node in contexts.toml, asked for its figures every 2 s.
 
@@ -64,7 +63,8 @@ pub fn draw(frame: &mut Frame, view: &FleetView, now: SystemTime, theme: &Theme)
     let [top, body, details, bottom] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
-        Constraint::Length(2),
+        // The target, then why it is down: room for a long ssh error.
+        Constraint::Length(3),
         Constraint::Length(1),
     ])
     .areas(area);
