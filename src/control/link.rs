@@ -38,7 +38,9 @@ pub enum Answer {
     Done(Reply),
 }
 
-type Waiting = Arc<Mutex<HashMap<RequestId, mpsc::Sender<Answer>>>>;
+/// Who waits for which answer; `None` once the link closed, so that a
+/// request made after that fails at once instead of waiting forever.
+type Waiting = Arc<Mutex<Option<HashMap<RequestId, mpsc::Sender<Answer>>>>>;
 
 /// A node, as a client sees it: who it is, what this client may do, and
 /// requests with their answers.
@@ -111,7 +113,7 @@ impl NodeLink {
             }) => (node, role, client),
             Some(_) => return Err(LinkError::NotHello),
         };
-        let waiting: Waiting = Arc::default();
+        let waiting: Waiting = Arc::new(Mutex::new(Some(HashMap::new())));
         let (updates_tx, updates) = mpsc::channel(super::service::DEFAULT_QUEUED_MESSAGES);
         tokio::spawn(dispatch(from, updates_tx, waiting.clone()));
         let link = Self {
@@ -143,10 +145,15 @@ impl NodeLink {
     pub fn request(&self, request: Request) -> Pending {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(PARTS_QUEUE);
-        self.waiting
+        match self
+            .waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id, tx);
+            .as_mut()
+        {
+            Some(waiting) => waiting.insert(id, tx),
+            None => return Pending::failed(id, "the node is gone"),
+        };
         let sent = self
             .to
             .try_send(ToNode::Request {
@@ -158,10 +165,14 @@ impl NodeLink {
                 mpsc::error::TrySendError::Closed(_) => "the node is gone",
             });
         if let Err(why) = sent {
-            self.waiting
+            if let Some(waiting) = self
+                .waiting
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
+                .as_mut()
+            {
+                waiting.remove(&id);
+            }
             return Pending::failed(id, why);
         }
         Pending {
@@ -197,8 +208,8 @@ async fn dispatch(
                 let tx = waiting
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .get(&id)
-                    .cloned();
+                    .as_ref()
+                    .and_then(|w| w.get(&id).cloned());
                 if let Some(tx) = tx {
                     let _ = tx.send(Answer::Part(part)).await;
                 }
@@ -207,7 +218,8 @@ async fn dispatch(
                 let tx = waiting
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
+                    .as_mut()
+                    .and_then(|w| w.remove(&id));
                 if let Some(tx) = tx {
                     let _ = tx.send(Answer::Done(reply)).await;
                 }
@@ -216,7 +228,7 @@ async fn dispatch(
         }
     }
     // Whoever waits hears that the node is gone.
-    waiting.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    *waiting.lock().unwrap_or_else(|e| e.into_inner()) = None;
 }
 
 /// A request's answer as it arrives. Dropped before its last word, it

@@ -134,3 +134,47 @@ fn a_control_directory_is_ours_alone_or_ours_and_the_admitted_groups() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_request_on_a_link_whose_node_went_away_fails_at_once() {
+    let (to_node, mut node_reads) = tokio::sync::mpsc::channel(8);
+    let (node_writes, from_node) = tokio::sync::mpsc::channel(8);
+    // A node that says hello, then goes away while its writer (the socket's
+    // write half) still accepts messages: what a killed process looks like.
+    let node = tokio::spawn(async move {
+        let _hello = node_reads.recv().await;
+        let info = NodeInfo {
+            peer_id: peer(),
+            version: "0".into(),
+            name: None,
+            listen: vec![],
+            telemetry: None,
+        };
+        let hello = FromNode::Hello {
+            version: CONTROL_VERSION,
+            role: Role::Full,
+            node: info,
+            client: "client 1".into(),
+        };
+        node_writes.send(hello).await.unwrap();
+        node_reads
+    });
+    let (link, _updates) = super::NodeLink::over(to_node, from_node, Role::Full)
+        .await
+        .unwrap();
+    let _still_reading = node.await.unwrap();
+    // The dispatcher notices the closed stream on its own task.
+    let mut reply = Reply::Text(Ok(String::new()));
+    for _ in 0..100 {
+        reply = tokio::time::timeout(Duration::from_secs(5), link.request(Request::Stats).reply())
+            .await
+            .expect("answered at once, not left waiting");
+        if matches!(reply, Reply::Refused(_)) {
+            break;
+        }
+    }
+    assert!(
+        matches!(&reply, Reply::Refused(why) if why.contains("gone")),
+        "{reply:?}"
+    );
+}
