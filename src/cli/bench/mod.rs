@@ -17,6 +17,7 @@
 mod attach;
 #[cfg(feature = "console")]
 mod attach_console;
+mod fleet;
 mod hop;
 mod limits;
 mod measure;
@@ -75,6 +76,12 @@ pub(crate) struct BenchCmd {
     /// attached clients), against the in-process link in the same run.
     #[arg(long)]
     attach: bool,
+    /// Instead of the hop: what watching N nodes costs (N node processes
+    /// with control sockets and the fleet view's probes and frames): time
+    /// until every row is filled, frame time at 160x48, each node's idle
+    /// CPU without and with the fleet watching.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    fleet: Option<u16>,
 }
 
 pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
@@ -92,6 +99,22 @@ pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
     };
     if !cmd.subnet.is_empty() {
         return subnets(exe, cmd, size).await;
+    }
+    if let Some(n) = cmd.fleet {
+        let quick = cmd.quick;
+        let result = tokio::spawn(async move { fleet::run(&exe, usize::from(n), quick).await })
+            .await
+            .unwrap_or_else(|e| Err(format!("the bench task failed: {e}")));
+        return match result {
+            Ok(table) => {
+                print!("{table}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("peerapi: bench --fleet failed: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if cmd.attach {
         let quick = cmd.quick;

@@ -231,7 +231,7 @@ pub(super) async fn measure(
 
 /// CPU of `pids` together over `idle`, in % of one core, and the seconds
 /// it was measured over.
-async fn idle_cpu(pids: &[u32], idle: Duration) -> (f64, f64) {
+pub(super) async fn idle_cpu(pids: &[u32], idle: Duration) -> (f64, f64) {
     let before: u64 = pids.iter().filter_map(|p| cpu_ticks(*p)).sum();
     let start = Instant::now();
     tokio::time::sleep(idle).await;
@@ -268,7 +268,7 @@ fn spread(v: Vec<f64>) -> (f64, f64) {
 }
 
 /// User plus system CPU time of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
+pub(super) fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which may hold spaces: utime and
     // stime are the 12th and 13th after it.
@@ -280,7 +280,7 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 }
 
 /// The unit of /proc's CPU times (USER_HZ).
-fn ticks_per_sec() -> f64 {
+pub(super) fn ticks_per_sec() -> f64 {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: sysconf only reads a system constant.
