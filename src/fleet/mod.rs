@@ -8,6 +8,7 @@
 //! `peerapi fleet status --json` both show [`Fleet`].
 
 pub mod contexts;
+pub mod follow;
 pub mod probe;
 pub mod rows;
 pub mod table;

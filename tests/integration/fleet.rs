@@ -205,6 +205,41 @@ async fn four_nodes_one_over_ssh_show_in_the_fleet_and_a_killed_one_goes_down_an
         .unwrap_or_default();
     assert!(first.starts_with("│infer"), "{sorted}");
 
+    // Fleet-wide panes: a call served by one node shows with its name, and
+    // the nodes' log lines interleave.
+    large.keys(&["c"]);
+    large.wait_for("the calls pane", Duration::from_secs(5), |t| {
+        t.contains("calls served, all nodes")
+    });
+    // The followers connect as the pane opens: a call made now is seen.
+    let seen = |t: &str| {
+        t.lines()
+            .any(|l| l.contains(" infer ") && l.contains("inference") && l.contains("ok 200"))
+    };
+    let mut screen = String::new();
+    for _ in 0..20 {
+        let out = Command::new(BIN)
+            .args(["call", &infer_addr.to_string(), "inference", "-d", "{}"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        screen = large.capture();
+        if seen(&screen) {
+            break;
+        }
+    }
+    assert!(
+        seen(&screen),
+        "the served call in the fleet-wide pane:\n{screen}"
+    );
+    large.keys(&["l"]);
+    large.wait_for("the nodes' log lines", Duration::from_secs(10), |t| {
+        t.contains("logs, all nodes")
+            && t.lines()
+                .any(|l| l.contains(" infer ") && l.contains("INFO"))
+    });
+    large.keys(&["l"]);
+
     // Killed: down within 5 s, with the reason; back within 5 s of a restart.
     drop(val);
     let killed = Instant::now();

@@ -5,6 +5,7 @@
 
 mod view;
 
+use std::collections::VecDeque;
 use std::time::{Instant, SystemTime};
 
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -13,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::terminal::{data_dir, init_logging, Input, TerminalGuard};
 use crate::control::{client, Role};
+use crate::fleet::follow::{self, Followers, Heard, MAX_FEED_ENTRIES};
 use crate::fleet::{probe, Context, Fleet, FleetFilter, FleetSort, ProbeOptions, Reach};
 
 pub use view::draw;
@@ -28,8 +30,60 @@ pub struct FleetView {
     pub typing: Option<String>,
     pub notice: Option<String>,
     pub help: bool,
+    /// The fleet-wide pane, when one is open.
+    pub feed: Option<Feed>,
 }
 
+/// Which fleet-wide pane shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeedKind {
+    /// Calls every node served, with the node's name.
+    Calls,
+    /// Every node's log lines, interleaved by time.
+    Logs,
+}
+
+/// What the followed nodes said, newest last, bounded.
+pub struct Feed {
+    pub kind: FeedKind,
+    pub calls: VecDeque<(usize, Heard)>,
+    pub logs: VecDeque<(usize, Heard)>,
+}
+
+impl Feed {
+    fn new(kind: FeedKind) -> Self {
+        Self {
+            kind,
+            calls: VecDeque::new(),
+            logs: VecDeque::new(),
+        }
+    }
+
+    /// Keeps what a node said in its pane (a lost node in both).
+    pub fn hear(&mut self, index: usize, heard: Heard) {
+        let keep = |q: &mut VecDeque<(usize, Heard)>, h: Heard| {
+            if q.len() >= MAX_FEED_ENTRIES {
+                q.pop_front();
+            }
+            q.push_back((index, h));
+        };
+        match heard {
+            h @ Heard::Served { .. } => keep(&mut self.calls, h),
+            h @ Heard::Log { .. } => keep(&mut self.logs, h),
+            h @ Heard::Lost { .. } => {
+                keep(&mut self.calls, h.clone());
+                keep(&mut self.logs, h);
+            }
+        }
+    }
+
+    pub fn shown(&self) -> &VecDeque<(usize, Heard)> {
+        match self.kind {
+            FeedKind::Calls => &self.calls,
+            FeedKind::Logs => &self.logs,
+        }
+    }
+}
 /// What a key asks the loop to do.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
@@ -37,6 +91,8 @@ pub enum Step {
     Quit,
     /// Attach the console to this row (an index into `fleet.rows`).
     Attach(usize),
+    /// Start following every node for the fleet-wide panes (true) or stop.
+    Follow(bool),
 }
 
 impl FleetView {
@@ -49,6 +105,26 @@ impl FleetView {
             typing: None,
             notice: None,
             help: false,
+            feed: None,
+        }
+    }
+
+    /// `c` or `l`: open that pane (following starts), switch to it, or
+    /// close it when it is the one open (following stops).
+    fn toggle_feed(&mut self, kind: FeedKind) -> Step {
+        match &mut self.feed {
+            Some(feed) if feed.kind == kind => {
+                self.feed = None;
+                Step::Follow(false)
+            }
+            Some(feed) => {
+                feed.kind = kind;
+                Step::Stay
+            }
+            None => {
+                self.feed = Some(Feed::new(kind));
+                Step::Follow(true)
+            }
         }
     }
 
@@ -103,6 +179,8 @@ impl FleetView {
             KeyCode::Char('g') | KeyCode::Home => self.selected = 0,
             KeyCode::Char('G') | KeyCode::End => self.selected = shown.saturating_sub(1),
             KeyCode::Char('s') => self.sort = self.sort.next(),
+            KeyCode::Char('c') => return self.toggle_feed(FeedKind::Calls),
+            KeyCode::Char('l') => return self.toggle_feed(FeedKind::Logs),
             KeyCode::Char('/') => self.typing = Some(self.filter.text().to_string()),
             KeyCode::Enter => {
                 if let Some(&i) = self.shown().get(self.selected) {
@@ -122,7 +200,8 @@ pub async fn run(contexts: Vec<Context>, options: ProbeOptions) -> anyhow::Resul
     let (log_tx, _log_rx) = mpsc::channel(1);
     let _log = init_logging(&data_dir(), crate::logs::DEFAULT_MAX_LOG_FILES, log_tx);
     let mut probes = probe::watch(&contexts, options);
-    let mut view = FleetView::new(Fleet::new(contexts, Instant::now()));
+    let mut view = FleetView::new(Fleet::new(contexts.clone(), Instant::now()));
+    let mut followers: Option<(Followers, mpsc::Receiver<(usize, Heard)>)> = None;
     loop {
         let step = {
             let guard = TerminalGuard::enter()?;
@@ -130,14 +209,21 @@ pub async fn run(contexts: Vec<Context>, options: ProbeOptions) -> anyhow::Resul
             let mut terminal = Terminal::new(backend)?;
             terminal.clear()?;
             let (input, mut keys) = Input::start();
-            let step = watch(&mut terminal, &mut view, &mut probes, &mut keys).await;
+            let step = watch(
+                &mut terminal,
+                &mut view,
+                &mut probes,
+                &mut keys,
+                &mut followers,
+            )
+            .await;
             input.stop();
             drop(terminal);
             drop(guard);
             step?
         };
         match step {
-            Step::Quit | Step::Stay => return Ok(()),
+            Step::Quit | Step::Stay | Step::Follow(_) => return Ok(()),
             Step::Attach(i) => {
                 let context = view.fleet.rows[i].context.clone();
                 view.notice = match attach(&context).await {
@@ -155,6 +241,7 @@ async fn watch<B: ratatui::backend::Backend>(
     view: &mut FleetView,
     probes: &mut mpsc::Receiver<(usize, probe::Probe)>,
     keys: &mut mpsc::UnboundedReceiver<Event>,
+    followers: &mut Option<(Followers, mpsc::Receiver<(usize, Heard)>)>,
 ) -> anyhow::Result<Step>
 where
     B::Error: Send + Sync + 'static,
@@ -171,9 +258,21 @@ where
                     view.fleet.apply(i, p, Instant::now());
                 }
             }
+            Some((i, heard)) = heard(followers) => {
+                if let Some(feed) = &mut view.feed {
+                    feed.hear(i, heard);
+                }
+            }
             ev = keys.recv() => match ev {
                 Some(Event::Key(key)) => match view.key(key) {
                     Step::Stay => {}
+                    Step::Follow(true) => {
+                        let contexts: Vec<Context> =
+                            view.fleet.rows.iter().map(|r| r.context.clone()).collect();
+                        let all: Vec<usize> = (0..contexts.len()).collect();
+                        *followers = Some(follow::follow(&contexts, &all, FOLLOW_QUEUE));
+                    }
+                    Step::Follow(false) => *followers = None,
                     other => return Ok(other),
                 },
                 Some(_) => {}
@@ -181,6 +280,20 @@ where
             },
             _ = tick.tick() => {}
         }
+    }
+}
+
+/// What the followed nodes said not yet taken by the view; what does not
+/// fit is skipped by the followers.
+const FOLLOW_QUEUE: usize = 4096;
+
+/// The next thing a followed node said, or never when none is followed.
+async fn heard(
+    followers: &mut Option<(Followers, mpsc::Receiver<(usize, Heard)>)>,
+) -> Option<(usize, Heard)> {
+    match followers {
+        Some((_, rx)) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

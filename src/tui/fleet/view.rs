@@ -9,12 +9,13 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row as TableRow, Table, TableState, Wrap};
 use ratatui::Frame;
 
-use super::{is_down, FleetView};
+use super::{is_down, FeedKind, FleetView};
+use crate::fleet::follow::Heard;
 use crate::fleet::table::{cells, COLUMNS};
 use crate::fleet::Reach;
 use crate::tui::view::Theme;
 
-const KEYS: &str = "↑↓ select  Enter attach  s sort  / filter  Esc clear  ? help  q quit";
+const KEYS: &str = "↑↓ select  Enter attach  s sort  / filter  c calls  l logs  ? help  q quit";
 
 const HELP: &str = "The fleet: every node in contexts.toml, asked for its figures every 2 s.
 
@@ -24,6 +25,10 @@ s        sort: file order, name, down first, p99, calls/s, errors
          key=value matches a label or a column (subnet=3, state=down, own=ONLINE);
          comparisons: errors>1%  p99>500ms  p50<20ms  ttfb>1s  rate>10
                       peers<3  roster<5  routes=0  uptime<10m  evictions>0
+c        calls every node serves, newest last, with the node's name (c again closes)
+l        every node's log lines, interleaved by time (l again closes)
+         Both follow the nodes only while open, show only the rows the filter
+         shows, and keep the last 1000 entries.
 Esc      clear the filter
 q        quit
 
@@ -103,6 +108,11 @@ pub fn draw(frame: &mut Frame, view: &FleetView, now: SystemTime, theme: &Theme)
                 .title(" fleet: help (Esc) "),
         );
         frame.render_widget(help, body);
+    } else if let Some(feed) = &view.feed {
+        let [upper, lower] =
+            Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(body);
+        table(frame, upper, view, &shown, now, theme);
+        feed_pane(frame, lower, view, feed, &shown, theme);
     } else {
         table(frame, body, view, &shown, now, theme);
     }
@@ -127,6 +137,111 @@ pub fn draw(frame: &mut Frame, view: &FleetView, now: SystemTime, theme: &Theme)
         Line::from(Span::styled(KEYS, theme.fg(Color::DarkGray)))
     };
     frame.render_widget(Paragraph::new(bottom_line), bottom);
+}
+
+/// `HH:MM:SS.mmm` (UTC) of `at`.
+fn clock(at: SystemTime) -> String {
+    let d = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let s = d.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        s / 3600,
+        (s % 3600) / 60,
+        s % 60,
+        d.subsec_millis()
+    )
+}
+
+/// The fleet-wide pane: the newest entries that fit, of the rows shown.
+fn feed_pane(
+    frame: &mut Frame,
+    area: Rect,
+    view: &FleetView,
+    feed: &super::Feed,
+    shown: &[usize],
+    theme: &Theme,
+) {
+    let name_width = shown
+        .iter()
+        .map(|&i| view.fleet.rows[i].context.name.chars().count())
+        .max()
+        .unwrap_or(4);
+    let room = area.height.saturating_sub(2) as usize;
+    let entries: Vec<&(usize, Heard)> = feed
+        .shown()
+        .iter()
+        .rev()
+        .filter(|(i, _)| shown.contains(i))
+        .take(room)
+        .collect();
+    let lines: Vec<Line> = entries
+        .into_iter()
+        .rev()
+        .map(|(i, heard)| {
+            let name = format!("{:<name_width$}", view.fleet.rows[*i].context.name);
+            let mut spans = vec![
+                Span::styled(clock(heard.at()), theme.fg(Color::DarkGray)),
+                Span::raw(" "),
+                Span::styled(name, theme.fg(Color::Cyan)),
+                Span::raw(" "),
+            ];
+            match heard {
+                Heard::Served {
+                    peer,
+                    route,
+                    outcome,
+                    elapsed,
+                    bytes,
+                    ..
+                } => {
+                    let peer = &peer[peer.len().saturating_sub(8)..];
+                    let ok = outcome.starts_with("ok 2") || outcome.starts_with("ok 3");
+                    spans.push(Span::raw(format!("…{peer} {route:<16} ")));
+                    spans.push(Span::styled(
+                        format!("{outcome:<10}"),
+                        if ok {
+                            Style::default()
+                        } else {
+                            theme.fg(Color::Red)
+                        },
+                    ));
+                    spans.push(Span::raw(format!(
+                        " {:>7} {bytes} B",
+                        crate::fleet::table::short_duration(*elapsed)
+                    )));
+                }
+                Heard::Log { level, line, .. } => {
+                    let colour = match level.as_str() {
+                        "ERROR" => theme.fg(Color::Red),
+                        "WARN" => theme.fg(Color::Yellow),
+                        _ => Style::default(),
+                    };
+                    spans.push(Span::styled(format!("{level:<5} "), colour));
+                    spans.push(Span::raw(line.clone()));
+                }
+                Heard::Lost { why, .. } => {
+                    spans.push(Span::styled(format!("lost: {why}"), theme.fg(Color::Red)));
+                }
+            }
+            Line::from(spans)
+        })
+        .collect();
+    let title = match feed.kind {
+        FeedKind::Calls => " calls served, all nodes (c closes) ",
+        FeedKind::Logs => " logs, all nodes (l closes) ",
+    };
+    let body = if lines.is_empty() {
+        vec![Line::from(Span::styled(
+            "nothing yet",
+            theme.fg(Color::DarkGray),
+        ))]
+    } else {
+        lines
+    };
+    frame.render_widget(
+        Paragraph::new(body).block(Block::default().borders(Borders::ALL).title(title)),
+        area,
+    );
 }
 
 /// The selected node in two lines: how it is reached, then why it is down

@@ -178,3 +178,55 @@ fn the_help_names_the_keys_and_the_filter_words() {
     insta::assert_snapshot!("fleet_help", render(&v, 100, 30));
     assert_eq!(key(&mut v, KeyCode::Char('q')), Step::Quit);
 }
+
+#[test]
+fn the_fleet_wide_panes_name_each_node_and_follow_only_while_open() {
+    use crate::fleet::follow::Heard;
+    let mut v = view();
+    assert_eq!(key(&mut v, KeyCode::Char('c')), Step::Follow(true));
+    let at = |ms: u64| SystemTime::UNIX_EPOCH + Duration::from_millis(NOW_S * 1000 - 5000 + ms);
+    let feed = v.feed.as_mut().unwrap();
+    let served = |ms, route: &str, outcome: &str, elapsed_ms| Heard::Served {
+        at: at(ms),
+        peer: "12D3KooWCallerPeerXyz1".into(),
+        route: route.into(),
+        outcome: outcome.into(),
+        elapsed: Duration::from_millis(elapsed_ms),
+        bytes: 532,
+    };
+    feed.hear(0, served(0, "health", "ok 200", 3));
+    feed.hear(1, served(120, "inference", "ok 200", 1800));
+    feed.hear(
+        1,
+        served(250, "inference", "failed: upstream_timeout: 30s", 30_000),
+    );
+    let log = |ms, level: &str, line: &str| Heard::Log {
+        at: at(ms),
+        level: level.into(),
+        line: line.into(),
+    };
+    feed.hear(
+        0,
+        log(10, "INFO", "served peer=12D3…Xyz1 route=health ok 200"),
+    );
+    feed.hear(
+        1,
+        log(260, "WARN", "backend timed out after 30s route=inference"),
+    );
+    feed.hear(
+        2,
+        Heard::Lost {
+            at: at(300),
+            why: "the node's connection closed".into(),
+        },
+    );
+    insta::assert_snapshot!("fleet_calls_pane", render(&v, 100, 30));
+    assert_eq!(
+        key(&mut v, KeyCode::Char('l')),
+        Step::Stay,
+        "switching panes keeps following"
+    );
+    insta::assert_snapshot!("fleet_logs_pane", render(&v, 100, 30));
+    assert_eq!(key(&mut v, KeyCode::Char('l')), Step::Follow(false));
+    assert!(v.feed.is_none());
+}
