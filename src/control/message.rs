@@ -157,6 +157,9 @@ pub enum Request {
     Roster,
     /// The node's figures in one answer (fleet views poll it): `Stats`.
     Stats,
+    /// Re-read the route file now (as a change of it would): `Text`, the
+    /// outcome; a rejected file keeps the table in force.
+    ReloadRoutes,
     /// A peer's route listing: `RemoteRoutes`.
     RemoteRoutes { target: String },
     /// The same call to these peers at once: `FanOutRow` parts, then `FanOutDone`.

@@ -97,6 +97,33 @@ pub async fn carry_out(
                 None => Err(NO_ROUTE_FILE.into()),
             })
         }
+        Request::ReloadRoutes => Reply::Text(match handle.routes().file_state().path {
+            Some(path) => {
+                let reload = match handle.routes().load_file(&path) {
+                    Ok((diff, warnings)) => crate::routes::RouteReload::Reloaded {
+                        diff,
+                        routes: handle.routes().current().len(),
+                        warnings,
+                    },
+                    Err(e) => crate::routes::RouteReload::Rejected {
+                        error: e.to_string(),
+                    },
+                };
+                let answer = match &reload {
+                    crate::routes::RouteReload::Reloaded { diff, routes, .. } => {
+                        handle.recent().reloaded(true, None);
+                        Ok(format!("reloaded: {routes} routes, {diff}"))
+                    }
+                    crate::routes::RouteReload::Rejected { error } => {
+                        handle.recent().reloaded(false, Some(error.clone()));
+                        Err(format!("rejected, the old table stays: {error}"))
+                    }
+                };
+                handle.publish(crate::node::NodeEvent::from(reload));
+                answer
+            }
+            None => Err(NO_ROUTE_FILE.into()),
+        }),
         Request::Tap { on, max_bytes } => {
             let max = max_bytes.unwrap_or(crate::protocol::tap::DEFAULT_TAP_BYTES);
             // A tap on one call ends with it (its last bytes first).

@@ -38,12 +38,21 @@ pub enum Heard {
     },
     /// The follower lost the node (or could not reach it).
     Lost { at: SystemTime, why: String },
+    /// A fleet-wide action's result on this node.
+    Action {
+        at: SystemTime,
+        ok: bool,
+        text: String,
+    },
 }
 
 impl Heard {
     pub fn at(&self) -> SystemTime {
         match self {
-            Heard::Served { at, .. } | Heard::Log { at, .. } | Heard::Lost { at, .. } => *at,
+            Heard::Served { at, .. }
+            | Heard::Log { at, .. }
+            | Heard::Lost { at, .. }
+            | Heard::Action { at, .. } => *at,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! filters and sorts what they found; the console's fleet view and
 //! `peerapi fleet status --json` both show [`Fleet`].
 
+pub mod actions;
 pub mod contexts;
 pub mod follow;
 pub mod probe;

@@ -115,6 +115,12 @@ impl NodeHandle {
         self.shared.events.subscribe()
     }
 
+    /// Tells every subscriber what the node did (for work done on its
+    /// behalf, such as a reload a control client asked for).
+    pub(crate) fn publish(&self, event: NodeEvent) {
+        let _ = self.shared.events.send(event);
+    }
+
     /// Publishes `event` as if the node had: for benchmarks of what
     /// subscribers (consoles, attached or not) take.
     #[cfg(feature = "test-util")]

@@ -239,6 +239,17 @@ async fn four_nodes_one_over_ssh_show_in_the_fleet_and_a_killed_one_goes_down_an
                 .any(|l| l.contains(" infer ") && l.contains("INFO"))
     });
     large.keys(&["l"]);
+    // A fleet-wide action: the route file re-read on every node shown,
+    // one result row per node.
+    large.keys(&["R"]);
+    large.wait_for("the question", Duration::from_secs(5), |t| {
+        t.contains("reload the route file on 4 nodes")
+    });
+    large.keys(&["y"]);
+    large.wait_for("four results", Duration::from_secs(15), |t| {
+        t.matches("reload routes: reloaded: ").count() == 4
+    });
+    large.keys(&["a"]);
 
     // Killed: down within 5 s, with the reason; back within 5 s of a restart.
     drop(val);

@@ -32,6 +32,8 @@ pub struct FleetView {
     pub help: bool,
     /// The fleet-wide pane, when one is open.
     pub feed: Option<Feed>,
+    /// A fleet-wide action waiting for `y`: what, and on which rows.
+    pub confirm: Option<(String, Vec<usize>)>,
 }
 
 /// Which fleet-wide pane shows.
@@ -41,6 +43,8 @@ pub enum FeedKind {
     Calls,
     /// Every node's log lines, interleaved by time.
     Logs,
+    /// Results of fleet-wide actions, one row per node.
+    Actions,
 }
 
 /// What the followed nodes said, newest last, bounded.
@@ -48,6 +52,9 @@ pub struct Feed {
     pub kind: FeedKind,
     pub calls: VecDeque<(usize, Heard)>,
     pub logs: VecDeque<(usize, Heard)>,
+    pub actions: VecDeque<(usize, Heard)>,
+    /// Whether the nodes are followed (the calls and logs panes need it).
+    following: bool,
 }
 
 impl Feed {
@@ -56,6 +63,8 @@ impl Feed {
             kind,
             calls: VecDeque::new(),
             logs: VecDeque::new(),
+            actions: VecDeque::new(),
+            following: false,
         }
     }
 
@@ -74,6 +83,7 @@ impl Feed {
                 keep(&mut self.calls, h.clone());
                 keep(&mut self.logs, h);
             }
+            h @ Heard::Action { .. } => keep(&mut self.actions, h),
         }
     }
 
@@ -81,6 +91,7 @@ impl Feed {
         match self.kind {
             FeedKind::Calls => &self.calls,
             FeedKind::Logs => &self.logs,
+            FeedKind::Actions => &self.actions,
         }
     }
 }
@@ -93,6 +104,8 @@ pub enum Step {
     Attach(usize),
     /// Start following every node for the fleet-wide panes (true) or stop.
     Follow(bool),
+    /// Re-read the route file on these rows' nodes (confirmed).
+    Reload(Vec<usize>),
 }
 
 impl FleetView {
@@ -106,26 +119,27 @@ impl FleetView {
             notice: None,
             help: false,
             feed: None,
+            confirm: None,
         }
     }
 
     /// `c` or `l`: open that pane (following starts), switch to it, or
     /// close it when it is the one open (following stops).
     fn toggle_feed(&mut self, kind: FeedKind) -> Step {
-        match &mut self.feed {
+        let feed = match &mut self.feed {
             Some(feed) if feed.kind == kind => {
                 self.feed = None;
-                Step::Follow(false)
+                return Step::Follow(false);
             }
-            Some(feed) => {
-                feed.kind = kind;
-                Step::Stay
-            }
-            None => {
-                self.feed = Some(Feed::new(kind));
-                Step::Follow(true)
-            }
+            Some(feed) => feed,
+            None => self.feed.insert(Feed::new(kind)),
+        };
+        feed.kind = kind;
+        if kind != FeedKind::Actions && !feed.following {
+            feed.following = true;
+            return Step::Follow(true);
         }
+        Step::Stay
     }
 
     pub fn shown(&self) -> Vec<usize> {
@@ -134,6 +148,18 @@ impl FleetView {
 
     pub fn key(&mut self, key: KeyEvent) -> Step {
         if key.kind == KeyEventKind::Release {
+            return Step::Stay;
+        }
+        if let Some((_, rows)) = self.confirm.take() {
+            if key.code == KeyCode::Char('y') {
+                // Results show in the actions pane, row by row.
+                let feed = self
+                    .feed
+                    .get_or_insert_with(|| Feed::new(FeedKind::Actions));
+                feed.kind = FeedKind::Actions;
+                return Step::Reload(rows);
+            }
+            self.notice = Some("not done".into());
             return Step::Stay;
         }
         if let Some(text) = &mut self.typing {
@@ -181,6 +207,16 @@ impl FleetView {
             KeyCode::Char('s') => self.sort = self.sort.next(),
             KeyCode::Char('c') => return self.toggle_feed(FeedKind::Calls),
             KeyCode::Char('l') => return self.toggle_feed(FeedKind::Logs),
+            KeyCode::Char('a') => return self.toggle_feed(FeedKind::Actions),
+            KeyCode::Char('R') => {
+                let rows = self.shown();
+                let what = format!(
+                    "reload the route file on {} node{} (the rows shown)? y/n",
+                    rows.len(),
+                    if rows.len() == 1 { "" } else { "s" }
+                );
+                self.confirm = Some((what, rows));
+            }
             KeyCode::Char('/') => self.typing = Some(self.filter.text().to_string()),
             KeyCode::Enter => {
                 if let Some(&i) = self.shown().get(self.selected) {
@@ -215,6 +251,7 @@ pub async fn run(contexts: Vec<Context>, options: ProbeOptions) -> anyhow::Resul
                 &mut probes,
                 &mut keys,
                 &mut followers,
+                options,
             )
             .await;
             input.stop();
@@ -223,7 +260,7 @@ pub async fn run(contexts: Vec<Context>, options: ProbeOptions) -> anyhow::Resul
             step?
         };
         match step {
-            Step::Quit | Step::Stay | Step::Follow(_) => return Ok(()),
+            Step::Quit | Step::Stay | Step::Follow(_) | Step::Reload(_) => return Ok(()),
             Step::Attach(i) => {
                 let context = view.fleet.rows[i].context.clone();
                 view.notice = match attach(&context).await {
@@ -242,11 +279,14 @@ async fn watch<B: ratatui::backend::Backend>(
     probes: &mut mpsc::Receiver<(usize, probe::Probe)>,
     keys: &mut mpsc::UnboundedReceiver<Event>,
     followers: &mut Option<(Followers, mpsc::Receiver<(usize, Heard)>)>,
+    options: ProbeOptions,
 ) -> anyhow::Result<Step>
 where
     B::Error: Send + Sync + 'static,
 {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    // Fleet-wide actions under way: their results as they come.
+    let mut results: Vec<mpsc::Receiver<(usize, Heard)>> = Vec::new();
     let theme = super::view::Theme::from_env();
     loop {
         terminal.draw(|f| draw(f, view, SystemTime::now(), &theme))?;
@@ -256,6 +296,11 @@ where
                 // Everything already waiting, then one frame.
                 while let Ok((i, p)) = probes.try_recv() {
                     view.fleet.apply(i, p, Instant::now());
+                }
+            }
+            Some((i, heard)) = action_result(&mut results) => {
+                if let Some(feed) = &mut view.feed {
+                    feed.hear(i, heard);
                 }
             }
             Some((i, heard)) = heard(followers) => {
@@ -273,6 +318,12 @@ where
                         *followers = Some(follow::follow(&contexts, &all, FOLLOW_QUEUE));
                     }
                     Step::Follow(false) => *followers = None,
+                    Step::Reload(rows) => {
+                        let contexts: Vec<Context> =
+                            view.fleet.rows.iter().map(|r| r.context.clone()).collect();
+                        let within = options.answer_within;
+                        results.push(crate::fleet::actions::reload_routes(&contexts, &rows, within));
+                    }
                     other => return Ok(other),
                 },
                 Some(_) => {}
@@ -286,6 +337,26 @@ where
 /// What the followed nodes said not yet taken by the view; what does not
 /// fit is skipped by the followers.
 const FOLLOW_QUEUE: usize = 4096;
+
+/// The next result of any action under way (finished ones are dropped),
+/// or never when none is.
+async fn action_result(
+    results: &mut Vec<mpsc::Receiver<(usize, Heard)>>,
+) -> Option<(usize, Heard)> {
+    loop {
+        if results.is_empty() {
+            return std::future::pending().await;
+        }
+        let next = futures::future::select_all(results.iter_mut().map(|rx| Box::pin(rx.recv())));
+        let (got, at, _) = next.await;
+        match got {
+            Some(r) => return Some(r),
+            None => {
+                results.remove(at);
+            }
+        }
+    }
+}
 
 /// The next thing a followed node said, or never when none is followed.
 async fn heard(

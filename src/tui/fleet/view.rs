@@ -25,6 +25,8 @@ s        sort: file order, name, down first, p99, calls/s, errors
          key=value matches a label or a column (subnet=3, state=down, own=ONLINE);
          comparisons: errors>1%  p99>500ms  p50<20ms  ttfb>1s  rate>10
                       peers<3  roster<5  routes=0  uptime<10m  evictions>0
+R        reload the route file on every node the filter shows (after y); results
+         row by row in the actions pane (a); read-only contexts refuse it
 c        calls every node serves, newest last, with the node's name (c again closes)
 l        every node's log lines, interleaved by time (l again closes)
          Both follow the nodes only while open, show only the rows the filter
@@ -124,7 +126,12 @@ pub fn draw(frame: &mut Frame, view: &FleetView, now: SystemTime, theme: &Theme)
         );
     }
 
-    let bottom_line = if let Some(text) = &view.typing {
+    let bottom_line = if let Some((what, _)) = &view.confirm {
+        Line::from(Span::styled(
+            what.clone(),
+            theme.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ))
+    } else if let Some(text) = &view.typing {
         Line::from(vec![
             Span::styled("/", theme.fg(Color::Yellow)),
             Span::raw(text.clone()),
@@ -222,6 +229,14 @@ fn feed_pane(
                 Heard::Lost { why, .. } => {
                     spans.push(Span::styled(format!("lost: {why}"), theme.fg(Color::Red)));
                 }
+                Heard::Action { ok, text, .. } => {
+                    let style = if *ok {
+                        theme.fg(Color::Green)
+                    } else {
+                        theme.fg(Color::Red)
+                    };
+                    spans.push(Span::styled(text.clone(), style));
+                }
             }
             Line::from(spans)
         })
@@ -229,6 +244,7 @@ fn feed_pane(
     let title = match feed.kind {
         FeedKind::Calls => " calls served, all nodes (c closes) ",
         FeedKind::Logs => " logs, all nodes (l closes) ",
+        FeedKind::Actions => " fleet-wide actions, one row per node (a closes) ",
     };
     let body = if lines.is_empty() {
         vec![Line::from(Span::styled(

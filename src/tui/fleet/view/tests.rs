@@ -230,3 +230,44 @@ fn the_fleet_wide_panes_name_each_node_and_follow_only_while_open() {
     assert_eq!(key(&mut v, KeyCode::Char('l')), Step::Follow(false));
     assert!(v.feed.is_none());
 }
+
+#[test]
+fn a_fleet_wide_reload_asks_first_and_shows_one_row_per_node() {
+    use crate::fleet::follow::Heard;
+    let mut v = view();
+    key(&mut v, KeyCode::Char('/'));
+    for c in "subnet=3".chars() {
+        key(&mut v, KeyCode::Char(c));
+    }
+    key(&mut v, KeyCode::Enter);
+    assert_eq!(key(&mut v, KeyCode::Char('R')), Step::Stay);
+    assert!(render(&v, 100, 30).contains("reload the route file on 3 nodes (the rows shown)? y/n"));
+    assert_eq!(
+        key(&mut v, KeyCode::Char('n')),
+        Step::Stay,
+        "anything but y cancels"
+    );
+    key(&mut v, KeyCode::Char('R'));
+    assert_eq!(key(&mut v, KeyCode::Char('y')), Step::Reload(vec![0, 1, 2]));
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(NOW_S);
+    let feed = v.feed.as_mut().expect("the actions pane opened");
+    feed.hear(
+        0,
+        Heard::Action {
+            at,
+            ok: true,
+            text: "reload routes: reloaded: 2 routes, no change".into(),
+        },
+    );
+    feed.hear(
+        1,
+        Heard::Action {
+            at,
+            ok: false,
+            text: "reload routes: refused: the context is read-only".into(),
+        },
+    );
+    insta::assert_snapshot!("fleet_actions_pane", render(&v, 100, 30));
+    // The calls pane needs following, which the actions pane did not start.
+    assert_eq!(key(&mut v, KeyCode::Char('c')), Step::Follow(true));
+}
