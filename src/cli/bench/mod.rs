@@ -84,6 +84,26 @@ pub(crate) struct BenchCmd {
     fleet: Option<u16>,
 }
 
+/// A section that prints one table: on a worker thread, like the rest.
+async fn section(
+    name: &str,
+    run: impl std::future::Future<Output = Result<String, String>> + Send + 'static,
+) -> ExitCode {
+    match tokio::spawn(run)
+        .await
+        .unwrap_or_else(|e| Err(format!("the bench task failed: {e}")))
+    {
+        Ok(table) => {
+            print!("{table}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("peerapi: bench {name} failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
     let exe = match std::env::current_exe() {
         Ok(e) => e,
@@ -100,37 +120,16 @@ pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
     if !cmd.subnet.is_empty() {
         return subnets(exe, cmd, size).await;
     }
+    let quick = cmd.quick;
     if let Some(n) = cmd.fleet {
-        let quick = cmd.quick;
-        let result = tokio::spawn(async move { fleet::run(&exe, usize::from(n), quick).await })
-            .await
-            .unwrap_or_else(|e| Err(format!("the bench task failed: {e}")));
-        return match result {
-            Ok(table) => {
-                print!("{table}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("peerapi: bench --fleet failed: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        let exe = exe.clone();
+        return section("--fleet", async move {
+            fleet::run(&exe, usize::from(n), quick).await
+        })
+        .await;
     }
     if cmd.attach {
-        let quick = cmd.quick;
-        let result = tokio::spawn(async move { attach::run(&exe, quick).await })
-            .await
-            .unwrap_or_else(|e| Err(format!("the bench task failed: {e}")));
-        return match result {
-            Ok(table) => {
-                print!("{table}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("peerapi: bench --attach failed: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return section("--attach", async move { attach::run(&exe, quick).await }).await;
     }
     let filter = BenchFilter {
         sections: cmd.only,
