@@ -17,6 +17,7 @@
 mod attach;
 #[cfg(feature = "console")]
 mod attach_console;
+#[cfg(feature = "console")]
 mod fleet;
 mod hop;
 mod limits;
@@ -122,11 +123,19 @@ pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
     }
     let quick = cmd.quick;
     if let Some(n) = cmd.fleet {
-        let exe = exe.clone();
-        return section("--fleet", async move {
-            fleet::run(&exe, usize::from(n), quick).await
-        })
-        .await;
+        #[cfg(feature = "console")]
+        {
+            let exe = exe.clone();
+            let run = async move { fleet::run(&exe, usize::from(n), quick).await };
+            return section("--fleet", run).await;
+        }
+        #[cfg(not(feature = "console"))]
+        {
+            let _ = n;
+            let why =
+                "this peerapi is built without the console, whose fleet view --fleet measures";
+            return section("--fleet", async move { Err(why.to_string()) }).await;
+        }
     }
     if cmd.attach {
         return section("--attach", async move { attach::run(&exe, quick).await }).await;
