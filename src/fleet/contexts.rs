@@ -34,6 +34,8 @@ pub struct Context {
     pub labels: BTreeMap<String, String>,
     /// Watch only: calls, edits and fleet actions are refused.
     pub read_only: bool,
+    /// The name's colour in the fleet view: a colour name (`green`,
+    /// `lightblue`…) or `#rrggbb`.
     pub color: Option<String>,
 }
 

@@ -332,7 +332,20 @@ fn table(
             } else {
                 Style::default()
             };
-            TableRow::new(columns.iter().map(|(c, _)| Cell::from(r[*c].clone()))).style(style)
+            // The context's own colour marks its name (a colour name or #rrggbb).
+            let colour = view.fleet.rows[i]
+                .context
+                .color
+                .as_deref()
+                .and_then(|c| c.parse::<Color>().ok());
+            TableRow::new(columns.iter().map(|(c, _)| {
+                let cell = Cell::from(r[*c].clone());
+                match colour {
+                    Some(colour) if *c == 0 => cell.style(theme.fg(colour)),
+                    _ => cell,
+                }
+            }))
+            .style(style)
         })
         .collect();
     let constraints: Vec<Constraint> = columns

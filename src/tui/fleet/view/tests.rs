@@ -271,3 +271,23 @@ fn a_fleet_wide_reload_asks_first_and_shows_one_row_per_node() {
     // The calls pane needs following, which the actions pane did not start.
     assert_eq!(key(&mut v, KeyCode::Char('c')), Step::Follow(true));
 }
+
+#[test]
+fn a_context_colour_marks_its_name_and_nothing_else() {
+    use ratatui::style::Color;
+    let mut v = view();
+    v.fleet.rows[0].context.color = Some("green".into());
+    v.fleet.rows[1].context.color = Some("not a colour".into());
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(NOW_S);
+    terminal
+        .draw(|f| super::draw(f, &v, now, &Theme { color: true }))
+        .unwrap();
+    let buffer = terminal.backend().buffer();
+    // Row 3 is boot's (status line, border, header), row 4 infer-1's.
+    assert_eq!(buffer[(1, 3)].symbol(), "b");
+    assert_eq!(buffer[(1, 3)].fg, Color::Green);
+    assert_ne!(buffer[(10, 3)].fg, Color::Green, "only the name");
+    assert_eq!(buffer[(1, 4)].symbol(), "i");
+    assert_eq!(buffer[(1, 4)].fg, Color::Reset, "an unknown colour is none");
+}
