@@ -99,16 +99,7 @@ pub async fn carry_out(
         }
         Request::ReloadRoutes => Reply::Text(match handle.routes().file_state().path {
             Some(path) => {
-                let reload = match handle.routes().load_file(&path) {
-                    Ok((diff, warnings)) => crate::routes::RouteReload::Reloaded {
-                        diff,
-                        routes: handle.routes().current().len(),
-                        warnings,
-                    },
-                    Err(e) => crate::routes::RouteReload::Rejected {
-                        error: e.to_string(),
-                    },
-                };
+                let reload = crate::routes::reload(handle.routes(), &path);
                 let answer = match &reload {
                     crate::routes::RouteReload::Reloaded { diff, routes, .. } => {
                         handle.recent().reloaded(true, None);

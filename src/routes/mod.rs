@@ -13,7 +13,7 @@ pub use file::{
     RouteFileError,
 };
 pub use policy::{PeerFilter, Refusal, RoutePolicy};
-pub use watch::{RouteReload, RouteWatcher, RELOAD_DEBOUNCE};
+pub use watch::{reload, RouteReload, RouteWatcher, RELOAD_DEBOUNCE};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -88,23 +88,10 @@ impl RouteWatcher {
             while rx.recv().await.is_some() {
                 // Wait until the burst is over.
                 while let Ok(Some(())) = tokio::time::timeout(debounce, rx.recv()).await {}
-                let outcome = if !path.exists() {
-                    RouteReload::Rejected {
-                        error: routes.note_file_missing(&path).to_string(),
-                    }
-                } else {
+                if path.exists() {
                     counted.fetch_add(1, Ordering::Relaxed);
-                    match routes.load_file(&path) {
-                        Ok((diff, warnings)) => RouteReload::Reloaded {
-                            diff,
-                            routes: routes.current().len(),
-                            warnings,
-                        },
-                        Err(e) => RouteReload::Rejected {
-                            error: e.to_string(),
-                        },
-                    }
-                };
+                }
+                let outcome = reload(&routes, &path);
                 let quiet = matches!(&outcome, RouteReload::Reloaded { diff, warnings, .. }
                     if diff.is_empty() && warnings.is_empty() && last_was_good);
                 last_was_good = matches!(outcome, RouteReload::Reloaded { .. });
@@ -123,6 +110,27 @@ impl RouteWatcher {
     /// Times the file was read since watching began.
     pub fn reads(&self) -> u64 {
         self.reads.load(Ordering::Relaxed)
+    }
+}
+
+/// Re-reads `path` into `routes`: what a change of the file does, and what
+/// a control client's `ReloadRoutes` asks for. A rejected file keeps the
+/// table in force.
+pub fn reload(routes: &Routes, path: &Path) -> RouteReload {
+    if !path.exists() {
+        return RouteReload::Rejected {
+            error: routes.note_file_missing(path).to_string(),
+        };
+    }
+    match routes.load_file(path) {
+        Ok((diff, warnings)) => RouteReload::Reloaded {
+            diff,
+            routes: routes.current().len(),
+            warnings,
+        },
+        Err(e) => RouteReload::Rejected {
+            error: e.to_string(),
+        },
     }
 }
 
