@@ -43,7 +43,10 @@ async fn attach_over_ssh_streams_a_call_made_by_the_node_and_detaching_leaves_it
     s.keys(&["-l", &b_addr.to_string()]);
     s.keys(&["Tab", "C-u"]);
     s.keys(&["-l", "inference"]);
-    s.keys(&["Escape"]);
+    s.wait_for("the route typed in", Duration::from_secs(5), |t| {
+        t.contains("editing") && t.contains("inference")
+    });
+    s.escape("editing");
     s.keys(&["m"]);
     s.wait_for("stream mode", Duration::from_secs(5), |t| {
         t.contains("[STREAM]")
