@@ -348,12 +348,17 @@ async fn dial_stdio(node: Option<&str>) -> ExitCode {
 pub(crate) async fn attach(cmd: AttachCmd) -> ExitCode {
     let mut read_only = cmd.read_only;
     let mut named = cmd.target.target.clone();
+    // Loaded either way: `:ctx NAME` in the console switches among them.
+    let contexts = match cmd.contexts.load() {
+        Ok(c) => c,
+        Err(e) if cmd.context.is_some() => return fail(2, e),
+        Err(e) => {
+            eprintln!("peerapi: {e} (`:ctx` will have no contexts)");
+            Vec::new()
+        }
+    };
     if let Some(name) = &cmd.context {
-        let contexts = match cmd.contexts.load() {
-            Ok(c) => c,
-            Err(e) => return fail(2, e),
-        };
-        let Some(context) = contexts.into_iter().find(|c| &c.name == name) else {
+        let Some(context) = contexts.iter().find(|c| &c.name == name) else {
             return fail(
                 2,
                 format!("no context {name:?}: `peerapi context list` shows them"),
@@ -375,24 +380,27 @@ pub(crate) async fn attach(cmd: AttachCmd) -> ExitCode {
         Ok(t) => t,
         Err(e) => return fail(2, e),
     };
-    let (link, updates) = match connect(&target, role).await {
-        Ok(c) => c,
-        Err(e) => return fail(3, e),
-    };
-    let name = link.info().name.clone().unwrap_or_else(|| match &target {
+    let named = match &target {
         Target::Socket(p) => p.display().to_string(),
         Target::Ssh { destination, .. } => destination.clone(),
-        Target::Local(_) => link.info().peer_id.to_string(),
-    });
+        Target::Local(q) => q.clone().unwrap_or_default(),
+    };
+    let mut reached = match peerapi::tui::reach(target, role, named).await {
+        Ok(r) => r,
+        Err(e) => return fail(3, e),
+    };
+    let info = reached.link.info();
+    if let Some(name) = cmd.context.clone().or_else(|| info.name.clone()) {
+        reached.name = name;
+    } else if reached.name.is_empty() {
+        reached.name = info.peer_id.to_string();
+    }
     let options = peerapi::tui::ConsoleOptions {
-        read_only: link.role() == Role::Observe,
+        read_only: reached.link.role() == Role::Observe,
+        contexts,
         ..Default::default()
     };
-    let again: peerapi::tui::Reconnect = std::sync::Arc::new(move || {
-        let target = target.clone();
-        Box::pin(async move { connect(&target, role).await })
-    });
-    let attached = peerapi::tui::run_attached(link, updates, name, Some(again), options);
+    let attached = peerapi::tui::run_attached(reached, options);
     super::console_result(attached.await)
 }
 

@@ -182,6 +182,7 @@ async fn open_console(args: NodeArgs, control: node::ControlArgs, read_only: boo
                 read_only,
                 keys_file: None,
                 control: control.options(&peer_id),
+                contexts: Vec::new(),
             },
         )
         .await,

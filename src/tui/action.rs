@@ -223,10 +223,21 @@ pub enum Action {
         target: String,
         routes: Result<Vec<crate::wire::RouteInfo>, String>,
     },
+    /// The command line and the context picker.
+    Command(CommandAction),
+    /// Another context's node is linked: the console shows it from now on.
+    Switched(crate::tui::switch::Switched),
     /// A mouse click: focus the pane under it.
     MouseClick { column: u16, row: u16 },
     /// The mouse wheel over a pane.
     Scroll { column: u16, row: u16, down: bool },
+}
+
+/// The command line (`:`) and the context picker.
+#[derive(Debug, Clone)]
+pub enum CommandAction {
+    Open,
+    PickContext,
 }
 
 /// Everything the runs view reacts to.

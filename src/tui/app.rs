@@ -19,6 +19,7 @@ use super::history::Entry;
 use super::input;
 use super::runner::Runner;
 use super::state::{LinkInfo, State};
+use super::switch::Reached;
 use super::terminal::{data_dir, init_logging, restore_terminal, TerminalGuard};
 use super::view::{self, Theme};
 use crate::control::{NodeLink, Role, Updates};
@@ -44,6 +45,9 @@ pub struct ConsoleOptions {
     /// The console's node offers control here, under this name, so that
     /// `peerapi ctl` and other consoles can attach to it (None: not).
     pub control: Option<(crate::control::socket::ControlOptions, String)>,
+    /// The operator's contexts: an attached console switches among them
+    /// (`:ctx NAME`, `C`).
+    pub contexts: Vec<crate::fleet::Context>,
 }
 
 impl Default for ConsoleOptions {
@@ -54,6 +58,7 @@ impl Default for ConsoleOptions {
             read_only: false,
             keys_file: None,
             control: None,
+            contexts: Vec::new(),
         }
     }
 }
@@ -77,28 +82,23 @@ pub async fn run_console(config: NodeConfig, options: ConsoleOptions) -> anyhow:
     run_app(&dir, node, rx, tx, None, &options).await
 }
 
-/// Opens the console over a node that already runs, reached through
-/// `link`: quitting detaches and leaves the node running.
-/// `name` says which node it is; `reconnect` links again when it goes away.
-pub async fn run_attached(
-    link: NodeLink,
-    updates: Updates,
-    name: String,
-    reconnect: Option<super::link_pump::Reconnect>,
-    options: ConsoleOptions,
-) -> anyhow::Result<()> {
+/// Opens the console over a node that already runs (`reached`): quitting
+/// detaches and leaves the node running; when the node goes away the
+/// console links again; `:ctx NAME` switches to another of `options.contexts`.
+pub async fn run_attached(reached: Reached, options: ConsoleOptions) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(LOG_QUEUE);
     let dir = options.log_dir.clone().unwrap_or_else(data_dir);
     let _log = init_logging(&dir, options.max_log_files, tx.clone());
     let attached = super::state::Attached {
-        name,
-        role: link.role(),
+        name: reached.name,
+        role: reached.link.role(),
         gone: false,
+        contexts: options.contexts.iter().map(|c| c.name.clone()).collect(),
     };
     let linked = Linked {
-        link,
-        updates,
-        reconnect,
+        link: reached.link,
+        updates: reached.updates,
+        reconnect: Some(reached.reconnect),
         attached: Some(attached),
     };
     run_linked(&dir, linked, rx, tx, None, &options).await
@@ -176,6 +176,7 @@ async fn run_linked(
     } = linked;
     let mut console = Console::linked(terminal, link, updates, tx, data_dir, prefill, reconnect);
     console.state.set_attached(attached);
+    console.runner.contexts = options.contexts.clone();
     console.set_read_only(options.read_only);
     let keys_file = options
         .keys_file
@@ -258,17 +259,11 @@ impl<B: Backend> Console<B> {
         prefill: Option<Entry>,
         reconnect: Option<super::link_pump::Reconnect>,
     ) -> Self {
-        let info = link.info();
-        let mut state = State::new(info.peer_id.to_string(), DEFAULT_OUTPUT_CAP_BYTES);
-        state.linked(link_info(&link));
+        let history_file = super::history::path_in(data_dir);
+        let mut state = fresh_state(&link, &history_file);
         if let Some(entry) = prefill {
             state.prefill(&entry);
         }
-        state.update(Action::Listening(
-            info.listen.iter().map(|a| a.to_string()).collect(),
-        ));
-        let history_file = super::history::path_in(data_dir);
-        state.set_history(super::history::load(&history_file));
         let read_only = link.role() == Role::Observe;
         let pump = tokio::spawn(super::link_pump::pump(updates, tx.clone(), reconnect));
         let mut console = Self {
@@ -282,6 +277,7 @@ impl<B: Backend> Console<B> {
                 history_file,
                 run: None,
                 read_only: false,
+                contexts: Vec::new(),
             },
             theme: Theme::from_env(),
             pump,
@@ -318,6 +314,12 @@ impl<B: Backend> Console<B> {
                 self.apply(Action::Notice(text.into()));
                 return;
             }
+            Action::Switched(to) => {
+                if let Some(to) = to.take() {
+                    self.switch(to);
+                }
+                return;
+            }
             Action::Relinked(link) => {
                 let (info, role) = (link_info(&link), link.role());
                 let notice = format!("re-attached to {}", info.peer_id);
@@ -338,6 +340,33 @@ impl<B: Backend> Console<B> {
             _ => {}
         }
         self.apply(action);
+    }
+
+    /// Shows another node from now on: fresh views, its own link, pump and
+    /// role; the calls this console followed on the old node are let go.
+    fn switch(&mut self, to: Reached) {
+        self.pump.abort();
+        self.abort_calls();
+        self.runner.tees.clear();
+        self.runner.run = None;
+        let contexts = self.state.attached.take().map(|a| a.contexts);
+        let mut state = fresh_state(&to.link, &self.runner.history_file);
+        let role = to.link.role();
+        state.set_attached(Some(super::state::Attached {
+            name: to.name.clone(),
+            role,
+            gone: false,
+            contexts: contexts.unwrap_or_default(),
+        }));
+        self.state = state;
+        self.runner.link = to.link;
+        let tx = self.runner.tx.clone();
+        self.pump = tokio::spawn(super::link_pump::pump(to.updates, tx, Some(to.reconnect)));
+        self.set_read_only(role == Role::Observe);
+        if let Some(effect) = self.state.fetch_routes_effect() {
+            self.runner.run(&mut self.state, effect);
+        }
+        self.apply(Action::Notice(format!("now on {}", to.name)));
     }
 
     fn apply(&mut self, action: Action) {
@@ -412,6 +441,18 @@ impl<B: Backend> Console<B> {
         }
         Ok(())
     }
+}
+
+/// A state for the node behind `link`, with the call history.
+fn fresh_state(link: &NodeLink, history_file: &Path) -> State {
+    let info = link.info();
+    let mut state = State::new(info.peer_id.to_string(), DEFAULT_OUTPUT_CAP_BYTES);
+    state.linked(link_info(link));
+    state.update(Action::Listening(
+        info.listen.iter().map(|a| a.to_string()).collect(),
+    ));
+    state.set_history(super::history::load(history_file));
+    state
 }
 
 /// Who the console is to the node at the other end of `link`.

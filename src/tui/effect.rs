@@ -54,6 +54,8 @@ pub enum Effect {
     },
     /// Stop the load run or comparison, if one runs.
     StopLoad,
+    /// Link to this context's node and show it instead (attached consoles).
+    SwitchContext(String),
     /// Leave the console.
     Quit,
 }

@@ -3,7 +3,7 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::action::{Action, Pane, RunsAction};
+use super::action::{Action, CommandAction, Pane, RunsAction};
 
 /// Where a binding applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +70,20 @@ pub static BINDINGS: &[Binding] = &[
         "z",
         "zoom pane",
         Action::ToggleZoom
+    ),
+    b!(
+        Global,
+        [(Char(':'), NONE), (Char(':'), SHIFT)],
+        ":",
+        "command (:ctx NAME)",
+        Action::Command(CommandAction::Open)
+    ),
+    b!(
+        Global,
+        [(Char('C'), SHIFT), (Char('C'), NONE)],
+        "C",
+        "switch context",
+        Action::Command(CommandAction::PickContext)
     ),
     b!(Global, [(Char('q'), NONE)], "q", "quit", Action::Quit),
     b!(Global, [(Char('c'), CTRL)], "C-c", "quit", Action::Quit),

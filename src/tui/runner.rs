@@ -28,6 +28,8 @@ pub(super) struct Runner {
     pub(super) run: Option<RequestId>,
     /// Read-only consoles carry out no effect that changes anything.
     pub(super) read_only: bool,
+    /// Where `:ctx NAME` may switch an attached console to.
+    pub(super) contexts: Vec<crate::fleet::Context>,
 }
 
 impl Runner {
@@ -214,6 +216,9 @@ impl Runner {
                 if let Some(id) = self.run.take() {
                     self.link.cancel(id);
                 }
+            }
+            Effect::SwitchContext(name) => {
+                super::switch::start(&self.contexts, name, self.tx.clone());
             }
             Effect::Quit => {}
         }

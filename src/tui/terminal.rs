@@ -27,22 +27,43 @@ pub fn data_dir() -> PathBuf {
     }
 }
 
+/// Where the Log pane's lines go: the console running now. A process has
+/// one log subscriber, but may open a console more than once (the fleet
+/// view, then a node attached from it): each takes the pane over.
+type PaneSink = std::sync::Arc<std::sync::Mutex<Option<mpsc::Sender<Action>>>>;
+
+fn pane_sink() -> &'static PaneSink {
+    static SINK: std::sync::OnceLock<PaneSink> = std::sync::OnceLock::new();
+    SINK.get_or_init(Default::default)
+}
+
 /// Routes tracing events to the Log pane (and never to the terminal).
-fn pane_layer<S>(tx: mpsc::Sender<Action>) -> impl Layer<S>
+fn pane_layer<S>(sink: PaneSink) -> impl Layer<S>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
     crate::log_lines::LineLayer::new(move |level: tracing::Level, line: String| {
-        let _ = tx.try_send(Action::Log(line, level));
+        if let Some(tx) = sink.lock().ok().and_then(|s| s.clone()) {
+            let _ = tx.try_send(Action::Log(line, level));
+        }
     })
 }
 
+/// Logs to a rolling file in `dir` and to the Log pane through `tx`. The
+/// first call in a process installs the subscriber; a later one (another
+/// console after the first) only takes the pane over, and the file stays
+/// the first one's.
 pub(super) fn init_logging(
     dir: &std::path::Path,
     max_files: usize,
     tx: mpsc::Sender<Action>,
 ) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     use tracing_subscriber::EnvFilter;
+    if let Ok(mut sink) = pane_sink().lock() {
+        if sink.replace(tx).is_some() {
+            return None;
+        }
+    }
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let appender = std::fs::create_dir_all(dir)
         .map_err(|e| e.to_string())
@@ -64,7 +85,7 @@ pub(super) fn init_logging(
     };
     let _ = tracing_subscriber::registry()
         .with(file_layer)
-        .with(pane_layer(tx).with_filter(filter()))
+        .with(pane_layer(pane_sink().clone()).with_filter(filter()))
         .try_init();
     guard
 }
@@ -147,7 +168,8 @@ mod tests {
     #[test]
     fn a_line_written_inside_a_node_span_names_the_node() {
         let (tx, mut rx) = mpsc::channel(8);
-        let subscriber = tracing_subscriber::registry().with(pane_layer(tx));
+        let sink = PaneSink::new(std::sync::Mutex::new(Some(tx)));
+        let subscriber = tracing_subscriber::registry().with(pane_layer(sink));
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("node", name = %"peer A");
             span.in_scope(|| tracing::info!(peer = "p", "served"));

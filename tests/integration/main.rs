@@ -37,4 +37,5 @@ mod strict;
 mod subnet;
 mod subnet_dag;
 mod subnet_telemetry;
+mod switch;
 mod timing;

@@ -13,7 +13,7 @@ use ratatui::Terminal;
 use tokio::sync::mpsc;
 
 use super::terminal::{data_dir, init_logging, Input, TerminalGuard};
-use crate::control::{client, Role};
+use crate::control::Role;
 use crate::fleet::follow::{self, Followers, Heard, MAX_FEED_ENTRIES};
 use crate::fleet::{probe, Context, Fleet, FleetFilter, FleetSort, ProbeOptions, Reach};
 
@@ -263,7 +263,7 @@ pub async fn run(contexts: Vec<Context>, options: ProbeOptions) -> anyhow::Resul
             Step::Quit | Step::Stay | Step::Follow(_) | Step::Reload(_) => return Ok(()),
             Step::Attach(i) => {
                 let context = view.fleet.rows[i].context.clone();
-                view.notice = match attach(&context).await {
+                view.notice = match attach(&context, &contexts).await {
                     Ok(()) => Some(format!("back from {}", context.name)),
                     Err(e) => Some(format!("{}: {e}", context.name)),
                 };
@@ -368,24 +368,16 @@ async fn heard(
     }
 }
 
-/// The whole console on one node of the fleet, until the operator quits it.
-async fn attach(context: &Context) -> Result<(), String> {
-    let target = context.reach()?;
-    let role = if context.read_only {
-        Role::Observe
-    } else {
-        Role::Full
-    };
-    let (link, updates) = client::connect(&target, role).await?;
+/// The whole console on one node of the fleet, until the operator quits
+/// it; `:ctx NAME` there switches among the fleet's `contexts`.
+async fn attach(context: &Context, contexts: &[Context]) -> Result<(), String> {
+    let reached = super::reach_context(context).await?;
     let options = super::ConsoleOptions {
-        read_only: link.role() == Role::Observe,
+        read_only: reached.link.role() == Role::Observe,
+        contexts: contexts.to_vec(),
         ..Default::default()
     };
-    let again: super::Reconnect = std::sync::Arc::new(move || {
-        let target = target.clone();
-        Box::pin(async move { client::connect(&target, role).await })
-    });
-    super::run_attached(link, updates, context.name.clone(), Some(again), options)
+    super::run_attached(reached, options)
         .await
         .map_err(|e| format!("{e:#}"))
 }

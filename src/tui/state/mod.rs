@@ -9,6 +9,7 @@
 mod calls;
 mod calls_others;
 mod clipboard;
+mod command;
 mod composer;
 mod events;
 mod node;
@@ -239,6 +240,7 @@ impl State {
             }
             Action::EventsNextNode => self.events.cycle_node(),
             Action::Runs(a) => return self.on_runs(a),
+            Action::Command(c) => return self.on_command(c),
             Action::SubnetStats { mesh, dag } => self.subnet.on_stats(mesh, dag, self.now),
             Action::EventsNextKind => self.events.cycle_kind(),
             Action::Back => {
@@ -435,18 +437,11 @@ impl State {
             Action::Notice(text) => self.notice(text),
             Action::Peers(peers) => self.peers.set(peers),
             Action::SortPeers => self.peers.cycle_sort(),
-            Action::FilterPeers => {
-                let text = self.peers.filter.text.clone();
-                self.open_prompt(
-                    PromptKind::PeerFilter,
-                    "Filter peers: words in id/agent/protocol, rtt<50ms, rtt>1s (empty: all)",
-                    &text,
-                );
-            }
+            Action::FilterPeers => self.open_peer_filter(),
             Action::Listening(addrs) => self.listen = addrs,
             Action::Routes(table) => self.routes.set_table(*table),
             // The console's link to its node: the console itself takes them.
-            Action::NodeGone | Action::Relinked(_) => {}
+            Action::NodeGone | Action::Relinked(_) | Action::Switched(_) => {}
             Action::RemoteRoutes { target, routes } => {
                 self.routes.remote.insert(target, routes);
             }

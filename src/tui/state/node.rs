@@ -11,6 +11,8 @@ pub struct Attached {
     pub role: crate::control::Role,
     /// The node went away; the console is trying to link again.
     pub gone: bool,
+    /// The operator's contexts by name, for `:ctx NAME` (empty: none).
+    pub contexts: Vec<String>,
 }
 
 impl State {

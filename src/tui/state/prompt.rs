@@ -19,6 +19,8 @@ pub enum PromptKind {
     LoadPlan,
     JqFilter,
     PeerFilter,
+    /// `:` commands and the context picker.
+    Command,
 }
 
 pub struct Prompt {
@@ -26,6 +28,8 @@ pub struct Prompt {
     pub title: String,
     pub input: TextArea<'static>,
     pub error: Option<String>,
+    /// What one may type, under the input while there is no error.
+    pub hint: Option<String>,
 }
 
 impl Prompt {
@@ -37,6 +41,7 @@ impl Prompt {
             title: title.to_string(),
             input,
             error: None,
+            hint: None,
         }
     }
 
@@ -158,6 +163,10 @@ impl State {
                 Err(e) => self.prompt = Some(prompt.with_error(e)),
             },
             PromptKind::Search => self.output.set_search(text),
+            PromptKind::Command => match self.run_command(&text) {
+                Ok(effects) => return effects,
+                Err(e) => self.prompt = Some(prompt.with_error(e)),
+            },
             PromptKind::PeerFilter => match super::peers::PeerFilter::parse(&text) {
                 Ok(f) => self.peers.set_filter(f),
                 Err(e) => self.prompt = Some(prompt.with_error(e)),

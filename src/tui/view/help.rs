@@ -131,7 +131,9 @@ pub fn draw_prompt(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) 
         return;
     }
     if let Some(p) = &state.prompt {
-        let rect = centered(area, 72, if p.error.is_some() { 4 } else { 3 });
+        let under = p.error.as_ref().map(|e| (e, theme.err()));
+        let under = under.or(p.hint.as_ref().map(|h| (h, theme.dim())));
+        let rect = centered(area, 72, if under.is_some() { 4 } else { 3 });
         frame.render_widget(Clear, rect);
         let block = Block::default()
             .borders(Borders::ALL)
@@ -142,8 +144,8 @@ pub fn draw_prompt(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) 
         let [input, err] =
             Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
         frame.render_widget(&p.input, input);
-        if let Some(e) = &p.error {
-            frame.render_widget(Paragraph::new(e.as_str()).style(theme.err()), err);
+        if let Some((text, style)) = under {
+            frame.render_widget(Paragraph::new(text.as_str()).style(style), err);
         }
     }
 }

@@ -274,3 +274,25 @@ pub(super) fn fan_out_started() -> crate::tui::state::State {
     s.update(Action::Runs(crate::tui::action::RunsAction::StartFanOut));
     s
 }
+
+#[test]
+fn the_context_picker_lists_the_contexts_under_its_input() {
+    let mut s = populated();
+    s.attached = Some(crate::tui::state::Attached {
+        name: "infer-eu".into(),
+        role: crate::control::Role::Full,
+        gone: false,
+        contexts: ["boot", "infer-eu", "infer-us", "validator"]
+            .map(String::from)
+            .to_vec(),
+    });
+    s.update(Action::Command(
+        crate::tui::action::CommandAction::PickContext,
+    ));
+    both("context_picker", &mut s);
+    let screen = render_at(&mut s, 80, 24);
+    assert!(
+        screen.contains("contexts: boot, infer-eu (here), infer-us, validator"),
+        "{screen}"
+    );
+}
