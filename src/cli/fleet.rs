@@ -1,5 +1,6 @@
 //! `peerapi fleet` (every node in contexts.toml at once: the console's
-//! fleet view, or `fleet status` once for cron) and `peerapi context`
+//! fleet view, `fleet status` once for cron, and the fleet-wide actions
+//! `fleet reload` and `fleet fan-out`) and `peerapi context`
 //! (the contexts file, for scripts).
 
 use std::collections::BTreeMap;
@@ -8,8 +9,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
+use peerapi::fleet::actions::FanOutAsk;
 use peerapi::fleet::contexts::{self, Context};
+use peerapi::fleet::follow::Heard;
 use peerapi::fleet::{Fleet, FleetFilter, ProbeOptions, Reach};
+use tokio::sync::mpsc;
 
 use super::say::fail;
 
@@ -83,6 +87,33 @@ enum FleetAction {
         /// (e.g. "errors>1%", "p99>500ms", "subnet=3").
         #[arg(long, value_name = "FILTER")]
         filter: Option<String>,
+    },
+    /// Each chosen node re-reads its route file: one result line per node;
+    /// exit 1 when any did not (read-only contexts refuse).
+    Reload {
+        #[command(flatten)]
+        watch: WatchArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Each chosen node calls ROUTE on every connected peer that serves the
+    /// API protocol: one summary line per node; exit 1 when any failed.
+    FanOut {
+        /// The route to call on each node's API peers.
+        route: String,
+        /// Request body (POST; without it: GET).
+        #[arg(short = 'd', long = "data", value_name = "BODY", default_value = "")]
+        body: String,
+        /// A streamed call.
+        #[arg(long)]
+        stream: bool,
+        /// Longest wait in seconds for one node's whole fan-out.
+        #[arg(long, value_name = "SECS", default_value_t = 120.0)]
+        within: f64,
+        #[command(flatten)]
+        watch: WatchArgs,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -181,6 +212,34 @@ pub(crate) async fn run(cmd: FleetCmd) -> ExitCode {
             json,
             filter,
         }) => status(watch, json, filter).await,
+        Some(FleetAction::Reload { watch, json }) => {
+            act(watch, json, |c, w, o| {
+                peerapi::fleet::actions::reload_routes(c, w, o.answer_within)
+            })
+            .await
+        }
+        Some(FleetAction::FanOut {
+            route,
+            body,
+            stream,
+            within,
+            watch,
+            json,
+        }) => {
+            let within = match secs("within", within) {
+                Ok(w) => w,
+                Err(e) => return fail(2, e),
+            };
+            let ask = FanOutAsk {
+                route,
+                body,
+                stream,
+            };
+            act(watch, json, move |c, w, o| {
+                peerapi::fleet::actions::fan_out(c, w, ask.clone(), o.answer_within, within)
+            })
+            .await
+        }
         None => watch(cmd.watch).await,
     }
 }
@@ -251,6 +310,52 @@ async fn status(args: WatchArgs, json: bool, filter: Option<String>) -> ExitCode
         print!("{}", peerapi::fleet::table::text(&fleet, &shown));
     }
     if fleet.down() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// A fleet-wide action on the chosen contexts: one line (or JSON object)
+/// per node, in file order, once all have answered.
+async fn act(
+    args: WatchArgs,
+    json: bool,
+    start: impl FnOnce(&[Context], &[usize], ProbeOptions) -> mpsc::Receiver<(usize, Heard)>,
+) -> ExitCode {
+    let (contexts, options) = match (args.contexts(), args.options()) {
+        (Ok(c), Ok(o)) => (c, o),
+        (Err((code, e)), _) => return fail(code, e),
+        (_, Err(e)) => return fail(2, e),
+    };
+    let all: Vec<usize> = (0..contexts.len()).collect();
+    let mut rx = start(&contexts, &all, options);
+    let mut outcomes: Vec<Option<(bool, String)>> = vec![None; contexts.len()];
+    while let Some((i, heard)) = rx.recv().await {
+        if let (Heard::Action { ok, text, .. }, Some(slot)) = (heard, outcomes.get_mut(i)) {
+            *slot = Some((ok, text));
+        }
+    }
+    let mut failed = 0;
+    let mut rows = Vec::new();
+    for (context, outcome) in contexts.iter().zip(outcomes) {
+        let (ok, text) = outcome.unwrap_or((false, "no result".into()));
+        failed += usize::from(!ok);
+        if json {
+            rows.push(serde_json::json!({ "node": context.name, "ok": ok, "result": text }));
+        } else {
+            println!(
+                "{:<16} {:<6} {text}",
+                context.name,
+                if ok { "ok" } else { "FAILED" }
+            );
+        }
+    }
+    if json {
+        let out = serde_json::json!({ "nodes": rows, "failed": failed });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    }
+    if failed > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

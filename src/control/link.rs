@@ -191,17 +191,21 @@ impl NodeLink {
 
 /// Routes the node's messages: updates to the client in order (waiting
 /// for room, so the node sees a slow reader and marks the gap), answers
-/// to whoever asked.
+/// to whoever asked. A client that dropped its updates still gets its
+/// answers: from then on updates are let go here.
 async fn dispatch(
     mut from: mpsc::Receiver<FromNode>,
     updates: mpsc::Sender<Update>,
     waiting: Waiting,
 ) {
+    let mut updates = Some(updates);
     while let Some(message) = from.recv().await {
         match message {
             FromNode::Update(u) => {
-                if updates.send(u).await.is_err() {
-                    break;
+                if let Some(tx) = &updates {
+                    if tx.send(u).await.is_err() {
+                        updates = None;
+                    }
                 }
             }
             FromNode::Part { id, part } => {

@@ -178,3 +178,54 @@ async fn a_request_on_a_link_whose_node_went_away_fails_at_once() {
         "{reply:?}"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_dropped_its_updates_still_gets_its_answers() {
+    let (to_node, mut node_reads) = tokio::sync::mpsc::channel(8);
+    let (node_writes, from_node) = tokio::sync::mpsc::channel(8);
+    let node = tokio::spawn(async move {
+        let _hello = node_reads.recv().await;
+        let node = NodeInfo {
+            peer_id: peer(),
+            version: "0".into(),
+            name: None,
+            listen: vec![],
+            telemetry: None,
+        };
+        let hello = FromNode::Hello {
+            version: CONTROL_VERSION,
+            role: Role::Full,
+            node,
+            client: "client 1".into(),
+        };
+        node_writes.send(hello).await.unwrap();
+        // More updates than the client's queue holds, then the answer.
+        let Some(ToNode::Request { id, .. }) = node_reads.recv().await else {
+            panic!("a request");
+        };
+        for missed in 0..(super::service::DEFAULT_QUEUED_MESSAGES as u64 + 10) {
+            node_writes
+                .send(FromNode::Update(Update::Gap { missed }))
+                .await
+                .unwrap();
+        }
+        let done = FromNode::Done {
+            id,
+            reply: Reply::Text(Ok("answered".into())),
+        };
+        node_writes.send(done).await.unwrap();
+        node_reads
+    });
+    let (link, updates) = super::NodeLink::over(to_node, from_node, Role::Full)
+        .await
+        .unwrap();
+    drop(updates);
+    let reply = tokio::time::timeout(Duration::from_secs(5), link.request(Request::Stats).reply())
+        .await
+        .expect("answered, not stuck behind updates no one reads");
+    assert!(
+        matches!(&reply, Reply::Text(Ok(t)) if t == "answered"),
+        "{reply:?}"
+    );
+    let _ = node.await;
+}

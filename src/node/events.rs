@@ -53,6 +53,25 @@ impl PeerInfo {
         self.protocols.iter().any(|p| p == crate::wire::PROTOCOL_V1)
     }
 
+    /// Where to dial it: the connection's address when we dialled, else
+    /// an address it listens on; with `/p2p/<id>`.
+    pub fn dial_addr(&self) -> String {
+        let base = if self.direction == Direction::Outbound {
+            &self.addr
+        } else {
+            self.listen_addrs
+                .iter()
+                .find(|a| a.to_string().contains("127.0.0.1"))
+                .or(self.listen_addrs.first())
+                .unwrap_or(&self.addr)
+        };
+        let mut s = base.to_string();
+        if !s.contains("/p2p/") {
+            s.push_str(&format!("/p2p/{}", self.peer));
+        }
+        s
+    }
+
     pub fn rtt_avg(&self) -> Option<Duration> {
         if self.rtt_samples.is_empty() {
             return None;

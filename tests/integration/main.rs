@@ -13,6 +13,7 @@ mod embedded;
 mod faults;
 mod files;
 mod fleet;
+mod fleet_actions;
 mod framed;
 mod fuzz_regressions;
 mod hostile;

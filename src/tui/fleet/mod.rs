@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::terminal::{data_dir, init_logging, Input, TerminalGuard};
 use crate::control::Role;
+use crate::fleet::actions::FanOutAsk;
 use crate::fleet::follow::{self, Followers, Heard, MAX_FEED_ENTRIES};
 use crate::fleet::{probe, Context, Fleet, FleetFilter, FleetSort, ProbeOptions, Reach};
 
@@ -26,14 +27,23 @@ pub struct FleetView {
     pub sort: FleetSort,
     /// Position in the shown rows.
     pub selected: usize,
-    /// The filter being typed after `/`.
-    pub typing: Option<String>,
+    /// What is being typed: the filter after `/`, a fan-out after `F`.
+    pub typing: Option<(Typing, String)>,
     pub notice: Option<String>,
     pub help: bool,
     /// The fleet-wide pane, when one is open.
     pub feed: Option<Feed>,
-    /// A fleet-wide action waiting for `y`: what, and on which rows.
-    pub confirm: Option<(String, Vec<usize>)>,
+    /// A fleet-wide action waiting for `y`: what it is, and the step.
+    pub confirm: Option<(String, Step)>,
+    /// The fan-out typed last, offered again by `F`.
+    last_fan_out: Option<String>,
+}
+
+/// What the bottom line is typing into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Typing {
+    Filter,
+    FanOut,
 }
 
 /// Which fleet-wide pane shows.
@@ -106,6 +116,8 @@ pub enum Step {
     Follow(bool),
     /// Re-read the route file on these rows' nodes (confirmed).
     Reload(Vec<usize>),
+    /// Each of these rows' nodes fans the request out to its API peers.
+    FanOut(Vec<usize>, FanOutAsk),
 }
 
 impl FleetView {
@@ -120,6 +132,38 @@ impl FleetView {
             help: false,
             feed: None,
             confirm: None,
+            last_fan_out: None,
+        }
+    }
+
+    /// Enter on what was typed: a filter applies; a fan-out asks first.
+    fn typed(&mut self, typing: Typing, text: &str) {
+        match typing {
+            Typing::Filter => match FleetFilter::parse(text) {
+                Ok(f) => {
+                    self.filter = f;
+                    self.selected = 0;
+                    self.typing = None;
+                    self.notice = None;
+                }
+                Err(e) => self.notice = Some(e),
+            },
+            Typing::FanOut => match FanOutAsk::parse(text) {
+                Ok(ask) => {
+                    let rows = self.shown();
+                    let what = format!(
+                        "{} {} from {} to each one's API peers? y/n",
+                        if ask.stream { "stream" } else { "call" },
+                        ask.route,
+                        nodes(rows.len())
+                    );
+                    self.last_fan_out = Some(text.to_string());
+                    self.typing = None;
+                    self.notice = None;
+                    self.confirm = Some((what, Step::FanOut(rows, ask)));
+                }
+                Err(e) => self.notice = Some(e),
+            },
         }
     }
 
@@ -150,32 +194,24 @@ impl FleetView {
         if key.kind == KeyEventKind::Release {
             return Step::Stay;
         }
-        if let Some((_, rows)) = self.confirm.take() {
+        if let Some((_, step)) = self.confirm.take() {
             if key.code == KeyCode::Char('y') {
                 // Results show in the actions pane, row by row.
                 let feed = self
                     .feed
                     .get_or_insert_with(|| Feed::new(FeedKind::Actions));
                 feed.kind = FeedKind::Actions;
-                return Step::Reload(rows);
+                return step;
             }
             self.notice = Some("not done".into());
             return Step::Stay;
         }
-        if let Some(text) = &mut self.typing {
+        if let Some((typing, text)) = &mut self.typing {
             match key.code {
                 KeyCode::Esc => self.typing = None,
                 KeyCode::Enter => {
-                    let text = text.clone();
-                    match FleetFilter::parse(&text) {
-                        Ok(f) => {
-                            self.filter = f;
-                            self.selected = 0;
-                            self.typing = None;
-                            self.notice = None;
-                        }
-                        Err(e) => self.notice = Some(e),
-                    }
+                    let (typing, text) = (*typing, text.clone());
+                    self.typed(typing, &text);
                 }
                 KeyCode::Backspace => {
                     text.pop();
@@ -210,14 +246,16 @@ impl FleetView {
             KeyCode::Char('a') => return self.toggle_feed(FeedKind::Actions),
             KeyCode::Char('R') => {
                 let rows = self.shown();
-                let what = format!(
-                    "reload the route file on {} node{} (the rows shown)? y/n",
-                    rows.len(),
-                    if rows.len() == 1 { "" } else { "s" }
-                );
-                self.confirm = Some((what, rows));
+                let what = format!("reload the route file on {}? y/n", nodes(rows.len()));
+                self.confirm = Some((what, Step::Reload(rows)));
             }
-            KeyCode::Char('/') => self.typing = Some(self.filter.text().to_string()),
+            KeyCode::Char('F') => {
+                let last = self.last_fan_out.clone().unwrap_or_default();
+                self.typing = Some((Typing::FanOut, last));
+            }
+            KeyCode::Char('/') => {
+                self.typing = Some((Typing::Filter, self.filter.text().to_string()))
+            }
             KeyCode::Enter => {
                 if let Some(&i) = self.shown().get(self.selected) {
                     return Step::Attach(i);
@@ -260,7 +298,9 @@ pub async fn run(contexts: Vec<Context>, options: ProbeOptions) -> anyhow::Resul
             step?
         };
         match step {
-            Step::Quit | Step::Stay | Step::Follow(_) | Step::Reload(_) => return Ok(()),
+            Step::Quit | Step::Stay | Step::Follow(_) | Step::Reload(_) | Step::FanOut(..) => {
+                return Ok(())
+            }
             Step::Attach(i) => {
                 let context = view.fleet.rows[i].context.clone();
                 view.notice = match attach(&context, &contexts).await {
@@ -324,6 +364,12 @@ where
                         let within = options.answer_within;
                         results.push(crate::fleet::actions::reload_routes(&contexts, &rows, within));
                     }
+                    Step::FanOut(rows, ask) => {
+                        let contexts: Vec<Context> =
+                            view.fleet.rows.iter().map(|r| r.context.clone()).collect();
+                        let (within, calls) = (options.answer_within, FAN_OUT_WITHIN);
+                        results.push(crate::fleet::actions::fan_out(&contexts, &rows, ask, within, calls));
+                    }
                     other => return Ok(other),
                 },
                 Some(_) => {}
@@ -331,6 +377,17 @@ where
             },
             _ = tick.tick() => {}
         }
+    }
+}
+
+/// How long a node's fan-out may take, all its peers' calls together.
+const FAN_OUT_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// "1 node", "3 nodes (the rows shown)".
+fn nodes(n: usize) -> String {
+    match n {
+        1 => "1 node (the row shown)".into(),
+        n => format!("{n} nodes (the rows shown)"),
     }
 }
 

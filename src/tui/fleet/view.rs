@@ -9,13 +9,14 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row as TableRow, Table, TableState, Wrap};
 use ratatui::Frame;
 
-use super::{is_down, FeedKind, FleetView};
+use super::{is_down, FeedKind, FleetView, Typing};
 use crate::fleet::follow::Heard;
 use crate::fleet::table::{cells, COLUMNS};
 use crate::fleet::Reach;
 use crate::tui::view::Theme;
 
-const KEYS: &str = "↑↓ select  Enter attach  s sort  / filter  c calls  l logs  ? help  q quit";
+const KEYS: &str =
+    "↑↓ select  Enter attach  s sort  / filter  c calls  l logs  R reload  F fan-out  ? help  q quit";
 
 const HELP: &str = "The fleet: every node in contexts.toml, asked for its figures every 2 s.
 
@@ -25,8 +26,11 @@ s        sort: file order, name, down first, p99, calls/s, errors
          key=value matches a label or a column (subnet=3, state=down, own=ONLINE);
          comparisons: errors>1%  p99>500ms  p50<20ms  ttfb>1s  rate>10
                       peers<3  roster<5  routes=0  uptime<10m  evictions>0
-R        reload the route file on every node the filter shows (after y); results
-         row by row in the actions pane (a); read-only contexts refuse it
+R        reload the route file on every node the filter shows (after y)
+F        fan out a request ([stream] ROUTE [BODY]) from every node the filter shows
+         to that node's own API peers (after y); one summary row per node
+         Results of R and F: row by row in the actions pane (a); read-only
+         contexts refuse them
 c        calls every node serves, newest last, with the node's name (c again closes)
 l        every node's log lines, interleaved by time (l again closes)
          Both follow the nodes only while open, show only the rows the filter
@@ -131,12 +135,16 @@ pub fn draw(frame: &mut Frame, view: &FleetView, now: SystemTime, theme: &Theme)
             what.clone(),
             theme.fg(Color::Yellow).add_modifier(Modifier::BOLD),
         ))
-    } else if let Some(text) = &view.typing {
+    } else if let Some((typing, text)) = &view.typing {
+        let (lead, tail) = match typing {
+            Typing::Filter => ("/", "  Enter apply, Esc cancel"),
+            Typing::FanOut => ("fan out [stream] ROUTE [BODY]: ", "  Enter, then y"),
+        };
         Line::from(vec![
-            Span::styled("/", theme.fg(Color::Yellow)),
+            Span::styled(lead, theme.fg(Color::Yellow)),
             Span::raw(text.clone()),
             Span::styled("▏", theme.fg(Color::Yellow)),
-            Span::raw("  Enter apply, Esc cancel"),
+            Span::raw(tail),
         ])
     } else if let Some(notice) = &view.notice {
         Line::from(Span::styled(notice.clone(), theme.fg(Color::Yellow)))

@@ -291,3 +291,34 @@ fn a_context_colour_marks_its_name_and_nothing_else() {
     assert_eq!(buffer[(1, 4)].symbol(), "i");
     assert_eq!(buffer[(1, 4)].fg, Color::Reset, "an unknown colour is none");
 }
+
+#[test]
+fn f_types_a_fan_out_asks_first_and_offers_it_again() {
+    let mut v = view();
+    key(&mut v, KeyCode::Char('F'));
+    for c in "stream inference {}".chars() {
+        key(&mut v, KeyCode::Char(c));
+    }
+    assert!(render(&v, 100, 30).contains("fan out [stream] ROUTE [BODY]: stream inference {}"));
+    assert_eq!(key(&mut v, KeyCode::Enter), Step::Stay);
+    assert!(render(&v, 100, 30)
+        .contains("stream inference from 4 nodes (the rows shown) to each one's API peers? y/n"));
+    let ask = crate::fleet::actions::FanOutAsk::parse("stream inference {}").unwrap();
+    assert_eq!(
+        key(&mut v, KeyCode::Char('y')),
+        Step::FanOut(vec![0, 1, 2, 3], ask)
+    );
+    key(&mut v, KeyCode::Char('F'));
+    assert!(
+        matches!(&v.typing, Some((super::Typing::FanOut, t)) if t == "stream inference {}"),
+        "the last one is offered again"
+    );
+    let mut empty = view();
+    key(&mut empty, KeyCode::Char('F'));
+    key(&mut empty, KeyCode::Enter);
+    assert!(
+        empty.notice.as_deref().unwrap_or("").contains("ROUTE"),
+        "{:?}",
+        empty.notice
+    );
+}
