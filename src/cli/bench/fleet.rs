@@ -65,8 +65,22 @@ pub(super) async fn run(exe: &Path, n: usize, quick: bool) -> Result<String, Str
     } else {
         Duration::from_secs(20)
     };
+    let title = format!("fleet of {n} nodes (control sockets on this machine)");
+    watching(&title, &pids, contexts, idle).await
+}
+
+/// What watching the nodes `pids` (reached through `contexts`) costs:
+/// their idle CPU over `idle` without the fleet, then with the fleet
+/// view's probes and frames running here; time to fill every row; frames.
+pub(super) async fn watching(
+    title: &str,
+    pids: &[u32],
+    contexts: Vec<Context>,
+    idle: Duration,
+) -> Result<String, String> {
+    let n = pids.len();
     eprintln!("bench: idle CPU without a fleet ({idle:?})…");
-    let (without, _) = idle_cpu(&pids, idle).await;
+    let (without, _) = idle_cpu(pids, idle).await;
 
     let options = ProbeOptions::default();
     let started = Instant::now();
@@ -101,7 +115,7 @@ pub(super) async fn run(exe: &Path, n: usize, quick: bool) -> Result<String, Str
             filled = Some(started.elapsed());
             watched_from = Some(Instant::now());
             eprintln!("bench: all {n} rows filled; idle CPU with the fleet watching ({idle:?})…");
-            let pids = pids.clone();
+            let pids = pids.to_vec();
             // Measured on a task of its own while this loop keeps drawing.
             let mut measuring = tokio::spawn(async move { idle_cpu(&pids, idle).await.0 });
             loop {
@@ -138,7 +152,7 @@ pub(super) async fn run(exe: &Path, n: usize, quick: bool) -> Result<String, Str
     let p99 = percentile(&mut frames, 0.99);
     let per_node = |total: f64| total / n as f64;
     Ok(format!(
-        "fleet of {n} nodes (control sockets on this machine), probes every {:?}\n\
+        "{title}, probes every {:?}\n\
          \x20 all rows filled              {:>8.2?}   (target: within 5 s)\n\
          \x20 frames at 160x48             {:>8}   p50 {p50:.2?}  p99 {p99:.2?}   (target: p99 under 5 ms)\n\
          \x20 node idle CPU, no fleet      {:>7.3}%   of a core per node ({without:.2}% for all {n})\n\

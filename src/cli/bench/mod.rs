@@ -83,6 +83,10 @@ pub(crate) struct BenchCmd {
     /// CPU without and with the fleet watching.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
     fleet: Option<u16>,
+    /// With --subnet: each node also gets a control socket, and the fleet
+    /// view watches them all (the --fleet figures, over a joined subnet).
+    #[arg(long)]
+    with_fleet: bool,
 }
 
 /// A section that prints one table: on a worker thread, like the rest.
@@ -195,11 +199,16 @@ async fn subnets(exe: PathBuf, cmd: BenchCmd, size: BenchSize) -> ExitCode {
     };
     let sizes = cmd.subnet.clone();
     let node_args = cmd.node_args.clone();
+    let cmd_with_fleet = cmd.with_fleet;
     let rows = tokio::spawn(async move {
         let mut rows = Vec::new();
         for n in sizes {
             let progress = |s: &str| eprintln!("bench: {s}…");
-            rows.push(subnet::measure(&exe, n as usize, idle, settle, &node_args, progress).await?);
+            let with_fleet = cmd_with_fleet;
+            let row = subnet::measure(
+                &exe, n as usize, idle, settle, &node_args, with_fleet, progress,
+            );
+            rows.push(row.await?);
         }
         Ok::<_, String>(rows)
     })
@@ -218,6 +227,9 @@ async fn subnets(exe: PathBuf, cmd: BenchCmd, size: BenchSize) -> ExitCode {
                 .map(|n| n.get())
                 .unwrap_or(1);
             print!("{}", subnet::table(&rows, cores, &cmd.node_args));
+            for fleet in rows.iter().filter_map(|r| r.fleet.as_ref()) {
+                print!("\n{fleet}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -62,6 +62,9 @@ pub(super) struct SubnetRow {
     pub fanout_ms_p50: f64,
     pub fanout_ms_max: f64,
     pub fanout_failed: usize,
+    /// With `--with-fleet`: what the fleet view watching every node costs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<String>,
 }
 
 struct Member {
@@ -83,6 +86,7 @@ pub(super) async fn measure(
     idle: Duration,
     settle: Duration,
     node_args: &[String],
+    with_fleet: bool,
     progress: fn(&str),
 ) -> Result<SubnetRow, String> {
     if n < 2 {
@@ -96,11 +100,26 @@ pub(super) async fn measure(
     progress(&format!("subnet of {n}: starting {} node processes", n - 1));
     let mut members: Vec<Member> = Vec::with_capacity(n - 1);
     let mut boot: Option<Multiaddr> = None;
+    let sockets = peerapi::testkit::TempDir::new(&format!("subnet-ctl-{}", std::process::id()))?;
+    let mut contexts = Vec::new();
     for i in 0..n - 1 {
         let boot_text = boot.as_ref().map(|b| b.to_string());
         let mut flags = vec!["--json", "--metrics-listen", "127.0.0.1:0"];
         if let Some(b) = &boot_text {
             flags.extend(["--bootstrap", b.as_str()]);
+        }
+        // With the fleet: a control socket per node, as an operator runs them.
+        let socket = sockets.path().join("ctl").join(format!("n{i}.sock"));
+        let (socket_arg, name) = (socket.to_string_lossy().into_owned(), format!("n{i}"));
+        if with_fleet {
+            flags.extend(["--control", socket_arg.as_str(), "--name", name.as_str()]);
+            contexts.push(peerapi::fleet::Context {
+                name: name.clone(),
+                target: format!("unix:{socket_arg}"),
+                labels: Default::default(),
+                read_only: true,
+                color: None,
+            });
         }
         flags.extend(node_args.iter().map(String::as_str));
         let node = spawn_node_reporting(
@@ -173,6 +192,13 @@ pub(super) async fn measure(
         tokio::time::sleep(settle).await;
         settled_cpu_percent = Some(idle_cpu(&pids, idle).await.0);
     }
+    let fleet = if with_fleet {
+        progress(&format!("subnet of {n}: the fleet view watching its nodes"));
+        let title = format!("fleet over the subnet of {n} ({} node processes)", n - 1);
+        Some(watch_fleet(&title, &pids, contexts, idle).await?)
+    } else {
+        None
+    };
     let rss: Vec<f64> = pids.iter().filter_map(|p| rss_mb(*p)).collect();
     let private: Vec<f64> = pids.iter().filter_map(|p| private_mb(*p)).collect();
     let pss: Vec<f64> = pids.iter().filter_map(|p| pss_mb(*p)).collect();
@@ -226,7 +252,28 @@ pub(super) async fn measure(
         fanout_ms_p50,
         fanout_ms_max,
         fanout_failed: failed,
+        fleet,
     })
+}
+
+#[cfg(feature = "console")]
+async fn watch_fleet(
+    title: &str,
+    pids: &[u32],
+    contexts: Vec<peerapi::fleet::Context>,
+    idle: Duration,
+) -> Result<String, String> {
+    super::fleet::watching(title, pids, contexts, idle).await
+}
+
+#[cfg(not(feature = "console"))]
+async fn watch_fleet(
+    _: &str,
+    _: &[u32],
+    _: Vec<peerapi::fleet::Context>,
+    _: Duration,
+) -> Result<String, String> {
+    Err("this peerapi is built without the console, whose fleet view --with-fleet measures".into())
 }
 
 /// CPU of `pids` together over `idle`, in % of one core, and the seconds
