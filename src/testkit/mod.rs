@@ -3,6 +3,7 @@
 //! descriptors. Not part of the node: a library user never needs it.
 
 mod backend;
+pub mod link;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
