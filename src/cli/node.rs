@@ -52,8 +52,9 @@ pub(crate) struct NodeArgs {
     /// Seconds a unary call to a backend may take in all.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     pub unary_timeout: f64,
-    /// Seconds a streamed backend response may go without a chunk.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    /// Seconds a streamed backend response may go without a chunk (and
+    /// before its first: models think).
+    #[arg(long, value_name = "SECS", default_value_t = peerapi::upstream::DEFAULT_STREAM_IDLE_TIMEOUT.as_secs_f64())]
     pub stream_idle_timeout: f64,
     /// Largest backend response body held for a unary call, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = peerapi::upstream::DEFAULT_MAX_UNARY_RESPONSE_BYTES)]
@@ -95,6 +96,15 @@ pub(crate) struct NodeArgs {
     /// connection pays for it).
     #[arg(long, value_name = "SECS", default_value_t = node::DEFAULT_PING_INTERVAL.as_secs_f64())]
     pub ping_interval: f64,
+    /// Seconds a ping may go unanswered before the link counts as silent:
+    /// its connection is closed, calls on it end, and the peer is dialled
+    /// again. A dead link is found within the ping interval plus this.
+    #[arg(long, value_name = "SECS", default_value_t = node::DEFAULT_PING_TIMEOUT.as_secs_f64())]
+    pub ping_timeout: f64,
+    /// Longest wait in seconds between two dials of a lost bootnode or of
+    /// a peer lost to a silent link (from 0.5 s, doubling).
+    #[arg(long, value_name = "SECS", default_value_t = node::DEFAULT_RECONNECT_MAX.as_secs_f64())]
+    pub reconnect_max: f64,
     /// Peers found through the DHT are dialed while fewer than N are
     /// connected; past it they are remembered and dialed when called.
     #[arg(long, value_name = "N", default_value_t = node::DEFAULT_PEER_TARGET)]
@@ -242,6 +252,9 @@ impl NodeArgs {
         }
         config.ping_interval =
             secs("ping-interval", self.ping_interval)?.max(Duration::from_millis(100));
+        config.ping_timeout =
+            secs("ping-timeout", self.ping_timeout)?.max(Duration::from_millis(100));
+        config.reconnect_max = secs("reconnect-max", self.reconnect_max)?;
         config.peer_target = self.peer_target;
         config.inbound_queue_depth = self.inbound_queue_depth;
         config.shutdown_grace = secs("shutdown-grace", self.shutdown_grace)?;

@@ -29,8 +29,9 @@ pub(crate) struct RequestArgs {
     /// Seconds the whole call may take (unary) or to the first byte (stream).
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     timeout: f64,
-    /// Seconds a stream may go without a chunk.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    /// Seconds a stream may go without a chunk (a dead link is found
+    /// sooner, by ping).
+    #[arg(long, value_name = "SECS", default_value_t = peerapi::node::DEFAULT_CALL_STREAM_IDLE_TIMEOUT.as_secs_f64())]
     idle_timeout: f64,
     /// Largest unary response accepted.
     #[arg(long, value_name = "BYTES", default_value_t = peerapi::node::DEFAULT_MAX_RESPONSE_BYTES)]

@@ -22,6 +22,10 @@ pub const DEFAULT_IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
 /// Default interval between pings to each peer (libp2p's own default; every
 /// connection pays for it).
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
+/// Default wait for a ping's answer; past it the link is silent and its
+/// connection is closed (libp2p's own default). A dead link is found
+/// within the ping interval plus this.
+pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default number of connected peers below which peers found through the
 /// DHT are dialed; past it they are only remembered, and dialed when called.
 pub const DEFAULT_PEER_TARGET: usize = 16;
@@ -81,6 +85,10 @@ pub struct NodeConfig {
     pub inbound_queue_depth: usize,
     pub idle_connection_timeout: Duration,
     pub ping_interval: Duration,
+    /// A ping unanswered this long closes its connection (calls on it end).
+    pub ping_timeout: Duration,
+    /// Longest wait between two dials of a lost bootnode or peer.
+    pub reconnect_max: Duration,
     pub yamux_split_send_bytes: usize,
     pub yamux_max_streams: usize,
     pub shutdown_grace: Duration,
@@ -143,6 +151,8 @@ impl NodeConfig {
             inbound_queue_depth: DEFAULT_INBOUND_QUEUE_DEPTH,
             idle_connection_timeout: DEFAULT_IDLE_CONNECTION_TIMEOUT,
             ping_interval: DEFAULT_PING_INTERVAL,
+            ping_timeout: DEFAULT_PING_TIMEOUT,
+            reconnect_max: super::liveness::DEFAULT_RECONNECT_MAX,
             yamux_split_send_bytes: muxer::DEFAULT_YAMUX_SPLIT_SEND_BYTES,
             yamux_max_streams: muxer::DEFAULT_YAMUX_MAX_STREAMS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,

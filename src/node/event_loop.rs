@@ -24,7 +24,7 @@ use crate::protocol::ApiProtocol;
 use crate::streams::lazy::Confirmed;
 
 /// RTT samples kept per peer for average and jitter.
-const RTT_SAMPLES: usize = 32;
+pub(super) const RTT_SAMPLES: usize = 32;
 
 /// The agent string peers see in identify.
 pub fn agent_version() -> String {
@@ -47,6 +47,10 @@ pub(crate) struct EventLoop {
     /// Listeners that have not reported an address yet, and who waits for them.
     unready_listeners: Vec<libp2p::core::transport::ListenerId>,
     pub(super) walks: super::walks::WalkSchedule,
+    /// A ping unanswered this long closes its connection.
+    pub(super) ping_timeout: std::time::Duration,
+    /// Bootnodes and lost peers to dial again.
+    pub(super) reconnects: super::liveness::Reconnects,
     ready: Option<oneshot::Sender<Result<(), NodeError>>>,
 }
 
@@ -63,6 +67,8 @@ impl EventLoop {
         let split = config.yamux_split_send_bytes;
         let max_streams = config.yamux_max_streams;
         let ping_interval = config.ping_interval;
+        let ping_timeout = config.ping_timeout;
+        let reconnects = super::liveness::Reconnects::new(&config.bootstrap, config.reconnect_max);
         let idle = config.idle_connection_timeout;
         let discovery_interval = config.discovery_interval;
         let discovery_most = config.discovery_interval_max;
@@ -126,7 +132,9 @@ impl EventLoop {
                             .with_agent_version(agent_version()),
                     )),
                     ping: Confirmed::new(ping::Behaviour::new(
-                        ping::Config::new().with_interval(ping_interval),
+                        ping::Config::new()
+                            .with_interval(ping_interval)
+                            .with_timeout(ping_timeout),
                     )),
                     kad: Confirmed::new(kad),
                 })
@@ -181,6 +189,8 @@ impl EventLoop {
             unready_listeners,
             walks: super::walks::WalkSchedule::new(discovery_interval, discovery_most)
                 .enabled_if(dht_walks),
+            ping_timeout,
+            reconnects,
             ready: Some(ready_tx),
         };
         this.check_ready();
@@ -215,6 +225,7 @@ impl EventLoop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = self.walks.due() => self.walk(),
+                _ = self.reconnects.due() => self.redial(),
                 command = self.commands.recv() => match command {
                     Some(Command::Stop) | None => break,
                     Some(command) => self.on_command(command),
@@ -354,6 +365,7 @@ impl EventLoop {
                 });
                 entry.1 = num_established.get();
                 if num_established.get() == 1 {
+                    self.reconnects.connected(&peer_id);
                     tracing::info!(peer = %peer_id, %addr, %direction, "peer connected");
                     self.emit(NodeEvent::PeerConnected {
                         peer: peer_id,
@@ -374,6 +386,7 @@ impl EventLoop {
                 if num_established == 0 {
                     self.peers.remove(&peer_id);
                     let ours = self.closing.remove(&peer_id);
+                    self.reconnects.disconnected(&peer_id, ours);
                     let by_remote = !ours
                         && cause.as_ref().is_some_and(|c| {
                             !matches!(c, libp2p::swarm::ConnectionError::KeepAliveTimeout)
@@ -439,23 +452,7 @@ impl EventLoop {
                     protocols,
                 });
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, result, .. })) => {
-                let rtt = result.as_ref().ok().copied();
-                if let Some((info, _)) = self.peers.get_mut(&peer) {
-                    info.pings_sent = info.pings_sent.saturating_add(1);
-                    match rtt {
-                        Some(rtt) => {
-                            info.rtt_last = Some(rtt);
-                            if info.rtt_samples.len() == RTT_SAMPLES {
-                                info.rtt_samples.remove(0);
-                            }
-                            info.rtt_samples.push(rtt);
-                        }
-                        None => info.pings_failed = info.pings_failed.saturating_add(1),
-                    }
-                }
-                self.emit(NodeEvent::PeerRtt { peer, rtt });
-            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => self.on_ping(event),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer,
                 addresses,

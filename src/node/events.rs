@@ -142,6 +142,9 @@ pub enum NodeEvent {
     },
     /// A ping round trip (None: the ping failed).
     PeerRtt { peer: PeerId, rtt: Option<Duration> },
+    /// A ping went unanswered for `after`: the link is silent, its
+    /// connection was closed and the peer will be dialled again.
+    LinkSilent { peer: PeerId, after: Duration },
     /// The DHT named a peer we had not heard of.
     PeerDiscovered { peer: PeerId, via: Discovery },
     /// A peer keeps closing our connection: on a strict subnet, the sign

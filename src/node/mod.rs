@@ -18,6 +18,7 @@ mod event_loop;
 pub(crate) mod events;
 pub mod evictions;
 mod handle;
+mod liveness;
 pub mod muxer;
 mod one_shot;
 pub mod recent;
@@ -39,7 +40,7 @@ pub use crate::protocol::admission::{
 pub use crate::protocol::call::{
     parse_header_line, parse_peer_addr, peer_of, ApiClient, ApiVersion, Breakdown, CallError,
     CallOptions, CallRequest, CallStream, CallTag, ProtocolChoice, Response, ResponseHead,
-    Timeline, DEFAULT_MAX_RESPONSE_BYTES,
+    Timeline, DEFAULT_CALL_STREAM_IDLE_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
 };
 pub use crate::streams::behaviour::{OpenError, PeerAccess, DEFAULT_INBOUND_QUEUE_DEPTH};
 // The 1.0.0 texts live in `wire::v1`; re-exported where callers met them.
@@ -53,6 +54,7 @@ pub use config::*;
 pub use events::{CallId, Direction, Discovery, NodeEvent, PeerInfo, ServeOutcome, EVENT_CAPACITY};
 pub use handle::NodeHandle;
 pub(crate) use handle::{Command, Shared};
+pub use liveness::{DEFAULT_RECONNECT_MAX, LOST_PEER_KEPT};
 pub use one_shot::ONE_SHOT_CLOSE_WITHIN;
 pub use replication::ReplicationCounters;
 

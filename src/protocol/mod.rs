@@ -182,6 +182,7 @@ impl ApiProtocol {
             events,
             ids: call_ids,
             metrics: config.metrics,
+            silent: Default::default(),
         };
         Ok(Self {
             behaviour,

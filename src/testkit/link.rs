@@ -35,9 +35,8 @@ impl Impairment {
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut parts = text.split(',');
         let rtt = parts.next().unwrap_or_default().trim();
-        let rtt = parse_duration(rtt).ok_or_else(|| {
-            format!("{rtt:?} is not a round trip: write e.g. 100ms or 0.1s")
-        })?;
+        let rtt = parse_duration(rtt)
+            .ok_or_else(|| format!("{rtt:?} is not a round trip: write e.g. 100ms or 0.1s"))?;
         let rate = match parts.next().map(str::trim) {
             None | Some("") => None,
             Some(r) => Some(parse_rate(r).ok_or_else(|| {
@@ -302,12 +301,23 @@ mod tests {
             jitter: Duration::ZERO,
             rate,
         };
-        assert_eq!(Impairment::parse("100ms,100mbit"), Ok(link(ms(100), Some(12_500_000))));
+        assert_eq!(
+            Impairment::parse("100ms,100mbit"),
+            Ok(link(ms(100), Some(12_500_000)))
+        );
         assert_eq!(Impairment::parse("50ms"), Ok(link(ms(50), None)));
-        assert_eq!(Impairment::parse("0.2s,1gbit"), Ok(link(ms(200), Some(125_000_000))));
-        assert_eq!(Impairment::parse("1ms,800kbit"), Ok(link(ms(1), Some(100_000))));
+        assert_eq!(
+            Impairment::parse("0.2s,1gbit"),
+            Ok(link(ms(200), Some(125_000_000)))
+        );
+        assert_eq!(
+            Impairment::parse("1ms,800kbit"),
+            Ok(link(ms(1), Some(100_000)))
+        );
         assert!(Impairment::parse("100").unwrap_err().contains("round trip"));
-        assert!(Impairment::parse("100ms,fast").unwrap_err().contains("rate"));
+        assert!(Impairment::parse("100ms,fast")
+            .unwrap_err()
+            .contains("rate"));
         assert!(Impairment::parse("1ms,1mbit,x").is_err());
     }
 

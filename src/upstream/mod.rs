@@ -29,8 +29,9 @@ use error::{classify, error_chain, safe_reason};
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time allowed for a whole unary call to a backend.
 pub const DEFAULT_UNARY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default time allowed between two chunks of a streamed response (and before the first).
-pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time allowed between two chunks of a streamed response (and
+/// before the first): a model may think for minutes before its first token.
+pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default most idle connections kept open to one backend: as many as the
 /// default concurrent-call limit, so steady load never reconnects (a cap of
 /// 32 made 64 concurrent callers open and close a backend connection per

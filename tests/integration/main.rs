@@ -19,6 +19,7 @@ mod fuzz_regressions;
 mod hostile;
 mod interop;
 mod keys;
+mod links;
 mod load;
 mod logs;
 mod long_lived;

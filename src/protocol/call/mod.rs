@@ -7,6 +7,7 @@
 //! dialing by address in front of it (`handle.rs`).
 
 mod extras;
+pub mod silent;
 mod timing;
 pub(in crate::protocol) mod types;
 
@@ -81,6 +82,8 @@ pub struct ApiClient {
     pub(crate) events: crate::protocol::events::Events,
     pub(crate) ids: Arc<AtomicU64>,
     pub(crate) metrics: Option<Arc<crate::protocol::metrics::NodeMetrics>>,
+    /// Links the node found silent: streams over them end at once.
+    pub(crate) silent: silent::SilentLinks,
 }
 
 /// The connect step of a call on a peer already connected.
@@ -387,6 +390,8 @@ impl ApiClient {
             done: bool,
             /// Counted when the stream ends, or as cancelled when dropped.
             record: Option<crate::protocol::metrics::CallRecord>,
+            /// The peer's link silences before the call began.
+            silences: u64,
         }
         let state = State {
             end_timing: end_timing.clone(),
@@ -397,6 +402,7 @@ impl ApiClient {
             chunks: 0,
             done: false,
             record,
+            silences: self.silent.generation(&peer),
         };
         let idle = options.stream_idle_timeout;
         let max_frame = options.max_frame_bytes;
@@ -404,33 +410,41 @@ impl ApiClient {
             if st.done {
                 return None;
             }
-            let next = match st.version {
-                ApiVersion::V1 => match read_v1_chunk(&mut st.stream, peer, idle).await {
-                    Ok(None) => {
-                        let _ = st.stream.close().await;
-                        Ok(None)
-                    }
-                    other => other,
-                },
-                ApiVersion::V2 => {
-                    match tokio::time::timeout(
-                        idle,
-                        read_body_frame(&mut st.stream, peer, max_frame, st.bytes),
-                    )
-                    .await
-                    {
-                        Ok(Ok(BodyFrame::Data(d))) => Ok(Some(d)),
-                        Ok(Ok(BodyFrame::End(timing))) => {
-                            if let Some(t) = timing {
-                                let _ = st.end_timing.set(t);
-                            }
+            let silent = st.client.silent.clone();
+            let silenced = silent.silenced(peer, st.silences);
+            let read = async {
+                match st.version {
+                    ApiVersion::V1 => match read_v1_chunk(&mut st.stream, peer, idle).await {
+                        Ok(None) => {
                             let _ = st.stream.close().await;
                             Ok(None)
                         }
-                        Ok(Err(e)) => Err(e),
-                        Err(_) => Err(CallError::Timeout { after: idle }),
+                        other => other,
+                    },
+                    ApiVersion::V2 => {
+                        match tokio::time::timeout(
+                            idle,
+                            read_body_frame(&mut st.stream, peer, max_frame, st.bytes),
+                        )
+                        .await
+                        {
+                            Ok(Ok(BodyFrame::Data(d))) => Ok(Some(d)),
+                            Ok(Ok(BodyFrame::End(timing))) => {
+                                if let Some(t) = timing {
+                                    let _ = st.end_timing.set(t);
+                                }
+                                let _ = st.stream.close().await;
+                                Ok(None)
+                            }
+                            Ok(Err(e)) => Err(e),
+                            Err(_) => Err(CallError::Timeout { after: idle }),
+                        }
                     }
                 }
+            };
+            let next = tokio::select! {
+                next = read => next,
+                after = silenced => Err(CallError::LinkSilent { peer, after }),
             };
             match next {
                 Ok(Some(chunk)) => {

@@ -13,8 +13,10 @@ use crate::wire::{ApiRequest, ResponseType, PROTOCOL_V1, PROTOCOL_V2};
 
 /// Default time a whole unary call may take, dial included.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default time a streamed call may go without a chunk.
-pub const DEFAULT_CALL_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time a streamed call may go without a chunk: long, because a
+/// model may think for minutes before its first token; a dead link is
+/// found sooner by ping (`NodeConfig::ping_timeout`).
+pub const DEFAULT_CALL_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default time to connect to a peer.
 pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default cap on a unary response held in memory.
@@ -228,6 +230,8 @@ pub enum CallError {
     Stream { peer: PeerId, message: String },
     #[error("no response within {after:?}")]
     Timeout { after: Duration },
+    #[error("the link to {peer} went silent: no answer to a ping within {after:?}, so its connection was closed")]
+    LinkSilent { peer: PeerId, after: Duration },
     #[error("response exceeds the limit of {limit} bytes")]
     TooLarge { limit: usize },
     #[error("peer closed the stream without replying to a {bytes}-byte request; 1.0.0 (Python) servers drop requests over about 64 KiB")]
@@ -272,7 +276,7 @@ impl CallError {
             CallError::DialFailed { .. } => Failure::Dial,
             CallError::Unsupported { .. } => Failure::Unsupported,
             CallError::Stream { .. } | CallError::NodeStopped => Failure::Stream,
-            CallError::Timeout { .. } => Failure::Timeout,
+            CallError::Timeout { .. } | CallError::LinkSilent { .. } => Failure::Timeout,
             CallError::TooLarge { .. } => Failure::ResponseTooLarge,
             CallError::LikelyOversizeRequest { .. } => Failure::OversizeRequest,
             CallError::Truncated { .. } => Failure::Truncated,
