@@ -246,19 +246,26 @@ async fn pipe(
     };
     let writing = async move {
         let mut open = shared.open.subscribe();
+        // When the link is free again at its rate: each write adds its
+        // time, and a wait happens only once it adds up to a timer tick
+        // (a sleep per small write would round each up to a millisecond).
+        let mut free_at = Instant::now();
         while let Some((due, bytes)) = rx.recv().await {
             tokio::time::sleep_until(due).await;
             if open.wait_for(|o| *o).await.is_err() {
                 return;
             }
             let rate = lock(&shared.impairment).rate;
-            let started = Instant::now();
+            if let Some(rate) = rate {
+                let now = Instant::now();
+                free_at =
+                    free_at.max(now) + Duration::from_secs_f64(bytes.len() as f64 / rate as f64);
+                if free_at > now + Duration::from_millis(2) {
+                    tokio::time::sleep_until(free_at).await;
+                }
+            }
             if to.write_all(&bytes).await.is_err() {
                 return;
-            }
-            if let Some(rate) = rate {
-                let takes = Duration::from_secs_f64(bytes.len() as f64 / rate as f64);
-                tokio::time::sleep_until(started + takes).await;
             }
         }
         let _ = to.shutdown().await;

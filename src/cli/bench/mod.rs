@@ -21,6 +21,7 @@ mod attach_console;
 mod fleet;
 mod hop;
 mod limits;
+mod link;
 mod measure;
 mod paced;
 mod process;
@@ -83,6 +84,12 @@ pub(crate) struct BenchCmd {
     /// CPU without and with the fleet watching.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
     fleet: Option<u16>,
+    /// Instead of the hop: the hop across an impaired link, RTT[,RATE]
+    /// (e.g. `100ms,100mbit`): first calls in round trips, time to the
+    /// first token, a 256 MiB body against plain TCP over the same link, a
+    /// fan-out to 20 peers cold and warm (a proxy on loopback).
+    #[arg(long, value_name = "RTT[,RATE]", value_parser = peerapi::testkit::link::Impairment::parse)]
+    link: Option<peerapi::testkit::link::Impairment>,
     /// With --subnet: each node also gets a control socket, and the fleet
     /// view watches them all (the --fleet figures, over a joined subnet).
     #[arg(long)]
@@ -140,6 +147,9 @@ pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
                 "this peerapi is built without the console, whose fleet view --fleet measures";
             return section("--fleet", async move { Err(why.to_string()) }).await;
         }
+    }
+    if let Some(link) = cmd.link {
+        return section("--link", async move { link::run(link, quick).await }).await;
     }
     if cmd.attach {
         return section("--attach", async move { attach::run(&exe, quick).await }).await;
