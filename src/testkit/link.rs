@@ -214,7 +214,7 @@ async fn pipe(
     shared: Arc<Shared>,
 ) {
     // Bounded: a slow link pushes back on the sender, as TCP would.
-    let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(64);
+    let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(1024);
     let reading = {
         let shared = shared.clone();
         async move {
@@ -258,8 +258,11 @@ async fn pipe(
             let rate = lock(&shared.impairment).rate;
             if let Some(rate) = rate {
                 let now = Instant::now();
-                free_at =
-                    free_at.max(now) + Duration::from_secs_f64(bytes.len() as f64 / rate as f64);
+                // A timer wakes late by up to a tick: the lateness is owed
+                // back (a link idle longer than that starts afresh).
+                let takes = Duration::from_secs_f64(bytes.len() as f64 / rate as f64);
+                let owed = now.checked_sub(Duration::from_millis(5)).unwrap_or(now);
+                free_at = free_at.max(owed) + takes;
                 if free_at > now + Duration::from_millis(2) {
                     tokio::time::sleep_until(free_at).await;
                 }

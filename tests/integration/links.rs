@@ -278,3 +278,115 @@ async fn peerapi_stream_across_a_partition_exits_6_within_its_idle_limit() {
     );
     eprintln!("peerapi stream: exit 6 after {took:?}: {}", stderr.trim());
 }
+
+/// Waits for the first event `want` accepts about `peer`.
+async fn wait_for(
+    events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
+    peer: libp2p::PeerId,
+    want: fn(&NodeEvent, &libp2p::PeerId) -> bool,
+) {
+    loop {
+        match events.recv().await {
+            Ok(ev) if want(&ev, &peer) => return,
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// A py-libp2p 0.8.1 host behind the link: partitioned, our node finds
+/// the link silent and closes it; healed, it dials the host again by
+/// itself and calls work; the host stays alive with no traceback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_to_a_py_libp2p_host_heals_and_the_host_stays_healthy() {
+    use crate::python::{python_for, PyHost, PyLibp2p};
+    let py = python_for(PyLibp2p::V081);
+    let demo = demo_backend().await;
+    let mut host = PyHost::serve(&py, &demo.routes(), &[]).await;
+    let proxy = LinkProxy::start(tcp_of(&host.addr), Impairment::default())
+        .await
+        .unwrap();
+    let target = through(&proxy, &host.addr);
+    let peer = peer_id_of(&host.addr);
+    let mut cfg = config();
+    cfg.ping_interval = Duration::from_millis(500);
+    cfg.ping_timeout = Duration::from_secs(1);
+    cfg.reconnect_max = Duration::from_secs(1);
+    cfg.bootstrap = vec![target.clone()];
+    let (node, _) = start(cfg).await;
+    let h = node.handle();
+    let mut events = h.subscribe();
+    within(h.call(&target, CallRequest::new("health")))
+        .await
+        .expect("a call before the partition");
+
+    proxy.partition();
+    let cut = Instant::now();
+    tokio::time::timeout(
+        Duration::from_secs(15),
+        wait_for(
+            &mut events,
+            peer,
+            |ev, p| matches!(ev, NodeEvent::LinkSilent { peer, .. } if peer == p),
+        ),
+    )
+    .await
+    .expect("the link to the python host is found silent");
+    eprintln!(
+        "python host: link silent {:?} after the partition",
+        cut.elapsed()
+    );
+    host.assert_healthy("during the partition");
+
+    proxy.heal();
+    let healed = Instant::now();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        wait_for(
+            &mut events,
+            peer,
+            |ev, p| matches!(ev, NodeEvent::PeerConnected { peer, .. } if peer == p),
+        ),
+    )
+    .await
+    .expect("connected to the python host again within 30 s");
+    eprintln!(
+        "python host: connected again {:?} after the heal",
+        healed.elapsed()
+    );
+    let body = within(h.call(&target, CallRequest::new("health")))
+        .await
+        .expect("calls work again");
+    assert!(body.starts_with(b"{"), "{}", String::from_utf8_lossy(&body));
+    host.assert_healthy("after the partition healed");
+    node.abort();
+}
+
+/// `peerapi bench --link` runs end to end (short: 10 ms, quick) and prints
+/// every row; the figures themselves are the bench's, not a test's.
+#[test]
+fn bench_link_prints_every_row() {
+    let out = std::process::Command::new(BIN)
+        .args(["bench", "--link", "10ms,400mbit", "--quick"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}{err}");
+    for row in [
+        "2.0.0 noise first",
+        "2.0.0 pos-first",
+        "1.0.0 noise first",
+        "1.0.0 pos-first",
+        "time to first token",
+        "32 MiB body",
+        "fan-out to 20 peers",
+    ] {
+        assert!(text.contains(row), "no {row:?} row:\n{text}");
+    }
+    assert!(text.contains("; 0 failed"), "{text}");
+    assert!(
+        text.contains("(connections through the fan-out's links: 20, one per peer)"),
+        "{text}"
+    );
+}
