@@ -36,6 +36,8 @@ pub struct Metrics {
     gaps: Vec<Duration>,
     window: VecDeque<Instant>,
     pub end: Option<Instant>,
+    /// When the last bytes came (how long a call has been silent).
+    pub last_bytes: Option<Instant>,
 }
 
 impl Metrics {
@@ -50,6 +52,7 @@ impl Metrics {
             gaps: Vec::new(),
             window: VecDeque::new(),
             end: None,
+            last_bytes: None,
         }
     }
 
@@ -189,6 +192,7 @@ impl Output {
         if self.metrics.ttfb.is_none() {
             self.metrics.ttfb = Some(at.saturating_duration_since(self.metrics.start));
         }
+        self.metrics.last_bytes = Some(at);
         self.raw.extend_from_slice(chunk);
         if self.raw.len() > self.cap {
             // Drop a quarter at once so trimming is rare.

@@ -74,6 +74,13 @@ impl State {
                 elapsed,
                 ..
             } => self.calls.on_serve_finished(id, outcome, bytes, elapsed),
+            NodeEvent::LinkSilent { peer, after } => {
+                let peer = peer.to_string();
+                let short = &peer[peer.len().saturating_sub(6)..];
+                self.notice(format!(
+                    "link to …{short} went silent (no ping answer within {after:?}): its calls ended; dialling it again"
+                ));
+            }
             _ => {}
         }
     }

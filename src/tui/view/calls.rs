@@ -6,6 +6,9 @@ use super::{fmt_bytes, fmt_dur, pane_block, short_peer, Theme};
 use crate::tui::action::Pane;
 use crate::tui::state::{CallState, State};
 
+/// A call in flight silent this long shows "silent Ns".
+const SILENT_SHOWN: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     let block = pane_block(
         state,
@@ -61,7 +64,14 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             };
             // A finished 2.0.0 call shows its HTTP status, a failed one
             // what failed (the failure table's wording); the rest their state.
+            // A call in flight that has heard nothing for a while says
+            // for how long (a model thinking, or a link gone silent).
+            let last = c.output.metrics.last_bytes.unwrap_or(c.started);
+            let silent = now.saturating_duration_since(last);
             let state_text = match (c.state, c.status, c.failure) {
+                (state, _, _) if state.in_flight() && silent >= SILENT_SHOWN => {
+                    format!("silent {}s", silent.as_secs())
+                }
                 (CallState::Done, Some(s), _) => format!("done {s}"),
                 (CallState::Failed, _, Some(f)) => f.wording().to_string(),
                 (state, Some(s), _) if state.in_flight() => format!("{} {s}", state.label()),

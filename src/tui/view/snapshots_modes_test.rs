@@ -296,3 +296,39 @@ fn the_context_picker_lists_the_contexts_under_its_input() {
         "{screen}"
     );
 }
+
+#[test]
+fn a_call_in_flight_that_hears_nothing_says_how_long_it_has_been_silent() {
+    use std::time::Duration;
+    let mut s = populated();
+    s.update(Action::Send);
+    let call = s.calls.list.iter().max_by_key(|c| c.id).unwrap();
+    let (id, t0) = (call.id, call.started);
+    s.update(Action::CallBytes {
+        id,
+        bytes: "data: {\"choices\":[{\"delta\":{\"content\":\"Peers\"}}]}\n\n".into(),
+        at: t0 + Duration::from_millis(100),
+    });
+    let draw_at = |s: &mut crate::tui::state::State, after: Duration| {
+        s.now = t0 + after;
+        let mut terminal =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
+        s.screen = ratatui::layout::Rect::new(0, 0, 80, 24);
+        let theme = super::Theme { color: false };
+        terminal.draw(|f| super::draw(f, s, &theme)).unwrap();
+        terminal.backend().to_string()
+    };
+    assert!(!draw_at(&mut s, Duration::from_secs(3)).contains("silent"));
+    let screen = draw_at(&mut s, Duration::from_millis(12_100));
+    assert!(screen.contains("silent 12s"), "{screen}");
+    let peer = libp2p::PeerId::random();
+    s.update(Action::Node(crate::node::NodeEvent::LinkSilent {
+        peer,
+        after: Duration::from_secs(20),
+    }));
+    let notice = s.notice.clone().unwrap().0;
+    assert!(
+        notice.contains("went silent (no ping answer within 20s)"),
+        "{notice}"
+    );
+}
