@@ -10,6 +10,10 @@ use peerapi::subnet::{self, gossip, replicate, store, sync, Roster};
 use peerapi::NodeEvent;
 use serde_json::json;
 
+/// Peers lost to a silent link remembered by `subnet watch` (to say when
+/// they came back).
+const MAX_LOST_REMEMBERED: usize = 4096;
+
 #[derive(Args, Debug, Clone)]
 pub(crate) struct SubnetArgs {
     /// Do not serve /subnet/merkle_dag_sync_protocol/1.0.0 (template nodes that start
@@ -167,7 +171,17 @@ async fn watch(cmd: WatchCmd) -> anyhow::Result<()> {
             format!("metrics on http://{addr}/metrics"),
         );
     }
+    // Peers connected before we listened (the bootnodes, dialled at start).
+    for p in handle.peers().await.unwrap_or_default() {
+        say(
+            json!({"event": "peer_connected", "peer_id": p.peer.to_string(), "addr": p.addr.to_string()}),
+            format!("connected {} at {}", p.peer, p.addr),
+        );
+    }
     let mut roster = Roster::default();
+    // Peers lost to a silent link, and since when.
+    let mut lost: std::collections::HashMap<libp2p::PeerId, std::time::Instant> =
+        Default::default();
     loop {
         let event = tokio::select! {
             e = events.recv() => e,
@@ -204,10 +218,31 @@ async fn watch(cmd: WatchCmd) -> anyhow::Result<()> {
                     );
                 }
             }
-            NodeEvent::PeerConnected { peer, addr, .. } => say(
-                json!({"event": "peer_connected", "peer_id": peer.to_string(), "addr": addr.to_string()}),
-                format!("connected {peer} at {addr}"),
+            NodeEvent::PeerConnected { peer, addr, .. } => {
+                // A peer lost to a silent link: when it came back.
+                let back = lost.remove(&peer).map(|at| at.elapsed());
+                let again = back
+                    .map(|d| format!(" (back after {:.1}s)", d.as_secs_f64()))
+                    .unwrap_or_default();
+                say(
+                    json!({"event": "peer_connected", "peer_id": peer.to_string(), "addr": addr.to_string(),
+                           "back_after_secs": back.map(|d| d.as_secs_f64())}),
+                    format!("connected {peer} at {addr}{again}"),
+                )
+            }
+            NodeEvent::PeerIdentified { peer, agent, .. } => say(
+                json!({"event": "peer_identified", "peer_id": peer.to_string(), "agent": agent}),
+                format!("identified {peer}: {}", peerapi::logs::untrusted(&agent)),
             ),
+            NodeEvent::LinkSilent { peer, after } => {
+                if lost.len() < MAX_LOST_REMEMBERED {
+                    lost.insert(peer, std::time::Instant::now());
+                }
+                say(
+                    json!({"event": "link_silent", "peer_id": peer.to_string(), "after_secs": after.as_secs_f64()}),
+                    format!("lost {peer}: the link went silent (no ping answer within {after:?}); dialling it again"),
+                )
+            }
             NodeEvent::PeerDisconnected { peer, cause } => say(
                 json!({"event": "peer_disconnected", "peer_id": peer.to_string(), "cause": cause}),
                 format!(

@@ -13,6 +13,7 @@ use libp2p::Multiaddr;
 use peerapi::demo::{DemoBackend, DemoPace};
 use peerapi::node::{CallRequest, NodeEvent};
 use peerapi::testkit::link::{Impairment, LinkProxy};
+use peerapi::RouteTable;
 
 use crate::common::*;
 
@@ -389,4 +390,63 @@ fn bench_link_prints_every_row() {
         text.contains("(connections through the fan-out's links: 20, one per peer)"),
         "{text}"
     );
+}
+
+/// The next `--json` line of `subnet watch` whose event is `name`.
+async fn next_event(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    name: &str,
+) -> serde_json::Value {
+    within(async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if v["event"] == name {
+                return v;
+            }
+        }
+        panic!("subnet watch ended before {name}");
+    })
+    .await
+}
+
+/// `peerapi subnet watch` says when a peer was lost to a silent link and
+/// when it came back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subnet_watch_says_when_a_peer_was_lost_and_when_it_came_back() {
+    use tokio::io::AsyncBufReadExt;
+    let (_server, server_addr) = serving_node(RouteTable::new()).await;
+    let proxy = LinkProxy::start(tcp_of(&server_addr), Impairment::default())
+        .await
+        .unwrap();
+    let target = through(&proxy, &server_addr).to_string();
+    let mut watch = tokio::process::Command::new(BIN)
+        .args(["subnet", "watch", "--json", "--bootstrap", &target])
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args([
+            "--ping-interval",
+            "0.5",
+            "--ping-timeout",
+            "1",
+            "--reconnect-max",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    next_event(&mut lines, "peer_connected").await;
+    // Ping starts once identify confirmed the peer has it.
+    next_event(&mut lines, "peer_identified").await;
+    proxy.partition();
+    let lost = next_event(&mut lines, "link_silent").await;
+    assert_eq!(lost["after_secs"], 1.0, "{lost}");
+    proxy.heal();
+    let back = next_event(&mut lines, "peer_connected").await;
+    let after = back["back_after_secs"]
+        .as_f64()
+        .expect("says when it came back");
+    assert!(after > 0.0 && after < 30.0, "{back}");
+    eprintln!("subnet watch: back after {after:.2}s");
 }
