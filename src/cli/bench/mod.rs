@@ -18,6 +18,7 @@ mod attach;
 #[cfg(feature = "console")]
 mod attach_console;
 #[cfg(feature = "console")]
+mod cpu;
 mod fleet;
 mod hop;
 mod limits;
@@ -90,6 +91,11 @@ pub(crate) struct BenchCmd {
     /// fan-out to 20 peers cold and warm (a proxy on loopback).
     #[arg(long, value_name = "RTT[,RATE]", value_parser = peerapi::testkit::link::Impairment::parse)]
     link: Option<peerapi::testkit::link::Impairment>,
+    /// Instead of the hop: its CPU cost, every process together (caller,
+    /// serving node, backend), per 1,000 unary calls and per GB streamed,
+    /// against the same work sent straight to the backend.
+    #[arg(long)]
+    cpu: bool,
     /// With --subnet: each node also gets a control socket, and the fleet
     /// view watches them all (the --fleet figures, over a joined subnet).
     #[arg(long)]
@@ -147,6 +153,10 @@ pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
                 "this peerapi is built without the console, whose fleet view --fleet measures";
             return section("--fleet", async move { Err(why.to_string()) }).await;
         }
+    }
+    if cmd.cpu {
+        let exe = exe.clone();
+        return section("--cpu", async move { cpu::run(&exe, quick).await }).await;
     }
     if let Some(link) = cmd.link {
         return section("--link", async move { link::run(link, quick).await }).await;
