@@ -17,8 +17,8 @@
 mod attach;
 #[cfg(feature = "console")]
 mod attach_console;
-#[cfg(feature = "console")]
 mod cpu;
+#[cfg(feature = "console")]
 mod fleet;
 mod hop;
 mod limits;
