@@ -450,3 +450,40 @@ async fn subnet_watch_says_when_a_peer_was_lost_and_when_it_came_back() {
     assert!(after > 0.0 && after < 30.0, "{back}");
     eprintln!("subnet watch: back after {after:.2}s");
 }
+
+/// Where a call's time went, across a 100 ms link: the network's share of
+/// a call on a warm connection is the link's round trip (within one RTT),
+/// not hidden in the node's or the backend's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_time_breakdown_puts_the_links_round_trip_in_the_network_share() {
+    let backend = demo_backend().await;
+    let (_server, server_addr) = serving_node(backend.routes()).await;
+    let rtt = Duration::from_millis(100);
+    let link = Impairment {
+        rtt,
+        ..Default::default()
+    };
+    let proxy = LinkProxy::start(tcp_of(&server_addr), link).await.unwrap();
+    let target = through(&proxy, &server_addr);
+    let caller = client().await;
+    let h = caller.handle();
+    within(h.call(&target, CallRequest::new("health")))
+        .await
+        .expect("the first call (it dials)");
+    let started = Instant::now();
+    let r = within(h.call_full(&target, CallRequest::new("health")))
+        .await
+        .unwrap();
+    let total = started.elapsed();
+    let b = peerapi::node::Breakdown::of(&r.head, None, total, false).expect("2.0.0 timings");
+    assert!(
+        b.network >= rtt && b.network < rtt * 2,
+        "network {:?} for a {rtt:?} link: {b:?}",
+        b.network
+    );
+    assert!(b.backend_head < rtt / 2, "{b:?}");
+    eprintln!(
+        "breakdown across {rtt:?}: network {:?}, total {total:?}",
+        b.network
+    );
+}

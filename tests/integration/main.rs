@@ -19,6 +19,7 @@ mod fuzz_regressions;
 mod hostile;
 mod interop;
 mod keys;
+mod link_load;
 mod links;
 mod load;
 mod logs;
