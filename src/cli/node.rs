@@ -96,13 +96,11 @@ pub(crate) struct NodeArgs {
     /// connection pays for it).
     #[arg(long, value_name = "SECS", default_value_t = node::DEFAULT_PING_INTERVAL.as_secs_f64())]
     pub ping_interval: f64,
-    /// Seconds a ping may go unanswered before the link counts as silent:
-    /// its connection is closed, calls on it end, and the peer is dialled
-    /// again. A dead link is found within the ping interval plus this.
+    /// Seconds a ping may go unanswered before the link counts as silent: its
+    /// connection closes, its calls end, the peer is dialled again.
     #[arg(long, value_name = "SECS", default_value_t = node::DEFAULT_PING_TIMEOUT.as_secs_f64())]
     pub ping_timeout: f64,
-    /// Longest wait in seconds between two dials of a lost bootnode or of
-    /// a peer lost to a silent link (from 0.5 s, doubling).
+    /// Longest wait in seconds between dials of a lost bootnode or peer.
     #[arg(long, value_name = "SECS", default_value_t = node::DEFAULT_RECONNECT_MAX.as_secs_f64())]
     pub reconnect_max: f64,
     /// Peers found through the DHT are dialed while fewer than N are

@@ -152,7 +152,7 @@ impl NodeConfig {
             idle_connection_timeout: DEFAULT_IDLE_CONNECTION_TIMEOUT,
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_timeout: DEFAULT_PING_TIMEOUT,
-            reconnect_max: super::liveness::DEFAULT_RECONNECT_MAX,
+            reconnect_max: super::reconnects::DEFAULT_RECONNECT_MAX,
             yamux_split_send_bytes: muxer::DEFAULT_YAMUX_SPLIT_SEND_BYTES,
             yamux_max_streams: muxer::DEFAULT_YAMUX_MAX_STREAMS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,

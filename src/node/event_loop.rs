@@ -50,7 +50,7 @@ pub(crate) struct EventLoop {
     /// A ping unanswered this long closes its connection.
     pub(super) ping_timeout: std::time::Duration,
     /// Bootnodes and lost peers to dial again.
-    pub(super) reconnects: super::liveness::Reconnects,
+    pub(super) reconnects: super::reconnects::Reconnects,
     ready: Option<oneshot::Sender<Result<(), NodeError>>>,
 }
 
@@ -68,7 +68,8 @@ impl EventLoop {
         let max_streams = config.yamux_max_streams;
         let ping_interval = config.ping_interval;
         let ping_timeout = config.ping_timeout;
-        let reconnects = super::liveness::Reconnects::new(&config.bootstrap, config.reconnect_max);
+        let reconnects =
+            super::reconnects::Reconnects::new(&config.bootstrap, config.reconnect_max);
         let idle = config.idle_connection_timeout;
         let discovery_interval = config.discovery_interval;
         let discovery_most = config.discovery_interval_max;

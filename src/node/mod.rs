@@ -22,6 +22,7 @@ mod liveness;
 pub mod muxer;
 mod one_shot;
 pub mod recent;
+mod reconnects;
 mod replication;
 mod subnet_events;
 mod subnet_parts;
@@ -54,8 +55,8 @@ pub use config::*;
 pub use events::{CallId, Direction, Discovery, NodeEvent, PeerInfo, ServeOutcome, EVENT_CAPACITY};
 pub use handle::NodeHandle;
 pub(crate) use handle::{Command, Shared};
-pub use liveness::{DEFAULT_RECONNECT_MAX, LOST_PEER_KEPT};
 pub use one_shot::ONE_SHOT_CLOSE_WITHIN;
+pub use reconnects::{DEFAULT_RECONNECT_MAX, LOST_PEER_KEPT};
 pub use replication::ReplicationCounters;
 
 use std::sync::atomic::AtomicU64;

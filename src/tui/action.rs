@@ -226,7 +226,7 @@ pub enum Action {
     /// The command line and the context picker.
     Command(CommandAction),
     /// Another context's node is linked: the console shows it from now on.
-    Switched(crate::tui::switch::Switched),
+    Switched(crate::tui::reached::Switched),
     /// A mouse click: focus the pane under it.
     MouseClick { column: u16, row: u16 },
     /// The mouse wheel over a pane.

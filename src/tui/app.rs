@@ -17,9 +17,9 @@ use super::action::Action;
 use super::call_response::DEFAULT_OUTPUT_CAP_BYTES;
 use super::history::Entry;
 use super::input;
+use super::reached::Reached;
 use super::runner::Runner;
 use super::state::{LinkInfo, State};
-use super::switch::Reached;
 use super::terminal::{data_dir, init_logging, restore_terminal, TerminalGuard};
 use super::view::{self, Theme};
 use crate::control::{NodeLink, Role, Updates};
@@ -108,7 +108,7 @@ pub async fn run_attached(reached: Reached, options: ConsoleOptions) -> anyhow::
 struct Linked {
     link: NodeLink,
     updates: Updates,
-    reconnect: Option<super::link_pump::Reconnect>,
+    reconnect: Option<super::reached::Reconnect>,
     attached: Option<super::state::Attached>,
 }
 
@@ -257,7 +257,7 @@ impl<B: Backend> Console<B> {
         tx: mpsc::Sender<Action>,
         data_dir: &Path,
         prefill: Option<Entry>,
-        reconnect: Option<super::link_pump::Reconnect>,
+        reconnect: Option<super::reached::Reconnect>,
     ) -> Self {
         let history_file = super::history::path_in(data_dir);
         let mut state = fresh_state(&link, &history_file);

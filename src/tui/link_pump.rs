@@ -2,22 +2,13 @@
 //! node goes away says so, keeps what it showed, and links again when the
 //! node is back: the new link's snapshot resynchronises every view.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use super::action::Action;
-use crate::control::{NodeLink, Update, Updates};
-
-/// Links to the node again (an attached console's way back).
-pub type Reconnect = Arc<
-    dyn Fn() -> Pin<Box<dyn Future<Output = Result<(NodeLink, Updates), String>> + Send>>
-        + Send
-        + Sync,
->;
+use super::reached::Reconnect;
+use crate::control::{Update, Updates};
 
 /// Tries to link again this often at first, doubling up to the longest.
 const RETRY_FIRST: Duration = Duration::from_millis(250);

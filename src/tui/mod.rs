@@ -22,6 +22,7 @@ pub mod keymap;
 pub mod layout;
 pub mod line_keys;
 mod link_pump;
+mod reached;
 mod runner;
 pub mod state;
 mod switch;
@@ -31,6 +32,6 @@ pub mod view;
 
 pub use app::{run_attached, run_console, Console, ConsoleOptions};
 pub use demo::{run_demo, DemoOptions};
-pub use link_pump::Reconnect;
-pub use switch::{reach, reach_context, Reached};
+pub use reached::{Reached, Reconnect};
+pub use switch::{reach, reach_context};
 pub use terminal::data_dir;

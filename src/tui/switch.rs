@@ -3,24 +3,15 @@
 //! node went away, and a switch to another context's node (`:ctx NAME`),
 //! linked before the console lets go of the node it shows.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use super::action::Action;
-use super::link_pump::Reconnect;
+use super::reached::{Reached, Reconnect, Switched};
 use crate::control::client::{self, Target};
-use crate::control::{NodeLink, Role, Updates};
+use crate::control::Role;
 use crate::fleet::Context;
-
-/// A node in another process, linked: what an attached console runs on.
-pub struct Reached {
-    /// Which node it is, as the console's title says.
-    pub name: String,
-    pub link: NodeLink,
-    pub updates: Updates,
-    pub reconnect: Reconnect,
-}
 
 /// Links to `target` as `role`, and keeps the way to link again.
 pub async fn reach(target: Target, role: Role, name: String) -> Result<Reached, String> {
@@ -47,23 +38,6 @@ pub async fn reach_context(context: &Context) -> Result<Reached, String> {
     reach(context.reach()?, role, context.name.clone()).await
 }
 
-/// A node linked for a switch, handed to the console once (an action is
-/// cloneable; a link's update stream is not).
-#[derive(Clone)]
-pub struct Switched(Arc<Mutex<Option<Reached>>>);
-
-impl Switched {
-    pub fn take(&self) -> Option<Reached> {
-        self.0.lock().ok()?.take()
-    }
-}
-
-impl std::fmt::Debug for Switched {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Switched(..)")
-    }
-}
-
 /// Links to the context `name` in the background; the console hears
 /// `Action::Switched` when it is linked, or a notice saying why not. The
 /// node shown until then stays.
@@ -75,7 +49,7 @@ pub(super) fn start(contexts: &[Context], name: String, tx: mpsc::Sender<Action>
     let _ = tx.try_send(Action::Notice(format!("switching to {name}…")));
     tokio::spawn(async move {
         let action = match reach_context(&context).await {
-            Ok(reached) => Action::Switched(Switched(Arc::new(Mutex::new(Some(reached))))),
+            Ok(reached) => Action::Switched(Switched::new(reached)),
             Err(e) => Action::Notice(format!("cannot switch to {name}: {e} (still here)")),
         };
         let _ = tx.send(action).await;

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use peerapi::node::{CallRequest, NodeConfig};
 use peerapi::Node;
 
-use super::subnet::{cpu_ticks, ticks_per_sec};
+use super::proc_cpu::{cpu_ticks, ticks_per_sec};
 
 /// Calls in flight at once in the unary runs.
 const AT_ONCE: usize = 16;

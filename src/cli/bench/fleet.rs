@@ -13,7 +13,7 @@ use peerapi::tui::fleet::FleetView;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
-use super::subnet::idle_cpu;
+use super::proc_cpu::idle_cpu;
 
 struct Nodes(Vec<std::process::Child>);
 
@@ -100,7 +100,7 @@ pub(super) async fn watching(
     };
     // Until every row is filled, then the idle window with the fleet on,
     // drawing on every probe's word as the view does.
-    let self_before = super::subnet::cpu_ticks(std::process::id()).unwrap_or(0);
+    let self_before = super::proc_cpu::cpu_ticks(std::process::id()).unwrap_or(0);
     let mut watched_from = None;
     let mut with = 0.0;
     let deadline = Instant::now() + Duration::from_secs(60) + idle;
@@ -143,9 +143,9 @@ pub(super) async fn watching(
         return Err(format!("{down} of {n} rows were not filled within 60 s"));
     };
     let watched = watched_from.map_or(0.0, |w| w.elapsed().as_secs_f64());
-    let self_after = super::subnet::cpu_ticks(std::process::id()).unwrap_or(0);
+    let self_after = super::proc_cpu::cpu_ticks(std::process::id()).unwrap_or(0);
     let self_cpu = self_after.saturating_sub(self_before) as f64
-        / super::subnet::ticks_per_sec()
+        / super::proc_cpu::ticks_per_sec()
         / started.elapsed().as_secs_f64()
         * 100.0;
     let p50 = percentile(&mut frames, 0.5);

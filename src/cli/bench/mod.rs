@@ -25,6 +25,7 @@ mod limits;
 mod link;
 mod measure;
 mod paced;
+mod proc_cpu;
 mod process;
 mod report;
 mod subnet;

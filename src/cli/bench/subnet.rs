@@ -18,6 +18,10 @@ use serde::Serialize;
 use peerapi::node::{CallRequest, NodeConfig};
 use peerapi::testkit::{proc_kb, spawn_node_reporting, SpawnedNode};
 
+#[cfg(test)]
+use super::proc_cpu::cpu_ticks;
+use super::proc_cpu::idle_cpu;
+
 /// Share of the other nodes each node must know for the subnet to count
 /// as joined.
 const KNOWN_SHARE: f64 = 0.9;
@@ -276,18 +280,6 @@ async fn watch_fleet(
     Err("this peerapi is built without the console, whose fleet view --with-fleet measures".into())
 }
 
-/// CPU of `pids` together over `idle`, in % of one core, and the seconds
-/// it was measured over.
-pub(super) async fn idle_cpu(pids: &[u32], idle: Duration) -> (f64, f64) {
-    let before: u64 = pids.iter().filter_map(|p| cpu_ticks(*p)).sum();
-    let start = Instant::now();
-    tokio::time::sleep(idle).await;
-    let after: u64 = pids.iter().filter_map(|p| cpu_ticks(*p)).sum();
-    let secs = start.elapsed().as_secs_f64();
-    let percent = after.saturating_sub(before) as f64 / ticks_per_sec() / secs * 100.0;
-    (percent, secs)
-}
-
 /// One gauge from every member's metrics (a member that does not answer
 /// counts as 0: it knows nobody we can see).
 async fn gauges(http: &reqwest::Client, members: &[Member], name: &str) -> Vec<f64> {
@@ -312,32 +304,6 @@ fn gauge(text: &str, name: &str) -> Option<f64> {
 fn spread(v: Vec<f64>) -> (f64, f64) {
     let max = v.iter().copied().fold(0.0, f64::max);
     (super::report::median(v), max)
-}
-
-/// User plus system CPU time of a process, in clock ticks.
-pub(super) fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which may hold spaces: utime and
-    // stime are the 12th and 13th after it.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// The unit of /proc's CPU times (USER_HZ).
-pub(super) fn ticks_per_sec() -> f64 {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: sysconf only reads a system constant.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        if hz > 0 {
-            return hz as f64;
-        }
-    }
-    // What Linux uses on every architecture it runs on today.
-    100.0
 }
 
 fn rss_mb(pid: u32) -> Option<f64> {

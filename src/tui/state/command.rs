@@ -1,4 +1,5 @@
-//! The command line (`:`) and the context picker (`C`): `:ctx NAME`
+//! Prompts opened by keys: the command line (`:`), the context picker
+//! (`C`) and the peer filter (`/` in Peers). `:ctx NAME`
 //! switches an attached console to another node of the operator's
 //! contexts; the console itself makes the new link (see `tui::switch`).
 
@@ -74,6 +75,15 @@ impl State {
             return Err(format!("already on {name}"));
         }
         Ok(vec![Effect::SwitchContext(name)])
+    }
+
+    /// `/` in the Peers pane: the filter prompt, with the filter in force.
+    pub(super) fn open_peer_filter(&mut self) {
+        self.prompt = Some(Prompt::new(
+            PromptKind::PeerFilter,
+            "Filter peers: words in id/agent/protocol, rtt<50ms, rtt>1s (empty: all)",
+            &self.peers.filter.text,
+        ));
     }
 
     /// The contexts one can switch to, on one line.

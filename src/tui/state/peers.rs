@@ -162,16 +162,6 @@ pub fn peer_multiaddr(p: &PeerInfo) -> String {
     p.dial_addr()
 }
 
-impl super::State {
-    pub(super) fn open_peer_filter(&mut self) {
-        self.prompt = Some(super::prompt::Prompt::new(
-            super::prompt::PromptKind::PeerFilter,
-            "Filter peers: words in id/agent/protocol, rtt<50ms, rtt>1s (empty: all)",
-            &self.peers.filter.text,
-        ));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
