@@ -113,6 +113,36 @@ impl LinkProxy {
         })
     }
 
+    /// A proxy in front of a node's `/ip4/…/tcp/…` address, and the same
+    /// address through the proxy (the peer id kept).
+    pub async fn in_front_of(
+        node: &libp2p::Multiaddr,
+        impairment: Impairment,
+    ) -> std::io::Result<(Self, libp2p::Multiaddr)> {
+        use libp2p::multiaddr::Protocol;
+        let (mut ip, mut port) = (None, None);
+        for p in node.iter() {
+            match p {
+                Protocol::Ip4(a) => ip = Some(a),
+                Protocol::Tcp(p) => port = Some(p),
+                _ => {}
+            }
+        }
+        let (Some(ip), Some(port)) = (ip, port) else {
+            let e = format!("{node} is not an /ip4/…/tcp/… address");
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e));
+        };
+        let proxy = Self::start((ip, port).into(), impairment).await?;
+        let through = node
+            .iter()
+            .map(|p| match p {
+                Protocol::Tcp(_) => Protocol::Tcp(proxy.addr().port()),
+                other => other,
+            })
+            .collect();
+        Ok((proxy, through))
+    }
+
     /// Where to dial instead of the upstream.
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -5,7 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use libp2p::multiaddr::Protocol;
 use peerapi::testkit::link::{Impairment, LinkProxy};
 
 use crate::common::*;
@@ -31,26 +30,11 @@ async fn a_load_run_through_a_resetting_link_classes_every_request_and_leaks_not
     write_routes_file(&routes, &backend.routes());
     let (node, addr) = node_process_with(&routes, &["--no-control"]);
     let pid = node.0.id();
-    let mut tcp = None;
-    for p in addr.iter() {
-        if let Protocol::Tcp(port) = p {
-            tcp = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
-        }
-    }
     let link = Impairment {
         rtt: Duration::from_millis(2),
         ..Default::default()
     };
-    let proxy = LinkProxy::start(tcp.expect("a tcp port"), link)
-        .await
-        .unwrap();
-    let target: libp2p::Multiaddr = addr
-        .iter()
-        .map(|p| match p {
-            Protocol::Tcp(_) => Protocol::Tcp(proxy.addr().port()),
-            other => other,
-        })
-        .collect();
+    let (proxy, target) = LinkProxy::in_front_of(&addr, link).await.unwrap();
     // The baseline after a warm-up like the run (no faults): the node's
     // pool of idle backend connections is part of it, not a leak.
     let warm = tokio::process::Command::new(BIN)

@@ -8,37 +8,12 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use libp2p::multiaddr::Protocol;
-use libp2p::Multiaddr;
 use peerapi::demo::{DemoBackend, DemoPace};
 use peerapi::node::{CallRequest, NodeEvent};
 use peerapi::testkit::link::{Impairment, LinkProxy};
 use peerapi::RouteTable;
 
 use crate::common::*;
-
-/// `addr` (`/ip4/127.0.0.1/tcp/PORT/p2p/ID`) with the proxy's port instead.
-fn through(proxy: &LinkProxy, addr: &Multiaddr) -> Multiaddr {
-    addr.iter()
-        .map(|p| match p {
-            Protocol::Tcp(_) => Protocol::Tcp(proxy.addr().port()),
-            other => other,
-        })
-        .collect()
-}
-
-fn tcp_of(addr: &Multiaddr) -> std::net::SocketAddr {
-    let mut ip = None;
-    let mut port = None;
-    for p in addr.iter() {
-        match p {
-            Protocol::Ip4(a) => ip = Some(a),
-            Protocol::Tcp(p) => port = Some(p),
-            _ => {}
-        }
-    }
-    (ip.expect("an ip4 address"), port.expect("a tcp port")).into()
-}
 
 async fn paced_backend(first_token: Duration, per_token: Duration) -> DemoBackend {
     let pace = DemoPace {
@@ -65,8 +40,7 @@ async fn a_partition_mid_stream_ends_the_call_within_the_ping_bound_and_the_link
         rtt: Duration::from_millis(20),
         ..Default::default()
     };
-    let proxy = LinkProxy::start(tcp_of(&server_addr), link).await.unwrap();
-    let target = through(&proxy, &server_addr);
+    let (proxy, target) = LinkProxy::in_front_of(&server_addr, link).await.unwrap();
     let server = peer_id_of(&server_addr);
 
     let mut cfg = config();
@@ -105,17 +79,19 @@ async fn a_partition_mid_stream_ends_the_call_within_the_ping_bound_and_the_link
         "{error}"
     );
     assert!(took < Duration::from_secs(6), "ended after {took:?}");
-    let silent = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match events.recv().await {
-                Ok(NodeEvent::LinkSilent { peer, after }) if peer == server => return after,
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
-    })
+    let silent = tokio::time::timeout(
+        Duration::from_secs(10),
+        wait_for(
+            &mut events,
+            server,
+            |ev, p| matches!(ev, NodeEvent::LinkSilent { peer, .. } if peer == p),
+        ),
+    )
     .await
     .expect("the node says the link went silent");
+    let NodeEvent::LinkSilent { after: silent, .. } = silent else {
+        unreachable!("wait_for returns what it waited for")
+    };
     assert_eq!(silent, Duration::from_secs(1));
     eprintln!("partition: the call ended {took:?} after the partition began");
 
@@ -123,15 +99,14 @@ async fn a_partition_mid_stream_ends_the_call_within_the_ping_bound_and_the_link
     // bootnode and a peer lost to silence), and calls work again.
     proxy.heal();
     let healed = Instant::now();
-    let back = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            match events.recv().await {
-                Ok(NodeEvent::PeerConnected { peer, .. }) if peer == server => return,
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
-    })
+    let back = tokio::time::timeout(
+        Duration::from_secs(30),
+        wait_for(
+            &mut events,
+            server,
+            |ev, p| matches!(ev, NodeEvent::PeerConnected { peer, .. } if peer == p),
+        ),
+    )
     .await;
     assert!(back.is_ok(), "not connected again within 30 s of the heal");
     eprintln!("healed: connected again after {:?}", healed.elapsed());
@@ -155,10 +130,9 @@ async fn a_reset_mid_body_is_an_error_on_2_0_0_and_a_short_body_on_1_0_0() {
         full.expect("the whole answer without a proxy").len()
     };
     for v1 in [false, true] {
-        let proxy = LinkProxy::start(tcp_of(&server_addr), Impairment::default())
+        let (proxy, target) = LinkProxy::in_front_of(&server_addr, Impairment::default())
             .await
             .unwrap();
-        let target = through(&proxy, &server_addr);
         let caller = if v1 {
             client_v1().await
         } else {
@@ -206,8 +180,7 @@ async fn a_stream_silent_for_90_s_before_its_first_token_survives() {
         rtt: Duration::from_millis(20),
         ..Default::default()
     };
-    let proxy = LinkProxy::start(tcp_of(&server_addr), link).await.unwrap();
-    let target = through(&proxy, &server_addr);
+    let (proxy, target) = LinkProxy::in_front_of(&server_addr, link).await.unwrap();
     let caller = client().await;
     let h = caller.handle();
     let started = Instant::now();
@@ -238,10 +211,10 @@ async fn peerapi_stream_across_a_partition_exits_6_within_its_idle_limit() {
     use std::io::Read;
     let backend = paced_backend(Duration::ZERO, Duration::from_millis(100)).await;
     let (_server, server_addr) = serving_node(backend.routes()).await;
-    let proxy = LinkProxy::start(tcp_of(&server_addr), Impairment::default())
+    let (proxy, target) = LinkProxy::in_front_of(&server_addr, Impairment::default())
         .await
         .unwrap();
-    let target = through(&proxy, &server_addr).to_string();
+    let target = target.to_string();
     let mut child = std::process::Command::new(BIN)
         .args(["stream", &target, "inference", "-d", "{\"prompt\":\"hi\"}"])
         .args(["--idle-timeout", "2"])
@@ -280,15 +253,15 @@ async fn peerapi_stream_across_a_partition_exits_6_within_its_idle_limit() {
     eprintln!("peerapi stream: exit 6 after {took:?}: {}", stderr.trim());
 }
 
-/// Waits for the first event `want` accepts about `peer`.
+/// The first event `want` accepts about `peer`.
 async fn wait_for(
     events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
     peer: libp2p::PeerId,
     want: fn(&NodeEvent, &libp2p::PeerId) -> bool,
-) {
+) -> NodeEvent {
     loop {
         match events.recv().await {
-            Ok(ev) if want(&ev, &peer) => return,
+            Ok(ev) if want(&ev, &peer) => return ev,
             Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
             Err(e) => panic!("{e}"),
         }
@@ -304,10 +277,9 @@ async fn a_partition_to_a_py_libp2p_host_heals_and_the_host_stays_healthy() {
     let py = python_for(PyLibp2p::V081);
     let demo = demo_backend().await;
     let mut host = PyHost::serve(&py, &demo.routes(), &[]).await;
-    let proxy = LinkProxy::start(tcp_of(&host.addr), Impairment::default())
+    let (proxy, target) = LinkProxy::in_front_of(&host.addr, Impairment::default())
         .await
         .unwrap();
-    let target = through(&proxy, &host.addr);
     let peer = peer_id_of(&host.addr);
     let mut cfg = config();
     cfg.ping_interval = Duration::from_millis(500);
@@ -415,10 +387,10 @@ async fn next_event(
 async fn subnet_watch_says_when_a_peer_was_lost_and_when_it_came_back() {
     use tokio::io::AsyncBufReadExt;
     let (_server, server_addr) = serving_node(RouteTable::new()).await;
-    let proxy = LinkProxy::start(tcp_of(&server_addr), Impairment::default())
+    let (proxy, target) = LinkProxy::in_front_of(&server_addr, Impairment::default())
         .await
         .unwrap();
-    let target = through(&proxy, &server_addr).to_string();
+    let target = target.to_string();
     let mut watch = tokio::process::Command::new(BIN)
         .args(["subnet", "watch", "--json", "--bootstrap", &target])
         .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
@@ -463,8 +435,7 @@ async fn the_time_breakdown_puts_the_links_round_trip_in_the_network_share() {
         rtt,
         ..Default::default()
     };
-    let proxy = LinkProxy::start(tcp_of(&server_addr), link).await.unwrap();
-    let target = through(&proxy, &server_addr);
+    let (_proxy, target) = LinkProxy::in_front_of(&server_addr, link).await.unwrap();
     let caller = client().await;
     let h = caller.handle();
     within(h.call(&target, CallRequest::new("health")))

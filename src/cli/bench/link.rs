@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 use peerapi::node::{CallRequest, NodeConfig, ProtocolChoice};
 use peerapi::routes::{Route, RouteTable, Routes};
@@ -50,36 +49,14 @@ async fn served(backend: SocketAddr, link: Impairment) -> Result<Served, String>
         .into_iter()
         .next()
         .ok_or("the serving node has no address")?;
-    let proxy = LinkProxy::start(tcp_of(&direct)?, link)
+    let (proxy, addr) = LinkProxy::in_front_of(&direct, link)
         .await
         .map_err(|e| e.to_string())?;
-    let addr = direct
-        .iter()
-        .map(|p| match p {
-            Protocol::Tcp(_) => Protocol::Tcp(proxy.addr().port()),
-            other => other,
-        })
-        .collect();
     Ok(Served {
         _node: node,
         proxy,
         addr,
     })
-}
-
-fn tcp_of(addr: &Multiaddr) -> Result<SocketAddr, String> {
-    let (mut ip, mut port) = (None, None);
-    for p in addr.iter() {
-        match p {
-            Protocol::Ip4(a) => ip = Some(a),
-            Protocol::Tcp(p) => port = Some(p),
-            _ => {}
-        }
-    }
-    match (ip, port) {
-        (Some(ip), Some(port)) => Ok((ip, port).into()),
-        _ => Err(format!("{addr} is not /ip4/…/tcp/…")),
-    }
 }
 
 /// A fresh caller (its first call dials) speaking `protocol`, offering
