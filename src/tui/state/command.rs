@@ -54,7 +54,7 @@ impl State {
     fn switch_to(&mut self, typed: &str) -> Result<Vec<Effect>, String> {
         let Some(attached) = &self.attached else {
             return Err(
-                "this console runs its own node: `peerapi attach --context NAME` switches".into(),
+                "this console runs its own node: use `peerapi attach --context NAME`".into(),
             );
         };
         let exact = attached.contexts.iter().find(|c| c.as_str() == typed);
