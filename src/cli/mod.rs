@@ -2,6 +2,7 @@
 
 mod bench;
 mod call;
+mod control_args;
 mod ctl;
 mod ctl_follow;
 #[cfg(feature = "console")]

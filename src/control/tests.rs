@@ -135,6 +135,23 @@ fn a_control_directory_is_ours_alone_or_ours_and_the_admitted_groups() {
     }
 }
 
+/// What a node answers a client's hello with: full control.
+fn full_hello() -> FromNode {
+    let node = NodeInfo {
+        peer_id: peer(),
+        version: "0".into(),
+        name: None,
+        listen: vec![],
+        telemetry: None,
+    };
+    FromNode::Hello {
+        version: CONTROL_VERSION,
+        role: Role::Full,
+        node,
+        client: "client 1".into(),
+    }
+}
+
 #[tokio::test]
 async fn a_request_on_a_link_whose_node_went_away_fails_at_once() {
     let (to_node, mut node_reads) = tokio::sync::mpsc::channel(8);
@@ -143,20 +160,7 @@ async fn a_request_on_a_link_whose_node_went_away_fails_at_once() {
     // write half) still accepts messages: what a killed process looks like.
     let node = tokio::spawn(async move {
         let _hello = node_reads.recv().await;
-        let info = NodeInfo {
-            peer_id: peer(),
-            version: "0".into(),
-            name: None,
-            listen: vec![],
-            telemetry: None,
-        };
-        let hello = FromNode::Hello {
-            version: CONTROL_VERSION,
-            role: Role::Full,
-            node: info,
-            client: "client 1".into(),
-        };
-        node_writes.send(hello).await.unwrap();
+        node_writes.send(full_hello()).await.unwrap();
         node_reads
     });
     let (link, _updates) = super::NodeLink::over(to_node, from_node, Role::Full)
@@ -185,20 +189,7 @@ async fn a_client_that_dropped_its_updates_still_gets_its_answers() {
     let (node_writes, from_node) = tokio::sync::mpsc::channel(8);
     let node = tokio::spawn(async move {
         let _hello = node_reads.recv().await;
-        let node = NodeInfo {
-            peer_id: peer(),
-            version: "0".into(),
-            name: None,
-            listen: vec![],
-            telemetry: None,
-        };
-        let hello = FromNode::Hello {
-            version: CONTROL_VERSION,
-            role: Role::Full,
-            node,
-            client: "client 1".into(),
-        };
-        node_writes.send(hello).await.unwrap();
+        node_writes.send(full_hello()).await.unwrap();
         // More updates than the client's queue holds, then the answer.
         let Some(ToNode::Request { id, .. }) = node_reads.recv().await else {
             panic!("a request");

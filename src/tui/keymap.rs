@@ -437,16 +437,11 @@ pub static EDITING: &[(&str, &str)] = &[
 
 /// The action for `key` in `pane`, pane bindings first.
 pub fn resolve(key: &KeyEvent, pane: Pane) -> Option<Action> {
-    let matches = |b: &Binding| {
-        b.keys
-            .iter()
-            .any(|(code, mods)| *code == key.code && key.modifiers == *mods)
-    };
     BINDINGS
         .iter()
         .filter(|b| b.scope == Scope::In(pane))
         .chain(BINDINGS.iter().filter(|b| b.scope == Scope::Global))
-        .find(|b| matches(b))
+        .find(|b| b.keys.contains(&(key.code, key.modifiers)))
         .map(|b| (b.action)())
 }
 

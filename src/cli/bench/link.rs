@@ -41,14 +41,7 @@ async fn served(backend: SocketAddr, link: Impairment) -> Result<Served, String>
     let mut config = NodeConfig::new(libp2p::identity::Keypair::generate_ed25519()).only_calls();
     config.routes = Routes::new(table);
     let node = Node::start(config).await.map_err(|e| e.to_string())?;
-    let direct = node
-        .handle()
-        .listen_addrs()
-        .await
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .next()
-        .ok_or("the serving node has no address")?;
+    let direct = super::measure::first_address(&node).await?;
     let (proxy, addr) = LinkProxy::in_front_of(&direct, link)
         .await
         .map_err(|e| e.to_string())?;

@@ -29,20 +29,23 @@ impl InProcessNode {
         cfg.serve.max_concurrent_calls = call_limit(streams);
         cfg.serve.max_calls_per_peer = call_limit(streams);
         let node = Node::start(cfg).await.map_err(|e| e.to_string())?;
-        let addr = node
-            .handle()
-            .listen_addrs()
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .next()
-            .ok_or("the serving node has no listen address")?;
+        let addr = first_address(&node).await?;
         Ok(Self {
             node,
             addr,
             _dir: dir,
         })
     }
+}
+
+/// A serving node's first listen address.
+pub(super) async fn first_address(node: &Node) -> Result<libp2p::Multiaddr, String> {
+    let addrs = node.handle().listen_addrs().await;
+    let addrs = addrs.map_err(|e| e.to_string())?;
+    addrs
+        .into_iter()
+        .next()
+        .ok_or_else(|| "the serving node has no listen address".to_string())
 }
 
 pub(super) async fn client(protocol: ProtocolChoice) -> Result<Node, String> {
