@@ -106,7 +106,9 @@ fn a_scrape_gets_through_2000_half_requests_and_the_node_keeps_its_descriptors()
         .unwrap();
     let (fds_before, rss_before) = (fds(pid), rss_mb(pid));
     let held = silent_connections(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n");
-    let fds_flooded = fds(pid);
+    // The node accepts, then closes what is over its cap: counted at once,
+    // connections still being shed look held (seen: 267 on a loaded run).
+    let fds_flooded = fds_settle(pid, fds_before + 199);
     let started = Instant::now();
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
@@ -142,7 +144,9 @@ async fn a_telemetry_sender_gets_through_2000_silent_connections() {
     let held = tokio::task::spawn_blocking(move || silent_connections(port, b""))
         .await
         .unwrap();
-    let fds_flooded = fds(pid);
+    // The node accepts, then closes what is over its cap: counted at once,
+    // connections still being shed look held (seen: 267 on a loaded run).
+    let fds_flooded = fds_settle(pid, fds_before + 199);
     let url = format!("ws://127.0.0.1:{port}");
     let started = Instant::now();
     let (mut ws, _) = within(tokio_tungstenite::connect_async(url.as_str()))
