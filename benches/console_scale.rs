@@ -137,6 +137,8 @@ fn peers() -> Vec<PeerInfo> {
             rtt_samples: vec![Duration::from_micros(300); 10],
             pings_sent: 10,
             pings_failed: 0,
+            rtt_at: None,
+            ping_interval: std::time::Duration::from_secs(15),
         })
         .collect()
 }

@@ -49,6 +49,7 @@ pub(crate) struct EventLoop {
     pub(super) walks: super::walks::WalkSchedule,
     /// A ping unanswered this long closes its connection.
     pub(super) ping_timeout: std::time::Duration,
+    pub(super) ping_interval: std::time::Duration,
     /// Bootnodes and lost peers to dial again.
     pub(super) reconnects: super::reconnects::Reconnects,
     ready: Option<oneshot::Sender<Result<(), NodeError>>>,
@@ -191,6 +192,7 @@ impl EventLoop {
             walks: super::walks::WalkSchedule::new(discovery_interval, discovery_most)
                 .enabled_if(dht_walks),
             ping_timeout,
+            ping_interval,
             reconnects,
             ready: Some(ready_tx),
         };
@@ -360,6 +362,8 @@ impl EventLoop {
                             rtt_samples: Vec::new(),
                             pings_sent: 0,
                             pings_failed: 0,
+                            rtt_at: None,
+                            ping_interval: self.ping_interval,
                         },
                         0,
                     )

@@ -45,6 +45,14 @@ pub struct PeerInfo {
     pub rtt_samples: Vec<Duration>,
     pub pings_sent: u32,
     pub pings_failed: u32,
+    /// When the last ping was answered: a connected peer whose answers
+    /// stopped (a partition, before the ping timeout closes it) shows how
+    /// long it has been silent.
+    #[serde(default)]
+    pub rtt_at: Option<SystemTime>,
+    /// The node's ping interval, to tell silence from the wait between pings.
+    #[serde(default)]
+    pub ping_interval: Duration,
 }
 
 impl PeerInfo {
@@ -70,6 +78,13 @@ impl PeerInfo {
             s.push_str(&format!("/p2p/{}", self.peer));
         }
         s
+    }
+
+    /// How long the peer has not answered a ping, once that is longer than
+    /// two ping intervals (None: it answers, or never did).
+    pub fn silent_for(&self, now: SystemTime) -> Option<Duration> {
+        let silent = now.duration_since(self.rtt_at?).ok()?;
+        (silent > self.ping_interval * 2 + Duration::from_secs(1)).then_some(silent)
     }
 
     pub fn rtt_avg(&self) -> Option<Duration> {

@@ -29,6 +29,7 @@ impl EventLoop {
             match rtt {
                 Some(rtt) => {
                     info.rtt_last = Some(rtt);
+                    info.rtt_at = Some(std::time::SystemTime::now());
                     if info.rtt_samples.len() == RTT_SAMPLES {
                         info.rtt_samples.remove(0);
                     }

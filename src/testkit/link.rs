@@ -28,6 +28,10 @@ pub struct Impairment {
     pub jitter: Duration,
     /// Bytes per second each way (None: as fast as loopback).
     pub rate: Option<u64>,
+    /// Each second, the chance that an open connection is reset (a flaky
+    /// NAT or router dropping its state): 0.01 resets one connection in a
+    /// hundred each second, at random.
+    pub reset_chance: f64,
 }
 
 impl Impairment {
@@ -48,8 +52,8 @@ impl Impairment {
         }
         Ok(Self {
             rtt,
-            jitter: Duration::ZERO,
             rate,
+            ..Self::default()
         })
     }
 }
@@ -92,6 +96,8 @@ struct Shared {
     resets: watch::Sender<u64>,
     /// Connections made through the proxy so far.
     connections: std::sync::atomic::AtomicU64,
+    /// Connections reset by `reset_chance` so far.
+    random_resets: std::sync::atomic::AtomicU64,
 }
 
 impl LinkProxy {
@@ -104,6 +110,7 @@ impl LinkProxy {
             open: watch::channel(true).0,
             resets: watch::channel(0).0,
             connections: Default::default(),
+            random_resets: Default::default(),
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         Ok(Self {
@@ -176,6 +183,15 @@ impl LinkProxy {
     }
 }
 
+impl LinkProxy {
+    /// Connections reset at random (`reset_chance`) so far.
+    pub fn random_resets(&self) -> u64 {
+        self.shared
+            .random_resets
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 impl Drop for LinkProxy {
     fn drop(&mut self) {
         self.accept.abort();
@@ -224,8 +240,28 @@ async fn connection(inbound: TcpStream, shared: Arc<Shared>) {
             pipe(out_read, in_write, shared.clone())
         )
     };
+    let chance = lock(&shared.impairment).reset_chance;
+    let unlucky = async {
+        if chance <= 0.0 {
+            return std::future::pending().await;
+        }
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if rand::random::<f64>() < chance {
+                return;
+            }
+        }
+    };
     tokio::select! {
         _ = both => {}
+        _ = unlucky => {
+            shared.random_resets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            for sock in [&in_sock, &out_sock].into_iter().flatten() {
+                let _ = sock.set_linger(Some(Duration::ZERO));
+            }
+        }
         _ = resets.changed() => {
             for sock in [&in_sock, &out_sock].into_iter().flatten() {
                 let _ = sock.set_linger(Some(Duration::ZERO));
@@ -338,8 +374,8 @@ mod tests {
         let ms = Duration::from_millis;
         let link = |rtt, rate| Impairment {
             rtt,
-            jitter: Duration::ZERO,
             rate,
+            ..Impairment::default()
         };
         assert_eq!(
             Impairment::parse("100ms,100mbit"),

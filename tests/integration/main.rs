@@ -20,6 +20,7 @@ mod hostile;
 mod interop;
 mod keys;
 mod link_load;
+mod link_py;
 mod links;
 mod load;
 mod logs;

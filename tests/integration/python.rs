@@ -204,6 +204,35 @@ impl PyHost {
     }
 }
 
+impl PyHost {
+    /// Makes the Python host call `route` on `addr` and time it on its
+    /// side: (bytes of the body, seconds), or the exception's name.
+    pub async fn timed_call(
+        &mut self,
+        addr: &Multiaddr,
+        route: &str,
+    ) -> Result<(u64, f64), String> {
+        let line = format!("time {addr} {route}\n");
+        let p = &mut self.process;
+        p.stdin.write_all(line.as_bytes()).await.unwrap();
+        p.stdin.flush().await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(150), async {
+            while let Some(line) = p.stdout.next_line().await.unwrap() {
+                if let Some(rest) = line.strip_prefix("TIMED ") {
+                    let (bytes, secs) = rest.split_once(' ').expect("TIMED BYTES SECS");
+                    return Ok((bytes.parse().unwrap(), secs.parse().unwrap()));
+                }
+                if let Some(e) = line.strip_prefix("CALL-FAILED ") {
+                    return Err(e.to_string());
+                }
+            }
+            Err("the python host exited".to_string())
+        })
+        .await
+        .expect("the timed call ends")
+    }
+}
+
 /// A one-shot Python caller (`peer.py call`); returns the body it printed.
 pub async fn py_call(python: &PathBuf, addr: &Multiaddr, route: &str, args: &[&str]) -> Vec<u8> {
     let out = Command::new(python)

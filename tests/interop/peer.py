@@ -209,7 +209,17 @@ async def commands(host):
         if not line:
             await trio.sleep_forever()
         parts = line.split()
-        if len(parts) == 3 and parts[0] == "call":
+        if len(parts) == 3 and parts[0] == "time":
+            # A call timed on this side, the body counted, not printed.
+            try:
+                with trio.fail_after(120):
+                    start = trio.current_time()
+                    body = await call_once(host, multiaddr.Multiaddr(parts[1]), parts[2])
+                    took = trio.current_time() - start
+                print(f"TIMED {len(body)} {took:.6f}", flush=True)
+            except Exception as e:
+                print(f"CALL-FAILED {type(e).__name__}", flush=True)
+        elif len(parts) == 3 and parts[0] == "call":
             try:
                 with trio.fail_after(20):
                     body = await call_once(host, multiaddr.Multiaddr(parts[1]), parts[2])
@@ -224,7 +234,7 @@ async def call_once(host, maddr, route):
     stream = await host.new_stream(info.peer_id, [PROTOCOL])
     msg = encode_request(route, "GET", {}, b"", False)
     await stream.write(uvarint(len(msg)) + msg)
-    body = b""
+    parts = []
     while True:
         try:
             chunk = await stream.read(65536)
@@ -232,7 +242,8 @@ async def call_once(host, maddr, route):
             break
         if not chunk:
             break
-        body += chunk
+        parts.append(chunk)
+    body = b"".join(parts)
     await stream.close()
     return body
 

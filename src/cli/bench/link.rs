@@ -166,15 +166,20 @@ pub(super) async fn run(link: Impairment, quick: bool) -> Result<String, String>
 
     progress("first calls on new connections");
     out.push_str("  call (small)                         first call        then, warm\n");
+    let mut breakdown = String::from(
+        "  first call, step by step (from the caller's events; the proxy does not delay TCP's own handshake)\n",
+    );
     for (protocol, name) in [(ProtocolChoice::V2, "2.0.0"), (ProtocolChoice::V1, "1.0.0")] {
         for pos_first in [false, true] {
             let node = caller(protocol, pos_first).await?;
             let h = node.handle();
             let t = Instant::now();
+            let recording = FirstCallSteps::record(h.subscribe(), t);
             h.call(&server.addr, CallRequest::new("small"))
                 .await
                 .map_err(|e| format!("first call ({name}): {e}"))?;
             let first = t.elapsed();
+            let steps = recording.await.unwrap_or_default();
             let mut warm = Vec::new();
             for _ in 0..5 {
                 let t = Instant::now();
@@ -197,8 +202,10 @@ pub(super) async fn run(link: Impairment, quick: bool) -> Result<String, String>
                 warm.as_secs_f64() * 1e3,
                 rtts(warm)
             ));
+            breakdown.push_str(&steps.line(name, security, &rtts));
         }
     }
+    out.push_str(&breakdown);
 
     progress("time to the first token");
     let node = caller(ProtocolChoice::Auto, false).await?;
@@ -312,6 +319,67 @@ pub(super) async fn run(link: Impairment, quick: bool) -> Result<String, String>
         "  (connections through the fan-out's links: {connections}, one per peer)\n"
     ));
     Ok(out)
+}
+
+/// When the first call's steps ended, from the caller's own events: the
+/// connection up (dial, multistream, security, muxer), identify, the
+/// response head, the whole call.
+#[derive(Default)]
+struct FirstCallSteps {
+    connected: Option<Duration>,
+    identified: Option<Duration>,
+    head: Option<Duration>,
+    done: Duration,
+}
+
+impl FirstCallSteps {
+    /// Stamps the caller's events as they come, until its call ends (or
+    /// 60 s): started before the call, awaited after it.
+    fn record(
+        mut events: tokio::sync::broadcast::Receiver<peerapi::node::NodeEvent>,
+        start: Instant,
+    ) -> tokio::task::JoinHandle<Self> {
+        use peerapi::node::NodeEvent;
+        tokio::spawn(async move {
+            let mut steps = Self::default();
+            let until = tokio::time::Instant::now() + Duration::from_secs(60);
+            while let Ok(Ok(event)) = tokio::time::timeout_at(until, events.recv()).await {
+                let at = start.elapsed();
+                match event {
+                    NodeEvent::PeerConnected { .. } => {
+                        steps.connected.get_or_insert(at);
+                    }
+                    NodeEvent::PeerIdentified { .. } => {
+                        steps.identified.get_or_insert(at);
+                    }
+                    NodeEvent::CallResponding { .. } => {
+                        steps.head.get_or_insert(at);
+                    }
+                    NodeEvent::CallFinished { .. } | NodeEvent::CallFailed { .. } => {
+                        steps.done = at;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            steps
+        })
+    }
+
+    fn line(&self, name: &str, security: &str, rtts: &dyn Fn(Duration) -> f64) -> String {
+        let at = |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{:.1}", rtts(d)));
+        let call = match (self.connected, self.head) {
+            (Some(c), Some(h)) => format!("{:.1}", rtts(h.saturating_sub(c))),
+            _ => "-".into(),
+        };
+        format!(
+            "    {name} {security:<12} connection up at {} RTT, identified at {}, response head at {} ({call} after the connection), done at {:.1}\n",
+            at(self.connected),
+            at(self.identified),
+            at(self.head),
+            rtts(self.done)
+        )
+    }
 }
 
 fn fmt_ms(d: Duration) -> String {

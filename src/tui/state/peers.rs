@@ -184,6 +184,8 @@ mod tests {
             rtt_samples: vec![],
             pings_sent: 0,
             pings_failed: 0,
+            rtt_at: None,
+            ping_interval: Duration::from_secs(15),
         }
     }
 

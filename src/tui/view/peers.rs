@@ -56,9 +56,14 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             .rev()
             .find(|(peer, _, _)| *peer == id)
             .map(|(_, times, _)| *times);
-        let agent = match evicted {
-            Some(times) => format!("evict {times}x"),
-            None => p.agent.clone().unwrap_or_default(),
+        // A peer whose pings go unanswered (a partition, before the ping
+        // timeout closes its connection): "silent" where its RTT would
+        // be, and for how long where its agent would be.
+        let silent = p.silent_for(state.wall);
+        let agent = match (evicted, silent) {
+            (Some(times), _) => format!("evict {times}x"),
+            (None, Some(s)) => format!("for {}s", s.as_secs()),
+            (None, None) => p.agent.clone().unwrap_or_default(),
         };
         let age = state
             .wall
@@ -70,7 +75,10 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
                 Direction::Inbound => "in".into(),
                 Direction::Outbound => "out".into(),
             },
-            p.rtt_last.map(fmt_dur).unwrap_or_else(|| "-".into()),
+            match silent {
+                Some(_) => "silent".into(),
+                None => p.rtt_last.map(fmt_dur).unwrap_or_else(|| "-".into()),
+            },
             api.to_string(),
             agent,
             fmt_dur(std::time::Duration::from_secs(age.as_secs())),
@@ -81,9 +89,10 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
                 .map(Cell::from)
                 .collect::<Vec<_>>(),
         );
-        match evicted {
-            Some(_) => row.style(theme.warn()),
-            None => row,
+        if evicted.is_some() || silent.is_some() {
+            row.style(theme.warn())
+        } else {
+            row
         }
     });
     let widths = vec![

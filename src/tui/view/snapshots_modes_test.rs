@@ -332,3 +332,19 @@ fn a_call_in_flight_that_hears_nothing_says_how_long_it_has_been_silent() {
         "{notice}"
     );
 }
+
+#[test]
+fn a_connected_peer_whose_pings_go_unanswered_is_marked_silent() {
+    use std::time::{Duration, SystemTime};
+    let mut s = populated();
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+    let mut peers = s.peers.list.clone();
+    // One answered 5 s ago (within two 15 s intervals), one 47 s ago.
+    peers[0].rtt_at = Some(wall - Duration::from_secs(5));
+    peers[1].rtt_at = Some(wall - Duration::from_secs(47));
+    s.update(Action::Peers(peers));
+    let screen = render_at(&mut s, 80, 24);
+    assert_eq!(screen.matches("silent").count(), 1, "{screen}");
+    assert!(screen.contains("for 47s"), "{screen}");
+    assert!(!screen.contains("for 5s"), "{screen}");
+}

@@ -78,6 +78,8 @@ pub(super) fn populated() -> State {
         rtt_samples: vec![Duration::from_micros(rtt)],
         pings_sent: 1,
         pings_failed: 0,
+        rtt_at: None,
+        ping_interval: Duration::from_secs(15),
     };
     s.update(Action::Peers(vec![info(2, 420), info(3, 1300)]));
     s.composer.set(
