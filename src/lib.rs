@@ -41,6 +41,8 @@ pub mod event_stream;
 pub mod fleet;
 pub mod fsutil;
 pub mod gate;
+#[cfg(feature = "health")]
+pub mod health;
 pub mod keys;
 pub mod load;
 pub mod log_lines;

@@ -38,6 +38,11 @@ struct TimeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabel {
+    peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabel {
     route: String,
 }
@@ -79,6 +84,9 @@ pub struct NodeMetrics {
     walk_interval_seconds: Gauge,
     route_reloads: Family<ResultLabel, Counter>,
     route_labels: Mutex<HashSet<String>>,
+    /// Per probed node (bounded by the prober's node limit).
+    health_verdict: Family<PeerLabel, Gauge>,
+    health_probe_seconds: Family<PeerLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl std::fmt::Debug for NodeMetrics {
@@ -116,6 +124,8 @@ impl NodeMetrics {
             walk_interval_seconds: Gauge::default(),
             route_reloads: Family::default(),
             route_labels: Mutex::new(HashSet::new()),
+            health_verdict: Family::default(),
+            health_probe_seconds: Family::default(),
             registry: Registry::default(),
         };
         let r = registry.sub_registry_with_prefix("peerapi");
@@ -190,6 +200,16 @@ impl NodeMetrics {
             "Route file reloads, by result (ok, rejected)",
             m.route_reloads.clone(),
         );
+        r.register(
+            "health_verdict",
+            "Each probed node's latest verdict: 0 online, 1 joining, 2 degraded, 3 stale, 4 offline, 5 unreachable",
+            m.health_verdict.clone(),
+        );
+        r.register(
+            "health_probe_seconds",
+            "Each probed node's latest probe time (dial and health route)",
+            m.health_probe_seconds.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -199,6 +219,15 @@ impl NodeMetrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// A probed node's latest verdict level and probe time.
+    pub fn set_health(&self, peer: &str, level: i64, probe_seconds: Option<f64>) {
+        let label = PeerLabel { peer: peer.into() };
+        self.health_verdict.get_or_create(&label).set(level);
+        if let Some(s) = probe_seconds {
+            self.health_probe_seconds.get_or_create(&label).set(s);
+        }
     }
 
     /// A route name as a label value, within [`MAX_ROUTE_LABELS`].

@@ -1,0 +1,287 @@
+//! Alerts on the probes' verdicts: a node down for N probes in a row (one
+//! we have seen up), a probe slower than a bound for N probes in a row.
+//! Each fires once when it starts and once when it clears, at most
+//! `max_per_minute` in all (the rest are counted and logged, never
+//! queued), delivered as a JSON webhook POST and/or a command run with the
+//! alert in its environment.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::Verdict;
+
+/// Default probes in a row that make a node down.
+pub const DEFAULT_DOWN_AFTER: u32 = 2;
+/// Default most alerts delivered per minute.
+pub const DEFAULT_MAX_ALERTS_PER_MINUTE: u32 = 20;
+/// How long a webhook or a command may take.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug)]
+pub struct AlertConfig {
+    /// POST each alert here as JSON.
+    pub webhook: Option<String>,
+    /// Run this (`sh -c`) with PEERAPI_ALERT* in its environment.
+    pub command: Option<String>,
+    pub down_after: u32,
+    /// A probe slower than this, `slow_after` times in a row, alerts.
+    pub slow_probe: Option<Duration>,
+    pub slow_after: u32,
+    pub max_per_minute: u32,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        Self {
+            webhook: None,
+            command: None,
+            down_after: DEFAULT_DOWN_AFTER,
+            slow_probe: None,
+            slow_after: 3,
+            max_per_minute: DEFAULT_MAX_ALERTS_PER_MINUTE,
+        }
+    }
+}
+
+impl AlertConfig {
+    pub fn delivers(&self) -> bool {
+        self.webhook.is_some() || self.command.is_some()
+    }
+}
+
+/// One alert, as the webhook receives it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Alert {
+    /// `node_down` or `probe_slow`.
+    pub alert: String,
+    /// `firing` or `cleared`.
+    pub state: String,
+    pub peer: String,
+    pub reason: String,
+    /// Seconds since the epoch.
+    pub at_s: i64,
+    /// The node that probed.
+    pub by: String,
+}
+
+#[derive(Default)]
+struct NodeState {
+    seen_up: bool,
+    down_streak: u32,
+    down: bool,
+    slow_streak: u32,
+    slow: bool,
+}
+
+/// What each node's alerts stand at, and the rate limit.
+pub struct Alerts {
+    config: AlertConfig,
+    by: String,
+    nodes: HashMap<String, NodeState>,
+    window: Option<Instant>,
+    sent_in_window: u32,
+    /// Alerts dropped by the rate limit so far.
+    pub suppressed: u64,
+}
+
+impl Alerts {
+    pub fn new(config: AlertConfig, by: String) -> Self {
+        Self {
+            config,
+            by,
+            nodes: HashMap::new(),
+            window: None,
+            sent_in_window: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// Takes one probe's verdict; the alerts it starts or clears.
+    pub fn observe(
+        &mut self,
+        peer: &str,
+        verdict: Verdict,
+        reason: &str,
+        probe_time: Option<Duration>,
+        at_s: i64,
+    ) -> Vec<Alert> {
+        let c = &self.config;
+        let n = self.nodes.entry(peer.to_string()).or_default();
+        let mut out = Vec::new();
+        let alert = |name: &str, state: &str, reason: String| Alert {
+            alert: name.into(),
+            state: state.into(),
+            peer: peer.into(),
+            reason,
+            at_s,
+            by: self.by.clone(),
+        };
+        if verdict.reachable() {
+            n.seen_up = true;
+            n.down_streak = 0;
+            if n.down {
+                n.down = false;
+                out.push(alert("node_down", "cleared", format!("{verdict} again")));
+            }
+        } else if n.seen_up {
+            n.down_streak += 1;
+            if !n.down && n.down_streak >= c.down_after.max(1) {
+                n.down = true;
+                out.push(alert("node_down", "firing", format!("{verdict}: {reason}")));
+            }
+        }
+        if let Some(bound) = c.slow_probe {
+            match probe_time {
+                Some(t) if t > bound => {
+                    n.slow_streak += 1;
+                    if !n.slow && n.slow_streak >= c.slow_after.max(1) {
+                        n.slow = true;
+                        out.push(alert(
+                            "probe_slow",
+                            "firing",
+                            format!(
+                                "probe took {} ms (bound {} ms)",
+                                t.as_millis(),
+                                bound.as_millis()
+                            ),
+                        ));
+                    }
+                }
+                Some(_) => {
+                    n.slow_streak = 0;
+                    if n.slow {
+                        n.slow = false;
+                        out.push(alert(
+                            "probe_slow",
+                            "cleared",
+                            "probe time within bound".into(),
+                        ));
+                    }
+                }
+                None => {}
+            }
+        }
+        out
+    }
+
+    /// Whether another alert may go out now (`max_per_minute`).
+    pub fn admit(&mut self, now: Instant) -> bool {
+        let fresh = self
+            .window
+            .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(60));
+        if fresh {
+            self.window = Some(now);
+            self.sent_in_window = 0;
+        }
+        if self.sent_in_window < self.config.max_per_minute {
+            self.sent_in_window += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+
+    pub fn config(&self) -> &AlertConfig {
+        &self.config
+    }
+}
+
+/// Sends `alert` where the configuration says; failures are logged.
+pub async fn deliver(config: &AlertConfig, http: &reqwest::Client, alert: &Alert) {
+    let json = serde_json::to_string(alert).unwrap_or_default();
+    if let Some(url) = &config.webhook {
+        let sent = http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(json.clone())
+            .timeout(DELIVERY_TIMEOUT)
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => {
+                tracing::warn!(status = %r.status(), alert = %alert.alert, "the alert webhook refused an alert")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, alert = %alert.alert, "cannot deliver an alert to the webhook")
+            }
+        }
+    }
+    if let Some(command) = &config.command {
+        let run = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .env("PEERAPI_ALERT", &json)
+            .env("PEERAPI_ALERT_NAME", &alert.alert)
+            .env("PEERAPI_ALERT_STATE", &alert.state)
+            .env("PEERAPI_ALERT_PEER", &alert.peer)
+            .env("PEERAPI_ALERT_REASON", &alert.reason)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .status();
+        match tokio::time::timeout(DELIVERY_TIMEOUT, run).await {
+            Ok(Ok(s)) if s.success() => {}
+            Ok(Ok(s)) => tracing::warn!(status = %s, "the alert command failed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot run the alert command"),
+            Err(_) => tracing::warn!("the alert command took over {DELIVERY_TIMEOUT:?}; killed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn down_fires_once_after_n_probes_and_clears_once() {
+        let mut a = Alerts::new(AlertConfig::default(), "me".into());
+        let v = |a: &mut Alerts, verdict| a.observe("p", verdict, "refused", None, 0);
+        // Never seen up: no alert for a node that was always down.
+        assert!(v(&mut a, Verdict::Unreachable).is_empty());
+        assert!(v(&mut a, Verdict::Online).is_empty());
+        assert!(v(&mut a, Verdict::Unreachable).is_empty());
+        let fired = v(&mut a, Verdict::Unreachable);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(
+            (fired[0].alert.as_str(), fired[0].state.as_str()),
+            ("node_down", "firing")
+        );
+        assert!(
+            v(&mut a, Verdict::Unreachable).is_empty(),
+            "once per change"
+        );
+        let cleared = v(&mut a, Verdict::Degraded);
+        assert_eq!(cleared[0].state, "cleared");
+        assert!(v(&mut a, Verdict::Online).is_empty());
+    }
+
+    #[test]
+    fn slow_probes_fire_and_clear_and_the_rate_limit_counts_what_it_drops() {
+        let config = AlertConfig {
+            slow_probe: Some(Duration::from_millis(100)),
+            slow_after: 2,
+            max_per_minute: 2,
+            ..AlertConfig::default()
+        };
+        let mut a = Alerts::new(config, "me".into());
+        let slow = Some(Duration::from_millis(300));
+        assert!(a.observe("p", Verdict::Online, "", slow, 0).is_empty());
+        assert_eq!(
+            a.observe("p", Verdict::Online, "", slow, 1)[0].alert,
+            "probe_slow"
+        );
+        let fast = Some(Duration::from_millis(3));
+        assert_eq!(
+            a.observe("p", Verdict::Online, "", fast, 2)[0].state,
+            "cleared"
+        );
+        let t = Instant::now();
+        assert!(a.admit(t) && a.admit(t));
+        assert!(!a.admit(t + Duration::from_secs(1)));
+        assert_eq!(a.suppressed, 1);
+        assert!(a.admit(t + Duration::from_secs(61)), "a new minute");
+    }
+}

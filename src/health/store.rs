@@ -1,0 +1,526 @@
+//! The health history: every probe's result in an SQLite file in the
+//! node's data directory (mode 0600), kept for a retention period, with a
+//! schema version and migrations. Compact by design (a node id and a reason
+//! id per row, seconds and microseconds as integers, one B-tree keyed by
+//! node and time): 100 nodes probed each minute for a week are about a
+//! million rows. A file that is not ours, is damaged, or was written by a
+//! newer peerapi stops the start and is left exactly as it was.
+//!
+//! For the `sqlite3` shell, the view `probe_log` reads as text:
+//! `SELECT * FROM probe_log WHERE peer_id LIKE '%abc' ORDER BY at DESC LIMIT 20;`
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use super::Verdict;
+
+/// "peer" in ASCII: marks the file as a peerapi health history.
+const APPLICATION_ID: i64 = 0x7065_6572;
+/// The schema this build writes; older files are migrated up to it.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// One migration per version: the statements taking the schema from
+/// version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE nodes(id INTEGER PRIMARY KEY, peer_id TEXT NOT NULL UNIQUE, first_seen_s INTEGER NOT NULL);
+CREATE TABLE reasons(id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
+CREATE TABLE probes(
+    node INTEGER NOT NULL,
+    at_s INTEGER NOT NULL,
+    verdict INTEGER NOT NULL,
+    reason INTEGER NOT NULL,
+    rtt_us INTEGER,
+    probe_us INTEGER,
+    PRIMARY KEY(node, at_s)
+) WITHOUT ROWID;
+CREATE TABLE changes(node INTEGER NOT NULL, at_s INTEGER NOT NULL, old INTEGER, new INTEGER NOT NULL, reason TEXT NOT NULL);
+CREATE INDEX changes_at ON changes(at_s);
+CREATE VIEW probe_log AS
+    SELECT n.peer_id, datetime(p.at_s, 'unixepoch') AS at,
+        CASE p.verdict WHEN 0 THEN 'online' WHEN 1 THEN 'joining' WHEN 2 THEN 'degraded'
+            WHEN 3 THEN 'stale' WHEN 4 THEN 'offline' ELSE 'unreachable' END AS verdict,
+        r.text AS reason, p.rtt_us / 1000.0 AS rtt_ms, p.probe_us / 1000.0 AS probe_ms
+    FROM probes p JOIN nodes n ON n.id = p.node LEFT JOIN reasons r ON r.id = p.reason;
+"#];
+
+/// Why a history file was not opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{path}: not a peerapi health history ({what}); it was left as it is: move it away or give another --health-db")]
+    Foreign { path: PathBuf, what: String },
+    #[error("{path}: the health history is damaged ({detail}); it was left as it is: move it away (or repair it with sqlite3's .recover) and start again")]
+    Damaged { path: PathBuf, detail: String },
+    #[error("{path}: written by a newer peerapi (schema {found}, this one knows {SCHEMA_VERSION}); upgrade peerapi or give another --health-db")]
+    Newer { path: PathBuf, found: i64 },
+    #[error("{path}: the health history of node {owner}; give this node a --health-db of its own")]
+    Owner { path: PathBuf, owner: String },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: String },
+}
+
+impl OpenError {
+    /// Whether the start must stop (a file we must not touch), rather than
+    /// go on without history (a directory we cannot write, a full disk).
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, OpenError::Io { .. })
+    }
+}
+
+/// One probe's result, as stored.
+#[derive(Clone, Debug)]
+pub struct ProbeRecord {
+    pub peer: String,
+    pub at: SystemTime,
+    pub verdict: Verdict,
+    pub reason: String,
+    pub rtt: Option<Duration>,
+    pub probe_time: Option<Duration>,
+}
+
+/// A node's verdict changed.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Change {
+    pub peer: String,
+    pub at_s: i64,
+    pub old: Option<Verdict>,
+    pub new: Verdict,
+    pub reason: String,
+}
+
+/// The history file, open for writing (the node) or reading (the CLI).
+pub struct History {
+    conn: Connection,
+    path: PathBuf,
+    /// Node ids and the last verdict of each, so a probe costs one insert.
+    nodes: HashMap<String, (i64, Option<Verdict>)>,
+    reasons: HashMap<String, i64>,
+}
+
+pub(super) fn secs(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn micros(d: Option<Duration>) -> Option<i64> {
+    d.map(|d| d.as_micros().min(i64::MAX as u128) as i64)
+}
+
+fn verdict_of(level: i64) -> Verdict {
+    Verdict::ALL
+        .get(level as usize)
+        .copied()
+        .unwrap_or(Verdict::Unreachable)
+}
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "History({})", self.path.display())
+    }
+}
+
+impl History {
+    /// Opens (or creates, 0600) the history at `path` for node `owner`.
+    pub fn open(path: &Path, owner: &str) -> Result<History, OpenError> {
+        let io = |e: std::io::Error| OpenError::Io {
+            path: path.to_path_buf(),
+            error: e.to_string(),
+        };
+        let existed = std::fs::metadata(path)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false);
+        if existed {
+            check_header(path)?;
+        } else {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                create_private_dir(dir).map_err(io)?;
+            }
+            create_private_file(path).map_err(io)?;
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| sql_error(path, e))?;
+        let mut history = Self::checked(conn, path)?;
+        history.migrate()?;
+        history.claim(owner)?;
+        history.load()?;
+        Ok(history)
+    }
+
+    /// Opens an existing history to read it (`subnet health`, the console).
+    pub fn open_read(path: &Path) -> Result<History, OpenError> {
+        if !path.exists() {
+            return Err(OpenError::Io {
+                path: path.to_path_buf(),
+                error: "no health history here: start the node with --health (or give --db)".into(),
+            });
+        }
+        check_header(path)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| sql_error(path, e))?;
+        let mut history = Self::checked(conn, path)?;
+        let version = history.user_version()?;
+        if version != SCHEMA_VERSION {
+            return Err(match version {
+                0 => OpenError::Foreign {
+                    path: path.to_path_buf(),
+                    what: "no schema yet".into(),
+                },
+                v if v > SCHEMA_VERSION => OpenError::Newer {
+                    path: path.to_path_buf(),
+                    found: v,
+                },
+                v => OpenError::Io {
+                    path: path.to_path_buf(),
+                    error: format!("schema {v}: start the node once to migrate it"),
+                },
+            });
+        }
+        history.load()?;
+        Ok(history)
+    }
+
+    fn checked(conn: Connection, path: &Path) -> Result<History, OpenError> {
+        let _ = conn.busy_timeout(Duration::from_secs(5));
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| sql_error(path, e))?;
+        if check != "ok" {
+            return Err(OpenError::Damaged {
+                path: path.to_path_buf(),
+                detail: check,
+            });
+        }
+        let app: i64 = conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(|e| sql_error(path, e))?;
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(|e| sql_error(path, e))?;
+        if app != APPLICATION_ID && !(app == 0 && tables == 0) {
+            return Err(OpenError::Foreign {
+                path: path.to_path_buf(),
+                what: format!("an SQLite file of application id {app:#x} with {tables} objects"),
+            });
+        }
+        Ok(History {
+            conn,
+            path: path.to_path_buf(),
+            nodes: HashMap::new(),
+            reasons: HashMap::new(),
+        })
+    }
+
+    fn err(&self, e: rusqlite::Error) -> OpenError {
+        sql_error(&self.path, e)
+    }
+
+    fn user_version(&self) -> Result<i64, OpenError> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    fn migrate(&mut self) -> Result<(), OpenError> {
+        let mut version = self.user_version()?;
+        if version > SCHEMA_VERSION {
+            return Err(OpenError::Newer {
+                path: self.path.clone(),
+                found: version,
+            });
+        }
+        while version < SCHEMA_VERSION {
+            let step = MIGRATIONS[version as usize];
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(|e| sql_error(&self.path, e))?;
+            tx.execute_batch(step)
+                .and_then(|_| tx.pragma_update(None, "application_id", APPLICATION_ID))
+                .and_then(|_| tx.pragma_update(None, "user_version", version + 1))
+                .and_then(|_| tx.commit())
+                .map_err(|e| sql_error(&self.path, e))?;
+            version += 1;
+        }
+        Ok(())
+    }
+
+    /// Marks the file as `owner`'s, or refuses another node's.
+    fn claim(&mut self, owner: &str) -> Result<(), OpenError> {
+        let found: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'node'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        match found {
+            Some(o) if o != owner => Err(OpenError::Owner {
+                path: self.path.clone(),
+                owner: o,
+            }),
+            Some(_) => Ok(()),
+            None => self
+                .conn
+                .execute("INSERT INTO meta(key, value) VALUES ('node', ?1)", [owner])
+                .map(drop)
+                .map_err(|e| self.err(e)),
+        }
+    }
+
+    /// Node ids, their last verdicts and the reasons' ids, into memory.
+    fn load(&mut self) -> Result<(), OpenError> {
+        let mut nodes = HashMap::new();
+        {
+            let mut q = self
+                .conn
+                .prepare(
+                    "SELECT n.peer_id, n.id, (SELECT verdict FROM probes p WHERE p.node = n.id ORDER BY at_s DESC LIMIT 1) FROM nodes n",
+                )
+                .map_err(|e| sql_error(&self.path, e))?;
+            let rows = q
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                    ))
+                })
+                .map_err(|e| sql_error(&self.path, e))?;
+            for row in rows {
+                let (peer, id, last) = row.map_err(|e| sql_error(&self.path, e))?;
+                nodes.insert(peer, (id, last.map(verdict_of)));
+            }
+        }
+        let mut reasons = HashMap::new();
+        {
+            let mut q = self
+                .conn
+                .prepare("SELECT text, id FROM reasons")
+                .map_err(|e| sql_error(&self.path, e))?;
+            let rows = q
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(|e| sql_error(&self.path, e))?;
+            for row in rows {
+                let (text, id) = row.map_err(|e| sql_error(&self.path, e))?;
+                reasons.insert(text, id);
+            }
+        }
+        self.nodes = nodes;
+        self.reasons = reasons;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stores a probe; the change, when its verdict differs from the last.
+    pub fn record(&mut self, p: &ProbeRecord) -> rusqlite::Result<Option<Change>> {
+        let at_s = secs(p.at);
+        let tx = self.conn.transaction()?;
+        let (node, last) = match self.nodes.get(&p.peer) {
+            Some(known) => *known,
+            None => {
+                tx.execute(
+                    "INSERT INTO nodes(peer_id, first_seen_s) VALUES (?1, ?2)",
+                    params![p.peer, at_s],
+                )?;
+                (tx.last_insert_rowid(), None)
+            }
+        };
+        let reason = if p.reason.is_empty() {
+            0
+        } else if let Some(id) = self.reasons.get(&p.reason) {
+            *id
+        } else {
+            tx.execute("INSERT INTO reasons(text) VALUES (?1)", [&p.reason])?;
+            tx.last_insert_rowid()
+        };
+        tx.execute(
+            "INSERT OR REPLACE INTO probes(node, at_s, verdict, reason, rtt_us, probe_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![node, at_s, p.verdict.level(), reason, micros(p.rtt), micros(p.probe_time)],
+        )?;
+        let change = (last != Some(p.verdict)).then(|| Change {
+            peer: p.peer.clone(),
+            at_s,
+            old: last,
+            new: p.verdict,
+            reason: p.reason.clone(),
+        });
+        if let Some(c) = &change {
+            tx.execute(
+                "INSERT INTO changes(node, at_s, old, new, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    node,
+                    at_s,
+                    c.old.map(Verdict::level),
+                    c.new.level(),
+                    c.reason
+                ],
+            )?;
+        }
+        tx.commit()?;
+        // Memory follows only what was committed.
+        self.nodes.insert(p.peer.clone(), (node, Some(p.verdict)));
+        if reason != 0 {
+            self.reasons.insert(p.reason.clone(), reason);
+        }
+        Ok(change)
+    }
+
+    /// Deletes what is older than `before`; the probe rows removed.
+    pub fn prune(&mut self, before: SystemTime) -> rusqlite::Result<usize> {
+        let cut = secs(before);
+        let removed = self
+            .conn
+            .execute("DELETE FROM probes WHERE at_s < ?1", [cut])?;
+        self.conn
+            .execute("DELETE FROM changes WHERE at_s < ?1", [cut])?;
+        Ok(removed)
+    }
+
+    /// Every probe since `since`: (peer, at_s, verdict, reason, rtt, probe time),
+    /// by node then time.
+    pub fn probes_since(&self, since: SystemTime) -> rusqlite::Result<Vec<StoredProbe>> {
+        self.probes_where("p.at_s >= ?1", params![secs(since)])
+    }
+
+    /// One node's probes since `since`.
+    pub fn probes_of(&self, peer: &str, since: SystemTime) -> rusqlite::Result<Vec<StoredProbe>> {
+        self.probes_where(
+            "p.at_s >= ?1 AND n.peer_id = ?2",
+            params![secs(since), peer],
+        )
+    }
+
+    fn probes_where(
+        &self,
+        filter: &str,
+        args: impl rusqlite::Params,
+    ) -> rusqlite::Result<Vec<StoredProbe>> {
+        let mut q = self.conn.prepare(&format!(
+            "SELECT n.peer_id, p.at_s, p.verdict, coalesce(r.text, ''), p.rtt_us, p.probe_us
+             FROM probes p JOIN nodes n ON n.id = p.node LEFT JOIN reasons r ON r.id = p.reason
+             WHERE {filter} ORDER BY n.peer_id, p.at_s"
+        ))?;
+        let rows = q.query_map(args, |r| {
+            Ok(StoredProbe {
+                peer: r.get(0)?,
+                at_s: r.get(1)?,
+                verdict: verdict_of(r.get(2)?),
+                reason: r.get(3)?,
+                rtt_us: r.get(4)?,
+                probe_us: r.get(5)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// Verdict changes since `since` (of one node, or all), oldest first.
+    pub fn changes_since(
+        &self,
+        since: SystemTime,
+        peer: Option<&str>,
+    ) -> rusqlite::Result<Vec<Change>> {
+        let mut q = self.conn.prepare(
+            "SELECT n.peer_id, c.at_s, c.old, c.new, c.reason FROM changes c JOIN nodes n ON n.id = c.node
+             WHERE c.at_s >= ?1 AND (?2 IS NULL OR n.peer_id = ?2) ORDER BY c.at_s, c.rowid",
+        )?;
+        let rows = q.query_map(params![secs(since), peer], |r| {
+            Ok(Change {
+                peer: r.get(0)?,
+                at_s: r.get(1)?,
+                old: r.get::<_, Option<i64>>(2)?.map(verdict_of),
+                new: verdict_of(r.get(3)?),
+                reason: r.get(4)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// When each node was first seen (seconds since the epoch).
+    pub fn first_seen(&self) -> rusqlite::Result<HashMap<String, i64>> {
+        let mut q = self
+            .conn
+            .prepare("SELECT peer_id, first_seen_s FROM nodes")?;
+        let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect()
+    }
+}
+
+/// A probe row as read back.
+#[derive(Clone, Debug)]
+pub struct StoredProbe {
+    pub peer: String,
+    pub at_s: i64,
+    pub verdict: Verdict,
+    pub reason: String,
+    pub rtt_us: Option<i64>,
+    pub probe_us: Option<i64>,
+}
+
+/// The first 16 bytes of an SQLite file.
+fn check_header(path: &Path) -> Result<(), OpenError> {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
+    match read {
+        Ok(()) if &head == b"SQLite format 3\0" => Ok(()),
+        Ok(()) => Err(OpenError::Foreign {
+            path: path.to_path_buf(),
+            what: "not an SQLite file".into(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(OpenError::Damaged {
+            path: path.to_path_buf(),
+            detail: "shorter than an SQLite header".into(),
+        }),
+        Err(e) => Err(OpenError::Io {
+            path: path.to_path_buf(),
+            error: e.to_string(),
+        }),
+    }
+}
+
+fn sql_error(path: &Path, e: rusqlite::Error) -> OpenError {
+    use rusqlite::ErrorCode;
+    let code = e.sqlite_error_code();
+    match code {
+        Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => OpenError::Damaged {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        },
+        _ => OpenError::Io {
+            path: path.to_path_buf(),
+            error: e.to_string(),
+        },
+    }
+}
+
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        // An empty file left by an earlier try: ours to fill.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The data directory, 0700 where it is created (one that exists keeps its mode).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+#[cfg(test)]
+#[path = "store_test.rs"]
+mod tests;
