@@ -9,6 +9,7 @@ mod ctl_follow;
 mod demo;
 mod fanout;
 mod fleet;
+mod health;
 mod key;
 mod load;
 mod logging;

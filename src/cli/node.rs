@@ -318,6 +318,8 @@ pub(crate) struct NodeCmd {
     trim_interval: u64,
     #[command(flatten)]
     control: ControlArgs,
+    #[command(flatten)]
+    health: super::health::HealthArgs,
 }
 
 pub(crate) async fn run(cmd: NodeCmd) -> ExitCode {
@@ -328,7 +330,7 @@ pub(crate) async fn run(cmd: NodeCmd) -> ExitCode {
         !cmd.control.no_control,
     );
     super::trim::spawn(std::time::Duration::from_secs(cmd.trim_interval));
-    match serve(cmd.node, cmd.control, cmd.json).await {
+    match serve(cmd.node, cmd.control, cmd.health, cmd.json).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("peerapi: {e:#}");
@@ -337,7 +339,12 @@ pub(crate) async fn run(cmd: NodeCmd) -> ExitCode {
     }
 }
 
-async fn serve(args: NodeArgs, control: ControlArgs, json: bool) -> anyhow::Result<()> {
+async fn serve(
+    args: NodeArgs,
+    control: ControlArgs,
+    health: super::health::HealthArgs,
+    json: bool,
+) -> anyhow::Result<()> {
     let resolved = args.into_config(NODE_LISTEN)?;
     let metrics = resolved.serve_metrics().await?;
     let mut config = resolved.node;
@@ -354,6 +361,7 @@ async fn serve(args: NodeArgs, control: ControlArgs, json: bool) -> anyhow::Resu
         .await
         .context("cannot start the node")?;
     let handle = node.handle();
+    let prober = health.start(&handle)?;
     // Ready before anything is printed: a script that read our address
     // finds the socket there.
     let control = match control.options(&handle.local_peer_id()) {
@@ -396,6 +404,14 @@ async fn serve(args: NodeArgs, control: ControlArgs, json: bool) -> anyhow::Resu
             "metrics on",
         );
     }
+    if let Some(db) = health.db_shown(&handle) {
+        say(
+            "health",
+            "db",
+            db.display().to_string(),
+            "health history in",
+        );
+    }
     use std::io::Write;
     let _ = std::io::stdout().flush();
 
@@ -404,6 +420,9 @@ async fn serve(args: NodeArgs, control: ControlArgs, json: bool) -> anyhow::Resu
         ?grace,
         "shutting down: no new calls; in-flight calls get up to the grace period (signal again to stop now)"
     );
+    if let Some(p) = &prober {
+        p.stop();
+    }
     tokio::select! {
         _ = node.shutdown() => {}
         _ = wait_for_signal() => tracing::warn!("second signal: stopping now"),

@@ -114,6 +114,11 @@ pub(crate) enum SubnetCmd {
     /// Join a subnet and print the roster (from gossiped peer state), peers
     /// coming and going, evictions and rejected gossip, one line per change.
     Watch(Box<WatchCmd>),
+    /// The subnet's health from the history a `peerapi node --health`
+    /// keeps: one row per node (verdict, availability, RTT and probe time),
+    /// printed once; exit 1 when a node online earlier in the window is
+    /// down now.
+    Health(super::health::HealthCmd),
 }
 
 #[derive(Args)]
@@ -126,7 +131,10 @@ pub(crate) struct WatchCmd {
 }
 
 pub(crate) async fn run(cmd: SubnetCmd) -> ExitCode {
-    let SubnetCmd::Watch(cmd) = cmd;
+    let cmd = match cmd {
+        SubnetCmd::Watch(cmd) => cmd,
+        SubnetCmd::Health(cmd) => return super::health::run(cmd),
+    };
     let _guard = super::logging::init("warn", cmd.node.log_dir.as_deref(), cmd.node.max_log_files);
     match watch(*cmd).await {
         Ok(()) => ExitCode::SUCCESS,

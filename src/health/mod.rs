@@ -14,6 +14,7 @@ pub mod alerts;
 pub mod prober;
 pub mod store;
 pub mod table;
+pub mod text;
 pub mod verdict;
 
 use std::path::PathBuf;

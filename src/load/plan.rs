@@ -46,6 +46,8 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         (n, 60.0)
     } else if let Some(n) = t.strip_suffix('h') {
         (n, 3600.0)
+    } else if let Some(n) = t.strip_suffix('d') {
+        (n, 86_400.0)
     } else {
         (t.strip_suffix('s').unwrap_or(t), 1.0)
     };
