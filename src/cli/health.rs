@@ -101,7 +101,10 @@ impl HealthArgs {
     /// Starts probing when `--health` was given. A history file that is
     /// not ours or is damaged stops the start; one that cannot be written
     /// (a read-only directory) is reported, and probing goes on without it.
-    pub(crate) fn start(&self, handle: &NodeHandle) -> anyhow::Result<Option<health::HealthHandle>> {
+    pub(crate) fn start(
+        &self,
+        handle: &NodeHandle,
+    ) -> anyhow::Result<Option<health::HealthHandle>> {
         if !self.health {
             return Ok(None);
         }
@@ -210,7 +213,10 @@ pub(crate) fn run(cmd: HealthCmd) -> ExitCode {
     } else {
         print!("{}", health::text::table(&rows, SystemTime::now()));
         if !down.is_empty() {
-            println!("{} node(s) online earlier in the window are down now", down.len());
+            println!(
+                "{} node(s) online earlier in the window are down now",
+                down.len()
+            );
         }
     }
     if down.is_empty() {
@@ -221,17 +227,28 @@ pub(crate) fn run(cmd: HealthCmd) -> ExitCode {
 }
 
 fn node_history(history: &History, peer: &str, since: SystemTime, json: bool) -> ExitCode {
-    let (probes, changes) = match (history.probes_of(peer, since), history.changes_since(since, Some(peer))) {
+    let (probes, changes) = match (
+        history.probes_of(peer, since),
+        history.changes_since(since, Some(peer)),
+    ) {
         (Ok(p), Ok(c)) => (p, c),
         (Err(e), _) | (_, Err(e)) => return fail(2, e),
     };
     if probes.is_empty() {
-        return fail(2, format!("no probes of {peer} in the window (see `peerapi subnet health` for the nodes)"));
+        return fail(
+            2,
+            format!(
+                "no probes of {peer} in the window (see `peerapi subnet health` for the nodes)"
+            ),
+        );
     }
     let hours = health::table::buckets(&probes, Duration::from_secs(3600));
     let days = health::table::buckets(&probes, Duration::from_secs(86_400));
     if json {
-        println!("{}", serde_json::json!({ "peer": peer, "hours": hours, "days": days, "changes": changes }));
+        println!(
+            "{}",
+            serde_json::json!({ "peer": peer, "hours": hours, "days": days, "changes": changes })
+        );
     } else {
         print!("{}", health::text::history(peer, &hours, &changes));
     }

@@ -360,6 +360,9 @@ async fn probe(
     if let Some(i) = &info {
         o.agent = i.agent.clone();
         o.rtt = i.rtt_last;
+        if let (Some(Ok(advertised)), Some(_)) = (&t.addr, &t.roster_state) {
+            o.advertised_elsewhere = advertised_elsewhere(advertised, i);
+        }
     }
     if let (Some(route), Some(Ok(addr)), true) = (
         &cfg.health_route,
@@ -381,6 +384,46 @@ async fn probe(
         took = Some(took.unwrap_or_default() + spent);
     }
     (o, took)
+}
+
+/// The IP and TCP port of an address.
+fn socket_of(a: &Multiaddr) -> Option<(String, u16)> {
+    let mut ip = None;
+    for p in a.iter() {
+        match p {
+            Protocol::Ip4(v) => ip = Some(v.to_string()),
+            Protocol::Ip6(v) => ip = Some(v.to_string()),
+            Protocol::Dns(h) | Protocol::Dns4(h) | Protocol::Dns6(h) => ip = Some(h.to_string()),
+            Protocol::Tcp(port) => return ip.map(|ip| (ip, port)),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Why a connected roster node cannot be dialled where it advertises:
+/// neither our connection (when we dialled) nor what identify says it
+/// listens on is that address. None when it matches or cannot be told.
+fn advertised_elsewhere(advertised: &Multiaddr, info: &PeerInfo) -> Option<String> {
+    let want = socket_of(advertised)?;
+    let mut seen: Vec<&Multiaddr> = info.listen_addrs.iter().collect();
+    if info.direction == crate::node::Direction::Outbound {
+        seen.push(&info.addr);
+    }
+    if seen.is_empty() || seen.iter().any(|a| socket_of(a).as_ref() == Some(&want)) {
+        return None;
+    }
+    let listens: Vec<String> = info.listen_addrs.iter().map(|a| a.to_string()).collect();
+    Some(format!(
+        "advertises {}:{}, where it does not listen (it listens on {})",
+        want.0,
+        want.1,
+        if listens.is_empty() {
+            "?".into()
+        } else {
+            listens.join(", ")
+        }
+    ))
 }
 
 /// The peer's info once its first ping came back (or after [`RTT_WAIT`]).

@@ -473,10 +473,21 @@ fn check_header(path: &Path) -> Result<(), OpenError> {
             path: path.to_path_buf(),
             what: "not an SQLite file".into(),
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(OpenError::Damaged {
-            path: path.to_path_buf(),
-            detail: "shorter than an SQLite header".into(),
-        }),
+        // Cut short: damaged if what is there begins as SQLite does.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            let bytes = std::fs::read(path).unwrap_or_default();
+            if b"SQLite format 3\0".starts_with(&bytes) {
+                Err(OpenError::Damaged {
+                    path: path.to_path_buf(),
+                    detail: "shorter than an SQLite header".into(),
+                })
+            } else {
+                Err(OpenError::Foreign {
+                    path: path.to_path_buf(),
+                    what: "not an SQLite file".into(),
+                })
+            }
+        }
         Err(e) => Err(OpenError::Io {
             path: path.to_path_buf(),
             error: e.to_string(),

@@ -77,7 +77,8 @@ pub fn table(rows: &[NodeHealth], now: SystemTime) -> String {
 
 /// One node's hourly buckets and its verdict changes.
 pub fn history(peer: &str, hours: &[Bucket], changes: &[Change]) -> String {
-    let mut out = format!("{peer}\n\nHOUR (UTC)         PROBES  AVAIL  RTT p50     p99  PROBE p50     p99\n");
+    let mut out =
+        format!("{peer}\n\nHOUR (UTC)         PROBES  AVAIL  RTT p50     p99  PROBE p50     p99\n");
     for b in hours {
         let _ = writeln!(
             out,

@@ -75,6 +75,8 @@ pub struct Observation {
     pub rtt: Option<Duration>,
     /// The configured health route: its status and time, or why it failed.
     pub health_route: Option<Result<(u16, Duration), String>>,
+    /// Connected, but not where it advertises: others cannot dial it.
+    pub advertised_elsewhere: Option<String>,
 }
 
 /// When a verdict turns from fine to degraded or stale.
@@ -116,6 +118,9 @@ pub fn judge(o: &Observation, t: &Thresholds) -> (Verdict, String) {
         }
         _ => {}
     }
+    if let Some(why) = &o.advertised_elsewhere {
+        return (Verdict::Degraded, why.clone());
+    }
     if let Some(age) = o.state_age.filter(|a| *a > t.stale_after) {
         return (Verdict::Stale, format!("peer state {} old", fmt_age(age)));
     }
@@ -156,6 +161,7 @@ mod tests {
             agent: Some("py-libp2p/0.8.1".into()),
             rtt: Some(Duration::from_millis(40)),
             health_route: None,
+            advertised_elsewhere: None,
         }
     }
 

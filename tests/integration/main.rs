@@ -16,6 +16,7 @@ mod fleet;
 mod fleet_actions;
 mod framed;
 mod fuzz_regressions;
+mod health;
 mod hostile;
 mod interop;
 mod keys;

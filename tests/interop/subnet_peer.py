@@ -21,7 +21,7 @@ Modes (machine-readable lines on stdout):
       forged ones (payload changed after signing) and K signed ones whose
       parent never exists. Prints "PUBLISHED <ids>"
       and "FORGED <ids>" (node ids), then stays until stdin closes.
-  dag-serve --count N --forged M
+  dag-serve --count N --forged M [--node-id-base B]
       Serves /subnet/merkle_dag_sync_protocol/1.0.0 over a chain of N
       peer-state nodes it signs (each the parent of the next) plus M forged
       heads, as a template node answers inventory and fetch requests
@@ -174,9 +174,9 @@ async def dag_sync(args):
             print("OVERSIZE " + ("answered" if answered else "closed"), flush=True)
 
 
-def peer_state_node(key_pair, me, n, parents=()):
+def peer_state_node(key_pair, me, n, parents=(), node_id_base=100):
     payload = {"epoch": 1000 + n, "multiaddr": "/ip4/127.0.0.1/tcp/1", "role": 0, "state": 2,
-               "subnet_id": 1, "subnet_node_id": 100 + n, "uid": f"test-{n}"}
+               "subnet_id": 1, "subnet_node_id": node_id_base + n, "uid": f"test-{n}"}
     body = canonical(payload)
     header = {"author": me, "body_hash": "sha256:" + hashlib.sha256(body).hexdigest(),
               "body_size": len(body), "created_at_ms": int(time.time() * 1000), "metadata": dict(payload),
@@ -264,13 +264,13 @@ async def dag_serve(args):
     me = host.get_id().to_base58()
     nodes, parent = {}, ()
     for n in range(args.count):
-        node = peer_state_node(key_pair, me, n, parent)
+        node = peer_state_node(key_pair, me, n, parent, args.node_id_base)
         nodes[node["header"]["node_id"]] = node
         parent = (node["header"]["node_id"],)
     head = parent[0] if parent else None
     heads = [head] if head else []
     for n in range(args.forged):
-        node = peer_state_node(key_pair, me, 1000 + n, parent)
+        node = peer_state_node(key_pair, me, 1000 + n, parent, args.node_id_base)
         node["body"]["payload"]["state"] = 0  # changed after signing
         nodes[node["header"]["node_id"]] = node
         heads.append(node["header"]["node_id"])
@@ -341,6 +341,8 @@ def main():
     s.add_argument("--count", type=int, default=20)
     s.add_argument("--forged", type=int, default=1)
     s.add_argument("--answer-delay", type=float, default=0.0)
+    # Peers that stand for different subnet nodes need their own ids.
+    s.add_argument("--node-id-base", type=int, default=100)
     args = p.parse_args()
     if args.mode == "dag-sync":
         trio.run(dag_sync, args)

@@ -1,0 +1,309 @@
+//! Health probes against real processes: three `peerapi node`s and
+//! template-style py-libp2p 0.8.1 and 0.6.0 peers that serve signed peer
+//! states (whose advertised address, port 1, is wrong on purpose). A node
+//! with `--health` probes them every second, keeps the history in SQLite
+//! and posts alerts to a webhook, a real HTTP receiver here.
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use libp2p::Multiaddr;
+use serde_json::Value;
+
+use crate::common::*;
+use crate::python::PyLibp2p;
+use crate::subnet_dag::dag_server_with;
+
+/// A webhook receiver: every POST body, as JSON, on a channel.
+async fn webhook() -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    use axum::routing::post;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/alerts",
+        post(move |body: String| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(serde_json::from_str(&body).unwrap_or(Value::Null));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/alerts", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, rx)
+}
+
+/// `peerapi node` on exactly `listen` (so a restart keeps its address).
+fn node_on(listen: &str, routes: &std::path::Path, flags: &[&str]) -> (Proc, Multiaddr) {
+    let mut child = Command::new(BIN)
+        .args(["node", "--listen", listen, "--routes"])
+        .arg(routes)
+        .args(["--no-control"])
+        .args(flags)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("listening on ").map(|a| a.parse().unwrap()))
+        .expect("the node prints its address");
+    // Keep reading so the node never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (Proc(child), addr)
+}
+
+/// `peerapi subnet health --json` of `db`: (exit code, the nodes by peer id).
+fn table(db: &std::path::Path) -> (i32, serde_json::Map<String, Value>) {
+    let out = Command::new(BIN)
+        .args(["subnet", "health", "--json", "--since", "1h", "--db"])
+        .arg(db)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let rows = v["nodes"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    (
+                        r["peer"].as_str().unwrap_or_default().to_string(),
+                        r.clone(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (out.status.code().unwrap_or(-1), rows)
+}
+
+/// Polls the table until `pred` holds for `peer`'s row (at most `limit`);
+/// how long it took, and the row.
+async fn until_row(
+    db: &std::path::Path,
+    peer: &str,
+    limit: Duration,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> (Duration, Value) {
+    let start = Instant::now();
+    loop {
+        let (_, rows) = table(db);
+        if let Some(row) = rows.get(peer).filter(|r| pred(r)) {
+            return (start.elapsed(), row.clone());
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what} within {limit:?}: {rows:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn verdict(row: &Value) -> &str {
+    row["verdict"].as_str().unwrap_or_default()
+}
+
+async fn next_alert(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>,
+    limit: Duration,
+) -> Value {
+    tokio::time::timeout(limit, rx.recv())
+        .await
+        .expect("an alert arrives")
+        .expect("the receiver runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probed_nodes_go_down_alert_once_come_back_clear_once_and_python_peers_stay_healthy() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.json");
+    std::fs::write(&routes, "{}").unwrap();
+    let (_b, b_addr) = node_process_with(&routes, &["--no-control"]);
+    let c_key = dir.path().join("c.key");
+    let c_key = c_key.to_str().unwrap();
+    let (c, c_addr) = node_on("/ip4/127.0.0.1/tcp/0", &routes, &["--key", c_key]);
+    let c_peer = peer_id_of(&c_addr).to_string();
+    // Each stands for subnet nodes of its own (ids 100.., 200.., 300..).
+    let mut py081 = dag_server_with(PyLibp2p::V081, 2, 0, &["--node-id-base", "100"]).await;
+    let mut py060 = dag_server_with(PyLibp2p::V060, 2, 0, &["--node-id-base", "200"]).await;
+    let mut doomed = dag_server_with(PyLibp2p::V081, 2, 0, &["--node-id-base", "300"]).await;
+    let (url, mut alerts) = webhook().await;
+    let db = dir.path().join("data").join("health.db");
+    let mut flags = vec![
+        "--health".to_string(),
+        "--health-interval".into(),
+        "1s".into(),
+        "--health-db".into(),
+        db.to_str().unwrap().into(),
+        "--alert-webhook".into(),
+        url,
+        "--ping-interval".into(),
+        "0.5".into(),
+        "--reconnect-max".into(),
+        "1".into(),
+    ];
+    for a in [&b_addr, &c_addr, &py081.addr, &py060.addr, &doomed.addr] {
+        flags.extend(["--bootstrap".to_string(), a.to_string()]);
+    }
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (_a, _) = node_process_with(&routes, &flags);
+
+    let limit = Duration::from_secs(30);
+    for peer in [peer_id_of(&b_addr).to_string(), c_peer.clone()] {
+        until_row(&db, &peer, limit, "a peerapi node online", |r| {
+            verdict(r) == "online"
+        })
+        .await;
+    }
+    // The template-style peers are in the roster (their signed peer
+    // states, replicated) and advertise port 1, where they do not listen.
+    for py in [&py081.addr, &py060.addr] {
+        let (_, row) = until_row(
+            &db,
+            &peer_id_of(py).to_string(),
+            limit,
+            "a python peer",
+            |r| {
+                r["reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("127.0.0.1:1, where it does not listen")
+            },
+        )
+        .await;
+        assert_eq!(verdict(&row), "degraded", "{row}");
+    }
+    assert_eq!(table(&db).0, 0, "nobody went down yet");
+
+    // Kill C: unreachable within two intervals (plus the test's polling),
+    // one alert, and `subnet health` exits 1.
+    let killed = Instant::now();
+    drop(c);
+    let (took, row) = until_row(&db, &c_peer, limit, "the killed node unreachable", |r| {
+        verdict(r) == "unreachable"
+    })
+    .await;
+    eprintln!("killed node unreachable after {took:?}: {}", row["reason"]);
+    assert!(row["reason"].as_str().unwrap().contains("refused"), "{row}");
+    let fired = next_alert(&mut alerts, limit).await;
+    eprintln!("alert {:?} after the kill", killed.elapsed());
+    assert_eq!(
+        (fired["alert"].as_str(), fired["state"].as_str()),
+        (Some("node_down"), Some("firing"))
+    );
+    assert_eq!(fired["peer"].as_str(), Some(c_peer.as_str()));
+    assert_eq!(table(&db).0, 1, "a node online earlier is down");
+
+    // Back on the same address and key: online again, and one "cleared".
+    let port = c_addr
+        .iter()
+        .find_map(|p| match p {
+            libp2p::multiaddr::Protocol::Tcp(p) => Some(p),
+            _ => None,
+        })
+        .unwrap();
+    let (_c, _) = node_on(
+        &format!("/ip4/127.0.0.1/tcp/{port}"),
+        &routes,
+        &["--key", c_key],
+    );
+    until_row(&db, &c_peer, limit, "the restarted node online", |r| {
+        verdict(r) == "online"
+    })
+    .await;
+    let cleared = next_alert(&mut alerts, limit).await;
+    assert_eq!(
+        (cleared["peer"].as_str(), cleared["state"].as_str()),
+        (Some(c_peer.as_str()), Some("cleared"))
+    );
+
+    // A roster node that is gone is dialled where it advertises: the error.
+    let doomed_peer = peer_id_of(&doomed.addr).to_string();
+    doomed.process.child.kill().await.unwrap();
+    let (_, row) = until_row(
+        &db,
+        &doomed_peer,
+        limit,
+        "the python peer unreachable",
+        |r| verdict(r) == "unreachable",
+    )
+    .await;
+    assert!(
+        row["reason"].as_str().unwrap().contains("127.0.0.1:1"),
+        "{row}"
+    );
+
+    // The python peers are probed for a minute and stay healthy.
+    while started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        py081.process.assert_healthy("while probed");
+        py060.process.assert_healthy("while probed");
+    }
+    // Exactly one firing and one cleared for C; the doomed peer was never
+    // online (degraded), so it may fire; nothing else.
+    let mut rest = Vec::new();
+    while let Ok(a) = alerts.try_recv() {
+        rest.push(a);
+    }
+    assert!(
+        rest.iter()
+            .all(|a| a["peer"].as_str() != Some(c_peer.as_str())),
+        "one alert per change for the restarted node: {rest:#?}"
+    );
+}
+
+#[test]
+fn a_history_that_is_not_ours_stops_the_start_and_an_unwritable_place_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.json");
+    std::fs::write(&routes, "{}").unwrap();
+    let foreign = dir.path().join("notes.db");
+    std::fs::write(&foreign, "not a database").unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "node",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--no-control",
+            "--routes",
+        ])
+        .arg(&routes)
+        .args(["--health", "--health-db"])
+        .arg(&foreign)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("not a peerapi health history") && err.contains("notes.db"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&foreign).unwrap(), b"not a database");
+
+    // A "directory" that is a file: reported, and the node serves anyway.
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, "x").unwrap();
+    let db = plain.join("health.db");
+    let (_node, addr) = node_process_with(
+        &routes,
+        &[
+            "--no-control",
+            "--health",
+            "--health-db",
+            db.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        addr.to_string().contains("/p2p/"),
+        "the node started: {addr}"
+    );
+}
