@@ -13,6 +13,7 @@
 pub mod alerts;
 pub mod prober;
 pub mod store;
+mod store_file;
 pub mod table;
 pub mod text;
 pub mod verdict;

@@ -275,9 +275,7 @@ impl Prober {
         }
         let result = tokio::task::spawn_blocking(move || {
             let mut h = history.lock().unwrap_or_else(|e| e.into_inner());
-            for r in &records {
-                h.record(r).map_err(|e| e.to_string())?;
-            }
+            h.record_all(&records).map_err(|e| e.to_string())?;
             if let Some(before) = prune {
                 let removed = h.prune(before).map_err(|e| e.to_string())?;
                 if removed > 0 {

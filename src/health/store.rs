@@ -15,6 +15,8 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
+pub use super::store_file::OpenError;
+use super::store_file::{check_header, create_private_dir, create_private_file, sql_error};
 use super::Verdict;
 
 /// "peer" in ASCII: marks the file as a peerapi health history.
@@ -46,29 +48,6 @@ CREATE VIEW probe_log AS
         r.text AS reason, p.rtt_us / 1000.0 AS rtt_ms, p.probe_us / 1000.0 AS probe_ms
     FROM probes p JOIN nodes n ON n.id = p.node LEFT JOIN reasons r ON r.id = p.reason;
 "#];
-
-/// Why a history file was not opened.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    #[error("{path}: not a peerapi health history ({what}); it was left as it is: move it away or give another --health-db")]
-    Foreign { path: PathBuf, what: String },
-    #[error("{path}: the health history is damaged ({detail}); it was left as it is: move it away (or repair it with sqlite3's .recover) and start again")]
-    Damaged { path: PathBuf, detail: String },
-    #[error("{path}: written by a newer peerapi (schema {found}, this one knows {SCHEMA_VERSION}); upgrade peerapi or give another --health-db")]
-    Newer { path: PathBuf, found: i64 },
-    #[error("{path}: the health history of node {owner}; give this node a --health-db of its own")]
-    Owner { path: PathBuf, owner: String },
-    #[error("{path}: {error}")]
-    Io { path: PathBuf, error: String },
-}
-
-impl OpenError {
-    /// Whether the start must stop (a file we must not touch), rather than
-    /// go on without history (a directory we cannot write, a full disk).
-    pub fn is_fatal(&self) -> bool {
-        !matches!(self, OpenError::Io { .. })
-    }
-}
 
 /// One probe's result, as stored.
 #[derive(Clone, Debug)]
@@ -143,6 +122,14 @@ impl History {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| sql_error(path, e))?;
         let mut history = Self::checked(conn, path)?;
+        // Only once the file is known to be ours. WAL: `subnet health`
+        // reads while the node writes, and a round's commit costs no fsync
+        // of its own (NORMAL is safe with WAL).
+        history
+            .conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .and_then(|_| history.conn.pragma_update(None, "synchronous", "NORMAL"))
+            .map_err(|e| sql_error(path, e))?;
         history.migrate()?;
         history.claim(owner)?;
         history.load()?;
@@ -319,10 +306,52 @@ impl History {
 
     /// Stores a probe; the change, when its verdict differs from the last.
     pub fn record(&mut self, p: &ProbeRecord) -> rusqlite::Result<Option<Change>> {
-        let at_s = secs(p.at);
+        Ok(self.record_all(std::slice::from_ref(p))?.pop())
+    }
+
+    /// Stores a round of probes in one transaction; the changes.
+    pub fn record_all(&mut self, probes: &[ProbeRecord]) -> rusqlite::Result<Vec<Change>> {
         let tx = self.conn.transaction()?;
-        let (node, last) = match self.nodes.get(&p.peer) {
-            Some(known) => *known,
+        let mut changes = Vec::new();
+        let mut learned = Vec::new();
+        for p in probes {
+            if let Some(c) = Self::record_in(&tx, &self.nodes, &self.reasons, &mut learned, p)? {
+                changes.push(c);
+            }
+        }
+        tx.commit()?;
+        // Memory follows only what was committed.
+        for (p, node, reason) in learned {
+            self.nodes.insert(p.peer.clone(), (node, Some(p.verdict)));
+            if reason != 0 {
+                self.reasons.insert(p.reason.clone(), reason);
+            }
+        }
+        Ok(changes)
+    }
+
+    fn record_in<'p>(
+        tx: &rusqlite::Transaction<'_>,
+        nodes: &HashMap<String, (i64, Option<Verdict>)>,
+        reasons: &HashMap<String, i64>,
+        learned: &mut Vec<(&'p ProbeRecord, i64, i64)>,
+        p: &'p ProbeRecord,
+    ) -> rusqlite::Result<Option<Change>> {
+        let at_s = secs(p.at);
+        // What this transaction already learned comes first.
+        let known = learned
+            .iter()
+            .rev()
+            .find(|(q, _, _)| q.peer == p.peer)
+            .map(|(q, node, _)| (*node, Some(q.verdict)))
+            .or_else(|| nodes.get(&p.peer).copied());
+        let known_reason = learned
+            .iter()
+            .find(|(q, _, r)| *r != 0 && q.reason == p.reason)
+            .map(|(_, _, r)| *r)
+            .or_else(|| reasons.get(&p.reason).copied());
+        let (node, last) = match known {
+            Some(known) => known,
             None => {
                 tx.execute(
                     "INSERT INTO nodes(peer_id, first_seen_s) VALUES (?1, ?2)",
@@ -333,8 +362,8 @@ impl History {
         };
         let reason = if p.reason.is_empty() {
             0
-        } else if let Some(id) = self.reasons.get(&p.reason) {
-            *id
+        } else if let Some(id) = known_reason {
+            id
         } else {
             tx.execute("INSERT INTO reasons(text) VALUES (?1)", [&p.reason])?;
             tx.last_insert_rowid()
@@ -362,12 +391,7 @@ impl History {
                 ],
             )?;
         }
-        tx.commit()?;
-        // Memory follows only what was committed.
-        self.nodes.insert(p.peer.clone(), (node, Some(p.verdict)));
-        if reason != 0 {
-            self.reasons.insert(p.reason.clone(), reason);
-        }
+        learned.push((p, node, reason));
         Ok(change)
     }
 
@@ -460,76 +484,6 @@ pub struct StoredProbe {
     pub reason: String,
     pub rtt_us: Option<i64>,
     pub probe_us: Option<i64>,
-}
-
-/// The first 16 bytes of an SQLite file.
-fn check_header(path: &Path) -> Result<(), OpenError> {
-    use std::io::Read;
-    let mut head = [0u8; 16];
-    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
-    match read {
-        Ok(()) if &head == b"SQLite format 3\0" => Ok(()),
-        Ok(()) => Err(OpenError::Foreign {
-            path: path.to_path_buf(),
-            what: "not an SQLite file".into(),
-        }),
-        // Cut short: damaged if what is there begins as SQLite does.
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            let bytes = std::fs::read(path).unwrap_or_default();
-            if b"SQLite format 3\0".starts_with(&bytes) {
-                Err(OpenError::Damaged {
-                    path: path.to_path_buf(),
-                    detail: "shorter than an SQLite header".into(),
-                })
-            } else {
-                Err(OpenError::Foreign {
-                    path: path.to_path_buf(),
-                    what: "not an SQLite file".into(),
-                })
-            }
-        }
-        Err(e) => Err(OpenError::Io {
-            path: path.to_path_buf(),
-            error: e.to_string(),
-        }),
-    }
-}
-
-fn sql_error(path: &Path, e: rusqlite::Error) -> OpenError {
-    use rusqlite::ErrorCode;
-    let code = e.sqlite_error_code();
-    match code {
-        Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => OpenError::Damaged {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        },
-        _ => OpenError::Io {
-            path: path.to_path_buf(),
-            error: e.to_string(),
-        },
-    }
-}
-
-fn create_private_file(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        // An empty file left by an earlier try: ours to fill.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// The data directory, 0700 where it is created (one that exists keeps its mode).
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
 }
 
 #[cfg(test)]

@@ -98,6 +98,8 @@ struct Shared {
     connections: std::sync::atomic::AtomicU64,
     /// Connections reset by `reset_chance` so far.
     random_resets: std::sync::atomic::AtomicU64,
+    /// Bytes delivered, both directions together.
+    bytes: std::sync::atomic::AtomicU64,
 }
 
 impl LinkProxy {
@@ -111,6 +113,7 @@ impl LinkProxy {
             resets: watch::channel(0).0,
             connections: Default::default(),
             random_resets: Default::default(),
+            bytes: Default::default(),
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         Ok(Self {
@@ -184,6 +187,11 @@ impl LinkProxy {
 }
 
 impl LinkProxy {
+    /// Bytes delivered through the link so far, both directions.
+    pub fn bytes(&self) -> u64 {
+        self.shared.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Connections reset at random (`reset_chance`) so far.
     pub fn random_resets(&self) -> u64 {
         self.shared
@@ -336,6 +344,9 @@ async fn pipe(
             if to.write_all(&bytes).await.is_err() {
                 return;
             }
+            shared
+                .bytes
+                .fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
         let _ = to.shutdown().await;
     };

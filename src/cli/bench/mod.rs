@@ -20,6 +20,7 @@ mod attach_console;
 mod cpu;
 #[cfg(feature = "console")]
 mod fleet;
+mod health;
 mod hop;
 mod limits;
 mod link;
@@ -97,6 +98,10 @@ pub(crate) struct BenchCmd {
     /// against the same work sent straight to the backend.
     #[arg(long)]
     cpu: bool,
+    /// Instead of the hop: what `--health` costs a node watching N nodes
+    /// (CPU, bytes on the links, history per week), with and without it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    health: Option<u16>,
     /// With --subnet: each node also gets a control socket, and the fleet
     /// view watches them all (the --fleet figures, over a joined subnet).
     #[arg(long)]
@@ -158,6 +163,10 @@ pub(crate) async fn run(cmd: BenchCmd) -> ExitCode {
     if cmd.cpu {
         let exe = exe.clone();
         return section("--cpu", async move { cpu::run(&exe, quick).await }).await;
+    }
+    if let Some(n) = cmd.health {
+        let run = async move { health::run(&exe, usize::from(n), quick).await };
+        return section("--health", run).await;
     }
     if let Some(link) = cmd.link {
         return section("--link", async move { link::run(link, quick).await }).await;
