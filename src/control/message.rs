@@ -157,6 +157,9 @@ pub enum Request {
     Roster,
     /// The node's figures in one answer (fleet views poll it): `Stats`.
     Stats,
+    /// What the node's health prober found (`--health`): `Health`.
+    #[cfg(feature = "health")]
+    Health,
     /// Re-read the route file now (as a change of it would): `Text`, the
     /// outcome; a rejected file keeps the table in force.
     ReloadRoutes,
@@ -181,7 +184,17 @@ impl Request {
         !matches!(
             self,
             Request::RemoteRoutes { .. } | Request::Roster | Request::Stats
-        )
+        ) && !self.reads_health()
+    }
+
+    #[cfg(feature = "health")]
+    fn reads_health(&self) -> bool {
+        matches!(self, Request::Health)
+    }
+
+    #[cfg(not(feature = "health"))]
+    fn reads_health(&self) -> bool {
+        false
     }
 }
 
@@ -221,6 +234,9 @@ pub enum Reply {
     RemoteRoutes(Result<Vec<RouteInfo>, String>),
     Roster(Vec<crate::subnet::roster::RosterEntry>),
     Stats(Box<super::stats::NodeStats>),
+    /// None: the node does not probe (started without `--health`).
+    #[cfg(feature = "health")]
+    Health(Box<Option<crate::health::Latest>>),
     FanOutDone(Vec<PeerResult>),
     LoadDone(Box<Summary>),
     HopVsDirectDone(Box<HopVsDirect>),

@@ -164,6 +164,12 @@ pub async fn carry_out(
         }
         Request::Roster => Reply::Roster(super::stats::roster_of(handle)),
         Request::Stats => Reply::Stats(Box::new(super::stats::of(handle).await)),
+        #[cfg(feature = "health")]
+        Request::Health => Reply::Health(Box::new(
+            handle
+                .health_report()
+                .and_then(|v| serde_json::from_value(v).ok()),
+        )),
         Request::RemoteRoutes { target } => Reply::RemoteRoutes(match parse_peer_addr(&target) {
             Ok(addr) => handle.list_routes(&addr).await.map_err(|e| match e {
                 CallError::Unsupported { .. } => {

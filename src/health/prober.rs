@@ -46,6 +46,25 @@ pub struct Latest {
     pub history_error: Option<String>,
     pub alerts_sent: u64,
     pub alerts_suppressed: u64,
+    /// The last day from the history, one row per node (empty without
+    /// history), refreshed after each round.
+    #[serde(default)]
+    pub rows: Vec<super::table::NodeHealth>,
+    /// The probe interval.
+    #[serde(default)]
+    pub interval_secs: f64,
+}
+
+/// How far back the rows look.
+pub const ROWS_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+struct Report(Arc<Mutex<Latest>>);
+
+impl crate::node::HealthReport for Report {
+    fn report(&self) -> serde_json::Value {
+        let latest = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        serde_json::to_value(latest).unwrap_or_default()
+    }
 }
 
 /// The running prober.
@@ -87,8 +106,10 @@ pub fn spawn(
 ) -> HealthHandle {
     let latest = Arc::new(Mutex::new(Latest {
         history_error,
+        interval_secs: config.interval.as_secs_f64(),
         ..Latest::default()
     }));
+    handle.set_health_report(Arc::new(Report(latest.clone())));
     let me = handle.local_peer_id().to_string();
     let prober = Prober {
         alerts: Alerts::new(config.alerts.clone(), me.clone()),
@@ -194,7 +215,7 @@ impl Prober {
             });
         }
         latest.sort_by(|a, b| a.peer.cmp(&b.peer));
-        let history_error = self.store(records).await;
+        let (history_error, rows) = self.store(records).await;
         let mut sent = 0;
         for alert in &alerts {
             if self.alerts.admit(Instant::now()) {
@@ -210,6 +231,9 @@ impl Prober {
         l.probes = latest;
         if self.history.is_some() {
             l.history_error = history_error;
+            if let Some(rows) = rows {
+                l.rows = rows;
+            }
         }
         l.alerts_sent += sent;
         l.alerts_suppressed = self.alerts.suppressed;
@@ -264,8 +288,13 @@ impl Prober {
 
     /// Writes the round; the error, if history could not be written (the
     /// probing goes on either way).
-    async fn store(&mut self, records: Vec<ProbeRecord>) -> Option<String> {
-        let history = self.history.clone()?;
+    async fn store(
+        &mut self,
+        records: Vec<ProbeRecord>,
+    ) -> (Option<String>, Option<Vec<super::table::NodeHealth>>) {
+        let Some(history) = self.history.clone() else {
+            return (None, None);
+        };
         let prune = self
             .pruned
             .is_none_or(|t| t.elapsed() >= PRUNE_EVERY)
@@ -282,15 +311,16 @@ impl Prober {
                     tracing::info!(removed, "health history: probes past the retention removed");
                 }
             }
-            Ok::<(), String>(())
+            // Rows for whoever asks (the console, ctl): read once a round.
+            super::table::table(&h, SystemTime::now() - ROWS_WINDOW).map_err(|e| e.to_string())
         })
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
         match result {
-            Ok(()) => None,
+            Ok(rows) => (None, Some(rows)),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot write the health history; probing goes on without it");
-                Some(e)
+                (Some(e), None)
             }
         }
     }
@@ -345,7 +375,10 @@ async fn probe(
                 let spent = start.elapsed();
                 o.dial = Some(match dialled {
                     Ok(Ok(_)) => Ok(spent),
-                    Ok(Err(e)) => Err(e.to_string()),
+                    // The peer id is the row's own: the reason keeps the rest.
+                    Ok(Err(e)) => Err(e
+                        .to_string()
+                        .replace(&format!("cannot connect to {}: ", t.peer), "dial ")),
                     Err(_) => Err(format!("dial timed out after {:?}", cfg.dial_timeout)),
                 });
                 took = Some(spent);

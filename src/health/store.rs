@@ -15,14 +15,12 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-pub use super::store_file::OpenError;
 use super::store_file::{check_header, create_private_dir, create_private_file, sql_error};
+pub use super::store_file::{OpenError, SCHEMA_VERSION};
 use super::Verdict;
 
 /// "peer" in ASCII: marks the file as a peerapi health history.
 const APPLICATION_ID: i64 = 0x7065_6572;
-/// The schema this build writes; older files are migrated up to it.
-pub const SCHEMA_VERSION: i64 = 1;
 
 /// One migration per version: the statements taking the schema from
 /// version `i` to `i + 1`.

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::store::SCHEMA_VERSION;
+/// The schema this build writes; older files are migrated up to it.
+pub const SCHEMA_VERSION: i64 = 1;
 
 /// Why a history file was not opened.
 #[derive(Debug, thiserror::Error)]

@@ -64,6 +64,15 @@ pub(crate) struct Shared {
     /// The node's log label, which names it to operators too.
     pub(crate) name: Option<String>,
     pub(crate) taps: Arc<crate::protocol::tap::Taps>,
+    /// The health prober running beside the node, when there is one.
+    pub(crate) health: std::sync::OnceLock<Arc<dyn HealthReport>>,
+}
+
+/// What runs beside a node and reports through it (the health prober,
+/// `health/`): the node only carries it, so it knows nothing of health.
+pub trait HealthReport: Send + Sync {
+    /// The latest report, as JSON.
+    fn report(&self) -> serde_json::Value;
 }
 
 /// A cheap, cloneable handle to a running node.
@@ -108,6 +117,17 @@ impl NodeHandle {
     /// route reload, evictions, uptime.
     pub fn recent(&self) -> &super::recent::Recent {
         &self.shared.recent
+    }
+
+    /// Registers the health prober that reports through this node (the
+    /// first one stays).
+    pub fn set_health_report(&self, report: Arc<dyn HealthReport>) {
+        let _ = self.shared.health.set(report);
+    }
+
+    /// The health prober's latest report, if one runs beside the node.
+    pub fn health_report(&self) -> Option<serde_json::Value> {
+        self.shared.health.get().map(|r| r.report())
     }
 
     /// Node events from now on.

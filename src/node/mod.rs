@@ -53,8 +53,8 @@ pub use crate::protocol::serve::{
 pub use crate::wire::v1::{classify_v1_body, V1ErrorText, V1StreamTail, MAX_V1_TRAILER_BYTES};
 pub use config::*;
 pub use events::{CallId, Direction, Discovery, NodeEvent, PeerInfo, ServeOutcome, EVENT_CAPACITY};
-pub use handle::NodeHandle;
 pub(crate) use handle::{Command, Shared};
+pub use handle::{HealthReport, NodeHandle};
 pub use one_shot::ONE_SHOT_CLOSE_WITHIN;
 pub use reconnects::{DEFAULT_RECONNECT_MAX, LOST_PEER_KEPT};
 pub use replication::ReplicationCounters;
@@ -197,6 +197,7 @@ impl Node {
             log_span: log_span.clone(),
             name: config.log_label.clone(),
             taps,
+            health: Default::default(),
         });
         let replicator = replication::Replicator::new(
             dag.clone(),

@@ -82,6 +82,8 @@ pub enum Action {
     ToggleSubnet,
     /// Show or hide the Events view (telemetry from template nodes).
     ToggleEvents,
+    /// The Health view: what the node's prober found (`--health`).
+    Health(HealthAction),
     /// Fan-out and load runs, and their view.
     Runs(RunsAction),
     /// Gossip mesh per topic and the DAG held per namespace, refreshed.
@@ -238,6 +240,22 @@ pub enum Action {
 pub enum CommandAction {
     Open,
     PickContext,
+}
+
+/// Everything the Health view reacts to.
+#[derive(Debug, Clone)]
+pub enum HealthAction {
+    /// Show or hide it (polling the node while shown).
+    Toggle,
+    /// Time to ask the node again (while shown).
+    Poll,
+    /// The node's answer (None: it does not probe).
+    Report(Box<Option<crate::health::Latest>>),
+    Up,
+    Down,
+    NextSort,
+    /// Show the selected node's history, or back to the table.
+    Detail,
 }
 
 /// Everything the runs view reacts to.

@@ -278,6 +278,7 @@ impl<B: Backend> Console<B> {
                 run: None,
                 read_only: false,
                 contexts: Vec::new(),
+                health_poll: None,
             },
             theme: Theme::from_env(),
             pump,

@@ -56,6 +56,10 @@ pub enum Effect {
     StopLoad,
     /// Link to this context's node and show it instead (attached consoles).
     SwitchContext(String),
+    /// Poll for the health report every few seconds (true), or stop.
+    WatchHealth(bool),
+    /// Ask the node for its health report once (answer: `HealthAction::Report`).
+    FetchHealth,
     /// Leave the console.
     Quit,
 }

@@ -63,6 +63,18 @@ fn key_action(state: &State, key: KeyEvent) -> Option<Action> {
             _ => None,
         };
     }
+    if state.health.show && state.prompt.is_none() {
+        use crate::tui::action::HealthAction as H;
+        return Some(Action::Health(match key.code {
+            KeyCode::Esc if state.health.detail => H::Detail,
+            KeyCode::Esc | KeyCode::Char('H') | KeyCode::Char('q') => H::Toggle,
+            KeyCode::Enter => H::Detail,
+            KeyCode::Char('s') => H::NextSort,
+            KeyCode::Up | KeyCode::Char('k') => H::Up,
+            KeyCode::Down | KeyCode::Char('j') => H::Down,
+            _ => return None,
+        }));
+    }
     if state.subnet.show && state.prompt.is_none() {
         return matches!(
             key.code,

@@ -59,6 +59,13 @@ pub static BINDINGS: &[Binding] = &[
     ),
     b!(
         Global,
+        [(Char('H'), SHIFT), (Char('H'), NONE)],
+        "H",
+        "health view (--health)",
+        Action::Health(crate::tui::action::HealthAction::Toggle)
+    ),
+    b!(
+        Global,
         [(Char('E'), SHIFT), (Char('E'), NONE)],
         "E",
         "events view (telemetry)",
@@ -457,41 +464,5 @@ pub fn footer_hints(pane: Pane) -> Vec<(&'static str, &'static str)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(code: KeyCode) -> KeyEvent {
-        KeyEvent::new(code, KeyModifiers::NONE)
-    }
-
-    #[test]
-    fn pane_bindings_win_over_global_ones() {
-        assert!(matches!(
-            resolve(&key(Char('d')), Pane::Peers),
-            Some(Action::StartDial)
-        ));
-        assert!(matches!(
-            resolve(&key(Char('d')), Pane::Routes),
-            Some(Action::DeleteRoute)
-        ));
-        assert!(matches!(
-            resolve(&key(Char('j')), Pane::Calls),
-            Some(Action::Down)
-        ));
-        assert!(resolve(&key(Char('#')), Pane::Calls).is_none());
-    }
-
-    #[test]
-    fn every_key_is_bound_once_per_scope() {
-        for a in BINDINGS {
-            for b in BINDINGS {
-                if std::ptr::eq(a, b) || a.scope != b.scope {
-                    continue;
-                }
-                for k in a.keys {
-                    assert!(!b.keys.contains(k), "{k:?} bound twice in {:?}", a.scope);
-                }
-            }
-        }
-    }
-}
+#[path = "keymap_test.rs"]
+mod tests;

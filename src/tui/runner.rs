@@ -30,7 +30,12 @@ pub(super) struct Runner {
     pub(super) read_only: bool,
     /// Where `:ctx NAME` may switch an attached console to.
     pub(super) contexts: Vec<crate::fleet::Context>,
+    /// Ticks `HealthAction::Poll` while the Health view is shown.
+    pub(super) health_poll: Option<tokio::task::JoinHandle<()>>,
 }
+
+/// How often the Health view asks the node again.
+const HEALTH_POLL: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Runner {
     /// Sends a run; the one before it is stopped.
@@ -220,7 +225,43 @@ impl Runner {
             Effect::SwitchContext(name) => {
                 super::switch::start(&self.contexts, name, self.tx.clone());
             }
-            Effect::Quit => {}
+            Effect::WatchHealth(on) => {
+                if let Some(old) = self.health_poll.take() {
+                    old.abort();
+                }
+                if on {
+                    let tx = self.tx.clone();
+                    self.health_poll = Some(tokio::spawn(async move {
+                        let mut every = tokio::time::interval(HEALTH_POLL);
+                        loop {
+                            every.tick().await;
+                            let poll = Action::Health(crate::tui::action::HealthAction::Poll);
+                            if tx.send(poll).await.is_err() {
+                                return;
+                            }
+                        }
+                    }));
+                }
+            }
+            Effect::FetchHealth => {
+                let pending = self.link.request(Request::Health);
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let action = match pending.reply().await {
+                        Reply::Health(report) => {
+                            Action::Health(crate::tui::action::HealthAction::Report(report))
+                        }
+                        Reply::Refused(why) => Action::Notice(format!("health: {why}")),
+                        other => Action::Notice(format!("health: unexpected answer {other:?}")),
+                    };
+                    let _ = tx.send(action).await;
+                });
+            }
+            Effect::Quit => {
+                if let Some(poll) = self.health_poll.take() {
+                    poll.abort();
+                }
+            }
         }
     }
 }

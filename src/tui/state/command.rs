@@ -9,7 +9,7 @@ use crate::tui::action::{Action, CommandAction};
 use crate::tui::effect::Effect;
 
 /// What the command line understands, for its title and its errors.
-const COMMANDS: &str = "ctx NAME · ctx · help · subnet · events · q";
+const COMMANDS: &str = "ctx NAME · ctx · help · subnet · health · events · q";
 
 impl State {
     pub(super) fn on_command(&mut self, action: CommandAction) -> Vec<Effect> {
@@ -45,6 +45,9 @@ impl State {
             ("help" | "?", []) => Ok(self.update(Action::ToggleHelp)),
             ("subnet", []) => Ok(self.update(Action::ToggleSubnet)),
             ("events", []) => Ok(self.update(Action::ToggleEvents)),
+            ("health", []) => {
+                Ok(self.update(Action::Health(crate::tui::action::HealthAction::Toggle)))
+            }
             ("q" | "quit", []) => Ok(self.update(Action::Quit)),
             ("", []) => Ok(vec![]),
             _ => Err(format!("unknown command {text:?}: {COMMANDS}")),

@@ -12,6 +12,7 @@ mod clipboard;
 mod command;
 mod composer;
 mod events;
+mod health;
 mod node;
 mod output_view;
 mod outside;
@@ -30,6 +31,7 @@ use ratatui::layout::Rect;
 pub use calls::{CallState, CallView, Calls, MAX_CALLS, MAX_KEPT_OUTPUT_BYTES};
 pub use composer::{Composer, Field};
 pub use events::{node_of, EventsView, MAX_EVENTS};
+pub use health::{HealthSort, HealthView};
 pub use output_view::{OutputMode, OutputView};
 pub use peers::{peer_multiaddr, PeerFilter, PeerSort, PeersView};
 pub use prompt::{Prompt, PromptKind, Question};
@@ -73,6 +75,7 @@ pub struct State {
     pub(in crate::tui) output: OutputView,
     pub(in crate::tui) log: LogView,
     pub(in crate::tui) subnet: SubnetView,
+    pub(in crate::tui) health: HealthView,
     pub(in crate::tui) events: EventsView,
     pub(in crate::tui) runs: RunsView,
     /// The last load run's shape, offered again by the next.
@@ -117,6 +120,7 @@ impl State {
                 scroll: 0,
             },
             subnet: SubnetView::default(),
+            health: HealthView::default(),
             events: EventsView::default(),
             runs: RunsView::default(),
             load_plan: Default::default(),
@@ -240,6 +244,7 @@ impl State {
             }
             Action::EventsNextNode => self.events.cycle_node(),
             Action::Runs(a) => return self.on_runs(a),
+            Action::Health(a) => return self.on_health(a),
             Action::Command(c) => return self.on_command(c),
             Action::SubnetStats { mesh, dag } => self.subnet.on_stats(mesh, dag, self.now),
             Action::EventsNextKind => self.events.cycle_kind(),

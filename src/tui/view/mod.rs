@@ -4,6 +4,7 @@ mod calls;
 mod composer;
 mod events;
 mod footer;
+mod health;
 pub(super) mod help;
 mod hop_direct;
 mod log;
@@ -101,6 +102,9 @@ pub fn draw(frame: &mut Frame, state: &State, theme: &Theme) {
     if state.subnet.show {
         subnet::draw(frame, area, state, theme);
     }
+    if state.health.show {
+        health::draw(frame, area, state, theme);
+    }
     if state.help {
         help::draw(frame, area, state, theme);
     }
@@ -151,6 +155,9 @@ pub fn short_peer(id: &str) -> String {
     }
 }
 
+#[cfg(test)]
+#[path = "snapshots_health_test.rs"]
+mod snapshots_health_test;
 #[cfg(test)]
 #[path = "snapshots_modes_test.rs"]
 mod snapshots_modes_test;
