@@ -127,6 +127,13 @@ impl History {
             .conn
             .pragma_update(None, "journal_mode", "WAL")
             .and_then(|_| history.conn.pragma_update(None, "synchronous", "NORMAL"))
+            // The WAL is cut back to 1 MiB after each checkpoint (else it
+            // keeps its largest size, about 4 MiB).
+            .and_then(|_| {
+                history
+                    .conn
+                    .pragma_update(None, "journal_size_limit", 1 << 20)
+            })
             .map_err(|e| sql_error(path, e))?;
         history.migrate()?;
         history.claim(owner)?;
