@@ -76,7 +76,8 @@ async fn a_partition_mid_stream_ends_the_call_within_the_ping_bound_and_the_link
     };
     assert!(
         error.to_string().contains("went silent") && error.exit_code() == 6,
-        "{error}"
+        "{error} (exit {}, {error:?}, after {took:?})",
+        error.exit_code()
     );
     assert!(took < Duration::from_secs(6), "ended after {took:?}");
     let silent = tokio::time::timeout(
