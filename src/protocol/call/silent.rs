@@ -46,6 +46,15 @@ impl SilentLinks {
         self.0.changed.notify_waiters();
     }
 
+    /// The ping timeout that found `peer`'s link silent after
+    /// `generation`, if it was.
+    pub fn silenced_since(&self, peer: &PeerId, generation: u64) -> Option<Duration> {
+        self.lock()
+            .get(peer)
+            .filter(|(n, _)| *n != generation)
+            .map(|(_, after)| *after)
+    }
+
     /// Resolves when `peer`'s link goes silent after `generation`, with the
     /// ping timeout that found it.
     pub async fn silenced(&self, peer: PeerId, generation: u64) -> Duration {
