@@ -17,7 +17,7 @@ pub struct Attached {
 
 impl State {
     pub(super) fn on_node_event(&mut self, ev: NodeEvent) {
-        self.subnet.on_node_event(&ev);
+        self.subnet.on_node_event(&ev, self.wall);
         match ev {
             NodeEvent::Telemetry(t) => self.events.push(*t),
             NodeEvent::RoutesReloaded { diff, routes, .. } => {

@@ -73,6 +73,19 @@ pub struct SubnetView {
     pub rejections: VecDeque<(String, String)>,
     /// Newest last: (peer, times, hint).
     pub evictions: VecDeque<(String, usize, String)>,
+    /// Newest last: links found silent, and when they came back.
+    pub links: VecDeque<LinkNote>,
+}
+
+/// A peer lost to a silent link (a ping went unanswered).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkNote {
+    pub peer: String,
+    pub lost_at: std::time::SystemTime,
+    /// The ping timeout that found it.
+    pub after: Duration,
+    /// How long until it was connected again (None: not yet).
+    pub back_after: Option<Duration>,
 }
 
 fn push_bounded<T>(q: &mut VecDeque<T>, item: T) {
@@ -102,8 +115,9 @@ impl SubnetView {
         self.dag.truncate(MAX_SUBNET_NOTES);
     }
 
-    /// Takes the node events the view shows; others pass by.
-    pub fn on_node_event(&mut self, ev: &NodeEvent) {
+    /// Takes the node events the view shows (at wall-clock `now`); others
+    /// pass by.
+    pub fn on_node_event(&mut self, ev: &NodeEvent, now: std::time::SystemTime) {
         match ev {
             NodeEvent::Gossip {
                 from,
@@ -151,6 +165,26 @@ impl SubnetView {
                 &mut self.evictions,
                 (peer.to_string(), *times, hint.clone()),
             ),
+            NodeEvent::LinkSilent { peer, after } => push_bounded(
+                &mut self.links,
+                LinkNote {
+                    peer: peer.to_string(),
+                    lost_at: now,
+                    after: *after,
+                    back_after: None,
+                },
+            ),
+            NodeEvent::PeerConnected { peer, .. } => {
+                let peer = peer.to_string();
+                if let Some(note) = self
+                    .links
+                    .iter_mut()
+                    .rev()
+                    .find(|n| n.peer == peer && n.back_after.is_none())
+                {
+                    note.back_after = Some(now.duration_since(note.lost_at).unwrap_or_default());
+                }
+            }
             _ => {}
         }
     }
@@ -161,13 +195,37 @@ mod tests {
     use super::*;
 
     fn gossip(view: &mut SubnetView) {
-        view.on_node_event(&NodeEvent::Gossip {
-            topic: "peer_state".into(),
-            from: libp2p::PeerId::random(),
-            author: None,
-            bytes: 0,
-            rejected: None,
-        });
+        view.on_node_event(
+            &NodeEvent::Gossip {
+                topic: "peer_state".into(),
+                from: libp2p::PeerId::random(),
+                author: None,
+                bytes: 0,
+                rejected: None,
+            },
+            std::time::SystemTime::UNIX_EPOCH,
+        );
+    }
+
+    #[test]
+    fn a_link_lost_to_silence_and_its_return_are_noted() {
+        use std::time::SystemTime;
+        let mut view = SubnetView::default();
+        let peer = libp2p::PeerId::random();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let silent = NodeEvent::LinkSilent {
+            peer,
+            after: Duration::from_secs(20),
+        };
+        view.on_node_event(&silent, t0);
+        assert_eq!(view.links[0].back_after, None);
+        let back = NodeEvent::PeerConnected {
+            peer,
+            addr: "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
+            direction: crate::node::Direction::Outbound,
+        };
+        view.on_node_event(&back, t0 + Duration::from_millis(4200));
+        assert_eq!(view.links[0].back_after, Some(Duration::from_millis(4200)));
     }
 
     #[test]

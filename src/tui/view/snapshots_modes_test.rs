@@ -348,3 +348,27 @@ fn a_connected_peer_whose_pings_go_unanswered_is_marked_silent() {
     assert!(screen.contains("for 47s"), "{screen}");
     assert!(!screen.contains("for 5s"), "{screen}");
 }
+
+#[test]
+fn the_subnet_view_says_when_a_peer_was_lost_to_silence_and_when_it_came_back() {
+    use std::time::Duration;
+    let mut s = populated();
+    s.update(Action::ToggleSubnet);
+    let peer = libp2p::PeerId::random();
+    s.update(Action::Node(crate::node::NodeEvent::LinkSilent {
+        peer,
+        after: Duration::from_secs(20),
+    }));
+    let lost = render_at(&mut s, 100, 30);
+    assert!(
+        lost.contains("(no ping answer within 20.0s), not back yet"),
+        "{lost}"
+    );
+    s.update(Action::Node(crate::node::NodeEvent::PeerConnected {
+        peer,
+        addr: "/ip4/127.0.0.1/tcp/1".parse().unwrap(),
+        direction: crate::node::Direction::Outbound,
+    }));
+    let back = render_at(&mut s, 100, 30);
+    assert!(back.contains("back after"), "{back}");
+}

@@ -20,7 +20,8 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     frame.render_widget(block, rect);
     let v = &state.subnet;
     // A note may wrap to two lines at 80 columns.
-    let notes = ((v.evictions.len().min(3) + v.rejections.len().min(3)) * 2) as u16;
+    let notes =
+        ((v.evictions.len().min(3) + v.rejections.len().min(3) + v.links.len().min(3)) * 2) as u16;
     let lines = summary_lines(state, theme);
     let [summary, roster, bottom] = Layout::vertical([
         Constraint::Length(lines.len() as u16),
@@ -140,6 +141,32 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             format!("rejected gossip from {}: {why}", short_peer(peer)),
             theme.err(),
         ))
+    }));
+    lines.extend(v.links.iter().rev().take(3).map(|n| {
+        let lost = crate::health::text::utc(
+            n.lost_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+        );
+        let text = match n.back_after {
+            Some(b) => format!(
+                "link to {} lost {lost} UTC (no ping answer within {}), back after {}",
+                short_peer(&n.peer),
+                fmt_dur(n.after),
+                fmt_dur(b)
+            ),
+            None => format!(
+                "link to {} lost {lost} UTC (no ping answer within {}), not back yet",
+                short_peer(&n.peer),
+                fmt_dur(n.after)
+            ),
+        };
+        let style = if n.back_after.is_some() {
+            theme.dim()
+        } else {
+            theme.warn()
+        };
+        Line::from(Span::styled(text, style))
     }));
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), bottom);
 }
