@@ -30,6 +30,37 @@ pub struct NodeStats {
     /// The node's own state in that roster (JOINING, ONLINE…), if it has
     /// an entry.
     pub own_state: Option<String>,
+    /// What its health prober found last, when it probes (`--health`).
+    #[serde(default)]
+    pub health: Option<HealthCounts>,
+}
+
+/// A node's latest probe round in two numbers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HealthCounts {
+    pub probed: usize,
+    /// Unreachable or offline.
+    pub down: usize,
+}
+
+/// The counts from the prober's report (JSON, so that this module needs
+/// nothing of `health/`).
+fn health_counts(handle: &NodeHandle) -> Option<HealthCounts> {
+    let report = handle.health_report()?;
+    let probes = report.get("probes")?.as_array()?;
+    let down = probes
+        .iter()
+        .filter(|p| {
+            matches!(
+                p.get("verdict").and_then(|v| v.as_str()),
+                Some("unreachable" | "offline")
+            )
+        })
+        .count();
+    Some(HealthCounts {
+        probed: probes.len(),
+        down,
+    })
 }
 
 /// The subnet's roster from every verified peer state the node holds,
@@ -69,6 +100,7 @@ pub async fn of(handle: &NodeHandle) -> NodeStats {
         roster_size: roster.len(),
         subnet_id,
         own_state: own.map(|e| e.state.clone()),
+        health: health_counts(handle),
     }
 }
 

@@ -7,8 +7,8 @@ use super::{Fleet, Reach, Row};
 
 /// Column headers, in order of importance: narrow screens keep the first.
 pub const COLUMNS: &[&str] = &[
-    "NODE", "REACH", "CALLS/S", "ERR", "P99", "P50", "TTFB", "PEERS", "SUBNET", "ROSTER", "ROUTES",
-    "RELOAD", "EVICT", "UPTIME", "PEER", "VERSION", "ROLE", "LABELS", "WHY",
+    "NODE", "REACH", "CALLS/S", "ERR", "P99", "P50", "TTFB", "PEERS", "SUBNET", "ROSTER", "HEALTH",
+    "ROUTES", "RELOAD", "EVICT", "UPTIME", "PEER", "VERSION", "ROLE", "LABELS", "WHY",
 ];
 
 pub fn short_duration(d: Duration) -> String {
@@ -89,6 +89,12 @@ pub fn cells(row: &Row, now: SystemTime) -> Vec<String> {
             .and_then(|s| s.subnet_id)
             .map_or_else(dash, |id| id.to_string()),
         roster,
+        // Of the nodes it probes (`--health`), how many answered.
+        stats
+            .and_then(|s| s.health.as_ref())
+            .map_or_else(dash, |h| {
+                format!("{}/{} up", h.probed - h.down.min(h.probed), h.probed)
+            }),
         stats.map_or_else(dash, |s| s.routes.to_string()),
         reload,
         stats.map_or_else(dash, |s| s.evictions.to_string()),

@@ -37,6 +37,10 @@ fn up(seed: u8, p99_ms: u64, calls: u64, errors: u64) -> Probe {
         roster_size: 4,
         subnet_id: Some(3),
         own_state: Some("ONLINE".into()),
+        health: Some(crate::control::stats::HealthCounts {
+            probed: 4,
+            down: usize::from(seed % 2),
+        }),
         last_reload: Some(ReloadMark {
             ok: true,
             at_ms: (NOW_S - 90) * 1000,
