@@ -18,13 +18,7 @@ use super::action::Action;
 
 /// Where history and logs go: $XDG_DATA_HOME/peerapi or ~/.local/share/peerapi.
 pub fn data_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("peerapi");
-    }
-    match std::env::var_os("HOME") {
-        Some(h) => PathBuf::from(h).join(".local/share/peerapi"),
-        None => PathBuf::from(".peerapi"),
-    }
+    crate::health::data_dir()
 }
 
 /// Where the Log pane's lines go: the console running now. A process has
