@@ -262,8 +262,13 @@ async fn scripts_get_json_completions_and_man_pages() {
     let (code, script, _) = run(&["completions", "bash"]);
     assert_eq!(code, Some(0));
     assert!(script.contains("_peerapi()") && script.contains("--metrics-listen"));
+    // From a file: the script is over the kernel's 128 KiB bound on one
+    // argument, as a shell sourcing it from a file never minds.
+    let script_file = dir.path().join("peerapi.bash");
+    std::fs::write(&script_file, &script).unwrap();
     let check = Command::new("bash")
-        .args(["-n", "-c", &script])
+        .arg("-n")
+        .arg(&script_file)
         .status()
         .unwrap();
     assert!(check.success(), "bash reads the completion script");
