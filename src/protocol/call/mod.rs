@@ -443,20 +443,8 @@ impl ApiClient {
                 }
             };
             let next = tokio::select! {
-                next = read => next,
+                next = read => next.map_err(|e| silent.cause_of(e, peer, st.silences)),
                 after = silenced => Err(CallError::LinkSilent { peer, after }),
-            };
-            // The node marks the link silent before it closes the
-            // connection, so a read that failed because it was closed comes
-            // after the mark: name the cause, not the symptom.
-            let next = match next {
-                Err(e) if !matches!(e, CallError::LinkSilent { .. }) => {
-                    match silent.silenced_since(&peer, st.silences) {
-                        Some(after) => Err(CallError::LinkSilent { peer, after }),
-                        None => Err(e),
-                    }
-                }
-                other => other,
             };
             match next {
                 Ok(Some(chunk)) => {

@@ -11,6 +11,8 @@ use std::time::Duration;
 use libp2p::PeerId;
 use tokio::sync::Notify;
 
+use super::CallError;
+
 /// Most peers remembered (each silence bumps a counter; an old entry is
 /// dropped when full, which at worst leaves a call to its own timeouts).
 const MAX_PEERS: usize = 4096;
@@ -46,13 +48,20 @@ impl SilentLinks {
         self.0.changed.notify_waiters();
     }
 
-    /// The ping timeout that found `peer`'s link silent after
-    /// `generation`, if it was.
-    pub fn silenced_since(&self, peer: &PeerId, generation: u64) -> Option<Duration> {
-        self.lock()
-            .get(peer)
+    /// What a failed read on `peer`'s link should say: the node marks a
+    /// link silent before it closes the connection, so a read that failed
+    /// because the connection closed comes after the mark. The cause, not
+    /// the symptom.
+    pub fn cause_of(&self, error: CallError, peer: PeerId, generation: u64) -> CallError {
+        let silenced = self
+            .lock()
+            .get(&peer)
             .filter(|(n, _)| *n != generation)
-            .map(|(_, after)| *after)
+            .map(|(_, after)| *after);
+        match (silenced, &error) {
+            (_, CallError::LinkSilent { .. }) | (None, _) => error,
+            (Some(after), _) => CallError::LinkSilent { peer, after },
+        }
     }
 
     /// Resolves when `peer`'s link goes silent after `generation`, with the
@@ -78,6 +87,26 @@ impl SilentLinks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_that_failed_after_the_mark_names_the_silence() {
+        let links = SilentLinks::default();
+        let peer = PeerId::random();
+        let start = links.generation(&peer);
+        let closed = || CallError::Stream {
+            peer,
+            message: "connection is closed".into(),
+        };
+        assert!(matches!(
+            links.cause_of(closed(), peer, start),
+            CallError::Stream { .. }
+        ));
+        links.mark(peer, Duration::from_secs(20));
+        assert!(matches!(
+            links.cause_of(closed(), peer, start),
+            CallError::LinkSilent { after, .. } if after == Duration::from_secs(20)
+        ));
+    }
 
     #[tokio::test]
     async fn a_call_hears_of_a_silence_after_it_began_and_not_of_one_before() {

@@ -371,7 +371,7 @@ fn events_view_says_how_to_get_telemetry() {
 }
 
 /// A peer's answer as a fan-out records it.
-fn answered(n: u8, e2e_ms: u64, ttft_ms: u64, body: &str) -> crate::load::Sample {
+pub(super) fn answered(n: u8, e2e_ms: u64, ttft_ms: u64, body: &str) -> crate::load::Sample {
     use sha2::Digest;
     let mut s = crate::load::Sample::new(&format!("/ip4/127.0.0.1/tcp/400{n}/p2p/{}", peer(n)));
     s.status = Some(200);
@@ -440,63 +440,4 @@ fn hop_vs_direct_view_says_what_the_hop_adds() {
     };
     s.update(Action::Runs(RunsAction::HopVsDirectDone(Box::new(result))));
     snapshot("hop_vs_direct_done", render(&mut s));
-}
-
-/// Live percentiles as a run of `done` requests would show them.
-fn live(done: u64) -> crate::load::Live {
-    let ms = |v: Vec<u64>| {
-        crate::load::Percentiles::of(v.into_iter().map(Duration::from_millis).collect())
-    };
-    crate::load::Live {
-        ttft: ms((0..done).map(|i| 100 + i / 2).collect()),
-        itl: ms((0..done).map(|i| 8 + i % 5).collect()),
-        e2e: ms((0..done).map(|i| 400 + i).collect()),
-    }
-}
-
-#[test]
-fn load_view_live_and_summarised() {
-    use crate::tui::action::RunsAction;
-    let mut s = populated();
-    s.focus = Pane::Composer;
-    let plan = crate::load::LoadPlan::default();
-    let effects = s.update(Action::Runs(RunsAction::StartLoad(plan.clone())));
-    assert!(matches!(
-        &effects[..],
-        [crate::tui::effect::Effect::Load { plan: p, .. }] if *p == plan
-    ));
-    // Fifteen reports a tenth of a second apart, the pace rising then easing.
-    let dones = [
-        2u64, 6, 12, 20, 30, 41, 52, 63, 73, 82, 90, 98, 105, 113, 120,
-    ];
-    for (i, done) in dones.into_iter().enumerate() {
-        s.update(Action::Runs(RunsAction::LoadProgress(
-            crate::load::Progress {
-                done,
-                failed: 2,
-                in_flight: 8,
-                elapsed: Duration::from_millis(100 * (i as u64 + 1)),
-                live: live(done),
-            },
-        )));
-    }
-    snapshot("load_live", render(&mut s));
-    let samples: Vec<crate::load::Sample> = (0..200u64)
-        .map(|i| answered(2, 400 + i, 100 + i / 2, "ok"))
-        .collect();
-    let summary =
-        crate::load::Summary::of(&samples, Duration::from_secs(3), 0, &Default::default());
-    s.update(Action::Runs(RunsAction::LoadProgress(
-        crate::load::Progress {
-            done: 200,
-            failed: 0,
-            in_flight: 0,
-            elapsed: Duration::from_secs(3),
-            live: live(200),
-        },
-    )));
-    s.update(Action::Runs(RunsAction::LoadDone(Box::new(summary))));
-    snapshot("load_done", render(&mut s));
-    // Esc once it is done only closes: nothing left to stop.
-    assert!(s.update(Action::Runs(RunsAction::Close)).is_empty());
 }
