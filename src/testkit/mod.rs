@@ -4,6 +4,7 @@
 
 mod backend;
 pub mod link;
+pub mod plain_tcp;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

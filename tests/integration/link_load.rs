@@ -132,25 +132,52 @@ async fn back_to_baseline(pid: u32, (fds_before, rss_before): (usize, u64)) {
     );
 }
 
+/// A `peerapi node` process serving the demo backend behind a 2 ms link
+/// that resets connections with `reset_chance` each second.
+struct Served {
+    _backend: peerapi::demo::DemoBackend,
+    _dir: tempfile::TempDir,
+    _node: Proc,
+    pid: u32,
+    addr: libp2p::Multiaddr,
+    proxy: std::sync::Arc<LinkProxy>,
+    target: libp2p::Multiaddr,
+}
+
+impl Served {
+    async fn behind(reset_chance: f64) -> Self {
+        let backend = demo_backend().await;
+        let dir = tempfile::tempdir().unwrap();
+        let routes = dir.path().join("routes.json");
+        write_routes_file(&routes, &backend.routes());
+        let (node, addr) = node_process_with(&routes, &["--no-control"]);
+        let link = Impairment {
+            rtt: Duration::from_millis(2),
+            reset_chance,
+            ..Default::default()
+        };
+        let (proxy, target) = LinkProxy::in_front_of(&addr, link).await.unwrap();
+        Self {
+            _backend: backend,
+            _dir: dir,
+            pid: node.0.id(),
+            _node: node,
+            addr,
+            proxy: std::sync::Arc::new(proxy),
+            target,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_run_through_a_resetting_link_classes_every_request_and_leaks_nothing() {
-    let backend = demo_backend().await;
-    let dir = tempfile::tempdir().unwrap();
-    let routes = dir.path().join("routes.json");
-    write_routes_file(&routes, &backend.routes());
-    let (node, addr) = node_process_with(&routes, &["--no-control"]);
-    let pid = node.0.id();
-    let link = Impairment {
-        rtt: Duration::from_millis(2),
-        ..Default::default()
-    };
-    let (proxy, target) = LinkProxy::in_front_of(&addr, link).await.unwrap();
-    let before = baseline(pid, &addr, 8).await;
+    let served = Served::behind(0.0).await;
+    let (pid, proxy, target) = (served.pid, &served.proxy, &served.target);
+    let before = baseline(pid, &served.addr, 8).await;
 
-    let load = load_run(&target, 12, &["-c", "8"]);
+    let load = load_run(target, 12, &["-c", "8"]);
     // The fault schedule: every connection through the link is reset
     // every 700 ms while the run lasts.
-    let proxy = std::sync::Arc::new(proxy);
     let resets = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let resetter = tokio::spawn({
         let (proxy, resets) = (proxy.clone(), resets.clone());
@@ -193,26 +220,16 @@ fn random_run_secs() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_minutes_of_load_with_connections_reset_at_random_classes_every_request() {
-    let backend = demo_backend().await;
-    let dir = tempfile::tempdir().unwrap();
-    let routes = dir.path().join("routes.json");
-    write_routes_file(&routes, &backend.routes());
-    let (node, addr) = node_process_with(&routes, &["--no-control"]);
-    let pid = node.0.id();
     // Each second, each connection has a 1 % chance of being reset: four
     // callers (one connection each) over five minutes see about twelve.
-    let link = Impairment {
-        rtt: Duration::from_millis(2),
-        reset_chance: 0.01,
-        ..Default::default()
-    };
-    let (proxy, target) = LinkProxy::in_front_of(&addr, link).await.unwrap();
+    let served = Served::behind(0.01).await;
+    let (pid, proxy, target) = (served.pid, &served.proxy, &served.target);
     // Four callers of four requests at once.
-    let before = baseline(pid, &addr, 16).await;
+    let before = baseline(pid, &served.addr, 16).await;
     let secs = random_run_secs();
     // Paced, not flat out: the run shares two cores with the other tests.
     let runs: Vec<_> = (0..4)
-        .map(|_| load_run(&target, secs, &["-c", "4", "--rate", "40"]))
+        .map(|_| load_run(target, secs, &["-c", "4", "--rate", "40"]))
         .collect();
     let mut total = (0, 0, 0);
     for run in runs {

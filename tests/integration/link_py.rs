@@ -13,48 +13,16 @@ use futures::StreamExt;
 use peerapi::node::CallRequest;
 use peerapi::routes::{Route, RouteTable};
 use peerapi::testkit::link::{Impairment, LinkProxy};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
 
-/// A TCP server that sends `n` bytes when it reads the 8-byte count `n`.
-async fn plain_sender() -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut n = [0u8; 8];
-                if s.read_exact(&mut n).await.is_err() {
-                    return;
-                }
-                let chunk = vec![b'x'; 64 * 1024];
-                let mut left = u64::from_be_bytes(n) as usize;
-                while left > 0 {
-                    let take = left.min(chunk.len());
-                    if s.write_all(&chunk[..take]).await.is_err() {
-                        return;
-                    }
-                    left -= take;
-                }
-            });
-        }
-    });
-    addr
-}
-
-async fn plain_tcp_time(proxy: &LinkProxy, bytes: u64) -> Duration {
-    let mut s = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
-    let t = Instant::now();
-    s.write_all(&bytes.to_be_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut got = 0u64;
-    while got < bytes {
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(n > 0, "plain TCP ended after {got} bytes");
-        got += n as u64;
-    }
-    t.elapsed()
+/// `bytes` over plain TCP through a link like the hop's: its time.
+async fn plain_time(link: Impairment, bytes: u64) -> Duration {
+    use peerapi::testkit::plain_tcp;
+    let proxy = LinkProxy::start(plain_tcp::server().await.unwrap(), link)
+        .await
+        .unwrap();
+    plain_tcp::body_time(proxy.addr(), bytes).await.unwrap()
 }
 
 /// The link and body size of these tests (see the module's comment).
@@ -86,8 +54,7 @@ async fn a_body_from_a_py_libp2p_host_across_a_link_against_plain_tcp() {
     .collect();
     let mut host = PyHost::serve(&py, &routes, &[]).await;
     let (_proxy, target) = LinkProxy::in_front_of(&host.addr, link).await.unwrap();
-    let tcp_proxy = LinkProxy::start(plain_sender().await, link).await.unwrap();
-    let plain = plain_tcp_time(&tcp_proxy, bytes).await;
+    let plain = plain_time(link, bytes).await;
 
     let caller = client().await;
     let h = caller.handle();
@@ -140,8 +107,7 @@ async fn a_body_to_py_libp2p_callers_across_a_link_is_held_to_their_window() {
     .collect();
     let (_server, server_addr) = serving_node(routes).await;
     let (_proxy, target) = LinkProxy::in_front_of(&server_addr, link).await.unwrap();
-    let tcp_proxy = LinkProxy::start(plain_sender().await, link).await.unwrap();
-    let plain = plain_tcp_time(&tcp_proxy, bytes).await;
+    let plain = plain_time(link, bytes).await;
     let window_cap = mbps(256 * 1024, link.rtt);
     for version in [PyLibp2p::V081, PyLibp2p::V060] {
         let py = python_for(version);

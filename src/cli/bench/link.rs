@@ -14,8 +14,8 @@ use libp2p::Multiaddr;
 use peerapi::node::{CallRequest, NodeConfig, ProtocolChoice};
 use peerapi::routes::{Route, RouteTable, Routes};
 use peerapi::testkit::link::{Impairment, LinkProxy};
+use peerapi::testkit::plain_tcp;
 use peerapi::Node;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Peers of the fan-out.
 const FAN_OUT_PEERS: usize = 20;
@@ -64,96 +64,18 @@ async fn caller(protocol: ProtocolChoice, pos_first: bool) -> Result<Node, Strin
     Node::start(config).await.map_err(|e| e.to_string())
 }
 
-/// A TCP server that answers each byte with one (round trips) or sends
-/// `n` bytes when it reads the 8-byte count `n` (a body).
-async fn plain_tcp_server() -> Result<SocketAddr, String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let _ = s.set_nodelay(true);
-            tokio::spawn(async move {
-                let mut first = [0u8; 1];
-                while s.read_exact(&mut first).await.is_ok() {
-                    if first[0] == b'p' {
-                        let _ = s.write_all(b"p").await;
-                        continue;
-                    }
-                    let mut n = [0u8; 8];
-                    if s.read_exact(&mut n).await.is_err() {
-                        return;
-                    }
-                    let chunk = vec![b'x'; 64 * 1024];
-                    let mut left = u64::from_be_bytes(n) as usize;
-                    while left > 0 {
-                        let take = left.min(chunk.len());
-                        if s.write_all(&chunk[..take]).await.is_err() {
-                            return;
-                        }
-                        left -= take;
-                    }
-                }
-            });
-        }
-    });
-    Ok(addr)
-}
-
-/// The link's measured round trip: the median of byte ping-pongs over a
-/// plain TCP connection through a proxy like the node's.
-async fn tcp_rtt(proxy: &LinkProxy) -> Result<Duration, String> {
-    let mut s = tokio::net::TcpStream::connect(proxy.addr())
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = s.set_nodelay(true);
-    let mut times = Vec::new();
-    for _ in 0..7 {
-        let t = Instant::now();
-        s.write_all(b"p").await.map_err(|e| e.to_string())?;
-        let mut b = [0u8; 1];
-        s.read_exact(&mut b).await.map_err(|e| e.to_string())?;
-        times.push(t.elapsed());
-    }
-    times.sort();
-    Ok(times[times.len() / 2])
-}
-
-/// `bytes` through a plain TCP connection over the proxy: its time.
-async fn tcp_body(proxy: &LinkProxy, bytes: u64) -> Result<Duration, String> {
-    let mut s = tokio::net::TcpStream::connect(proxy.addr())
-        .await
-        .map_err(|e| e.to_string())?;
-    let t = Instant::now();
-    s.write_all(b"n").await.map_err(|e| e.to_string())?;
-    s.write_all(&bytes.to_be_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut got = 0u64;
-    while got < bytes {
-        let n = s.read(&mut buf).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err(format!("plain TCP body ended after {got} bytes"));
-        }
-        got += n as u64;
-    }
-    Ok(t.elapsed())
-}
-
 pub(super) async fn run(link: Impairment, quick: bool) -> Result<String, String> {
     let progress = |s: &str| eprintln!("bench: link: {s}…");
     let backend = peerapi::testkit::start_backend()
         .await
         .map_err(|e| format!("cannot start the backend: {e}"))?;
     let server = served(backend, link).await?;
-    let tcp = plain_tcp_server().await?;
+    let tcp = plain_tcp::server().await?;
     let tcp_proxy = LinkProxy::start(tcp, link)
         .await
         .map_err(|e| e.to_string())?;
     progress("the link's round trip");
-    let rtt = tcp_rtt(&tcp_proxy).await?;
+    let rtt = plain_tcp::round_trip(tcp_proxy.addr()).await?;
     let rtts = |d: Duration| d.as_secs_f64() / rtt.as_secs_f64().max(1e-6);
     let mut out = format!(
         "across a link of {} RTT{} (proxy on loopback; measured TCP round trip {:.1} ms)\n",
@@ -258,7 +180,7 @@ pub(super) async fn run(link: Impairment, quick: bool) -> Result<String, String>
         "a {} MiB body, plain TCP then the hop",
         bytes >> 20
     ));
-    let plain = tcp_body(&tcp_proxy, bytes).await?;
+    let plain = plain_tcp::body_time(tcp_proxy.addr(), bytes).await?;
     let t = Instant::now();
     let mut s = h
         .stream(&server.addr, CallRequest::new(route))
