@@ -139,6 +139,7 @@ fn peers() -> Vec<PeerInfo> {
             pings_failed: 0,
             rtt_at: None,
             ping_interval: std::time::Duration::from_secs(15),
+            observed_addr: None,
         })
         .collect()
 }

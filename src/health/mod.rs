@@ -11,7 +11,9 @@
 //! buckets; `alerts` decides and delivers.
 
 pub mod alerts;
+pub mod dag;
 pub mod prober;
+pub mod reach;
 pub mod store;
 mod store_file;
 pub mod table;

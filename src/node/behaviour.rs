@@ -4,7 +4,7 @@
 
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{identify, kad, ping};
+use libp2p::{autonat, identify, kad, ping};
 
 use crate::protocol::metrics::NodeMetrics;
 use crate::protocol::ApiProtocol;
@@ -26,6 +26,10 @@ pub(crate) struct Behaviour {
     pub(super) identify: Confirmed<identify::Behaviour>,
     pub(super) ping: Confirmed<ping::Behaviour>,
     pub(super) kad: Confirmed<kad::Behaviour<kad::store::MemoryStore>>,
+    /// AutoNAT v2: asks peers that offer it to dial us back, and does the
+    /// same for them (`NodeConfig::autonat`).
+    pub(super) autonat_client: Toggle<Confirmed<autonat::v2::client::Behaviour>>,
+    pub(super) autonat_server: Toggle<autonat::v2::server::Behaviour>,
 }
 
 /// libp2p's own metrics for one swarm event; the peer count and the

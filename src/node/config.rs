@@ -132,6 +132,9 @@ pub struct NodeConfig {
     pub subnet_member: bool,
     /// Walks the DHT and runs Kademlia's own bootstraps to find peers.
     pub dht_walks: bool,
+    /// Runs AutoNAT v2: peers that offer it are asked whether our
+    /// addresses can be dialled, and peers that ask are answered.
+    pub autonat: bool,
 }
 
 impl NodeConfig {
@@ -170,6 +173,7 @@ impl NodeConfig {
             event_capacity: EVENT_CAPACITY,
             subnet_member: true,
             dht_walks: true,
+            autonat: true,
         }
     }
 

@@ -12,7 +12,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{identify, kad, ping, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{autonat, identify, kad, ping, Multiaddr, PeerId, StreamProtocol, Swarm};
 use tokio::sync::{broadcast, mpsc};
 
 use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
@@ -37,6 +37,7 @@ pub(crate) struct EventLoop {
     pub(super) evictions: super::evictions::Evictions,
     /// What the node did lately (evictions counted here).
     recent: Arc<super::recent::Recent>,
+    autonat: Arc<super::reachability::AutonatTests>,
     /// Peers we asked to disconnect (their closes are ours, not evictions).
     pub(super) closing: std::collections::HashSet<PeerId>,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -62,7 +63,11 @@ impl EventLoop {
         config: NodeConfig,
         api: ApiProtocol,
         subnet: super::subnet_parts::SubnetParts,
-        (events, recent): (broadcast::Sender<NodeEvent>, Arc<super::recent::Recent>),
+        (events, recent, autonat): (
+            broadcast::Sender<NodeEvent>,
+            Arc<super::recent::Recent>,
+            Arc<super::reachability::AutonatTests>,
+        ),
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Result<(Self, Ready), NodeError> {
         let split = config.yamux_split_send_bytes;
@@ -76,6 +81,7 @@ impl EventLoop {
         let discovery_most = config.discovery_interval_max;
         let kad_bootstrap = config.kad_bootstrap_interval.unwrap_or(discovery_most);
         let (dht_walks, subnet_member) = (config.dht_walks, config.subnet_member);
+        let autonat_on = config.autonat;
         let conn = config.connection_limits.clone();
         let count = |n: usize| Some(u32::try_from(n).unwrap_or(u32::MAX));
         let limits = libp2p::connection_limits::ConnectionLimits::default()
@@ -139,6 +145,13 @@ impl EventLoop {
                             .with_timeout(ping_timeout),
                     )),
                     kad: Confirmed::new(kad),
+                    autonat_client: Toggle::from(
+                        autonat_on
+                            .then(|| Confirmed::new(autonat::v2::client::Behaviour::default())),
+                    ),
+                    autonat_server: Toggle::from(
+                        autonat_on.then(autonat::v2::server::Behaviour::default),
+                    ),
                 })
             })
             .map_err(|e| NodeError::Transport(e.to_string()))?
@@ -187,6 +200,7 @@ impl EventLoop {
             subnet,
             evictions: Default::default(),
             recent,
+            autonat,
             closing: Default::default(),
             unready_listeners,
             walks: super::walks::WalkSchedule::new(discovery_interval, discovery_most)
@@ -364,6 +378,7 @@ impl EventLoop {
                             pings_failed: 0,
                             rtt_at: None,
                             ping_interval: self.ping_interval,
+                            observed_addr: None,
                         },
                         0,
                     )
@@ -449,6 +464,7 @@ impl EventLoop {
                     peer.agent = Some(info.agent_version.clone());
                     peer.protocols = protocols.clone();
                     peer.listen_addrs = info.listen_addrs.clone();
+                    peer.observed_addr = Some(info.observed_addr.clone());
                 }
                 tracing::debug!(peer = %peer_id, agent = %crate::logs::Untrusted(&info.agent_version), "peer identified");
                 self.emit(NodeEvent::PeerIdentified {
@@ -474,6 +490,9 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Api(never)) => match never {},
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
+            SwarmEvent::Behaviour(BehaviourEvent::AutonatClient(event)) => {
+                self.autonat.record(&event)
+            }
             _ => {}
         }
     }

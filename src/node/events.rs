@@ -53,6 +53,9 @@ pub struct PeerInfo {
     /// The node's ping interval, to tell silence from the wait between pings.
     #[serde(default)]
     pub ping_interval: Duration,
+    /// Where identify says this peer sees us (our address from outside).
+    #[serde(default)]
+    pub observed_addr: Option<Multiaddr>,
 }
 
 impl PeerInfo {

@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) taps: Arc<crate::protocol::tap::Taps>,
     /// The health prober running beside the node, when there is one.
     pub(crate) health: std::sync::OnceLock<Arc<dyn HealthReport>>,
+    /// What AutoNAT found out about our own addresses.
+    pub(crate) autonat: Arc<super::reachability::AutonatTests>,
 }
 
 /// What runs beside a node and reports through it (the health prober,
@@ -128,6 +130,12 @@ impl NodeHandle {
     /// The health prober's latest report, if one runs beside the node.
     pub fn health_report(&self) -> Option<serde_json::Value> {
         self.shared.health.get().map(|r| r.report())
+    }
+
+    /// AutoNAT's latest test of each of our addresses (none when no peer
+    /// offers AutoNAT, or `NodeConfig::autonat` is off).
+    pub fn autonat_tests(&self) -> Vec<super::reachability::AutonatTest> {
+        self.shared.autonat.list()
     }
 
     /// Node events from now on.

@@ -21,6 +21,7 @@ mod handle;
 mod liveness;
 pub mod muxer;
 mod one_shot;
+pub mod reachability;
 pub mod recent;
 mod reconnects;
 mod replication;
@@ -86,6 +87,7 @@ impl Node {
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         let (events, _) = broadcast::channel(config.event_capacity.max(1));
         let recent = Arc::new(recent::Recent::new());
+        let autonat = Arc::new(reachability::AutonatTests::default());
         let (commands, command_rx) = mpsc::unbounded_channel();
         let local_peer_id = config.keypair.public().to_peer_id();
         let routes = config.routes.clone();
@@ -198,6 +200,7 @@ impl Node {
             name: config.log_label.clone(),
             taps,
             health: Default::default(),
+            autonat: autonat.clone(),
         });
         let replicator = replication::Replicator::new(
             dag.clone(),
@@ -244,7 +247,7 @@ impl Node {
         let handle = NodeHandle { shared };
         let shutdown_grace = config.shutdown_grace;
         let (swarm_loop, ready) =
-            event_loop::EventLoop::new(config, api, subnet, (events, recent), command_rx)?;
+            event_loop::EventLoop::new(config, api, subnet, (events, recent, autonat), command_rx)?;
         tasks.spawn(tracing::Instrument::instrument(swarm_loop.run(), log_span));
         ready.await.map_err(|_| NodeError::Stopped)??;
         Ok(Node {

@@ -186,6 +186,7 @@ mod tests {
             pings_failed: 0,
             rtt_at: None,
             ping_interval: Duration::from_secs(15),
+            observed_addr: None,
         }
     }
 

@@ -80,6 +80,7 @@ pub(super) fn populated() -> State {
         pings_failed: 0,
         rtt_at: None,
         ping_interval: Duration::from_secs(15),
+        observed_addr: None,
     };
     s.update(Action::Peers(vec![info(2, 420), info(3, 1300)]));
     s.composer.set(
