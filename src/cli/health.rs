@@ -17,6 +17,28 @@ fn duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{text:?} is not a duration like 60s, 30m, 24h or 7d"))
 }
 
+/// `90%` or `0.9`.
+fn share(text: &str) -> Result<f64, String> {
+    let v = match text.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.trim().parse::<f64>(),
+    }
+    .map_err(|_| format!("{text:?} is not a share like 90% or 0.9"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{text:?} is not between 0% and 100%"))
+    }
+}
+
+/// A duration, or `off` (zero).
+fn duration_or_off(text: &str) -> Result<Duration, String> {
+    if text == "off" {
+        return Ok(Duration::ZERO);
+    }
+    duration(text)
+}
+
 #[derive(Args, Debug, Clone)]
 pub(crate) struct HealthArgs {
     /// Probe every node of the roster and every connected peer, keep the
@@ -64,6 +86,20 @@ pub(crate) struct HealthArgs {
     /// Alert when probes take longer than this (three in a row).
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     alert_slow_probe: Option<Duration>,
+    /// Alert when a node we saw up answers fewer than this share of its
+    /// probes over --alert-availability-window (e.g. 90%).
+    #[arg(long, value_name = "SHARE", value_parser = share)]
+    alert_availability_under: Option<f64>,
+    /// The window availability is measured over.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = duration)]
+    alert_availability_window: Duration,
+    /// Alert when a node's DAG heads differ from ours at every probe for
+    /// this long (`off`: never).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration_or_off)]
+    alert_dag_diverged_for: Duration,
+    /// No alert when AutoNAT finds our own node unreachable.
+    #[arg(long)]
+    no_alert_own_unreachable: bool,
     /// Most alerts sent per minute; the rest are logged and counted.
     #[arg(long, value_name = "N", default_value_t = health::alerts::DEFAULT_MAX_ALERTS_PER_MINUTE)]
     alert_max_per_minute: u32,
@@ -92,6 +128,10 @@ impl HealthArgs {
                 command: self.alert_command.clone(),
                 down_after: self.alert_down_after,
                 slow_probe: self.alert_slow_probe,
+                availability_under: self.alert_availability_under,
+                availability_window: self.alert_availability_window,
+                dag_diverged_for: Some(self.alert_dag_diverged_for).filter(|d| !d.is_zero()),
+                own_unreachable: !self.no_alert_own_unreachable,
                 max_per_minute: self.alert_max_per_minute,
                 ..AlertConfig::default()
             },
@@ -207,10 +247,25 @@ pub(crate) fn run(cmd: HealthCmd) -> ExitCode {
         .filter(|r| r.went_down())
         .map(|r| r.peer.as_str())
         .collect();
+    let reach = history.last_reachability(since).ok().flatten();
+    let share = history.reachable_share(since).ok().flatten();
     if cmd.json {
-        let out = serde_json::json!({ "nodes": rows, "down": down });
+        let out = serde_json::json!({
+            "nodes": rows,
+            "down": down,
+            "this_node": reach.as_ref().map(|r| serde_json::json!({
+                "reachability": r.state, "reason": r.reason, "observed": r.observed,
+                "at_s": r.at_s, "reachable_share": share,
+            })),
+        });
         println!("{out}");
     } else {
+        if let Some(r) = &reach {
+            print!(
+                "{}",
+                health::text::reachability_line(r.state.name(), &r.reason, &r.observed, share)
+            );
+        }
         print!("{}", health::text::table(&rows, SystemTime::now()));
         if !down.is_empty() {
             println!(

@@ -112,6 +112,10 @@ pub(crate) struct NodeArgs {
     /// Offer Noise as /pos-transport/1.0.0 before /noise (for subnets that run proof of stake).
     #[arg(long)]
     pub pos_first: bool,
+    /// Run no AutoNAT v2: do not ask peers that offer it to dial us back
+    /// (our reachability then rests on who dialled us), nor answer theirs.
+    #[arg(long)]
+    pub no_autonat: bool,
     /// Inbound streams that may be getting an "overloaded" answer at once beyond
     /// --max-concurrent-calls; past it more are refused without a task.
     #[arg(long, value_name = "N", default_value_t = node::DEFAULT_INBOUND_QUEUE_DEPTH)]
@@ -256,6 +260,7 @@ impl NodeArgs {
             secs("ping-timeout", self.ping_timeout)?.max(Duration::from_millis(100));
         config.reconnect_max = secs("reconnect-max", self.reconnect_max)?;
         config.peer_target = self.peer_target;
+        config.autonat = !self.no_autonat;
         config.inbound_queue_depth = self.inbound_queue_depth;
         config.shutdown_grace = secs("shutdown-grace", self.shutdown_grace)?;
         config.serve.request_read_timeout =

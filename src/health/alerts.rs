@@ -1,17 +1,30 @@
 //! Alerts on the probes' verdicts: a node down for N probes in a row (one
-//! we have seen up), a probe slower than a bound for N probes in a row.
+//! we have seen up), a probe slower than a bound for N probes in a row, a
+//! node's availability under a share over a window, a node's DAG heads
+//! apart from ours for a while, our own node unreachable (AutoNAT).
 //! Each fires once when it starts and once when it clears, at most
 //! `max_per_minute` in all (the rest are counted and logged, never
 //! queued), delivered as a JSON webhook POST and/or a command run with the
 //! alert in its environment.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use super::dag::DagSync;
+use super::reach::ReachState;
 use super::Verdict;
 
 /// Default probes in a row that make a node down.
 pub const DEFAULT_DOWN_AFTER: u32 = 2;
+/// Default time a node's DAG heads may differ from ours before it alerts
+/// (gossip makes them differ for moments all the time).
+pub const DEFAULT_DAG_DIVERGED_FOR: Duration = Duration::from_secs(10 * 60);
+/// Default window availability is measured over.
+pub const DEFAULT_AVAILABILITY_WINDOW: Duration = Duration::from_secs(3600);
+/// Least probes in the window before availability can alert.
+const MIN_PROBES_FOR_AVAILABILITY: usize = 3;
+/// Rounds in a row our node must test unreachable before it alerts.
+const OWN_UNREACHABLE_AFTER: u32 = 2;
 /// Default most alerts delivered per minute.
 pub const DEFAULT_MAX_ALERTS_PER_MINUTE: u32 = 20;
 /// How long a webhook or a command may take.
@@ -27,6 +40,15 @@ pub struct AlertConfig {
     /// A probe slower than this, `slow_after` times in a row, alerts.
     pub slow_probe: Option<Duration>,
     pub slow_after: u32,
+    /// A node reachable in less than this share of the window's probes
+    /// alerts (off unless given).
+    pub availability_under: Option<f64>,
+    pub availability_window: Duration,
+    /// A node whose DAG heads differ from ours at every probe for this
+    /// long alerts (None: never).
+    pub dag_diverged_for: Option<Duration>,
+    /// Our own node tested unreachable (AutoNAT) alerts.
+    pub own_unreachable: bool,
     pub max_per_minute: u32,
 }
 
@@ -38,6 +60,10 @@ impl Default for AlertConfig {
             down_after: DEFAULT_DOWN_AFTER,
             slow_probe: None,
             slow_after: 3,
+            availability_under: None,
+            availability_window: DEFAULT_AVAILABILITY_WINDOW,
+            dag_diverged_for: Some(DEFAULT_DAG_DIVERGED_FOR),
+            own_unreachable: true,
             max_per_minute: DEFAULT_MAX_ALERTS_PER_MINUTE,
         }
     }
@@ -52,7 +78,8 @@ impl AlertConfig {
 /// One alert, as the webhook receives it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Alert {
-    /// `node_down` or `probe_slow`.
+    /// `node_down`, `probe_slow`, `availability_low`, `dag_diverged` or
+    /// `own_unreachable` (whose peer is the probing node itself).
     pub alert: String,
     /// `firing` or `cleared`.
     pub state: String,
@@ -71,6 +98,12 @@ struct NodeState {
     down: bool,
     slow_streak: u32,
     slow: bool,
+    /// (probe time, reachable) within the availability window.
+    window: VecDeque<(i64, bool)>,
+    low: bool,
+    /// When its heads first differed from ours, in the current run.
+    dag_apart_since: Option<i64>,
+    dag_apart: bool,
 }
 
 /// What each node's alerts stand at, and the rate limit.
@@ -80,6 +113,8 @@ pub struct Alerts {
     nodes: HashMap<String, NodeState>,
     window: Option<Instant>,
     sent_in_window: u32,
+    own_unreachable_streak: u32,
+    own_unreachable: bool,
     /// Alerts dropped by the rate limit so far.
     pub suppressed: u64,
 }
@@ -92,6 +127,8 @@ impl Alerts {
             nodes: HashMap::new(),
             window: None,
             sent_in_window: 0,
+            own_unreachable_streak: 0,
+            own_unreachable: false,
             suppressed: 0,
         }
     }
@@ -103,6 +140,7 @@ impl Alerts {
         verdict: Verdict,
         reason: &str,
         probe_time: Option<Duration>,
+        dag: Option<DagSync>,
         at_s: i64,
     ) -> Vec<Alert> {
         let c = &self.config;
@@ -161,7 +199,90 @@ impl Alerts {
                 None => {}
             }
         }
+        if let Some(bound) = c.availability_under {
+            let from = at_s - c.availability_window.as_secs() as i64;
+            n.window.push_back((at_s, verdict.reachable()));
+            while n.window.front().is_some_and(|(t, _)| *t < from) {
+                n.window.pop_front();
+            }
+            let up = n.window.iter().filter(|(_, r)| *r).count();
+            let share = up as f64 / n.window.len().max(1) as f64;
+            let what = format!(
+                "{:.0}% of {} probes in {} (bound {:.0}%)",
+                share * 100.0,
+                n.window.len(),
+                super::verdict::fmt_age(c.availability_window),
+                bound * 100.0
+            );
+            if !n.low && n.seen_up && n.window.len() >= MIN_PROBES_FOR_AVAILABILITY && share < bound
+            {
+                n.low = true;
+                out.push(alert("availability_low", "firing", what));
+            } else if n.low && share >= bound {
+                n.low = false;
+                out.push(alert("availability_low", "cleared", what));
+            }
+        }
+        if let (Some(after), Some(dag)) = (c.dag_diverged_for, dag) {
+            if dag.in_step() {
+                n.dag_apart_since = None;
+                if n.dag_apart {
+                    n.dag_apart = false;
+                    out.push(alert(
+                        "dag_diverged",
+                        "cleared",
+                        "heads in step again".into(),
+                    ));
+                }
+            } else {
+                let since = *n.dag_apart_since.get_or_insert(at_s);
+                if !n.dag_apart && at_s - since >= after.as_secs() as i64 {
+                    n.dag_apart = true;
+                    out.push(alert(
+                        "dag_diverged",
+                        "firing",
+                        format!(
+                            "{dag}, at every probe for {}",
+                            super::verdict::fmt_age(Duration::from_secs((at_s - since) as u64))
+                        ),
+                    ));
+                }
+            }
+        }
         out
+    }
+
+    /// Takes our own reachability of a round; the alert it starts or clears.
+    pub fn observe_self(&mut self, state: ReachState, reason: &str, at_s: i64) -> Option<Alert> {
+        if !self.config.own_unreachable {
+            return None;
+        }
+        let alert = |s: &str| Alert {
+            alert: "own_unreachable".into(),
+            state: s.into(),
+            peer: self.by.clone(),
+            reason: reason.into(),
+            at_s,
+            by: self.by.clone(),
+        };
+        match state {
+            ReachState::Unreachable => {
+                self.own_unreachable_streak += 1;
+                if !self.own_unreachable && self.own_unreachable_streak >= OWN_UNREACHABLE_AFTER {
+                    self.own_unreachable = true;
+                    return Some(alert("firing"));
+                }
+            }
+            ReachState::Reachable => {
+                self.own_unreachable_streak = 0;
+                if self.own_unreachable {
+                    self.own_unreachable = false;
+                    return Some(alert("cleared"));
+                }
+            }
+            ReachState::Unknown => {}
+        }
+        None
     }
 
     /// Whether another alert may go out now (`max_per_minute`).
@@ -238,7 +359,7 @@ mod tests {
     #[test]
     fn down_fires_once_after_n_probes_and_clears_once() {
         let mut a = Alerts::new(AlertConfig::default(), "me".into());
-        let v = |a: &mut Alerts, verdict| a.observe("p", verdict, "refused", None, 0);
+        let v = |a: &mut Alerts, verdict| a.observe("p", verdict, "refused", None, None, 0);
         // Never seen up: no alert for a node that was always down.
         assert!(v(&mut a, Verdict::Unreachable).is_empty());
         assert!(v(&mut a, Verdict::Online).is_empty());
@@ -268,14 +389,16 @@ mod tests {
         };
         let mut a = Alerts::new(config, "me".into());
         let slow = Some(Duration::from_millis(300));
-        assert!(a.observe("p", Verdict::Online, "", slow, 0).is_empty());
+        assert!(a
+            .observe("p", Verdict::Online, "", slow, None, 0)
+            .is_empty());
         assert_eq!(
-            a.observe("p", Verdict::Online, "", slow, 1)[0].alert,
+            a.observe("p", Verdict::Online, "", slow, None, 1)[0].alert,
             "probe_slow"
         );
         let fast = Some(Duration::from_millis(3));
         assert_eq!(
-            a.observe("p", Verdict::Online, "", fast, 2)[0].state,
+            a.observe("p", Verdict::Online, "", fast, None, 2)[0].state,
             "cleared"
         );
         let t = Instant::now();
@@ -283,5 +406,65 @@ mod tests {
         assert!(!a.admit(t + Duration::from_secs(1)));
         assert_eq!(a.suppressed, 1);
         assert!(a.admit(t + Duration::from_secs(61)), "a new minute");
+    }
+
+    #[test]
+    fn availability_dag_and_own_reachability_fire_once_and_clear() {
+        let config = AlertConfig {
+            availability_under: Some(0.75),
+            availability_window: Duration::from_secs(600),
+            dag_diverged_for: Some(Duration::from_secs(120)),
+            ..AlertConfig::default()
+        };
+        let mut a = Alerts::new(config, "me".into());
+        let mut names = Vec::new();
+        let ahead = Some(DagSync::Ahead { heads: 2 });
+        // One probe a minute: up, up, up, down, down (3 of 5 = 60 %).
+        let seq = [
+            (Verdict::Online, ahead),
+            (Verdict::Online, ahead),
+            (Verdict::Online, ahead),
+            (Verdict::Unreachable, None),
+            (Verdict::Unreachable, None),
+            (Verdict::Online, Some(DagSync::InStep)),
+        ];
+        for (i, (v, dag)) in seq.into_iter().enumerate() {
+            for al in a.observe("p", v, "x", None, dag, i as i64 * 60) {
+                names.push(format!("{} {} @{}", al.alert, al.state, i));
+            }
+        }
+        assert_eq!(
+            names,
+            [
+                "dag_diverged firing @2",
+                "node_down firing @4",
+                "availability_low firing @4",
+                "node_down cleared @5",
+                "dag_diverged cleared @5",
+            ],
+        );
+        // Ten minutes later the old downs have left the window.
+        let cleared = a.observe("p", Verdict::Online, "", None, None, 900);
+        assert_eq!(cleared[0].alert, "availability_low");
+        assert_eq!(cleared[0].state, "cleared");
+
+        assert!(a
+            .observe_self(ReachState::Unreachable, "no dial-back", 0)
+            .is_none());
+        let fired = a
+            .observe_self(ReachState::Unreachable, "no dial-back", 60)
+            .unwrap();
+        assert_eq!(
+            (fired.alert.as_str(), fired.peer.as_str()),
+            ("own_unreachable", "me")
+        );
+        assert!(a.observe_self(ReachState::Unreachable, "", 120).is_none());
+        assert!(a.observe_self(ReachState::Unknown, "", 180).is_none());
+        assert_eq!(
+            a.observe_self(ReachState::Reachable, "", 240)
+                .unwrap()
+                .state,
+            "cleared"
+        );
     }
 }

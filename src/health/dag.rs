@@ -49,6 +49,15 @@ impl DagSync {
         }
     }
 
+    /// `in step`, `behind 2`, `ahead 3`: a table's cell.
+    pub fn short(self) -> String {
+        match self {
+            DagSync::InStep => "in step".into(),
+            DagSync::Behind { heads } => format!("behind {heads}"),
+            DagSync::Ahead { heads } => format!("ahead {heads}"),
+        }
+    }
+
     pub fn in_step(self) -> bool {
         self == DagSync::InStep
     }

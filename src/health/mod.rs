@@ -12,8 +12,10 @@
 
 pub mod alerts;
 pub mod dag;
+mod probe;
 pub mod prober;
 pub mod reach;
+mod schema;
 pub mod store;
 mod store_file;
 pub mod table;

@@ -10,17 +10,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
-use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 
 use super::alerts::{deliver, Alert, Alerts};
+use super::probe::{probe, with_peer, Target};
 use super::store::{History, ProbeRecord};
 use super::verdict::{judge, Observation};
 use super::{HealthConfig, Verdict};
-use crate::node::{CallRequest, NodeHandle, PeerInfo};
+use crate::node::{NodeHandle, PeerInfo};
 
-/// How long after a dial a probe waits for the first ping answer.
-const RTT_WAIT: Duration = Duration::from_secs(3);
 /// How often the history is pruned to its retention.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -34,6 +32,8 @@ pub struct LatestProbe {
     pub rtt_ms: Option<f64>,
     pub probe_ms: Option<f64>,
     pub agent: Option<String>,
+    #[serde(default)]
+    pub dag: Option<super::dag::DagSync>,
 }
 
 /// What the prober knows now, for the console, `ctl` and tests.
@@ -53,6 +53,9 @@ pub struct Latest {
     /// The probe interval.
     #[serde(default)]
     pub interval_secs: f64,
+    /// Our own reachability at the last round.
+    #[serde(default)]
+    pub reachability: Option<super::reach::Reachability>,
 }
 
 /// How far back the rows look.
@@ -85,15 +88,6 @@ impl HealthHandle {
     pub fn stop(&self) {
         self.task.abort();
     }
-}
-
-/// One node to probe this round.
-#[derive(Clone, Debug, Default)]
-struct Target {
-    peer: String,
-    addr: Option<Result<Multiaddr, String>>,
-    roster_state: Option<String>,
-    state_age: Option<Duration>,
 }
 
 /// Starts probing with `handle`'s node; `history` is where results go
@@ -160,6 +154,7 @@ impl Prober {
         let Ok(peers) = self.handle.peers().await else {
             return false;
         };
+        let reach = super::reach::judge(&peers, &self.handle.autonat_tests());
         let connected: HashMap<String, PeerInfo> =
             peers.into_iter().map(|p| (p.peer.to_string(), p)).collect();
         let targets = self.targets(&connected);
@@ -195,7 +190,14 @@ impl Prober {
                 );
             }
             let at_s = super::store::secs(now);
-            alerts.extend(self.alerts.observe(&t.peer, verdict, &reason, took, at_s));
+            let dag = o.dag.as_ref().and_then(|d| d.as_ref().ok().copied());
+            if let Some(Err(e)) = &o.dag {
+                tracing::debug!(peer = %t.peer, "health probe: no DAG inventory: {e}");
+            }
+            alerts.extend(
+                self.alerts
+                    .observe(&t.peer, verdict, &reason, took, dag, at_s),
+            );
             latest.push(LatestProbe {
                 peer: t.peer.clone(),
                 verdict,
@@ -204,6 +206,7 @@ impl Prober {
                 rtt_ms: o.rtt.map(|d| d.as_secs_f64() * 1e3),
                 probe_ms: took.map(|d| d.as_secs_f64() * 1e3),
                 agent: o.agent.clone(),
+                dag,
             });
             records.push(ProbeRecord {
                 peer: t.peer,
@@ -212,10 +215,17 @@ impl Prober {
                 reason,
                 rtt: o.rtt,
                 probe_time: took,
+                dag,
             });
         }
         latest.sort_by(|a, b| a.peer.cmp(&b.peer));
-        let (history_error, rows) = self.store(records).await;
+        if let Some(m) = self.handle.metrics() {
+            let agreeing = reach.observed.first().map_or(0, |o| o.peers as i64);
+            m.set_reachability(reach.state.level().into(), agreeing);
+        }
+        let at_s = super::store::secs(now);
+        alerts.extend(self.alerts.observe_self(reach.state, &reach.reason, at_s));
+        let (history_error, rows) = self.store(records, now, reach.clone()).await;
         let mut sent = 0;
         for alert in &alerts {
             if self.alerts.admit(Instant::now()) {
@@ -229,6 +239,7 @@ impl Prober {
         let mut l = self.latest.lock().unwrap_or_else(|e| e.into_inner());
         l.rounds += 1;
         l.probes = latest;
+        l.reachability = Some(reach);
         if self.history.is_some() {
             l.history_error = history_error;
             if let Some(rows) = rows {
@@ -291,6 +302,8 @@ impl Prober {
     async fn store(
         &mut self,
         records: Vec<ProbeRecord>,
+        now: SystemTime,
+        reach: super::reach::Reachability,
     ) -> (Option<String>, Option<Vec<super::table::NodeHealth>>) {
         let Some(history) = self.history.clone() else {
             return (None, None);
@@ -305,6 +318,8 @@ impl Prober {
         let result = tokio::task::spawn_blocking(move || {
             let mut h = history.lock().unwrap_or_else(|e| e.into_inner());
             h.record_all(&records).map_err(|e| e.to_string())?;
+            h.record_reachability(now, &reach)
+                .map_err(|e| e.to_string())?;
             if let Some(before) = prune {
                 let removed = h.prune(before).map_err(|e| e.to_string())?;
                 if removed > 0 {
@@ -332,144 +347,5 @@ impl Prober {
         }
         let http = self.http.clone();
         tokio::spawn(async move { deliver(&config, &http, &alert).await });
-    }
-}
-
-/// `addr` with `/p2p/<peer>` at its end.
-fn with_peer(addr: &str, peer: &str) -> Result<Multiaddr, String> {
-    let mut a: Multiaddr = addr
-        .parse()
-        .map_err(|e| format!("its advertised address {addr:?} does not parse: {e}"))?;
-    if !matches!(a.iter().last(), Some(Protocol::P2p(_))) {
-        let id = peer
-            .parse()
-            .map_err(|e| format!("its peer id does not parse: {e}"))?;
-        a.push(Protocol::P2p(id));
-    }
-    Ok(a)
-}
-
-/// Probes one node: (what was seen, how long the probe's own work took).
-async fn probe(
-    handle: &NodeHandle,
-    cfg: &HealthConfig,
-    t: &Target,
-    connected: Option<&PeerInfo>,
-) -> (Observation, Option<Duration>) {
-    let mut o = Observation {
-        roster_state: t.roster_state.clone(),
-        state_age: t.state_age,
-        ..Observation::default()
-    };
-    let mut took: Option<Duration> = None;
-    let mut info = connected.cloned();
-    if info.is_some() {
-        o.dial = Some(Ok(Duration::ZERO));
-    } else {
-        match &t.addr {
-            None => o.dial = None,
-            Some(Err(e)) => o.dial = Some(Err(e.clone())),
-            Some(Ok(addr)) => {
-                let start = Instant::now();
-                let dialled = tokio::time::timeout(cfg.dial_timeout, handle.dial(addr)).await;
-                let spent = start.elapsed();
-                o.dial = Some(match dialled {
-                    Ok(Ok(_)) => Ok(spent),
-                    // The peer id is the row's own: the reason keeps the rest.
-                    Ok(Err(e)) => Err(e
-                        .to_string()
-                        .replace(&format!("cannot connect to {}: ", t.peer), "dial ")),
-                    Err(_) => Err(format!("dial timed out after {:?}", cfg.dial_timeout)),
-                });
-                took = Some(spent);
-                if o.dial.as_ref().is_some_and(|d| d.is_ok()) {
-                    info = first_ping(handle, &t.peer).await;
-                }
-            }
-        }
-    }
-    if let Some(i) = &info {
-        o.agent = i.agent.clone();
-        o.rtt = i.rtt_last;
-        if let (Some(Ok(advertised)), Some(_)) = (&t.addr, &t.roster_state) {
-            o.advertised_elsewhere = advertised_elsewhere(advertised, i);
-        }
-    }
-    if let (Some(route), Some(Ok(addr)), true) = (
-        &cfg.health_route,
-        &t.addr,
-        o.dial.as_ref().is_some_and(|d| d.is_ok()),
-    ) {
-        let start = Instant::now();
-        let call = tokio::time::timeout(
-            cfg.dial_timeout,
-            handle.call_full(addr, CallRequest::new(route.clone())),
-        )
-        .await;
-        let spent = start.elapsed();
-        o.health_route = Some(match call {
-            Ok(Ok(r)) => Ok((r.head.status.unwrap_or(200), spent)),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", cfg.dial_timeout)),
-        });
-        took = Some(took.unwrap_or_default() + spent);
-    }
-    (o, took)
-}
-
-/// The IP and TCP port of an address.
-fn socket_of(a: &Multiaddr) -> Option<(String, u16)> {
-    let mut ip = None;
-    for p in a.iter() {
-        match p {
-            Protocol::Ip4(v) => ip = Some(v.to_string()),
-            Protocol::Ip6(v) => ip = Some(v.to_string()),
-            Protocol::Dns(h) | Protocol::Dns4(h) | Protocol::Dns6(h) => ip = Some(h.to_string()),
-            Protocol::Tcp(port) => return ip.map(|ip| (ip, port)),
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Why a connected roster node cannot be dialled where it advertises:
-/// neither our connection (when we dialled) nor what identify says it
-/// listens on is that address. None when it matches or cannot be told.
-fn advertised_elsewhere(advertised: &Multiaddr, info: &PeerInfo) -> Option<String> {
-    let want = socket_of(advertised)?;
-    let mut seen: Vec<&Multiaddr> = info.listen_addrs.iter().collect();
-    if info.direction == crate::node::Direction::Outbound {
-        seen.push(&info.addr);
-    }
-    if seen.is_empty() || seen.iter().any(|a| socket_of(a).as_ref() == Some(&want)) {
-        return None;
-    }
-    let listens: Vec<String> = info.listen_addrs.iter().map(|a| a.to_string()).collect();
-    Some(format!(
-        "advertises {}:{}, where it does not listen (it listens on {})",
-        want.0,
-        want.1,
-        if listens.is_empty() {
-            "?".into()
-        } else {
-            listens.join(", ")
-        }
-    ))
-}
-
-/// The peer's info once its first ping came back (or after [`RTT_WAIT`]).
-async fn first_ping(handle: &NodeHandle, peer: &str) -> Option<PeerInfo> {
-    let until = Instant::now() + RTT_WAIT;
-    loop {
-        let info = handle
-            .peers()
-            .await
-            .ok()?
-            .into_iter()
-            .find(|p| p.peer.to_string() == peer);
-        if info.as_ref().is_some_and(|i| i.rtt_last.is_some()) || Instant::now() >= until {
-            return info;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -15,37 +15,15 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
+use super::dag::DagSync;
+use super::schema::MIGRATIONS;
+pub use super::schema::SCHEMA_VERSION;
+pub use super::store_file::OpenError;
 use super::store_file::{check_header, create_private_dir, create_private_file, sql_error};
-pub use super::store_file::{OpenError, SCHEMA_VERSION};
 use super::Verdict;
 
 /// "peer" in ASCII: marks the file as a peerapi health history.
 const APPLICATION_ID: i64 = 0x7065_6572;
-
-/// One migration per version: the statements taking the schema from
-/// version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
-CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE nodes(id INTEGER PRIMARY KEY, peer_id TEXT NOT NULL UNIQUE, first_seen_s INTEGER NOT NULL);
-CREATE TABLE reasons(id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
-CREATE TABLE probes(
-    node INTEGER NOT NULL,
-    at_s INTEGER NOT NULL,
-    verdict INTEGER NOT NULL,
-    reason INTEGER NOT NULL,
-    rtt_us INTEGER,
-    probe_us INTEGER,
-    PRIMARY KEY(node, at_s)
-) WITHOUT ROWID;
-CREATE TABLE changes(node INTEGER NOT NULL, at_s INTEGER NOT NULL, old INTEGER, new INTEGER NOT NULL, reason TEXT NOT NULL);
-CREATE INDEX changes_at ON changes(at_s);
-CREATE VIEW probe_log AS
-    SELECT n.peer_id, datetime(p.at_s, 'unixepoch') AS at,
-        CASE p.verdict WHEN 0 THEN 'online' WHEN 1 THEN 'joining' WHEN 2 THEN 'degraded'
-            WHEN 3 THEN 'stale' WHEN 4 THEN 'offline' ELSE 'unreachable' END AS verdict,
-        r.text AS reason, p.rtt_us / 1000.0 AS rtt_ms, p.probe_us / 1000.0 AS probe_ms
-    FROM probes p JOIN nodes n ON n.id = p.node LEFT JOIN reasons r ON r.id = p.reason;
-"#];
 
 /// One probe's result, as stored.
 #[derive(Clone, Debug)]
@@ -56,6 +34,8 @@ pub struct ProbeRecord {
     pub reason: String,
     pub rtt: Option<Duration>,
     pub probe_time: Option<Duration>,
+    /// Its DAG heads against ours, when it was asked.
+    pub dag: Option<DagSync>,
 }
 
 /// A node's verdict changed.
@@ -374,8 +354,8 @@ impl History {
             tx.last_insert_rowid()
         };
         tx.execute(
-            "INSERT OR REPLACE INTO probes(node, at_s, verdict, reason, rtt_us, probe_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![node, at_s, p.verdict.level(), reason, micros(p.rtt), micros(p.probe_time)],
+            "INSERT OR REPLACE INTO probes(node, at_s, verdict, reason, rtt_us, probe_us, dag, dag_heads) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![node, at_s, p.verdict.level(), reason, micros(p.rtt), micros(p.probe_time), p.dag.map(|d| d.code().0), p.dag.map(|d| d.code().1)],
         )?;
         let change = (last != Some(p.verdict)).then(|| Change {
             peer: p.peer.clone(),
@@ -408,6 +388,8 @@ impl History {
             .execute("DELETE FROM probes WHERE at_s < ?1", [cut])?;
         self.conn
             .execute("DELETE FROM changes WHERE at_s < ?1", [cut])?;
+        self.conn
+            .execute("DELETE FROM reachability WHERE at_s < ?1", [cut])?;
         Ok(removed)
     }
 
@@ -431,7 +413,7 @@ impl History {
         args: impl rusqlite::Params,
     ) -> rusqlite::Result<Vec<StoredProbe>> {
         let mut q = self.conn.prepare(&format!(
-            "SELECT n.peer_id, p.at_s, p.verdict, coalesce(r.text, ''), p.rtt_us, p.probe_us
+            "SELECT n.peer_id, p.at_s, p.verdict, coalesce(r.text, ''), p.rtt_us, p.probe_us, p.dag, p.dag_heads
              FROM probes p JOIN nodes n ON n.id = p.node LEFT JOIN reasons r ON r.id = p.reason
              WHERE {filter} ORDER BY n.peer_id, p.at_s"
         ))?;
@@ -443,6 +425,9 @@ impl History {
                 reason: r.get(3)?,
                 rtt_us: r.get(4)?,
                 probe_us: r.get(5)?,
+                dag: r.get::<_, Option<i64>>(6)?.and_then(|c| {
+                    DagSync::from_code(c, r.get::<_, Option<i64>>(7).ok().flatten().unwrap_or(0))
+                }),
             })
         })?;
         rows.collect()
@@ -489,7 +474,12 @@ pub struct StoredProbe {
     pub reason: String,
     pub rtt_us: Option<i64>,
     pub probe_us: Option<i64>,
+    pub dag: Option<DagSync>,
 }
+
+#[path = "store_reach.rs"]
+mod reach;
+pub use reach::StoredReach;
 
 #[cfg(test)]
 #[path = "store_test.rs"]

@@ -3,8 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// The schema this build writes; older files are migrated up to it.
-pub const SCHEMA_VERSION: i64 = 1;
+use super::schema::SCHEMA_VERSION;
 
 /// Why a history file was not opened.
 #[derive(Debug, thiserror::Error)]

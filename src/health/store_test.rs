@@ -11,6 +11,7 @@ fn rec(peer: &str, at_s: u64, verdict: Verdict, reason: &str) -> ProbeRecord {
         reason: reason.into(),
         rtt: Some(Duration::from_millis(12)),
         probe_time: None,
+        dag: None,
     }
 }
 

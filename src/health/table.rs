@@ -30,6 +30,9 @@ pub struct NodeHealth {
     pub last_change: Option<Change>,
     /// It was online at some probe of the window.
     pub was_online: bool,
+    /// Its DAG heads against ours at the newest probe that compared them.
+    #[serde(default)]
+    pub dag: Option<super::dag::DagSync>,
 }
 
 impl NodeHealth {
@@ -106,6 +109,7 @@ pub fn summarise(probes: &[StoredProbe]) -> NodeHealth {
         first_seen_s: 0,
         last_change: None,
         was_online: probes.iter().any(|p| p.verdict == Verdict::Online),
+        dag: probes.iter().rev().find_map(|p| p.dag),
     }
 }
 
@@ -154,6 +158,7 @@ mod tests {
             reason: String::new(),
             rtt_us: Some(rtt_ms * 1000),
             probe_us: None,
+            dag: None,
         }
     }
 

@@ -47,8 +47,8 @@ pub fn sparkline(points: &[f64]) -> String {
 /// One line per node, worst first.
 pub fn table(rows: &[NodeHealth], now: SystemTime) -> String {
     let mut out = format!(
-        "{:<14} {:<11} {:>6} {:>7} {:>7} {:>7}  {:<24} {:<10} REASON\n",
-        "NODE", "VERDICT", "AVAIL", "RTT p50", "p99", "PROBE", "RTT (latest 24)", "CHANGED"
+        "{:<14} {:<11} {:>6} {:>7} {:>7} {:>7}  {:<24} {:<10} {:<9} REASON\n",
+        "NODE", "VERDICT", "AVAIL", "RTT p50", "p99", "PROBE", "RTT (latest 24)", "CHANGED", "DAG"
     );
     for r in rows {
         let changed = r
@@ -57,7 +57,7 @@ pub fn table(rows: &[NodeHealth], now: SystemTime) -> String {
             .map_or("-".to_string(), |c| ago(c.at_s, now));
         let _ = writeln!(
             out,
-            "{:<14} {:<11} {:>5.1}% {:>7} {:>7} {:>7}  {:<24} {:<10} {}",
+            "{:<14} {:<11} {:>5.1}% {:>7} {:>7} {:>7}  {:<24} {:<10} {:<9} {}",
             short_peer(&r.peer),
             r.verdict.name(),
             r.availability * 100.0,
@@ -66,12 +66,31 @@ pub fn table(rows: &[NodeHealth], now: SystemTime) -> String {
             opt_ms(r.probe_p50_ms),
             sparkline(&r.rtt_recent_ms),
             changed,
+            r.dag.map_or("-".into(), |d| d.short()),
             r.reason
         );
     }
     if rows.is_empty() {
         out.push_str("(no probes in the window)\n");
     }
+    out
+}
+
+/// Our own reachability, in a line: its state and how we know, the
+/// most agreed observed address, and the share of rounds reachable.
+pub fn reachability_line(state: &str, reason: &str, observed: &str, share: Option<f64>) -> String {
+    let mut out = format!("this node: {state} ({reason})");
+    if !observed.is_empty() {
+        let _ = write!(out, "; observed at {observed}");
+    }
+    if let Some(s) = share {
+        let _ = write!(
+            out,
+            "; reachable at {:.0}% of the rounds that could tell",
+            s * 100.0
+        );
+    }
+    out.push('\n');
     out
 }
 

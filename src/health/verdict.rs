@@ -77,6 +77,11 @@ pub struct Observation {
     pub health_route: Option<Result<(u16, Duration), String>>,
     /// Connected, but not where it advertises: others cannot dial it.
     pub advertised_elsewhere: Option<String>,
+    /// Its DAG heads against ours, or why they could not be asked for
+    /// (None: it does not serve DAG sync). Shown, alerted on when apart
+    /// for long; not part of the verdict, as gossip keeps heads apart for
+    /// moments all the time.
+    pub dag: Option<Result<super::dag::DagSync, String>>,
 }
 
 /// When a verdict turns from fine to degraded or stale.
@@ -162,6 +167,7 @@ mod tests {
             rtt: Some(Duration::from_millis(40)),
             health_route: None,
             advertised_elsewhere: None,
+            dag: None,
         }
     }
 

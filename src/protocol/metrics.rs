@@ -87,6 +87,8 @@ pub struct NodeMetrics {
     /// Per probed node (bounded by the prober's node limit).
     health_verdict: Family<PeerLabel, Gauge>,
     health_probe_seconds: Family<PeerLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    reachability: Gauge,
+    observed_addr_peers: Gauge,
 }
 
 impl std::fmt::Debug for NodeMetrics {
@@ -126,6 +128,8 @@ impl NodeMetrics {
             route_labels: Mutex::new(HashSet::new()),
             health_verdict: Family::default(),
             health_probe_seconds: Family::default(),
+            reachability: Gauge::default(),
+            observed_addr_peers: Gauge::default(),
             registry: Registry::default(),
         };
         let r = registry.sub_registry_with_prefix("peerapi");
@@ -210,6 +214,16 @@ impl NodeMetrics {
             "Each probed node's latest probe time (dial and health route)",
             m.health_probe_seconds.clone(),
         );
+        r.register(
+            "reachability",
+            "Our own reachability from outside, from a --health node: 0 unknown, 1 reachable, 2 unreachable",
+            m.reachability.clone(),
+        );
+        r.register(
+            "observed_addr_peers",
+            "Connected peers that agree on the address they observe us at (identify), the most agreed one",
+            m.observed_addr_peers.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -228,6 +242,13 @@ impl NodeMetrics {
         if let Some(s) = probe_seconds {
             self.health_probe_seconds.get_or_create(&label).set(s);
         }
+    }
+
+    /// Our own reachability (0 unknown, 1 reachable, 2 unreachable) and
+    /// how many peers agree on our most observed address.
+    pub fn set_reachability(&self, level: i64, agreeing_peers: i64) {
+        self.reachability.set(level);
+        self.observed_addr_peers.set(agreeing_peers);
     }
 
     /// A route name as a label value, within [`MAX_ROUTE_LABELS`].

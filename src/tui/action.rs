@@ -256,6 +256,9 @@ pub enum HealthAction {
     NextSort,
     /// Show the selected node's history, or back to the table.
     Detail,
+    /// Ask for the filter (`/`).
+    OpenFilter,
+    SetFilter(crate::tui::state::PeerFilter),
 }
 
 /// Everything the runs view reacts to.

@@ -70,6 +70,7 @@ fn key_action(state: &State, key: KeyEvent) -> Option<Action> {
             KeyCode::Esc | KeyCode::Char('H') | KeyCode::Char('q') => H::Toggle,
             KeyCode::Enter => H::Detail,
             KeyCode::Char('s') => H::NextSort,
+            KeyCode::Char('/') => H::OpenFilter,
             KeyCode::Up | KeyCode::Char('k') => H::Up,
             KeyCode::Down | KeyCode::Char('j') => H::Down,
             _ => return None,

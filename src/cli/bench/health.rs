@@ -65,6 +65,8 @@ fn simulated_day(path: &Path, nodes: usize) -> Result<u64, String> {
     let peers: Vec<String> = (0..nodes)
         .map(|_| libp2p::PeerId::random().to_string())
         .collect();
+    // Our own reachability is one row a round.
+    let reachability = peerapi::health::reach::judge(&[], &[]);
     for round in 0..1440u64 {
         let at = start + Duration::from_secs(60 * round);
         let records: Vec<ProbeRecord> = peers
@@ -87,10 +89,14 @@ fn simulated_day(path: &Path, nodes: usize) -> Result<u64, String> {
                     rtt: (!down)
                         .then(|| Duration::from_micros(5_000 + rand::random::<u64>() % 75_000)),
                     probe_time: None,
+                    // Every node serving DAG sync: the most a row holds.
+                    dag: Some(peerapi::health::dag::DagSync::InStep),
                 }
             })
             .collect();
         h.record_all(&records).map_err(|e| e.to_string())?;
+        h.record_reachability(at, &reachability)
+            .map_err(|e| e.to_string())?;
     }
     drop(h);
     Ok(["", "-wal"]

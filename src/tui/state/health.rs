@@ -53,6 +53,10 @@ pub struct HealthView {
     pub sort: HealthSort,
     /// Showing the selected node's changes.
     pub detail: bool,
+    /// Words rows must match (`/`): peer id, verdict, reason, DAG, rtt<50ms.
+    pub filter: super::peers::PeerFilter,
+    /// Rows before the filter.
+    pub total: usize,
 }
 
 impl HealthView {
@@ -87,6 +91,15 @@ impl HealthView {
             HealthSort::Rtt => rows.sort_by(|a, b| rtt(b).total_cmp(&rtt(a))),
             HealthSort::Peer => rows.sort_by(|a, b| a.peer.cmp(&b.peer)),
         }
+        self.total = rows.len();
+        let f = &self.filter;
+        rows.retain(|r| {
+            let dag = r.dag.map(|d| d.short()).unwrap_or_default();
+            let rtt = r
+                .rtt_p50_ms
+                .map(|ms| std::time::Duration::from_secs_f64(ms.max(0.0) / 1e3));
+            f.matches_fields(&[&r.peer, r.verdict.name(), &r.reason, &dag], rtt)
+        });
         self.rows = rows;
         self.sel = keep
             .and_then(|p| self.rows.iter().position(|r| r.peer == p))
@@ -112,6 +125,7 @@ fn row_of_probe(p: &crate::health::prober::LatestProbe) -> NodeHealth {
         first_seen_s: p.at_s,
         last_change: None,
         was_online: p.verdict == Verdict::Online,
+        dag: p.dag,
     }
 }
 
@@ -141,6 +155,17 @@ impl State {
                 h.refresh();
             }
             HealthAction::Detail => h.detail = !h.detail && h.selected().is_some(),
+            HealthAction::OpenFilter => {
+                self.prompt = Some(super::prompt::Prompt::new(
+                    super::prompt::PromptKind::HealthFilter,
+                    "Filter nodes: words in id/verdict/reason/DAG, rtt<50ms, rtt>1s (empty: all)",
+                    &h.filter.text,
+                ));
+            }
+            HealthAction::SetFilter(f) => {
+                h.filter = f;
+                h.refresh();
+            }
         }
         vec![]
     }

@@ -143,16 +143,20 @@ impl PeerFilter {
     }
 
     fn matches(&self, p: &PeerInfo) -> bool {
+        let id = p.peer.to_string();
+        let mut fields: Vec<&str> = vec![&id];
+        fields.extend(p.agent.as_deref());
+        fields.extend(p.protocols.iter().map(String::as_str));
+        self.matches_fields(&fields, p.rtt_last)
+    }
+
+    /// Every word matches: a text word some field (case aside), an RTT
+    /// bound `rtt`. The Health view filters its rows with it too.
+    pub fn matches_fields(&self, fields: &[&str], rtt: Option<Duration>) -> bool {
         self.words.iter().all(|w| match w {
-            FilterWord::RttBelow(d) => p.rtt_last.is_some_and(|r| r < *d),
-            FilterWord::RttAbove(d) => p.rtt_last.is_some_and(|r| r > *d),
-            FilterWord::Text(t) => {
-                p.peer.to_string().to_lowercase().contains(t)
-                    || p.agent
-                        .as_deref()
-                        .is_some_and(|a| a.to_lowercase().contains(t))
-                    || p.protocols.iter().any(|s| s.to_lowercase().contains(t))
-            }
+            FilterWord::RttBelow(d) => rtt.is_some_and(|r| r < *d),
+            FilterWord::RttAbove(d) => rtt.is_some_and(|r| r > *d),
+            FilterWord::Text(t) => fields.iter().any(|f| f.to_lowercase().contains(t)),
         })
     }
 }

@@ -19,6 +19,7 @@ pub enum PromptKind {
     LoadPlan,
     JqFilter,
     PeerFilter,
+    HealthFilter,
     /// `:` commands and the context picker.
     Command,
 }
@@ -169,6 +170,12 @@ impl State {
             },
             PromptKind::PeerFilter => match super::peers::PeerFilter::parse(&text) {
                 Ok(f) => self.peers.set_filter(f),
+                Err(e) => self.prompt = Some(prompt.with_error(e)),
+            },
+            PromptKind::HealthFilter => match super::peers::PeerFilter::parse(&text) {
+                Ok(f) => {
+                    return self.on_health(crate::tui::action::HealthAction::SetFilter(f));
+                }
                 Err(e) => self.prompt = Some(prompt.with_error(e)),
             },
             PromptKind::JqFilter if text.is_empty() => {

@@ -32,7 +32,7 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
     title.push_str(if v.detail {
         " — Esc back to the table "
     } else {
-        " — ↑↓ select · Enter history · s sort · H or Esc close "
+        " — ↑↓ select · Enter history · s sort · / filter · H or Esc close "
     });
     let block = Block::default().borders(Borders::ALL).title(title);
     let inner = block.inner(rect);
@@ -60,11 +60,19 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             counts.push_str(&format!(" · {n} {verdict}"));
         }
     }
+    let shown = if v.filter.is_empty() {
+        format!("{} nodes", v.rows.len())
+    } else {
+        format!(
+            "{} of {} nodes match /{}",
+            v.rows.len(),
+            v.total,
+            v.filter.text
+        )
+    };
     let mut summary = format!(
-        "{} nodes{counts} · every {:.0}s · round {}",
-        v.rows.len(),
-        latest.interval_secs,
-        latest.rounds
+        "{shown}{counts} · every {:.0}s · round {}",
+        latest.interval_secs, latest.rounds
     );
     if let Some(e) = &latest.history_error {
         summary.push_str(&format!(" · no history: {e}"));
@@ -75,20 +83,43 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
             latest.alerts_sent, latest.alerts_suppressed
         ));
     }
-    let [top, body] = Layout::vertical([Constraint::Length(2), Constraint::Min(1)]).areas(inner);
+    let [top, reach, body] = Layout::vertical([
+        Constraint::Length(2),
+        // Its reason and observed address take three lines when narrow.
+        Constraint::Length(match (&latest.reachability, inner.width < 120) {
+            (None, _) => 0,
+            (Some(_), true) => 3,
+            (Some(_), false) => 2,
+        }),
+        Constraint::Min(1),
+    ])
+    .areas(inner);
     frame.render_widget(
         Paragraph::new(summary)
             .style(theme.dim())
             .wrap(Wrap { trim: true }),
         top,
     );
+    if let Some(r) = &latest.reachability {
+        let mut text = format!("this node: {} — {}", r.state, r.reason);
+        if let Some(o) = r.observed.first() {
+            let agree = if o.peers == 1 { "peer" } else { "peers agree" };
+            text.push_str(&format!(" · observed at {} ({} {agree})", o.addr, o.peers));
+        }
+        let line = Paragraph::new(text).wrap(Wrap { trim: true });
+        let line = match r.state {
+            crate::health::reach::ReachState::Unreachable => line.style(theme.warn()),
+            _ => line,
+        };
+        frame.render_widget(line, reach);
+    }
     if v.rows.is_empty() {
-        return note(
-            frame,
-            body,
-            theme,
-            "no node probed yet: the first round is under way",
-        );
+        let text = if v.total > 0 {
+            "no node matches the filter: / to change it (empty: all)"
+        } else {
+            "no node probed yet: the first round is under way"
+        };
+        return note(frame, body, theme, text);
     }
     if v.detail {
         return detail(frame, body, state, theme, now);
@@ -114,6 +145,9 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
                 cells.push(sparkline(&r.rtt_recent_ms));
             }
             cells.push(changed);
+            if wide {
+                cells.push(r.dag.map_or("-".into(), |d| d.short()));
+            }
             cells.push(r.reason.clone());
             let row = Row::new(cells);
             match r.verdict {
@@ -133,8 +167,14 @@ pub fn draw(frame: &mut Frame, area: Rect, state: &State, theme: &Theme) {
         header.extend(["p99", "RTT (latest 24)"]);
         widths.extend([Constraint::Length(7), Constraint::Length(24)]);
     }
-    header.extend(["CHANGED", "REASON"]);
-    widths.extend([Constraint::Length(7), Constraint::Min(10)]);
+    header.push("CHANGED");
+    widths.push(Constraint::Length(7));
+    if wide {
+        header.push("DAG");
+        widths.push(Constraint::Length(9));
+    }
+    header.push("REASON");
+    widths.push(Constraint::Min(10));
     let table = Table::new(rows, widths)
         .header(Row::new(header).style(theme.dim()))
         .row_highlight_style(theme.selected());
@@ -175,6 +215,10 @@ fn detail(frame: &mut Frame, area: Rect, state: &State, theme: &Theme, now: i64)
             fmt_age(std::time::Duration::from_secs(now.saturating_sub(r.last_probe_s).max(0) as u64)),
             sparkline(&r.rtt_recent_ms)
         )),
+        Line::from(match r.dag {
+            Some(d) => format!("DAG heads against ours: {d}"),
+            None => "DAG heads: not compared (it does not serve DAG sync)".into(),
+        }),
         Line::from(""),
     ];
     match &r.last_change {

@@ -11,6 +11,12 @@ use crate::tui::action::{Action, HealthAction};
 const NOW: i64 = 1_000_000;
 
 fn row(n: u8, verdict: Verdict, availability: f64, rtt: f64, reason: &str) -> NodeHealth {
+    use crate::health::dag::DagSync;
+    let dag = match n {
+        2 => None,
+        3 => Some(DagSync::Ahead { heads: 2 }),
+        _ => Some(DagSync::InStep),
+    };
     NodeHealth {
         peer: format!("12D3KooWNode{n:02}xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxPeer{n:02}"),
         verdict,
@@ -34,6 +40,7 @@ fn row(n: u8, verdict: Verdict, availability: f64, rtt: f64, reason: &str) -> No
             reason: reason.into(),
         }),
         was_online: true,
+        dag,
     }
 }
 
@@ -55,6 +62,18 @@ fn with_health() -> crate::tui::state::State {
             row(3, Verdict::Degraded, 0.99, 1450.0, "ping 1450 ms"),
             row(4, Verdict::Joining, 1.0, 31.0, "announces JOINING"),
         ],
+        reachability: Some(crate::health::reach::Reachability {
+            state: crate::health::reach::ReachState::Unknown,
+            reason: "we dialled all 4 connected peers, and none offers AutoNAT (template nodes do not run it)".into(),
+            observed: vec![crate::health::reach::Observed {
+                addr: "/ip4/203.0.113.7/tcp/4001".into(),
+                peers: 3,
+            }],
+            inbound_peers: 0,
+            autonat_peers: 0,
+            connected: 4,
+            autonat: vec![],
+        }),
         ..Latest::default()
     };
     s.update(Action::Health(HealthAction::Report(Box::new(Some(latest)))));
@@ -103,4 +122,27 @@ fn s_sorts_by_availability_and_keeps_the_selection() {
         "least available first"
     );
     assert_eq!(s.health.selected().unwrap().verdict, Verdict::Degraded);
+}
+
+#[test]
+fn slash_filters_the_rows_and_says_how_many_match() {
+    let mut s = with_health();
+    s.update(Action::Health(HealthAction::OpenFilter));
+    assert!(s.prompt.is_some(), "/ asks for the filter");
+    s.update(Action::Health(HealthAction::SetFilter(
+        crate::tui::state::PeerFilter::parse("rtt>40ms").unwrap(),
+    )));
+    let peers: Vec<Verdict> = s.health.rows.iter().map(|r| r.verdict).collect();
+    assert_eq!(peers, [Verdict::Unreachable, Verdict::Degraded]);
+    s.update(Action::Health(HealthAction::SetFilter(
+        crate::tui::state::PeerFilter::parse("ahead").unwrap(),
+    )));
+    assert_eq!(s.health.rows.len(), 1);
+    let screen = render_at(&mut s, 80, 24);
+    assert!(screen.contains("1 of 4 nodes match /ahead"), "{screen}");
+    s.update(Action::Health(HealthAction::SetFilter(
+        crate::tui::state::PeerFilter::parse("nothing-like-this").unwrap(),
+    )));
+    let screen = render_at(&mut s, 80, 24);
+    assert!(screen.contains("no node matches the filter"), "{screen}");
 }
