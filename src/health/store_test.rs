@@ -134,3 +134,34 @@ fn a_place_that_cannot_hold_the_file_is_not_fatal() {
     assert!(!e.is_fatal(), "{e}");
     assert!(e.to_string().contains("plain/health.db"), "{e}");
 }
+
+#[test]
+fn a_schema_1_file_is_migrated_keeping_its_probes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        // A file as the first release wrote it: schema 1, one probe.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(super::MIGRATIONS[0]).unwrap();
+        c.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        c.execute_batch(
+            "INSERT INTO meta VALUES ('node', 'me');
+             INSERT INTO nodes VALUES (1, 'old-peer', 50);
+             INSERT INTO probes VALUES (1, 100, 0, 0, 12000, NULL);",
+        )
+        .unwrap();
+    }
+    let mut h = History::open(&path, "me").unwrap();
+    let mut p = rec("old-peer", 200, Verdict::Online, "");
+    p.dag = Some(super::super::dag::DagSync::Ahead { heads: 3 });
+    h.record(&p).unwrap();
+    let probes = h.probes_of("old-peer", SystemTime::UNIX_EPOCH).unwrap();
+    assert_eq!(probes.len(), 2, "the old probe is kept");
+    assert_eq!(probes[0].dag, None);
+    assert_eq!(probes[1].dag, p.dag);
+    drop(h);
+    let h = History::open_read(&path).unwrap();
+    assert_eq!(h.user_version().unwrap(), SCHEMA_VERSION);
+}

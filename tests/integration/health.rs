@@ -84,6 +84,17 @@ fn table(db: &std::path::Path) -> (i32, serde_json::Map<String, Value>) {
     (out.status.code().unwrap_or(-1), rows)
 }
 
+/// `subnet health --json`'s `this_node`: our own reachability.
+fn this_node(db: &std::path::Path) -> Value {
+    let out = Command::new(BIN)
+        .args(["subnet", "health", "--json", "--since", "1h", "--db"])
+        .arg(db)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    v["this_node"].clone()
+}
+
 /// Polls the table until `pred` holds for `peer`'s row (at most `limit`);
 /// how long it took, and the row.
 async fn until_row(
@@ -177,10 +188,13 @@ async fn probed_nodes_go_down_alert_once_come_back_clear_once_and_python_peers_s
                     .as_str()
                     .unwrap_or_default()
                     .contains("127.0.0.1:1, where it does not listen")
+                    // They serve DAG sync: their heads were compared with ours.
+                    && r["dag"].is_object()
             },
         )
         .await;
         assert_eq!(verdict(&row), "degraded", "{row}");
+        eprintln!("python peer's DAG against ours: {}", row["dag"]);
     }
     assert_eq!(table(&db).0, 0, "nobody went down yet");
 
@@ -305,5 +319,90 @@ fn a_history_that_is_not_ours_stops_the_start_and_an_unwritable_place_does_not()
     assert!(
         addr.to_string().contains("/p2p/"),
         "the node started: {addr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_survives_a_restart_retention_prunes_it_and_autonat_finds_us_reachable() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.json");
+    std::fs::write(&routes, "{}").unwrap();
+    let (_b, b_addr) = node_process_with(&routes, &["--no-control"]);
+    let b_peer = peer_id_of(&b_addr).to_string();
+    let key = dir.path().join("a.key");
+    let db = dir.path().join("health.db");
+    let b = b_addr.to_string();
+    let watcher = |retention: &str| {
+        node_on(
+            "/ip4/127.0.0.1/tcp/0",
+            &routes,
+            &[
+                "--key",
+                key.to_str().unwrap(),
+                "--health",
+                "--health-interval",
+                "1s",
+                "--health-db",
+                db.to_str().unwrap(),
+                "--health-retention",
+                retention,
+                "--bootstrap",
+                &b,
+            ],
+        )
+    };
+    let limit = Duration::from_secs(30);
+    let probes = |r: &Value| r["probes"].as_u64().unwrap_or(0);
+
+    let (a, _) = watcher("7d");
+    let (_, first) = until_row(&db, &b_peer, limit, "three probes of B", |r| {
+        verdict(r) == "online" && probes(r) >= 3
+    })
+    .await;
+    // B is a peerapi node: it serves DAG sync (both empty: in step), and
+    // answers AutoNAT, which dials us back.
+    assert_eq!(first["dag"]["is"], "in_step", "{first}");
+    let start = Instant::now();
+    let me = loop {
+        let me = this_node(&db);
+        if me["reachability"] == "reachable" {
+            break me;
+        }
+        assert!(start.elapsed() < limit, "AutoNAT within {limit:?}: {me}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(me["reason"].as_str().unwrap().contains("AutoNAT"), "{me}");
+    eprintln!("this node: {me}");
+    let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    drop(a);
+
+    // The same node again: the history goes on from where it was.
+    let before = table(&db).1[&b_peer].clone();
+    let (a, _) = watcher("7d");
+    let (_, after) = until_row(&db, &b_peer, limit, "more probes after the restart", |r| {
+        probes(r) > probes(&before)
+    })
+    .await;
+    assert_eq!(after["first_seen_s"], before["first_seen_s"], "{after}");
+    eprintln!(
+        "history across a restart: {} probes, then {}",
+        probes(&before),
+        probes(&after)
+    );
+    drop(a);
+
+    // A retention shorter than the history: the first round prunes it.
+    let kept = probes(&table(&db).1[&b_peer]);
+    let (_a, _) = watcher("2s");
+    let (_, pruned) = until_row(&db, &b_peer, limit, "old probes pruned", |r| {
+        probes(r) < kept.min(4)
+    })
+    .await;
+    eprintln!("retention 2s: {kept} probes, then {}", probes(&pruned));
+    assert_eq!(
+        pruned["first_seen_s"], before["first_seen_s"],
+        "the node is still known"
     );
 }
