@@ -94,12 +94,13 @@ pub fn compare(theirs: &[String], store: &DagStore, namespace: &str) -> DagSync 
 }
 
 /// Asks the node at `addr` for its inventory of the peer-state namespace
-/// and compares its heads with ours.
+/// and compares its heads with ours; with the bytes of the request and
+/// the answer (what the probe adds to the link, before framing).
 pub async fn probe(
     handle: &NodeHandle,
     addr: &Multiaddr,
     within: Duration,
-) -> Result<DagSync, String> {
+) -> Result<(DagSync, u64), String> {
     let namespace = DEFAULT_DAG_NAMESPACE;
     let request = {
         let store = handle.dag().lock().unwrap_or_else(|e| e.into_inner());
@@ -111,6 +112,7 @@ pub async fn probe(
             ours.node_count,
         )
     };
+    let sent = crate::wire::encode_bytes_prefixed(&request).len() as u64;
     let exchange = async {
         let mut stream = handle
             .open_raw(addr, PROTOCOL_DAG_SYNC)
@@ -140,7 +142,10 @@ pub async fn probe(
         .map(str::to_string)
         .collect();
     let store = handle.dag().lock().unwrap_or_else(|e| e.into_inner());
-    Ok(compare(&heads, &store, namespace))
+    Ok((
+        compare(&heads, &store, namespace),
+        sent + bytes.len() as u64,
+    ))
 }
 
 #[cfg(test)]

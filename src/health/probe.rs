@@ -89,7 +89,11 @@ pub(super) async fn probe(
             .any(|p| p == crate::subnet::PROTOCOL_DAG_SYNC)
         {
             let start = Instant::now();
-            o.dag = Some(super::dag::probe(handle, addr, cfg.dial_timeout).await);
+            let asked = super::dag::probe(handle, addr, cfg.dial_timeout).await;
+            o.dag = Some(asked.map(|(dag, bytes)| {
+                o.bytes += bytes;
+                dag
+            }));
             took = Some(took.unwrap_or_default() + start.elapsed());
         }
     }

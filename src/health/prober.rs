@@ -53,6 +53,13 @@ pub struct Latest {
     /// The probe interval.
     #[serde(default)]
     pub interval_secs: f64,
+    /// Bytes the probes' own exchanges carried since start (DAG
+    /// inventories; a connected node's identify and ping cost nothing new).
+    #[serde(default)]
+    pub probe_bytes: u64,
+    /// Probes made since start.
+    #[serde(default)]
+    pub probes_made: u64,
     /// Our own reachability at the last round.
     #[serde(default)]
     pub reachability: Option<super::reach::Reachability>,
@@ -175,6 +182,8 @@ impl Prober {
         let mut records = Vec::with_capacity(results.len());
         let mut alerts = Vec::new();
         let mut latest = Vec::with_capacity(results.len());
+        let round_bytes: u64 = results.iter().map(|(_, o, _)| o.bytes).sum();
+        let round_probes = results.len() as u64;
         for (t, o, took) in results {
             let (verdict, reason) = judge(&o, &self.config.thresholds);
             if verdict.reachable() {
@@ -238,6 +247,8 @@ impl Prober {
         }
         let mut l = self.latest.lock().unwrap_or_else(|e| e.into_inner());
         l.rounds += 1;
+        l.probe_bytes += round_bytes;
+        l.probes_made += round_probes;
         l.probes = latest;
         l.reachability = Some(reach);
         if self.history.is_some() {

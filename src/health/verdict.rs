@@ -82,6 +82,8 @@ pub struct Observation {
     /// for long; not part of the verdict, as gossip keeps heads apart for
     /// moments all the time.
     pub dag: Option<Result<super::dag::DagSync, String>>,
+    /// Bytes the probe's own exchanges carried (the DAG inventory).
+    pub bytes: u64,
 }
 
 /// When a verdict turns from fine to degraded or stale.
@@ -168,6 +170,7 @@ mod tests {
             health_route: None,
             advertised_elsewhere: None,
             dag: None,
+            bytes: 0,
         }
     }
 

@@ -22,6 +22,8 @@ struct Phase {
     cpu_secs: f64,
     bytes: u64,
     secs: f64,
+    /// The Health view's frame times (the phase with a control socket).
+    frames: Option<Result<String, String>>,
 }
 
 /// Runs the watcher with `flags` for `run`; its CPU and the links' bytes.
@@ -31,6 +33,7 @@ fn phase(
     flags: &[String],
     proxies: &[LinkProxy],
     run: Duration,
+    control: Option<&Path>,
 ) -> Result<Phase, String> {
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let mut node = spawn_node_reporting(exe, routes, &flags, &[], Duration::from_secs(30))?;
@@ -45,12 +48,15 @@ fn phase(
     let cpu_after = cpu_ticks(pid).unwrap_or(0);
     let bytes_after: u64 = proxies.iter().map(LinkProxy::bytes).sum();
     let secs = start.elapsed().as_secs_f64();
+    // After the counting: drawing here costs this process, not the watcher.
+    let frames = control.map(|socket| tokio::runtime::Handle::current().block_on(frames(socket)));
     let _ = node.child.kill();
     let _ = node.child.wait();
     Ok(Phase {
         cpu_secs: cpu_after.saturating_sub(cpu_before) as f64 / ticks_per_sec(),
         bytes: bytes_after.saturating_sub(bytes_before),
         secs,
+        frames,
     })
 }
 
@@ -137,6 +143,10 @@ pub(super) async fn run(exe: &Path, nodes: usize, quick: bool) -> Result<String,
         base.extend(["--bootstrap".to_string(), t.clone()]);
     }
     let mut probing = base.clone();
+    // The watcher with health gets a control socket: the Health view's rows.
+    let socket = dir.path().join("ctl").join("watcher.sock");
+    probing[0] = "--control".into();
+    probing.insert(1, socket.display().to_string());
     probing.extend([
         "--health".to_string(),
         "--health-interval".into(),
@@ -147,9 +157,9 @@ pub(super) async fn run(exe: &Path, nodes: usize, quick: bool) -> Result<String,
     let (exe2, routes2) = (exe.to_path_buf(), routes.clone());
     // The proxies' tasks run on this runtime: the phases block elsewhere.
     let (without, with, without2, proxies) = tokio::task::spawn_blocking(move || {
-        let a = phase(&exe2, &routes2, &base, &proxies, run);
-        let b = phase(&exe2, &routes2, &probing, &proxies, run);
-        let c = phase(&exe2, &routes2, &base, &proxies, run);
+        let a = phase(&exe2, &routes2, &base, &proxies, run, None);
+        let b = phase(&exe2, &routes2, &probing, &proxies, run, Some(&socket));
+        let c = phase(&exe2, &routes2, &base, &proxies, run, None);
         (a, b, c, proxies)
     })
     .await
@@ -202,5 +212,19 @@ pub(super) async fn run(exe: &Path, nodes: usize, quick: bool) -> Result<String,
         bytes_per_round / 60.0,
         per_probe_db,
         week_mb
-    ))
+    ) + &match with.frames {
+        Some(Ok(lines)) => lines,
+        Some(Err(e)) => format!("  Health view            not measured: {e}\n"),
+        None => String::new(),
+    })
+}
+
+#[cfg(feature = "console")]
+async fn frames(socket: &Path) -> Result<String, String> {
+    super::health_frames::measure(socket).await
+}
+
+#[cfg(not(feature = "console"))]
+async fn frames(_: &Path) -> Result<String, String> {
+    Err("this peerapi is built without the console".into())
 }

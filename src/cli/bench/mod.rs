@@ -21,6 +21,8 @@ mod cpu;
 #[cfg(feature = "console")]
 mod fleet;
 mod health;
+#[cfg(feature = "console")]
+mod health_frames;
 mod hop;
 mod limits;
 mod link;
