@@ -258,7 +258,6 @@ pub enum HealthAction {
     Detail,
     /// Ask for the filter (`/`).
     OpenFilter,
-    SetFilter(crate::tui::state::PeerFilter),
 }
 
 /// Everything the runs view reacts to.

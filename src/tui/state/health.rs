@@ -60,6 +60,12 @@ pub struct HealthView {
 }
 
 impl HealthView {
+    /// Narrows the rows to those `filter` lets through (`/`).
+    pub fn set_filter(&mut self, filter: super::peers::PeerFilter) {
+        self.filter = filter;
+        self.refresh();
+    }
+
     pub fn selected(&self) -> Option<&NodeHealth> {
         self.rows.get(self.sel)
     }
@@ -161,10 +167,6 @@ impl State {
                     "Filter nodes: words in id/verdict/reason/DAG, rtt<50ms, rtt>1s (empty: all)",
                     &h.filter.text,
                 ));
-            }
-            HealthAction::SetFilter(f) => {
-                h.filter = f;
-                h.refresh();
             }
         }
         vec![]

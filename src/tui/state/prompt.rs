@@ -173,9 +173,7 @@ impl State {
                 Err(e) => self.prompt = Some(prompt.with_error(e)),
             },
             PromptKind::HealthFilter => match super::peers::PeerFilter::parse(&text) {
-                Ok(f) => {
-                    return self.on_health(crate::tui::action::HealthAction::SetFilter(f));
-                }
+                Ok(f) => self.health.set_filter(f),
                 Err(e) => self.prompt = Some(prompt.with_error(e)),
             },
             PromptKind::JqFilter if text.is_empty() => {

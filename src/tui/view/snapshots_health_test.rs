@@ -129,20 +129,30 @@ fn slash_filters_the_rows_and_says_how_many_match() {
     let mut s = with_health();
     s.update(Action::Health(HealthAction::OpenFilter));
     assert!(s.prompt.is_some(), "/ asks for the filter");
-    s.update(Action::Health(HealthAction::SetFilter(
-        crate::tui::state::PeerFilter::parse("rtt>40ms").unwrap(),
-    )));
+    for c in "rtt<".chars() {
+        s.update(Action::PromptKey(
+            ratatui::crossterm::event::KeyEvent::from(ratatui::crossterm::event::KeyCode::Char(c)),
+        ));
+    }
+    s.update(Action::PromptSubmit);
+    let error = s.prompt.as_ref().and_then(|p| p.error.clone());
+    assert!(
+        error.is_some_and(|e| e.contains("not a duration")),
+        "a bad filter is said, the prompt stays"
+    );
+    s.update(Action::PromptCancel);
+    assert_eq!(s.health.rows.len(), 4, "the rows are as they were");
+    s.health
+        .set_filter(crate::tui::state::PeerFilter::parse("rtt>40ms").unwrap());
     let peers: Vec<Verdict> = s.health.rows.iter().map(|r| r.verdict).collect();
     assert_eq!(peers, [Verdict::Unreachable, Verdict::Degraded]);
-    s.update(Action::Health(HealthAction::SetFilter(
-        crate::tui::state::PeerFilter::parse("ahead").unwrap(),
-    )));
+    s.health
+        .set_filter(crate::tui::state::PeerFilter::parse("ahead").unwrap());
     assert_eq!(s.health.rows.len(), 1);
     let screen = render_at(&mut s, 80, 24);
     assert!(screen.contains("1 of 4 nodes match /ahead"), "{screen}");
-    s.update(Action::Health(HealthAction::SetFilter(
-        crate::tui::state::PeerFilter::parse("nothing-like-this").unwrap(),
-    )));
+    s.health
+        .set_filter(crate::tui::state::PeerFilter::parse("nothing-like-this").unwrap());
     let screen = render_at(&mut s, 80, 24);
     assert!(screen.contains("no node matches the filter"), "{screen}");
 }
