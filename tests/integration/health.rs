@@ -406,3 +406,78 @@ async fn history_survives_a_restart_retention_prunes_it_and_autonat_finds_us_rea
         "the node is still known"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dag_heads_apart_and_low_availability_alert_once_each_through_the_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.json");
+    std::fs::write(&routes, "{}").unwrap();
+    // Two template-style peers with DAGs of their own: the watcher holds
+    // both, so each lacks the other's heads ("behind").
+    let mut py081 = dag_server_with(PyLibp2p::V081, 2, 0, &["--node-id-base", "100"]).await;
+    let mut py060 = dag_server_with(PyLibp2p::V060, 2, 0, &["--node-id-base", "200"]).await;
+    let (url, mut alerts) = webhook().await;
+    let db = dir.path().join("health.db");
+    let (py081_addr, py060_addr) = (py081.addr.to_string(), py060.addr.to_string());
+    let (_a, _) = node_on(
+        "/ip4/127.0.0.1/tcp/0",
+        &routes,
+        &[
+            "--health",
+            "--health-interval",
+            "1s",
+            "--health-db",
+            db.to_str().unwrap(),
+            "--alert-webhook",
+            &url,
+            "--alert-dag-diverged-for",
+            "3s",
+            "--alert-availability-under",
+            "90%",
+            "--alert-down-after",
+            "1000",
+            "--bootstrap",
+            &py081_addr,
+            "--bootstrap",
+            &py060_addr,
+        ],
+    );
+    let limit = Duration::from_secs(30);
+    let py060_peer = peer_id_of(&py060.addr).to_string();
+    let mut diverged = std::collections::HashSet::new();
+    while diverged.len() < 2 {
+        let a = next_alert(&mut alerts, limit).await;
+        assert_eq!(
+            (a["alert"].as_str(), a["state"].as_str()),
+            (Some("dag_diverged"), Some("firing")),
+            "{a}"
+        );
+        assert!(a["reason"].as_str().unwrap().contains("behind"), "{a}");
+        assert!(
+            diverged.insert(a["peer"].as_str().unwrap().to_string()),
+            "once per peer: {a}"
+        );
+    }
+    eprintln!("dag_diverged fired for both python peers");
+    // The 0.6.0 peer goes: its availability falls under 90 %.
+    py060.process.child.kill().await.unwrap();
+    let low = next_alert(&mut alerts, limit).await;
+    assert_eq!(
+        (
+            low["alert"].as_str(),
+            low["state"].as_str(),
+            low["peer"].as_str()
+        ),
+        (
+            Some("availability_low"),
+            Some("firing"),
+            Some(py060_peer.as_str())
+        ),
+        "{low}"
+    );
+    eprintln!("availability_low: {}", low["reason"]);
+    // Nothing else within a few more rounds: each alert once per change.
+    let more = tokio::time::timeout(Duration::from_secs(4), alerts.recv()).await;
+    assert!(more.is_err(), "no repeat: {more:?}");
+    py081.process.assert_healthy("while probed");
+}
