@@ -9,10 +9,14 @@ use super::verdict::fmt_age;
 
 /// `abcd…wxyz12`: enough of a peer id to tell nodes apart.
 pub fn short_peer(peer: &str) -> String {
-    if peer.len() <= 14 {
+    // By characters: a row read back from a file is text, not a peer id.
+    let chars: Vec<char> = peer.chars().collect();
+    if chars.len() <= 14 {
         return peer.to_string();
     }
-    format!("{}…{}", &peer[..4], &peer[peer.len() - 8..])
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 8..].iter().collect();
+    format!("{head}…{tail}")
 }
 
 fn opt_ms(v: Option<f64>) -> String {
@@ -150,5 +154,6 @@ mod tests {
         assert_eq!(utc(1_796_346_000), "2026-12-04 01:00");
         assert_eq!(sparkline(&[1.0, 4.0, 8.0]), "▂▅█");
         assert_eq!(short_peer("12D3KooWAbCdEfGhIjKlMnOp"), "12D3…IjKlMnOp");
+        assert_eq!(short_peer("ééééééééééééééééé"), "éééé…éééééééé");
     }
 }
