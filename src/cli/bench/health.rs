@@ -63,7 +63,7 @@ fn phase(
 /// A day of probes at a 60 s interval of `nodes` nodes, written through
 /// the history's own code (1 % of probes unreachable, RTTs spread): the
 /// file's size at the end, in bytes.
-fn simulated_day(path: &Path, nodes: usize) -> Result<u64, String> {
+pub(super) fn simulated_day(path: &Path, nodes: usize) -> Result<u64, String> {
     use peerapi::health::store::{History, ProbeRecord};
     use peerapi::health::Verdict;
     let mut h = History::open(path, "bench").map_err(|e| e.to_string())?;
@@ -220,11 +220,11 @@ pub(super) async fn run(exe: &Path, nodes: usize, quick: bool) -> Result<String,
 }
 
 #[cfg(feature = "console")]
-async fn frames(socket: &Path) -> Result<String, String> {
+pub(super) async fn frames(socket: &Path) -> Result<String, String> {
     super::health_frames::measure(socket).await
 }
 
 #[cfg(not(feature = "console"))]
-async fn frames(_: &Path) -> Result<String, String> {
+pub(super) async fn frames(_: &Path) -> Result<String, String> {
     Err("this peerapi is built without the console".into())
 }

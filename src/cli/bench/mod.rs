@@ -32,6 +32,7 @@ mod proc_cpu;
 mod process;
 mod report;
 mod subnet;
+mod subnet_health;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -108,6 +109,11 @@ pub(crate) struct BenchCmd {
     /// view watches them all (the --fleet figures, over a joined subnet).
     #[arg(long)]
     with_fleet: bool,
+    /// With --subnet: one more node probes the whole subnet with --health,
+    /// beside a twin without it: CPU and bytes per round, the history's
+    /// growth, the Health view's frames with every node as a row.
+    #[arg(long)]
+    with_health: bool,
 }
 
 /// A section that prints one table: on a worker thread, like the rest.
@@ -231,15 +237,12 @@ async fn subnets(exe: PathBuf, cmd: BenchCmd, size: BenchSize) -> ExitCode {
     };
     let sizes = cmd.subnet.clone();
     let node_args = cmd.node_args.clone();
-    let cmd_with_fleet = cmd.with_fleet;
+    let extras = (cmd.with_fleet, cmd.with_health);
     let rows = tokio::spawn(async move {
         let mut rows = Vec::new();
         for n in sizes {
             let progress = |s: &str| eprintln!("bench: {s}…");
-            let with_fleet = cmd_with_fleet;
-            let row = subnet::measure(
-                &exe, n as usize, idle, settle, &node_args, with_fleet, progress,
-            );
+            let row = subnet::measure(&exe, n as usize, idle, settle, &node_args, extras, progress);
             rows.push(row.await?);
         }
         Ok::<_, String>(rows)
@@ -259,6 +262,9 @@ async fn subnets(exe: PathBuf, cmd: BenchCmd, size: BenchSize) -> ExitCode {
                 .map(|n| n.get())
                 .unwrap_or(1);
             print!("{}", subnet::table(&rows, cores, &cmd.node_args));
+            for health in rows.iter().filter_map(|r| r.health.as_ref()) {
+                print!("\n{health}");
+            }
             for fleet in rows.iter().filter_map(|r| r.fleet.as_ref()) {
                 print!("\n{fleet}");
             }

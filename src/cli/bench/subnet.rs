@@ -69,6 +69,9 @@ pub(super) struct SubnetRow {
     /// With `--with-fleet`: what the fleet view watching every node costs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet: Option<String>,
+    /// With `--with-health`: what a node probing the subnet costs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
 }
 
 struct Member {
@@ -90,7 +93,7 @@ pub(super) async fn measure(
     idle: Duration,
     settle: Duration,
     node_args: &[String],
-    with_fleet: bool,
+    (with_fleet, with_health): (bool, bool),
     progress: fn(&str),
 ) -> Result<SubnetRow, String> {
     if n < 2 {
@@ -144,6 +147,7 @@ pub(super) async fn measure(
         members.push(Member { node, metrics });
     }
     let boot = boot.ok_or("no bootnode")?;
+    let boot_text = boot.to_string();
     // The in-process node joins like the others: from the bootnode alone.
     let mut config = NodeConfig::new(libp2p::identity::Keypair::generate_ed25519());
     config.bootstrap = vec![boot];
@@ -203,6 +207,16 @@ pub(super) async fn measure(
     } else {
         None
     };
+    let health = if with_health {
+        progress(&format!(
+            "subnet of {n}: a node probing the subnet, beside its twin"
+        ));
+        let interval = Duration::from_secs(if settle.is_zero() { 2 } else { 10 });
+        let window = idle.max(interval * 3);
+        Some(super::subnet_health::measure(exe, &routes, &boot_text, n, window, interval).await?)
+    } else {
+        None
+    };
     let rss: Vec<f64> = pids.iter().filter_map(|p| rss_mb(*p)).collect();
     let private: Vec<f64> = pids.iter().filter_map(|p| private_mb(*p)).collect();
     let pss: Vec<f64> = pids.iter().filter_map(|p| pss_mb(*p)).collect();
@@ -257,6 +271,7 @@ pub(super) async fn measure(
         fanout_ms_max,
         fanout_failed: failed,
         fleet,
+        health,
     })
 }
 
@@ -294,7 +309,7 @@ async fn gauges(http: &reqwest::Client, members: &[Member], name: &str) -> Vec<f
 }
 
 /// The value of an unlabelled gauge in Prometheus text.
-fn gauge(text: &str, name: &str) -> Option<f64> {
+pub(super) fn gauge(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
