@@ -80,7 +80,13 @@ pub(super) async fn probe(
         o.agent = i.agent.clone();
         o.rtt = i.rtt_last;
         if let (Some(Ok(advertised)), Some(_)) = (&t.addr, &t.roster_state) {
-            o.advertised_elsewhere = advertised_elsewhere(advertised, i);
+            if let Some(listens) = advertised_elsewhere(advertised, i) {
+                // Where it advertises is where the others dial: try it.
+                o.advertised_elsewhere = dial_advertised(advertised, cfg.dial_timeout)
+                    .await
+                    .err()
+                    .map(|e| format!("{e} (where it advertises; it listens on {listens})"));
+            }
         }
     }
     if let (Some(i), Some(Ok(addr))) = (&info, &t.addr) {
@@ -134,9 +140,9 @@ fn socket_of(a: &Multiaddr) -> Option<(String, u16)> {
     None
 }
 
-/// Why a connected roster node cannot be dialled where it advertises:
-/// neither our connection (when we dialled) nor what identify says it
-/// listens on is that address. None when it matches or cannot be told.
+/// Where a connected roster node listens, when that is not where it
+/// advertises (neither our connection, when we dialled, nor what identify
+/// says it listens on): None when it matches or cannot be told.
 fn advertised_elsewhere(advertised: &Multiaddr, info: &PeerInfo) -> Option<String> {
     let want = socket_of(advertised)?;
     let mut seen: Vec<&Multiaddr> = info.listen_addrs.iter().collect();
@@ -147,16 +153,25 @@ fn advertised_elsewhere(advertised: &Multiaddr, info: &PeerInfo) -> Option<Strin
         return None;
     }
     let listens: Vec<String> = info.listen_addrs.iter().map(|a| a.to_string()).collect();
-    Some(format!(
-        "advertises {}:{}, where it does not listen (it listens on {})",
-        want.0,
-        want.1,
-        if listens.is_empty() {
-            "?".into()
-        } else {
-            listens.join(", ")
-        }
-    ))
+    Some(if listens.is_empty() {
+        "?".into()
+    } else {
+        listens.join(", ")
+    })
+}
+
+/// A TCP connection to where a node advertises (a port forward to it
+/// passes): the dial's error when none can be made. Only the handshake:
+/// the peer behind is the one we are connected to elsewhere.
+async fn dial_advertised(advertised: &Multiaddr, within: Duration) -> Result<(), String> {
+    let (host, port) = socket_of(advertised).ok_or("no TCP address")?;
+    let target = format!("{host}:{port}");
+    let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+    match tokio::time::timeout(within, connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("dial {target}: {}", e.kind())),
+        Err(_) => Err(format!("dial {target}: no answer within {within:?}")),
+    }
 }
 
 /// The peer's info once its first ping came back (or after [`RTT_WAIT`]).

@@ -75,7 +75,8 @@ pub struct Observation {
     pub rtt: Option<Duration>,
     /// The configured health route: its status and time, or why it failed.
     pub health_route: Option<Result<(u16, Duration), String>>,
-    /// Connected, but not where it advertises: others cannot dial it.
+    /// Connected, but not where it advertises, and a dial there failed:
+    /// others cannot reach it (the dial's error, and where it listens).
     pub advertised_elsewhere: Option<String>,
     /// Its DAG heads against ours, or why they could not be asked for
     /// (None: it does not serve DAG sync). Shown, alerted on when apart
@@ -126,7 +127,7 @@ pub fn judge(o: &Observation, t: &Thresholds) -> (Verdict, String) {
         _ => {}
     }
     if let Some(why) = &o.advertised_elsewhere {
-        return (Verdict::Degraded, why.clone());
+        return (Verdict::Unreachable, why.clone());
     }
     if let Some(age) = o.state_age.filter(|a| *a > t.stale_after) {
         return (Verdict::Stale, format!("peer state {} old", fmt_age(age)));
@@ -226,6 +227,19 @@ mod tests {
             judge(&stranger, &t),
             (Verdict::Online, "not in the roster".into())
         );
+    }
+
+    #[test]
+    fn a_node_we_reach_elsewhere_than_it_advertises_is_unreachable_for_the_others() {
+        let o = Observation {
+            advertised_elsewhere: Some(
+                "dial 127.0.0.1:1 (where it advertises): connection refused".into(),
+            ),
+            ..seen()
+        };
+        let (v, why) = judge(&o, &Thresholds::default());
+        assert_eq!(v, Verdict::Unreachable);
+        assert!(why.starts_with("dial 127.0.0.1:1"), "{why}");
     }
 
     #[test]

@@ -122,6 +122,23 @@ fn verdict(row: &Value) -> &str {
     row["verdict"].as_str().unwrap_or_default()
 }
 
+/// The next alert about `peer`; the others' go to `others`.
+async fn next_alert_for(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>,
+    peer: &str,
+    others: &mut Vec<Value>,
+    limit: Duration,
+) -> Value {
+    let until = Instant::now() + limit;
+    loop {
+        let a = next_alert(rx, until.saturating_duration_since(Instant::now())).await;
+        if a["peer"].as_str() == Some(peer) {
+            return a;
+        }
+        others.push(a);
+    }
+}
+
 async fn next_alert(
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>,
     limit: Duration,
@@ -176,7 +193,8 @@ async fn probed_nodes_go_down_alert_once_come_back_clear_once_and_python_peers_s
         .await;
     }
     // The template-style peers are in the roster (their signed peer
-    // states, replicated) and advertise port 1, where they do not listen.
+    // states, replicated) and advertise port 1, where they do not listen:
+    // we are connected to them, but the others cannot dial them there.
     for py in [&py081.addr, &py060.addr] {
         let (_, row) = until_row(
             &db,
@@ -187,16 +205,20 @@ async fn probed_nodes_go_down_alert_once_come_back_clear_once_and_python_peers_s
                 r["reason"]
                     .as_str()
                     .unwrap_or_default()
-                    .contains("127.0.0.1:1, where it does not listen")
+                    .contains("dial 127.0.0.1:1: connection refused (where it advertises")
                     // They serve DAG sync: their heads were compared with ours.
                     && r["dag"].is_object()
             },
         )
         .await;
-        assert_eq!(verdict(&row), "degraded", "{row}");
+        assert_eq!(verdict(&row), "unreachable", "{row}");
+        eprintln!("python peer: {}", row["reason"]);
         eprintln!("python peer's DAG against ours: {}", row["dag"]);
     }
-    assert_eq!(table(&db).0, 0, "nobody went down yet");
+    let rows = table(&db).1;
+    for peer in [peer_id_of(&b_addr).to_string(), c_peer.clone()] {
+        assert_eq!(verdict(&rows[&peer]), "online", "{rows:#?}");
+    }
 
     // Kill C: unreachable within two intervals (plus the test's polling),
     // one alert, and `subnet health` exits 1.
@@ -208,7 +230,10 @@ async fn probed_nodes_go_down_alert_once_come_back_clear_once_and_python_peers_s
     .await;
     eprintln!("killed node unreachable after {took:?}: {}", row["reason"]);
     assert!(row["reason"].as_str().unwrap().contains("refused"), "{row}");
-    let fired = next_alert(&mut alerts, limit).await;
+    // The python peers' own alerts (unreachable where they advertise) are
+    // theirs: C's is the one looked for.
+    let mut others = Vec::new();
+    let fired = next_alert_for(&mut alerts, &c_peer, &mut others, limit).await;
     eprintln!("alert {:?} after the kill", killed.elapsed());
     assert_eq!(
         (fired["alert"].as_str(), fired["state"].as_str()),
@@ -234,7 +259,7 @@ async fn probed_nodes_go_down_alert_once_come_back_clear_once_and_python_peers_s
         verdict(r) == "online"
     })
     .await;
-    let cleared = next_alert(&mut alerts, limit).await;
+    let cleared = next_alert_for(&mut alerts, &c_peer, &mut others, limit).await;
     assert_eq!(
         (cleared["peer"].as_str(), cleared["state"].as_str()),
         (Some(c_peer.as_str()), Some("cleared"))
@@ -247,8 +272,16 @@ async fn probed_nodes_go_down_alert_once_come_back_clear_once_and_python_peers_s
         &db,
         &doomed_peer,
         limit,
-        "the python peer unreachable",
-        |r| verdict(r) == "unreachable",
+        "the python peer dialled, no longer connected",
+        // Connected, it read unreachable where it advertises; gone, the
+        // probe's own dial there fails.
+        |r| {
+            verdict(r) == "unreachable"
+                && !r["reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("where it advertises")
+        },
     )
     .await;
     assert!(
@@ -262,9 +295,9 @@ async fn probed_nodes_go_down_alert_once_come_back_clear_once_and_python_peers_s
         py081.process.assert_healthy("while probed");
         py060.process.assert_healthy("while probed");
     }
-    // Exactly one firing and one cleared for C; the doomed peer was never
-    // online (degraded), so it may fire; nothing else.
-    let mut rest = Vec::new();
+    // Exactly one firing and one cleared for C; the python peers' alerts
+    // are theirs.
+    let mut rest = others;
     while let Ok(a) = alerts.try_recv() {
         rest.push(a);
     }
