@@ -68,7 +68,10 @@ impl PyProcess {
         dir: tempfile::TempDir,
     ) -> PyProcess {
         let stderr_path = dir.path().join("stderr.log");
+        // faulthandler: a crash in native code (no Python traceback)
+        // still leaves its stack in the stderr file.
         let mut child = Command::new(python)
+            .args(["-X", "faulthandler"])
             .arg(script)
             .args(args)
             .stdin(Stdio::piped())
@@ -136,9 +139,10 @@ impl PyProcess {
     /// Asserts the process runs and wrote no traceback.
     pub fn assert_healthy(&mut self, when: &str) {
         let stderr = self.stderr();
+        let status = self.child.try_wait();
         assert!(
-            self.alive(),
-            "the python peer died {when}; its stderr:\n{stderr}"
+            matches!(status, Ok(None)),
+            "the python peer died {when} ({status:?}); its stderr:\n{stderr}"
         );
         assert!(
             !stderr.contains("Traceback"),
