@@ -115,3 +115,10 @@ impl Samples {
         }
     }
 }
+
+/// The value of an unlabelled gauge in Prometheus text.
+pub(super) fn gauge(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}

@@ -21,6 +21,7 @@ use peerapi::testkit::{proc_kb, spawn_node_reporting, SpawnedNode};
 #[cfg(test)]
 use super::proc_cpu::cpu_ticks;
 use super::proc_cpu::idle_cpu;
+use super::report::gauge;
 
 /// Share of the other nodes each node must know for the subnet to count
 /// as joined.
@@ -306,13 +307,6 @@ async fn gauges(http: &reqwest::Client, members: &[Member], name: &str) -> Vec<f
         gauge(&text, name).unwrap_or(0.0)
     });
     futures::future::join_all(scrapes).await
-}
-
-/// The value of an unlabelled gauge in Prometheus text.
-pub(super) fn gauge(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 /// (median, max).

@@ -51,7 +51,7 @@ async fn connected(http: &reqwest::Client, url: &str) -> f64 {
         Ok(r) => r.text().await.unwrap_or_default(),
         Err(_) => String::new(),
     };
-    super::subnet::gauge(&text, "peerapi_connected_peers").unwrap_or(0.0)
+    super::report::gauge(&text, "peerapi_connected_peers").unwrap_or(0.0)
 }
 
 /// The section's text.
