@@ -151,20 +151,10 @@ pub async fn probe(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::subnet::{verify, DagLimits};
 
     #[test]
     fn heads_compared_on_real_peer_state_nodes() {
-        let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/vectors/peer_state_dag.json"),
-        )
-        .unwrap();
-        let dag: Value = serde_json::from_str(&text).unwrap();
-        let mut store = DagStore::new(DagLimits::default());
-        for n in dag["nodes"].as_array().unwrap() {
-            store.ingest(verify(n).unwrap());
-        }
+        let (store, dag) = crate::subnet::store::vector_store();
         let ns = store.namespaces()[0].clone();
         // The template node's own heads for these nodes: in step.
         let theirs: Vec<String> = dag["heads"]

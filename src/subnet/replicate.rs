@@ -237,22 +237,11 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::subnet::store::DagLimits;
     use crate::subnet::sync::{respond, SyncLimits};
     use libp2p::PeerId;
 
     fn vector_store() -> DagStore {
-        let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/vectors/peer_state_dag.json"),
-        )
-        .unwrap();
-        let dag: Value = serde_json::from_str(&text).unwrap();
-        let mut store = DagStore::new(DagLimits::default());
-        for n in dag["nodes"].as_array().unwrap() {
-            store.ingest(verify(n).unwrap());
-        }
-        store
+        crate::subnet::store::vector_store().0
     }
 
     /// A peer answering as our server answers (itself checked byte-exact

@@ -298,6 +298,23 @@ pub fn snapshot(node: &VerifiedNode, include_body: bool) -> Value {
     v
 }
 
+/// The real peer-state records of `tests/vectors/peer_state_dag.json`,
+/// verified into a store, and the file as JSON (its `heads` are the
+/// template node's own): what the DAG tests start from.
+#[cfg(test)]
+pub(crate) fn vector_store() -> (DagStore, serde_json::Value) {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/peer_state_dag.json"),
+    )
+    .unwrap();
+    let dag: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut store = DagStore::new(DagLimits::default());
+    for n in dag["nodes"].as_array().unwrap() {
+        store.ingest(super::dag::verify(n).unwrap());
+    }
+    (store, dag)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -307,16 +307,7 @@ mod tests {
 
     #[test]
     fn held_nodes_are_summarised_and_fetched_as_received() {
-        let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/vectors/peer_state_dag.json"),
-        )
-        .unwrap();
-        let dag: Value = serde_json::from_str(&text).unwrap();
-        let mut store = DagStore::new(DagLimits::default());
-        for n in dag["nodes"].as_array().unwrap() {
-            store.ingest(verify(n).unwrap());
-        }
+        let (store, dag) = crate::subnet::store::vector_store();
         let me = PeerId::random();
         let limits = SyncLimits::default();
         let inv = respond(

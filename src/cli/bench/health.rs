@@ -60,6 +60,15 @@ fn phase(
     })
 }
 
+/// A history file's bytes: the file and its write-ahead log.
+pub(super) fn history_bytes(path: &Path) -> u64 {
+    ["", "-wal"]
+        .iter()
+        .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
 /// A day of probes at a 60 s interval of `nodes` nodes, written through
 /// the history's own code (1 % of probes unreachable, RTTs spread): the
 /// file's size at the end, in bytes.
@@ -105,11 +114,7 @@ pub(super) fn simulated_day(path: &Path, nodes: usize) -> Result<u64, String> {
             .map_err(|e| e.to_string())?;
     }
     drop(h);
-    Ok(["", "-wal"]
-        .iter()
-        .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
-        .map(|m| m.len())
-        .sum())
+    Ok(history_bytes(path))
 }
 
 pub(super) async fn run(exe: &Path, nodes: usize, quick: bool) -> Result<String, String> {
@@ -176,11 +181,7 @@ pub(super) async fn run(exe: &Path, nodes: usize, quick: bool) -> Result<String,
         .map_err(|e| e.to_string())?
         .len();
     drop(history);
-    let db_bytes: u64 = ["", "-wal"]
-        .iter()
-        .filter_map(|s| std::fs::metadata(format!("{}{s}", db.display())).ok())
-        .map(|m| m.len())
-        .sum();
+    let db_bytes = history_bytes(&db);
     let rounds = probes as f64 / nodes as f64;
     let base_cpu = (without.cpu_secs / without.secs + without2.cpu_secs / without2.secs) / 2.0;
     let base_bytes =

@@ -153,11 +153,7 @@ pub(super) async fn measure(
     drop(twin);
     let frames = super::health::frames(&socket).await;
     drop(watcher);
-    let db_bytes: u64 = ["", "-wal"]
-        .iter()
-        .filter_map(|s| std::fs::metadata(format!("{}{s}", db.display())).ok())
-        .map(|m| m.len())
-        .sum();
+    let db_bytes = super::health::history_bytes(&db);
     let day = dir.path().join("day.db");
     let day_bytes = super::health::simulated_day(&day, n)?;
     let at_60 = 60.0;
