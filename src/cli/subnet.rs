@@ -47,6 +47,9 @@ pub(crate) struct SubnetArgs {
     /// Least seconds between two replications from the same peer.
     #[arg(long, value_name = "SECS", default_value_t = replicate::DEFAULT_REPLICATE_INTERVAL.as_secs())]
     pub dag_replicate_interval: u64,
+    /// DAG replications running at once; more wait their turn.
+    #[arg(long, value_name = "N", default_value_t = replicate::DEFAULT_MAX_REPLICATIONS)]
+    pub max_dag_replications: usize,
     /// Accept template nodes' telemetry WebSocket events here (their
     /// --telemetry_url ws://IP:PORT) and show them, signatures checked.
     #[arg(long, value_name = "IP:PORT")]
@@ -93,6 +96,7 @@ impl SubnetArgs {
         }
         config.replicate.max_response_bytes = self.max_sync_response_bytes;
         config.replicate.min_interval = std::time::Duration::from_secs(self.dag_replicate_interval);
+        config.replicate.max_concurrent = self.max_dag_replications.max(1);
         config.dag_file = self.dag_file.clone();
         config.telemetry_listen = self.telemetry_listen;
         config.telemetry.max_message_bytes = self.max_telemetry_message_bytes;

@@ -146,10 +146,13 @@ pub fn judge(o: &Observation, t: &Thresholds) -> (Verdict, String) {
     (Verdict::Online, reason)
 }
 
-/// `90s`, `12m`, `5h`, `3d`.
+/// `90s`, `12m`, `5h`, `3d`; a whole hour or day in its own unit (`1h`,
+/// not `60m`), as an operator wrote a window.
 pub fn fmt_age(d: Duration) -> String {
     let s = d.as_secs();
     match s {
+        86_400.. if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
+        3600.. if s.is_multiple_of(3600) => format!("{}h", s / 3600),
         0..=119 => format!("{s}s"),
         120..=7199 => format!("{}m", s / 60),
         7200..=172_799 => format!("{}h", s / 3600),
@@ -160,6 +163,24 @@ pub fn fmt_age(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_read_in_the_unit_an_operator_would_write() {
+        let f = |s| fmt_age(Duration::from_secs(s));
+        assert_eq!(
+            [
+                f(0),
+                f(90),
+                f(720),
+                f(3600),
+                f(5400),
+                f(18_000),
+                f(86_400),
+                f(259_200)
+            ],
+            ["0s", "90s", "12m", "1h", "90m", "5h", "1d", "3d"]
+        );
+    }
 
     fn seen() -> Observation {
         Observation {

@@ -29,8 +29,9 @@ pub struct ReplicationCounters {
     pub failed: AtomicU64,
     pub nodes_kept: AtomicU64,
     pub invalid: AtomicU64,
-    /// Replications not started because as many were running as allowed.
-    pub skipped_busy: AtomicU64,
+    /// Replications that waited their turn because as many were running as
+    /// allowed (a node joining a subnet identifies many peers at once).
+    pub queued_busy: AtomicU64,
 }
 
 /// Stops a node's replications at shutdown: no new one starts and no
@@ -130,11 +131,6 @@ impl Replicator {
         {
             return;
         }
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            self.counters.skipped_busy.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(%peer, "DAG replication not started: as many running as allowed");
-            return;
-        };
         if self.last.len() >= MAX_REMEMBERED_PEERS {
             let interval = self.config.min_interval;
             self.last.retain(|_, t| now.duration_since(*t) < interval);
@@ -157,9 +153,25 @@ impl Replicator {
             gossip: self.gossip.clone(),
             counters: self.counters.clone(),
         };
+        // A replication over the bound waits for a turn rather than being
+        // dropped: identify may not answer again for minutes, and a peer
+        // skipped now would keep its DAG nodes from us until then. One
+        // waiter per peer per interval (`last`), so the queue is bounded by
+        // the connection limit.
+        let permits = self.permits.clone();
+        let busy = permits.available_permits() == 0;
+        if busy {
+            self.counters.queued_busy.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, "DAG replication waits: as many running as allowed");
+        }
         // In the node's log span (the event loop's), so its lines say which node.
         rt.spawn(tracing::Instrument::in_current_span(async move {
-            job.run().await;
+            let Ok(permit) = permits.acquire_owned().await else {
+                return;
+            };
+            if !job.stopping.load(Ordering::SeqCst) {
+                job.run().await;
+            }
             drop(permit);
         }));
     }

@@ -149,3 +149,62 @@ async fn the_dag_file_keeps_what_the_node_held_across_a_restart() {
     assert!(err.to_string().contains("move it away"), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), b"not json");
 }
+
+/// A node joining a subnet identifies many DAG peers at once: past the
+/// bound on replications running together, the others wait their turn
+/// rather than being skipped until identify answers again (minutes later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replications_past_the_bound_wait_their_turn_and_every_peer_is_replicated() {
+    let mut servers = Vec::new();
+    for (version, base) in [
+        (PyLibp2p::V081, "100"),
+        (PyLibp2p::V060, "200"),
+        (PyLibp2p::V081, "300"),
+    ] {
+        // Slow answers keep the first replication running while the
+        // others are identified.
+        let flags = ["--node-id-base", base, "--answer-delay", "0.5"];
+        servers.push(dag_server_with(version, 3, 0, &flags).await);
+    }
+    let mut cfg = config();
+    cfg.subnet.replicate.max_concurrent = 1;
+    let (node, _) = start(cfg).await;
+    let h = node.handle();
+    let mut events = h.subscribe();
+    for s in &servers {
+        h.dial(&s.addr).await.expect("dial a DAG server");
+    }
+    let mut replicated = std::collections::BTreeMap::new();
+    within(async {
+        while replicated.len() < servers.len() {
+            if let peerapi::NodeEvent::DagReplicated {
+                peer, kept, error, ..
+            } = events.recv().await.expect("node events")
+            {
+                replicated.insert(peer, (kept, error));
+            }
+        }
+    })
+    .await;
+    for s in &mut servers {
+        let peer = crate::common::peer_id_of(&s.addr);
+        assert_eq!(
+            replicated.get(&peer),
+            Some(&(3, None)),
+            "{replicated:?}; the server's stderr:\n{}",
+            s.process.stderr()
+        );
+        s.process.assert_healthy("after replication");
+    }
+    let waited = h
+        .replication_counters()
+        .queued_busy
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(waited >= 1, "the bound was reached: {waited} waited");
+    let mut heads = h.dag().lock().unwrap().summary("general-dag").head_ids;
+    let mut expected: Vec<String> = servers.iter().map(|s| s.head.clone()).collect();
+    heads.sort();
+    expected.sort();
+    assert_eq!(heads, expected, "each peer's chain head is ours");
+    node.abort();
+}
