@@ -91,19 +91,45 @@ pub struct Alert {
     pub by: String,
 }
 
+/// One alert's state: it fires once a condition held `after` times in a
+/// row and clears once it no longer holds; each change is told once.
+#[derive(Default)]
+struct Latch {
+    streak: u32,
+    firing: bool,
+}
+
+impl Latch {
+    /// `holds`: whether the condition held this time (None: no evidence
+    /// either way, nothing changes). The change, if any.
+    fn step(&mut self, holds: Option<bool>, after: u32) -> Option<&'static str> {
+        match holds? {
+            true => {
+                self.streak = self.streak.saturating_add(1);
+                (!self.firing && self.streak >= after.max(1)).then(|| {
+                    self.firing = true;
+                    "firing"
+                })
+            }
+            false => {
+                self.streak = 0;
+                std::mem::take(&mut self.firing).then_some("cleared")
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct NodeState {
     seen_up: bool,
-    down_streak: u32,
-    down: bool,
-    slow_streak: u32,
-    slow: bool,
+    down: Latch,
+    slow: Latch,
     /// (probe time, reachable) within the availability window.
     window: VecDeque<(i64, bool)>,
-    low: bool,
+    low: Latch,
     /// When its heads first differed from ours, in the current run.
     dag_apart_since: Option<i64>,
-    dag_apart: bool,
+    dag_apart: Latch,
 }
 
 /// What each node's alerts stand at, and the rate limit.
@@ -113,8 +139,7 @@ pub struct Alerts {
     nodes: HashMap<String, NodeState>,
     window: Option<Instant>,
     sent_in_window: u32,
-    own_unreachable_streak: u32,
-    own_unreachable: bool,
+    own_unreachable: Latch,
     /// Alerts dropped by the rate limit so far.
     pub suppressed: u64,
 }
@@ -127,8 +152,7 @@ impl Alerts {
             nodes: HashMap::new(),
             window: None,
             sent_in_window: 0,
-            own_unreachable_streak: 0,
-            own_unreachable: false,
+            own_unreachable: Latch::default(),
             suppressed: 0,
         }
     }
@@ -146,56 +170,36 @@ impl Alerts {
         let c = &self.config;
         let n = self.nodes.entry(peer.to_string()).or_default();
         let mut out = Vec::new();
-        let alert = |name: &str, state: &str, reason: String| Alert {
-            alert: name.into(),
-            state: state.into(),
-            peer: peer.into(),
-            reason,
-            at_s,
-            by: self.by.clone(),
+        let mut alert = |name: &str, state: &str, reason: String| {
+            out.push(Alert {
+                alert: name.into(),
+                state: state.into(),
+                peer: peer.into(),
+                reason,
+                at_s,
+                by: self.by.clone(),
+            })
         };
-        if verdict.reachable() {
-            n.seen_up = true;
-            n.down_streak = 0;
-            if n.down {
-                n.down = false;
-                out.push(alert("node_down", "cleared", format!("{verdict} again")));
-            }
-        } else if n.seen_up {
-            n.down_streak += 1;
-            if !n.down && n.down_streak >= c.down_after.max(1) {
-                n.down = true;
-                out.push(alert("node_down", "firing", format!("{verdict}: {reason}")));
-            }
+        n.seen_up |= verdict.reachable();
+        // Down counts only for a node we have seen up.
+        let down = n.seen_up.then_some(!verdict.reachable());
+        match n.down.step(down, c.down_after) {
+            Some("firing") => alert("node_down", "firing", format!("{verdict}: {reason}")),
+            Some(state) => alert("node_down", state, format!("{verdict} again")),
+            None => {}
         }
-        if let Some(bound) = c.slow_probe {
-            match probe_time {
-                Some(t) if t > bound => {
-                    n.slow_streak += 1;
-                    if !n.slow && n.slow_streak >= c.slow_after.max(1) {
-                        n.slow = true;
-                        out.push(alert(
-                            "probe_slow",
-                            "firing",
-                            format!(
-                                "probe took {} ms (bound {} ms)",
-                                t.as_millis(),
-                                bound.as_millis()
-                            ),
-                        ));
-                    }
-                }
-                Some(_) => {
-                    n.slow_streak = 0;
-                    if n.slow {
-                        n.slow = false;
-                        out.push(alert(
-                            "probe_slow",
-                            "cleared",
-                            "probe time within bound".into(),
-                        ));
-                    }
-                }
+        if let (Some(bound), Some(t)) = (c.slow_probe, probe_time) {
+            match n.slow.step(Some(t > bound), c.slow_after) {
+                Some("firing") => alert(
+                    "probe_slow",
+                    "firing",
+                    format!(
+                        "probe took {} ms (bound {} ms)",
+                        t.as_millis(),
+                        bound.as_millis()
+                    ),
+                ),
+                Some(state) => alert("probe_slow", state, "probe time within bound".into()),
                 None => {}
             }
         }
@@ -207,46 +211,47 @@ impl Alerts {
             }
             let up = n.window.iter().filter(|(_, r)| *r).count();
             let share = up as f64 / n.window.len().max(1) as f64;
-            let what = format!(
-                "{:.0}% of {} probes in {} (bound {:.0}%)",
-                share * 100.0,
-                n.window.len(),
-                super::verdict::fmt_age(c.availability_window),
-                bound * 100.0
-            );
-            if !n.low && n.seen_up && n.window.len() >= MIN_PROBES_FOR_AVAILABILITY && share < bound
-            {
-                n.low = true;
-                out.push(alert("availability_low", "firing", what));
-            } else if n.low && share >= bound {
-                n.low = false;
-                out.push(alert("availability_low", "cleared", what));
+            // Low only with enough probes of a node seen up; not low clears.
+            let enough = n.seen_up && n.window.len() >= MIN_PROBES_FOR_AVAILABILITY;
+            let low = if share < bound {
+                enough.then_some(true)
+            } else {
+                Some(false)
+            };
+            if let Some(state) = n.low.step(low, 1) {
+                let what = format!(
+                    "{:.0}% of {} probes in {} (bound {:.0}%)",
+                    share * 100.0,
+                    n.window.len(),
+                    super::verdict::fmt_age(c.availability_window),
+                    bound * 100.0
+                );
+                alert("availability_low", state, what);
             }
         }
         if let (Some(after), Some(dag)) = (c.dag_diverged_for, dag) {
-            if dag.in_step() {
+            // Apart long enough fires, in step clears; apart for less, no change.
+            let (apart, apart_for) = if dag.in_step() {
                 n.dag_apart_since = None;
-                if n.dag_apart {
-                    n.dag_apart = false;
-                    out.push(alert(
-                        "dag_diverged",
-                        "cleared",
-                        "heads in step again".into(),
-                    ));
-                }
+                (Some(false), 0)
             } else {
-                let since = *n.dag_apart_since.get_or_insert(at_s);
-                if !n.dag_apart && at_s - since >= after.as_secs() as i64 {
-                    n.dag_apart = true;
-                    out.push(alert(
-                        "dag_diverged",
-                        "firing",
-                        format!(
-                            "{dag}, at every probe for {}",
-                            super::verdict::fmt_age(Duration::from_secs((at_s - since) as u64))
-                        ),
-                    ));
-                }
+                let apart_for = at_s - *n.dag_apart_since.get_or_insert(at_s);
+                (
+                    (apart_for >= after.as_secs() as i64).then_some(true),
+                    apart_for,
+                )
+            };
+            match n.dag_apart.step(apart, 1) {
+                Some("firing") => alert(
+                    "dag_diverged",
+                    "firing",
+                    format!(
+                        "{dag}, at every probe for {}",
+                        super::verdict::fmt_age(Duration::from_secs(apart_for as u64))
+                    ),
+                ),
+                Some(state) => alert("dag_diverged", state, "heads in step again".into()),
+                None => {}
             }
         }
         out
@@ -257,32 +262,22 @@ impl Alerts {
         if !self.config.own_unreachable {
             return None;
         }
-        let alert = |s: &str| Alert {
+        let unreachable = match state {
+            ReachState::Unreachable => Some(true),
+            ReachState::Reachable => Some(false),
+            ReachState::Unknown => None,
+        };
+        let change = self
+            .own_unreachable
+            .step(unreachable, OWN_UNREACHABLE_AFTER)?;
+        Some(Alert {
             alert: "own_unreachable".into(),
-            state: s.into(),
+            state: change.into(),
             peer: self.by.clone(),
             reason: reason.into(),
             at_s,
             by: self.by.clone(),
-        };
-        match state {
-            ReachState::Unreachable => {
-                self.own_unreachable_streak += 1;
-                if !self.own_unreachable && self.own_unreachable_streak >= OWN_UNREACHABLE_AFTER {
-                    self.own_unreachable = true;
-                    return Some(alert("firing"));
-                }
-            }
-            ReachState::Reachable => {
-                self.own_unreachable_streak = 0;
-                if self.own_unreachable {
-                    self.own_unreachable = false;
-                    return Some(alert("cleared"));
-                }
-            }
-            ReachState::Unknown => {}
-        }
-        None
+        })
     }
 
     /// Whether another alert may go out now (`max_per_minute`).

@@ -96,9 +96,7 @@ fn shown_port(screen: &str) -> Option<String> {
 
 #[test]
 fn a_node_restarted_under_an_attached_console_is_gone_then_attached_again_with_fresh_views() {
-    let dir = tempfile::tempdir().unwrap();
-    let routes = dir.path().join("routes.json");
-    std::fs::write(&routes, "{}").unwrap();
+    let (dir, routes) = crate::common::empty_routes();
     let key = dir.path().join("node.key");
     let socket = dir.path().join("ctl").join("n.sock");
     let flags = [
@@ -134,9 +132,7 @@ fn a_node_restarted_under_an_attached_console_is_gone_then_attached_again_with_f
 async fn two_consoles_attached_at_once_see_each_others_route_edits_and_one_leaving_stops_nothing() {
     use crate::console_backend::{key, screen, typed};
     use ratatui::crossterm::event::KeyCode;
-    let dir = tempfile::tempdir().unwrap();
-    let routes = dir.path().join("routes.json");
-    std::fs::write(&routes, "{}").unwrap();
+    let (dir, routes) = crate::common::empty_routes();
     let socket = dir.path().join("ctl").join("n.sock");
     let (mut node, _) = node_process_with(&routes, &["--control", socket.to_str().unwrap()]);
     // One console in this test over a TestBackend, one in tmux.
@@ -329,9 +325,7 @@ async fn calls_another_client_has_the_node_make_are_listed_once_and_the_consoles
     use ratatui::crossterm::event::KeyCode;
     let peer = served_peer().await;
     let b_addr = &peer.addr;
-    let dir = tempfile::tempdir().unwrap();
-    let routes = dir.path().join("routes.json");
-    std::fs::write(&routes, "{}").unwrap();
+    let (dir, routes) = crate::common::empty_routes();
     let socket = dir.path().join("ctl").join("n.sock");
     let (_node, _) = node_process_with(&routes, &["--control", socket.to_str().unwrap()]);
     let (link, updates) = crate::common::within(peerapi::control::client::connect_socket(

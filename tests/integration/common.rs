@@ -390,6 +390,15 @@ pub async fn next_serve_outcome(
 }
 
 /// The peer id at the end of `addr` (`.../p2p/<id>`).
+/// A temporary directory holding an empty `routes.json`: the directory (it
+/// is removed when dropped) and the file's path.
+pub fn empty_routes() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.json");
+    std::fs::write(&routes, "{}").unwrap();
+    (dir, routes)
+}
+
 pub fn peer_id_of(addr: &Multiaddr) -> libp2p::PeerId {
     peerapi::node::peer_of(addr).expect("the address ends in /p2p/<peer id>")
 }

@@ -42,9 +42,7 @@ fn answered(out: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_out_and_reload_run_on_each_node_and_a_read_only_context_refuses() {
     let peer = served_peer().await;
-    let dir = tempfile::tempdir().unwrap();
-    let routes = dir.path().join("routes.json");
-    std::fs::write(&routes, "{}").unwrap();
+    let (dir, routes) = crate::common::empty_routes();
     let socket = |name: &str| dir.path().join("ctl").join(format!("{name}.sock"));
     let bootstrap = peer.addr.to_string();
     let start = |name: &str| {

@@ -165,9 +165,7 @@ async fn next_alert(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probed_nodes_go_down_alert_once_come_back_clear_once_and_python_peers_stay_healthy() {
     let started = Instant::now();
-    let dir = tempfile::tempdir().unwrap();
-    let routes = dir.path().join("routes.json");
-    std::fs::write(&routes, "{}").unwrap();
+    let (dir, routes) = crate::common::empty_routes();
     let (_b, b_addr) = node_process_with(&routes, &["--no-control"]);
     let c_key = dir.path().join("c.key");
     let c_key = c_key.to_str().unwrap();
@@ -323,9 +321,7 @@ async fn probed_nodes_go_down_alert_once_come_back_clear_once_and_python_peers_s
 
 #[test]
 fn a_history_that_is_not_ours_stops_the_start_and_an_unwritable_place_does_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let routes = dir.path().join("routes.json");
-    std::fs::write(&routes, "{}").unwrap();
+    let (dir, routes) = crate::common::empty_routes();
     let foreign = dir.path().join("notes.db");
     std::fs::write(&foreign, "not a database").unwrap();
     let out = Command::new(BIN)
@@ -371,9 +367,7 @@ fn a_history_that_is_not_ours_stops_the_start_and_an_unwritable_place_does_not()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_survives_a_restart_retention_prunes_it_and_autonat_finds_us_reachable() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let routes = dir.path().join("routes.json");
-    std::fs::write(&routes, "{}").unwrap();
+    let (dir, routes) = crate::common::empty_routes();
     let (_b, b_addr) = node_process_with(&routes, &["--no-control"]);
     let b_peer = peer_id_of(&b_addr).to_string();
     let key = dir.path().join("a.key");
@@ -455,9 +449,7 @@ async fn history_survives_a_restart_retention_prunes_it_and_autonat_finds_us_rea
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dag_heads_apart_and_low_availability_alert_once_each_through_the_webhook() {
-    let dir = tempfile::tempdir().unwrap();
-    let routes = dir.path().join("routes.json");
-    std::fs::write(&routes, "{}").unwrap();
+    let (dir, routes) = crate::common::empty_routes();
     // Two template-style peers with DAGs of their own: the watcher holds
     // both, so each lacks the other's heads ("behind").
     let mut py081 = dag_server_with(PyLibp2p::V081, 2, 0, &["--node-id-base", "100"]).await;

@@ -189,9 +189,7 @@ fn wait_screen(session: &str, pred: impl Fn(&str) -> bool) -> String {
 
 #[test]
 fn a_node_logging_to_a_file_writes_no_colour_codes() {
-    let dir = tempfile::tempdir().unwrap();
-    let routes = dir.path().join("routes.json");
-    std::fs::write(&routes, "{}").unwrap();
+    let (dir, routes) = crate::common::empty_routes();
     let err = dir.path().join("node.log");
     let (mut node, lines) = spawn(
         &[

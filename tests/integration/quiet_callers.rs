@@ -94,9 +94,7 @@ async fn a_node_stopped_mid_replication_stops_asking_and_waits_for_its_answer() 
     for version in [PyLibp2p::V081, PyLibp2p::V060] {
         // The peer takes 2 s to answer each request, as a busy node may.
         let mut server = dag_server_with(version, 5, 0, &["--answer-delay", "2"]).await;
-        let dir = tempfile::tempdir().unwrap();
-        let routes = dir.path().join("routes.json");
-        std::fs::write(&routes, "{}").unwrap();
+        let (_dir, routes) = crate::common::empty_routes();
         let peer_addr = server.addr.to_string();
         let (mut node, node_addr) = node_process_with(
             &routes,

@@ -14,9 +14,7 @@ const SILENT: usize = 2_000;
 
 /// A `peerapi node` process with `flags`, and its metrics URL if asked for.
 fn node(flags: &[&str]) -> (Proc, Option<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let routes = dir.path().join("routes.json");
-    std::fs::write(&routes, "{}").unwrap();
+    let (_dir, routes) = crate::common::empty_routes();
     let spawned = peerapi::testkit::spawn_node_reporting(
         std::path::Path::new(BIN),
         &routes,

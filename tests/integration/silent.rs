@@ -114,9 +114,7 @@ fn vm_size_kib(pid: u32) -> u64 {
 /// before, each reserved its declared length (3.2 GB of address space).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declared_lengths_reserve_nothing_before_the_bytes_arrive() {
-    let dir = tempfile::tempdir().unwrap();
-    let routes = dir.path().join("routes.json");
-    std::fs::write(&routes, "{}").unwrap();
+    let (_dir, routes) = crate::common::empty_routes();
     let (proc, addr) = node_process_with(
         &routes,
         &[

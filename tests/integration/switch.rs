@@ -13,9 +13,7 @@ use crate::console::Session;
 
 #[test]
 fn ctx_and_the_picker_switch_an_attached_console_between_two_nodes() {
-    let dir = tempfile::tempdir().unwrap();
-    let routes = dir.path().join("routes.json");
-    std::fs::write(&routes, "{}").unwrap();
+    let (dir, routes) = crate::common::empty_routes();
     let socket = |name: &str| dir.path().join("ctl").join(format!("{name}.sock"));
     let start = |name: &str| {
         let s = socket(name);

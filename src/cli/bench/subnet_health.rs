@@ -90,20 +90,11 @@ pub(super) async fn measure(
     let mut twin_flags: Vec<&str> = common.to_vec();
     twin_flags.push("--no-control");
     let env = [("RUST_LOG", "error")];
-    let watcher = Kill(spawn_node_reporting(
-        exe,
-        routes,
-        &watcher_flags,
-        &env,
-        Duration::from_secs(30),
-    )?);
-    let twin = Kill(spawn_node_reporting(
-        exe,
-        routes,
-        &twin_flags,
-        &env,
-        Duration::from_secs(30),
-    )?);
+    let spawn = |flags: &[&str]| {
+        spawn_node_reporting(exe, routes, flags, &env, Duration::from_secs(30)).map(Kill)
+    };
+    let watcher = spawn(&watcher_flags)?;
+    let twin = spawn(&twin_flags)?;
     let http = reqwest::Client::new();
     let urls: Vec<String> = [&watcher, &twin]
         .iter()
